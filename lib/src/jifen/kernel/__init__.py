@@ -1,0 +1,1 @@
+"""Jifen's shared kernel: only what all three services share identically."""

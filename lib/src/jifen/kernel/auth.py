@@ -1,0 +1,196 @@
+"""Bearer tokens: Ed25519-signed JWTs naming a subject, a role and an organisation.
+
+The stack generates a signing key on first run (under ``var/keys``, gitignored). Every key
+ever used stays in ``public/`` so tokens signed before a rotation still verify until they
+expire; the token header carries the key id (``kid``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+ISSUER = "jifen"
+DEFAULT_TTL_SECONDS = 12 * 3600
+
+
+class Role(StrEnum):
+    VOLUNTEER = "volunteer"
+    OFFICER = "officer"
+    APP = "app"
+    MERCHANT = "merchant"
+    AUDITOR = "auditor"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    role: Role
+    org: str
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def _private_dir(keys_dir: Path) -> Path:
+    return keys_dir / "signing"
+
+
+def _public_dir(keys_dir: Path) -> Path:
+    return keys_dir / "public"
+
+
+def ensure_signing_key(keys_dir: Path) -> str:
+    """Create a signing key if there is none; return the current key id."""
+    current = keys_dir / "current"
+    if current.exists():
+        return current.read_text().strip()
+    return rotate_signing_key(keys_dir)
+
+
+def rotate_signing_key(keys_dir: Path) -> str:
+    """Make a new signing key current; earlier public keys stay valid for verification."""
+    _private_dir(keys_dir).mkdir(parents=True, exist_ok=True)
+    _public_dir(keys_dir).mkdir(parents=True, exist_ok=True)
+    os.chmod(_private_dir(keys_dir), 0o700)
+    kid = time.strftime("%Y%m%d") + "-" + secrets.token_hex(4)
+    key = Ed25519PrivateKey.generate()
+    private = _private_dir(keys_dir) / f"{kid}.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(private, 0o600)
+    (_public_dir(keys_dir) / f"{kid}.pem").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    tmp = keys_dir / "current.tmp"
+    tmp.write_text(kid)
+    tmp.replace(keys_dir / "current")
+    return kid
+
+
+def issue_token(
+    keys_dir: Path,
+    *,
+    subject: str,
+    role: Role | str,
+    org: str,
+    ttl_seconds: int = DEFAULT_TTL_SECONDS,
+) -> str:
+    kid = ensure_signing_key(keys_dir)
+    key = serialization.load_pem_private_key(
+        (_private_dir(keys_dir) / f"{kid}.pem").read_bytes(), password=None
+    )
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "sub": subject,
+        "role": Role(role).value,
+        "org": org,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})  # type: ignore[arg-type]
+
+
+class TokenVerifier:
+    """Verifies tokens against every published key (re-read when an unknown kid appears)."""
+
+    def __init__(self, keys_dir: Path) -> None:
+        self.keys_dir = keys_dir
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._load()
+
+    def _load(self) -> None:
+        for path in sorted(_public_dir(self.keys_dir).glob("*.pem")):
+            key = serialization.load_pem_public_key(path.read_bytes())
+            if isinstance(key, Ed25519PublicKey):
+                self._keys[path.stem] = key
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"malformed token: {exc}") from None
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise InvalidToken("token has no key id (kid)")
+        if kid not in self._keys:
+            self._load()
+        key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken(f"unknown signing key {kid!r}")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=["EdDSA"],
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "iss"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from None
+        try:
+            return Principal(
+                subject=str(claims["sub"]), role=Role(claims["role"]), org=str(claims["org"])
+            )
+        except (KeyError, ValueError) as exc:
+            raise InvalidToken(f"bad claims: {exc}") from None
+
+
+_bearer = HTTPBearer(auto_error=False, description="A Jifen token: `jifen token create`.")
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise _unauthorized("missing bearer token")
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        return verifier.verify(credentials.credentials)
+    except InvalidToken as exc:
+        raise _unauthorized(f"invalid token: {exc}") from None
+
+
+def require(*roles: Role) -> Any:
+    """A dependency that admits only the given roles (403 for any other valid token)."""
+    allowed = frozenset(roles)
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in allowed:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"role {principal.role.value!r} may not do this; allowed: "
+                + ", ".join(sorted(r.value for r in allowed)),
+            )
+        return principal
+
+    return Depends(dependency)

@@ -1,0 +1,159 @@
+"""Demo data for ``make run``, created through the public APIs (so it exercises the real path):
+one union branch, two grids, a month of jobs, a few rewards, and three credited volunteers."""
+
+from __future__ import annotations
+
+import calendar
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from jifen.kernel.devstack import DevStack
+
+COMMUNITIES = ("penglai-grid", "dongcheng-grid")
+# (day rule, category, title, points, capacity, start hour UTC, hours)
+MENU = [
+    ("daily", "meal_delivery", "为独居老人送午餐 Lunch delivery to isolated elders", 20, 6, 3, 2),
+    (
+        "weekday",
+        "traffic_guidance",
+        "学校路口交通引导 School-crossing traffic guidance",
+        15,
+        4,
+        23,
+        1,
+    ),
+    ("saturday", "hazard_patrol", "楼道消防隐患巡查 Stairwell fire-hazard patrol", 25, 5, 6, 3),
+    ("sunday", "elder_visit", "探访独居老人 Visiting isolated elders", 20, 4, 6, 2),
+    ("15th", "free_repair_day", "电动车免费维修日 Free e-bike repair day", 40, 8, 1, 8),
+    ("wednesday", "civility_persuasion", "文明劝导 Civility persuasion", 10, 6, 10, 2),
+]
+REWARDS = [
+    ("merchant-battery", "电池更换券", "Battery swap voucher", 50, 30),
+    ("merchant-shop", "大米一袋 (5kg)", "Bag of rice (5 kg)", 80, 20),
+    ("merchant-clinic", "免费体检", "Free health check", 120, None),
+    ("union", "工会电影票", "Union cinema ticket", 30, 50),
+]
+
+
+def _days(rule: str, year: int, month: int) -> list[int]:
+    n = calendar.monthrange(year, month)[1]
+    weekday = {"saturday": 5, "sunday": 6, "wednesday": 2}
+    if rule == "daily":
+        return list(range(1, n + 1))
+    if rule == "weekday":
+        return [d for d in range(1, n + 1) if calendar.weekday(year, month, d) < 5]
+    if rule == "15th":
+        return [15]
+    return [d for d in range(1, n + 1) if calendar.weekday(year, month, d) == weekday[rule]]
+
+
+def _ok(r: httpx.Response) -> dict[str, Any]:
+    if r.status_code >= 400:
+        raise RuntimeError(f"{r.request.method} {r.request.url}: {r.status_code} {r.text}")
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def seed(stack: DevStack) -> None:
+    officer = {"Authorization": f"Bearer {stack.token('officer')}"}
+    app = {"Authorization": f"Bearer {stack.token('app')}"}
+    admin = {"Authorization": f"Bearer {stack.token('admin')}"}
+    now = datetime.now(UTC)
+    month = f"{now.year}-{now.month:02d}"
+    with httpx.Client(timeout=30) as http:
+        existing = http.get(
+            f"{stack.url('tasks')}/v1/jobs", params={"month": month, "limit": 1}, headers=officer
+        )
+        if existing.status_code == 200 and existing.json():
+            stack.say(f"  demo data already there (jobs for {month}); kept as is")
+            return
+        jobs = 0
+        for community in COMMUNITIES:
+            for rule, category, title, points, capacity, hour, hours in MENU:
+                for day in _days(rule, now.year, now.month):
+                    start = datetime(now.year, now.month, day, hour, tzinfo=UTC)
+                    _ok(
+                        http.post(
+                            f"{stack.url('tasks')}/v1/jobs",
+                            headers=officer,
+                            json={
+                                "community_id": community,
+                                "title": title,
+                                "category": category,
+                                "points": points,
+                                "capacity": capacity,
+                                "starts_at": start.isoformat(),
+                                "ends_at": (start + timedelta(hours=hours)).isoformat(),
+                            },
+                        )
+                    )
+                    jobs += 1
+        stack.say(f"  seeded {jobs} jobs for {month} in {len(COMMUNITIES)} communities")
+        for merchant, zh, en, points, stock in REWARDS:
+            _ok(
+                http.post(
+                    f"{stack.url('redeem')}/v1/rewards",
+                    headers=admin,
+                    json={
+                        "merchant_id": merchant,
+                        "name_zh": zh,
+                        "name_en": en,
+                        "points": points,
+                        "stock": stock,
+                    },
+                )
+            )
+        stack.say(f"  seeded {len(REWARDS)} rewards")
+        # a job happening now, done and verified by three volunteers: real credits in the ledger
+        job = _ok(
+            http.post(
+                f"{stack.url('tasks')}/v1/jobs",
+                headers=officer,
+                json={
+                    "community_id": COMMUNITIES[0],
+                    "title": "寻找走失老人 Search for a missing elder",
+                    "category": "lost_person_search",
+                    "points": 60,
+                    "capacity": 5,
+                    "starts_at": (now - timedelta(hours=2)).isoformat(),
+                    "ends_at": (now + timedelta(hours=2)).isoformat(),
+                },
+            )
+        )
+        volunteers = ["vol-0001", "vol-0002", "vol-0003"]
+        for vol in volunteers:
+            _ok(
+                http.post(
+                    f"{stack.url('tasks')}/v1/jobs/{job['id']}/claims",
+                    headers=app,
+                    json={"account_id": vol},
+                )
+            )
+            done = _ok(
+                http.post(
+                    f"{stack.url('tasks')}/v1/jobs/{job['id']}/completions",
+                    headers={**app, "Idempotency-Key": f"seed-{uuid.uuid4()}"},
+                    json={"account_id": vol, "evidence": {"note": "found at the market, safe"}},
+                )
+            )
+            _ok(
+                http.post(
+                    f"{stack.url('tasks')}/v1/completions/{done['id']}/verify", headers=officer
+                )
+            )
+        deadline = time.monotonic() + 60
+        auditor = {"Authorization": f"Bearer {stack.token('auditor')}"}
+        for vol in volunteers:
+            while True:
+                r = http.get(f"{stack.url('points')}/v1/accounts/{vol}/balance", headers=auditor)
+                if r.status_code == 200 and r.json()["balance"] >= 60:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"demo credit for {vol} did not reach the ledger in 60s")
+                time.sleep(0.2)
+        stack.say(f"  credited 60 points each to {', '.join(volunteers)} through the ledger")

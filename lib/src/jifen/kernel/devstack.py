@@ -1,0 +1,301 @@
+"""``make run``: the whole system on one machine, on its embedded defaults.
+
+Starts (in order) our own PostgreSQL cluster (data under ``var/``, kept between runs), the
+Tansu broker, and each service's API and worker as child processes; waits for every
+``/readyz``; seeds demo data through the public APIs; prints URLs and development tokens;
+then stays in the foreground until Ctrl-C or ``make stop``, and stops everything it started.
+The test session uses the same class on free ports in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from jifen.kernel.auth import ensure_signing_key, issue_token
+from jifen.kernel.settings import REPO_ROOT
+from jifen.kernel.stack import Broker, PostgresCluster, port_open
+
+SERVICES = ("tasks", "points", "redeem")
+DEMO_ORG = "jiangmen-riders"
+DEV_ROLES = {
+    "officer": "officer-li",
+    "app": "app-qishou",
+    "volunteer": "vol-0001",
+    "merchant": "merchant-battery",
+    "auditor": "auditor-union",
+    "operator": "operator-ops",
+    "admin": "admin-chen",
+}
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass
+class Ports:
+    pg: int = field(default_factory=lambda: _env_int("JIFEN_PG_PORT", 55432))
+    broker: int = field(default_factory=lambda: _env_int("JIFEN_BROKER_PORT", 19092))
+    tasks: int = field(default_factory=lambda: _env_int("JIFEN_TASKS_PORT", 8001))
+    points: int = field(default_factory=lambda: _env_int("JIFEN_POINTS_PORT", 8002))
+    redeem: int = field(default_factory=lambda: _env_int("JIFEN_REDEEM_PORT", 8003))
+    tasks_worker: int = field(default_factory=lambda: _env_int("JIFEN_TASKS_WORKER_PORT", 9001))
+    points_worker: int = field(default_factory=lambda: _env_int("JIFEN_POINTS_WORKER_PORT", 9002))
+    redeem_worker: int = field(default_factory=lambda: _env_int("JIFEN_REDEEM_WORKER_PORT", 9003))
+
+
+@dataclass
+class Proc:
+    name: str
+    port: int
+    popen: subprocess.Popen[bytes]
+
+
+class DevStack:
+    def __init__(
+        self, home: Path, ports: Ports, *, say: bool = True, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.home = home
+        self.ports = ports
+        self.say_enabled = say
+        self.extra_env = extra_env or {}
+        self.pg = PostgresCluster(home / "pgdata", ports.pg)
+        self.broker = Broker(ports.broker, home / "log" / "broker.log")
+        self.procs: dict[str, Proc] = {}
+
+    # -- output -------------------------------------------------------------------------
+    def say(self, msg: str) -> None:
+        if self.say_enabled:
+            print(msg, flush=True)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{getattr(self.ports, service)}"
+
+    def dsn(self, service: str) -> str:
+        return self.pg.dsn(f"jifen_{service}")
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "JIFEN_KAFKA_BOOTSTRAP": self.broker.bootstrap,
+                "JIFEN_KEYS_DIR": str(self.keys_dir),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for s in SERVICES:
+            up = s.upper()
+            env[f"JIFEN_{up}_DATABASE_URL"] = self.dsn(s)
+            env[f"JIFEN_{up}_PORT"] = str(getattr(self.ports, s))
+            env[f"JIFEN_{up}_WORKER_PORT"] = str(getattr(self.ports, f"{s}_worker"))
+        env.update(self.extra_env)
+        return env
+
+    # -- infrastructure -----------------------------------------------------------------
+    def start_infra(self) -> None:
+        (self.home / "log").mkdir(parents=True, exist_ok=True)
+        t = time.monotonic()
+        if self.pg.init():
+            self.say(
+                f"  created PostgreSQL cluster in {self.pg.data_dir} ({time.monotonic() - t:.1f}s)"
+            )
+        self.pg.start()
+        self.say(f"  PostgreSQL  127.0.0.1:{self.ports.pg}  (data {self.pg.data_dir})")
+        self.broker.start()
+        self.say(f"  broker      {self.broker.bootstrap}  (Tansu, in memory)")
+        ensure_signing_key(self.keys_dir)
+
+    # -- services -----------------------------------------------------------------------
+    def start_process(self, service: str, kind: str) -> Proc:
+        name = f"{service}-{kind}"
+        port = getattr(self.ports, service if kind == "api" else f"{service}_worker")
+        if port_open(port):
+            raise RuntimeError(f"port {port} for {name} is already in use")
+        log = (self.home / "log" / f"{name}.log").open("ab")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", f"jifen.{service}", kind],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            start_new_session=True,  # Ctrl-C reaches the supervisor, which stops us in order
+        )
+        proc = Proc(name, port, popen)
+        self.procs[name] = proc
+        return proc
+
+    def wait_ready(self, proc: Proc, timeout: float = 90) -> float:
+        start = time.monotonic()
+        deadline = start + timeout
+        url = f"http://127.0.0.1:{proc.port}/readyz"
+        last = ""
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{proc.name} exited with {proc.popen.returncode}; see "
+                    f"{self.home / 'log' / (proc.name + '.log')}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                r = httpx.get(url, timeout=2)
+                if r.status_code == 200:
+                    return time.monotonic() - start
+                last = r.text
+            time.sleep(0.1)
+        raise TimeoutError(f"{proc.name} not ready after {timeout:.0f}s: {last}")
+
+    def start_services(self) -> None:
+        # migrations first, one process per database, so the APIs and workers never race them
+        for s in SERVICES:
+            subprocess.run(
+                [sys.executable, "-m", f"jifen.{s}", "migrate"],
+                env=self.env(),
+                check=True,
+                cwd=REPO_ROOT,
+                capture_output=True,
+            )
+        self.say("  databases migrated")
+        order = [(s, k) for s in SERVICES for k in ("api", "worker")]
+        for s, k in order:
+            self.start_process(s, k)
+        for i, (s, k) in enumerate(order, 1):
+            proc = self.procs[f"{s}-{k}"]
+            took = self.wait_ready(proc)
+            self.say(f"  [{i}/{len(order)}] {s} {k:<6} ready on :{proc.port} ({took:.1f}s)")
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.popen.poll() is not None:
+            return
+        proc.popen.send_signal(sig)
+        try:
+            proc.popen.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait(5)
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            self.stop_process(name)
+        self.broker.stop()
+        self.pg.stop()
+
+    def token(
+        self,
+        role: str,
+        subject: str | None = None,
+        org: str = DEMO_ORG,
+        ttl_seconds: int = 7 * 24 * 3600,
+    ) -> str:
+        return issue_token(
+            self.keys_dir,
+            subject=subject or DEV_ROLES[role],
+            role=role,
+            org=org,
+            ttl_seconds=ttl_seconds,
+        )
+
+
+def run(home: Path | None = None) -> int:
+    """The foreground supervisor behind ``make run``."""
+    from jifen.kernel.demo import seed
+
+    home = home or Path(os.environ.get("JIFEN_HOME", REPO_ROOT / "var"))
+    home.mkdir(parents=True, exist_ok=True)
+    pidfile = home / "stack.pid"
+    if pidfile.exists():
+        other = int(pidfile.read_text().split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(other, 0)
+            print(f"jifen is already running (pid {other}); `make stop` first", file=sys.stderr)
+            return 1
+    pidfile.write_text(str(os.getpid()))
+    stack = DevStack(home, Ports())
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        print("starting jifen (embedded: own PostgreSQL, Tansu broker, 3 services)", flush=True)
+        stack.start_infra()
+        stack.start_services()
+        seed(stack)
+        _print_ready(stack)
+        while not stopping:
+            for proc in stack.procs.values():
+                if proc.popen.poll() is not None:
+                    print(
+                        f"{proc.name} exited with {proc.popen.returncode}; stopping "
+                        f"(log: {home / 'log' / (proc.name + '.log')})",
+                        file=sys.stderr,
+                    )
+                    stopping = True
+                    break
+            time.sleep(0.3)
+        return 0
+    except Exception as exc:
+        print(f"failed to start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping jifen …", flush=True)
+        stack.stop()
+        pidfile.unlink(missing_ok=True)
+        print("stopped: no jifen process left running", flush=True)
+
+
+def _print_ready(stack: DevStack) -> None:
+    tokens = {role: stack.token(role) for role in DEV_ROLES}
+    env_file = stack.home / "dev-tokens.sh"
+    lines = [f"export {r.upper()}={t}" for r, t in tokens.items()]
+    lines += [f"export {s.upper()}={stack.url(s)}" for s in SERVICES]
+    env_file.write_text("\n".join(lines) + "\n")
+    print("\nservices:")
+    for s in SERVICES:
+        print(
+            f"  {s:<7} {stack.url(s)}   docs {stack.url(s)}/docs   "
+            f"worker metrics http://127.0.0.1:{getattr(stack.ports, s + '_worker')}/metrics"
+        )
+    print(f"\ndevelopment tokens (organisation {DEMO_ORG}; also in {env_file}):")
+    for role, tok in tokens.items():
+        print(f"  {role:<9} {DEV_ROLES[role]:<17} {tok}")
+    print(f"\n  source {env_file}   # then try the curl session in README.md")
+    print("\nready  (Ctrl-C or `make stop` stops everything)", flush=True)
+
+
+def down(home: Path | None = None, timeout: float = 60) -> int:
+    """``make stop``: ask the running supervisor to stop, and wait until it has."""
+    home = home or Path(os.environ.get("JIFEN_HOME", REPO_ROOT / "var"))
+    pidfile = home / "stack.pid"
+    if not pidfile.exists():
+        print("jifen is not running")
+        return 0
+    pid = int(pidfile.read_text().split()[0])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pidfile.unlink(missing_ok=True)
+        # the supervisor died without cleaning up: stop the database it left behind
+        PostgresCluster(home / "pgdata", Ports().pg).stop()
+        print("jifen was not running (stale pid file removed)")
+        return 0
+    deadline = time.monotonic() + timeout
+    while pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    print("stopped" if not pidfile.exists() else "still stopping; check `ps`")
+    return 0 if not pidfile.exists() else 1

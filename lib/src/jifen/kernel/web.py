@@ -1,0 +1,149 @@
+"""HTTP plumbing every service shares: health, readiness, metrics, and errors that say why.
+
+Errors are RFC 9457 problem documents (``application/problem+json``); refusals in the domain's
+words carry a machine-readable ``reason`` and the numbers involved.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from jifen.kernel.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
+MAX_BODY_BYTES = 256 * 1024
+PROBLEM = "application/problem+json"
+
+
+class Refusal(Exception):
+    """A request the domain refuses (409 unless said otherwise), with a machine-readable reason."""
+
+    def __init__(self, reason: str, detail: str, *, status: int = 409, **facts: Any) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+        self.facts = facts
+
+
+def problem(status: int, title: str, detail: Any, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+class _Observe(BaseHTTPMiddleware):
+    def __init__(self, app: Any, service: str) -> None:
+        super().__init__(app)
+        self.service = service
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return problem(
+                413, "Payload Too Large", f"body of {length} bytes exceeds {MAX_BODY_BYTES}"
+            )
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", "<unmatched>")
+            HTTP_REQUESTS.labels(self.service, template, request.method, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, template, request.method).observe(
+                time.perf_counter() - start
+            )
+
+
+def create_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    version: str = "0.1.0",
+) -> FastAPI:
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.ready_checks = {}
+    app.add_middleware(_Observe, service=service)
+
+    @app.exception_handler(Refusal)
+    async def _refusal(_: Request, exc: Refusal) -> JSONResponse:
+        return problem(exc.status, "Refused", exc.detail, reason=exc.reason, **exc.facts)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        response = problem(exc.status_code, _title(exc.status_code), exc.detail)
+        for k, v in (exc.headers or {}).items():
+            response.headers[k] = v
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return problem(422, "Unprocessable Content", detail, errors=errors)
+
+    @app.get("/healthz", tags=["operations"], summary="Process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Dependencies are reachable",
+        responses={503: {"description": "Not ready; the body says which check failed"}},
+    )
+    async def readyz() -> JSONResponse:
+        results = {}
+        ready = True
+        for name, check in app.state.ready_checks.items():
+            try:
+                ok, detail = await check()
+            except Exception as exc:  # a check that raises is a failed check, not a 500
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
+            results[name] = {"ok": ok, "detail": detail}
+            ready = ready and ok
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": results},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+async def pool_check(pool: Any) -> tuple[bool, str]:
+    async with pool.acquire(timeout=2) as conn:
+        await conn.fetchval("SELECT 1")
+    return True, "database reachable"
+
+
+async def lifespan_noop(_: FastAPI) -> AsyncIterator[None]:
+    yield

@@ -1,0 +1,18 @@
+"""``python -m jifen.points api|worker|migrate``."""
+
+from __future__ import annotations
+
+from jifen.kernel.service import main
+from jifen.points.api.app import build_app
+from jifen.points.db import MIGRATIONS
+from jifen.points.settings import PointsSettings
+from jifen.points.worker_app import build_worker_app
+
+if __name__ == "__main__":
+    main(
+        prog="jifen.points",
+        settings_factory=PointsSettings,
+        migrations=MIGRATIONS,
+        api=build_app,  # type: ignore[arg-type]
+        worker=build_worker_app,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,103 @@
+"""The points API: balances and entries (statements and the audit API come with their issues)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+
+from jifen.kernel.auth import Principal, Role, TokenVerifier, require
+from jifen.kernel.db import Queries, create_pool
+from jifen.kernel.web import create_app, pool_check
+from jifen.points.api.schemas import Balance, EntryOut, EntryPage
+from jifen.points.db import queries
+from jifen.points.settings import PointsSettings
+
+ACCOUNT_ID = Path(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description="A volunteer's account id."
+)
+Reader = Annotated[Principal, require(Role.VOLUNTEER, Role.OFFICER, Role.AUDITOR, Role.ADMIN)]
+
+
+async def _conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    async with request.app.state.pool.acquire() as conn:
+        yield conn
+
+
+Conn = Annotated[asyncpg.Connection, Depends(_conn)]
+
+
+def _q(request: Request) -> Queries:
+    q: Queries = request.app.state.queries
+    return q
+
+
+Q = Annotated[Queries, Depends(_q)]
+
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+
+
+async def _may_read(conn: asyncpg.Connection, q: Queries, who: Principal, account_id: str) -> None:
+    """Volunteers read their own account; officers, auditors and admins the accounts that
+    hold entries of their organisation. Anything else is 404, so existence never leaks."""
+    if who.role == Role.VOLUNTEER:
+        if who.subject != account_id:
+            raise HTTPException(404, f"no account {account_id} visible to you")
+        return
+    if not await conn.fetchval(q["account_in_org"], account_id, who.org):
+        raise HTTPException(404, f"no account {account_id} in organisation {who.org}")
+
+
+@router.get("/{account_id}/balance", response_model=Balance, summary="Current balance")
+async def balance(conn: Conn, q: Q, who: Reader, account_id: Annotated[str, ACCOUNT_ID]) -> Balance:
+    await _may_read(conn, q, who, account_id)
+    row = await conn.fetchrow(q["balance"], account_id)
+    if row is None:
+        return Balance(account_id=account_id, balance=0, earned=0, spent=0, entries=0)
+    return Balance(**dict(row))
+
+
+@router.get("/{account_id}/entries", response_model=EntryPage, summary="Entries, newest first")
+async def entries(
+    conn: Conn,
+    q: Q,
+    who: Reader,
+    account_id: Annotated[str, ACCOUNT_ID],
+    before: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="Cursor from the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> EntryPage:
+    await _may_read(conn, q, who, account_id)
+    rows = await conn.fetch(q["entries_page"], account_id, before or 2**31 - 1, limit)
+    page = [EntryOut(entry_id=r["id"], **{k: r[k] for k in r.keys() if k != "id"}) for r in rows]
+    cursor = page[-1].account_seq if len(page) == limit and page[-1].account_seq > 1 else None
+    return EntryPage(entries=page, next_cursor=cursor)
+
+
+def build_app(settings: PointsSettings | None = None) -> FastAPI:
+    settings = settings or PointsSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.verifier = TokenVerifier(settings.keys_dir)
+        app.state.queries = queries()
+        app.state.pool = await create_pool(settings.database_url)
+        app.state.ready_checks["database"] = lambda: pool_check(app.state.pool)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = create_app(
+        service="points",
+        title="Jifen points",
+        description="The append-only points ledger: balances and entries of volunteers' accounts.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    return app

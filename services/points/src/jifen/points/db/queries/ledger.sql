@@ -1,0 +1,44 @@
+-- name: ensure_accounts
+INSERT INTO account (account_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING;
+
+-- name: lock_accounts
+SELECT account_id, seq, balance, earned, spent, head_hash
+FROM account WHERE account_id = ANY($1::text[])
+ORDER BY account_id
+FOR UPDATE;
+
+-- name: applied_event_ids
+SELECT cause_event_id::text AS event_id FROM ledger_entry WHERE cause_event_id = ANY($1::uuid[]);
+
+-- name: existing_refs
+SELECT 'completion' AS ref_kind, completion_id::text AS ref_id, kind
+FROM ledger_entry WHERE completion_id = ANY($1::uuid[])
+UNION ALL
+SELECT 'redemption', redemption_id::text, kind
+FROM ledger_entry WHERE redemption_id = ANY($2::uuid[]);
+
+-- name: next_entry_ids
+SELECT nextval('ledger_entry_id_seq') AS id FROM generate_series(1, $1::int);
+
+-- name: update_heads
+UPDATE account AS a
+SET seq = h.seq, balance = h.balance, earned = h.earned, spent = h.spent,
+    head_hash = h.head_hash, updated_at = now()
+FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
+    AS h(account_id, seq, balance, earned, spent, head_hash)
+WHERE a.account_id = h.account_id;
+
+-- name: balance
+SELECT account_id, balance, earned, spent, seq AS entries FROM account WHERE account_id = $1;
+
+-- name: account_in_org
+SELECT EXISTS (SELECT 1 FROM ledger_entry WHERE account_id = $1 AND org_id = $2);
+
+-- name: entries_page
+SELECT id, account_seq, kind, amount, balance_after, org_id, category, cause_event_id::text,
+       cause_type, job_id::text, completion_id::text, redemption_id::text, occurred_at,
+       recorded_at, entry_hash
+FROM ledger_entry
+WHERE account_id = $1 AND account_seq < $2
+ORDER BY account_seq DESC
+LIMIT $3;

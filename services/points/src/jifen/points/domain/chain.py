@@ -1,0 +1,47 @@
+"""Hash chaining of ledger entries, per account.
+
+Each entry's hash covers its canonical content and its predecessor's hash in the same
+account, so changing, removing, inserting or reordering any past entry of an account breaks
+every later hash of that account. Chains are per account so that workers owning different
+partitions never serialise on one global chain.
+
+Canonical encoding: the JSON object of ``CANONICAL_FIELDS`` with keys sorted, no
+whitespace, UTF-8, integers as integers, times as RFC 3339 UTC with microseconds and ``Z``,
+hashes as lower-case hex, absent references as ``null``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+GENESIS = "0" * 64
+
+CANONICAL_FIELDS = (
+    "account_id",
+    "account_seq",
+    "kind",
+    "amount",
+    "balance_after",
+    "org_id",
+    "category",
+    "cause_event_id",
+    "job_id",
+    "completion_id",
+    "redemption_id",
+    "occurred_at",
+    "prev_hash",
+)
+
+
+def canonical_bytes(content: dict[str, Any]) -> bytes:
+    missing = [f for f in CANONICAL_FIELDS if f not in content]
+    if missing:
+        raise ValueError(f"entry lacks {missing}")
+    return orjson.dumps({f: content[f] for f in CANONICAL_FIELDS}, option=orjson.OPT_SORT_KEYS)
+
+
+def entry_hash(content: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_bytes(content)).hexdigest()

@@ -1,0 +1,204 @@
+"""What a ledger entry is, which events make which entries, and how an account's chain grows.
+
+Rules (DESIGN.md, ledger invariants): amounts are integers; a credit needs a verified
+completion, a reversal needs that completion's credit, a debit needs a placed redemption, a
+refund needs that redemption's debit; each of those happens at most once per completion or
+redemption. A valid event that breaks a rule is refused with a reason (and dead-lettered by
+the worker); it never stops the events after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from jifen.points.domain.chain import GENESIS, entry_hash
+
+
+class Kind(StrEnum):
+    CREDIT = "credit"
+    REVERSAL = "reversal"
+    DEBIT = "debit"
+    REFUND = "refund"
+    ADJUSTMENT = "adjustment"
+
+
+class ImpossibleEvent(ValueError):
+    """A schema-valid event the ledger cannot apply; the message says why."""
+
+
+# event type -> (entry kind, sign, which reference it is about)
+EVENT_KINDS: dict[str, tuple[Kind, int, str]] = {
+    "jifen.tasks.completion.verified.v1": (Kind.CREDIT, +1, "completion_id"),
+    "jifen.tasks.completion.revoked.v1": (Kind.REVERSAL, -1, "completion_id"),
+    "jifen.redeem.redemption.placed.v1": (Kind.DEBIT, -1, "redemption_id"),
+    "jifen.redeem.redemption.cancelled.v1": (Kind.REFUND, +1, "redemption_id"),
+}
+
+# what must already exist (same reference) before this kind may be appended
+REQUIRES: dict[Kind, Kind] = {Kind.REVERSAL: Kind.CREDIT, Kind.REFUND: Kind.DEBIT}
+
+MAX_BALANCE = 2**62  # far beyond any scheme; keeps every sum inside PostgreSQL's bigint
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """An event turned into the movement it asks for (not yet placed in a chain)."""
+
+    event_id: str
+    event_type: str
+    account_id: str
+    kind: Kind
+    amount: int
+    org_id: str
+    category: str | None
+    job_id: str | None
+    completion_id: str | None
+    redemption_id: str | None
+    occurred_at: datetime
+
+    @property
+    def reference(self) -> tuple[str, str]:
+        if self.completion_id is not None:
+            return ("completion", self.completion_id)
+        return ("redemption", self.redemption_id or "")
+
+
+def posting_from_event(event: dict[str, Any], occurred_at: datetime) -> Posting:
+    kinds = EVENT_KINDS.get(event["type"])
+    if kinds is None:
+        raise ImpossibleEvent(f"the ledger does not apply events of type {event['type']}")
+    kind, sign, _ = kinds
+    data = event["data"]
+    if data["account_id"] != event["subject"]:
+        raise ImpossibleEvent(
+            f"subject {event['subject']!r} is not the account {data['account_id']!r}"
+        )
+    points = data["points"]
+    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
+        raise ImpossibleEvent(f"points must be a positive integer, got {points!r}")
+    return Posting(
+        event_id=event["id"],
+        event_type=event["type"],
+        account_id=data["account_id"],
+        kind=kind,
+        amount=sign * points,
+        org_id=data["org_id"],
+        category=data.get("category"),
+        job_id=data.get("job_id"),
+        completion_id=data.get("completion_id"),
+        redemption_id=data.get("redemption_id"),
+        occurred_at=occurred_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The tip of one account's chain."""
+
+    account_id: str
+    seq: int = 0
+    balance: int = 0
+    earned: int = 0
+    spent: int = 0
+    hash: str = GENESIS
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    posting: Posting
+    account_seq: int
+    balance_after: int
+    prev_hash: str
+    entry_hash: str
+
+    def content(self) -> dict[str, Any]:
+        return canonical_content(self.posting, self.account_seq, self.balance_after, self.prev_hash)
+
+
+def canonical_content(p: Posting, seq: int, balance_after: int, prev_hash: str) -> dict[str, Any]:
+    return {
+        "account_id": p.account_id,
+        "account_seq": seq,
+        "kind": p.kind.value,
+        "amount": p.amount,
+        "balance_after": balance_after,
+        "org_id": p.org_id,
+        "category": p.category,
+        "cause_event_id": p.event_id,
+        "job_id": p.job_id,
+        "completion_id": p.completion_id,
+        "redemption_id": p.redemption_id,
+        "occurred_at": p.occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "prev_hash": prev_hash,
+    }
+
+
+def append(head: Head, posting: Posting) -> tuple[Head, Entry]:
+    """Place ``posting`` at the tip of its account's chain; return the new head and entry."""
+    if posting.account_id != head.account_id:
+        raise ValueError("posting for another account")
+    balance = head.balance + posting.amount
+    if abs(balance) > MAX_BALANCE:
+        raise ImpossibleEvent(f"balance of {posting.account_id} would overflow")
+    seq = head.seq + 1
+    digest = entry_hash(canonical_content(posting, seq, balance, head.hash))
+    entry = Entry(posting, seq, balance, head.hash, digest)
+    earned = (
+        head.earned + posting.amount
+        if posting.kind in (Kind.CREDIT, Kind.REVERSAL)
+        else head.earned
+    )
+    spent = head.spent - posting.amount if posting.kind in (Kind.DEBIT, Kind.REFUND) else head.spent
+    return replace(head, seq=seq, balance=balance, earned=earned, spent=spent, hash=digest), entry
+
+
+@dataclass
+class Plan:
+    entries: list[Entry]
+    heads: dict[str, Head]
+    duplicates: list[Posting]
+    refused: list[tuple[Posting, str]]
+
+
+def plan_batch(
+    postings: list[Posting],
+    heads: dict[str, Head],
+    applied_event_ids: set[str],
+    existing_refs: set[tuple[str, str, Kind]],
+) -> Plan:
+    """Decide, in event order, what each posting of a batch becomes.
+
+    ``existing_refs`` holds (reference kind, reference id, entry kind) already in the ledger,
+    e.g. ("completion", id, CREDIT). Pure: the worker feeds it what the database holds.
+    """
+    refs = set(existing_refs)
+    seen = set(applied_event_ids)
+    heads = dict(heads)
+    plan = Plan(entries=[], heads=heads, duplicates=[], refused=[])
+    for p in postings:
+        if p.event_id in seen:
+            plan.duplicates.append(p)
+            continue
+        ref_kind, ref_id = p.reference
+        if (ref_kind, ref_id, p.kind) in refs:
+            plan.refused.append((p, f"{ref_kind} {ref_id} already has a {p.kind.value} entry"))
+            continue
+        needed = REQUIRES.get(p.kind)
+        if needed is not None and (ref_kind, ref_id, needed) not in refs:
+            plan.refused.append(
+                (p, f"{p.kind.value} for {ref_kind} {ref_id} which has no {needed.value} entry")
+            )
+            continue
+        try:
+            head, entry = append(heads.get(p.account_id) or Head(p.account_id), p)
+        except ImpossibleEvent as exc:
+            plan.refused.append((p, str(exc)))
+            continue
+        heads[p.account_id] = head
+        seen.add(p.event_id)
+        refs.add((ref_kind, ref_id, p.kind))
+        plan.entries.append(entry)
+    return plan

@@ -1,0 +1,20 @@
+"""Settings of the points service (``JIFEN_POINTS_*``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from jifen.kernel.settings import ServiceSettings
+
+
+class PointsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="JIFEN_POINTS_", extra="ignore", populate_by_name=True
+    )
+
+    port: int = 8002
+    worker_port: int = 9002
+    database_url: str = "postgresql://postgres@127.0.0.1:55432/jifen_points"
+    consumer_group: str = "jifen-points-ledger"
+    # records per append batch: one transaction, one COPY
+    batch_max: int = 2000

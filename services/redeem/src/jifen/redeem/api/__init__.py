@@ -1,0 +1,1 @@
+"""The redeem HTTP API."""

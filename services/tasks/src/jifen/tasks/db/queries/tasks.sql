@@ -1,0 +1,73 @@
+-- name: insert_job
+INSERT INTO job (id, org_id, community_id, title, description, category, points, capacity,
+                 starts_at, ends_at, verification, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+RETURNING *;
+
+-- name: get_job
+SELECT * FROM job WHERE id = $1 AND org_id = $2;
+
+-- name: list_jobs
+SELECT * FROM job
+WHERE org_id = $1
+  AND ($2::text IS NULL OR community_id = $2)
+  AND ($3::text IS NULL OR category = $3)
+  AND ($4::timestamptz IS NULL OR starts_at >= $4)
+  AND ($5::timestamptz IS NULL OR starts_at < $5)
+  AND (NOT $6::bool OR claimed < capacity)
+ORDER BY starts_at, id
+LIMIT $7;
+
+-- name: take_place
+UPDATE job SET claimed = claimed + 1 WHERE id = $1 AND claimed < capacity RETURNING claimed, capacity;
+
+-- name: insert_claim
+INSERT INTO claim (id, job_id, account_id, claimed_by) VALUES ($1, $2, $3, $4)
+ON CONFLICT (job_id, account_id) DO NOTHING
+RETURNING *;
+
+-- name: get_claim
+SELECT * FROM claim WHERE job_id = $1 AND account_id = $2;
+
+-- name: completion_by_key
+SELECT * FROM completion WHERE org_id = $1 AND submitted_by = $2 AND idempotency_key = $3;
+
+-- name: completion_by_claim
+SELECT * FROM completion WHERE claim_id = $1;
+
+-- name: insert_completion
+INSERT INTO completion (id, job_id, claim_id, account_id, org_id, submitted_by, idempotency_key, evidence)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: get_completion
+SELECT c.*, j.points, j.category, j.community_id
+FROM completion c JOIN job j ON j.id = c.job_id
+WHERE c.id = $1 AND c.org_id = $2;
+
+-- name: lock_completion
+SELECT c.*, j.points, j.category, j.community_id
+FROM completion c JOIN job j ON j.id = c.job_id
+WHERE c.id = $1 AND c.org_id = $2
+FOR UPDATE OF c;
+
+-- name: mark_verified
+UPDATE completion
+SET status = 'verified', verified_by = $2, verified_at = $3, verified_event = $4, last_published_at = $3
+WHERE id = $1
+RETURNING *;
+
+-- name: mark_credited
+UPDATE completion SET credited_at = now(), credit_entry_id = $2
+WHERE id = $1 AND credited_at IS NULL;
+
+-- name: uncredited_due
+SELECT id, account_id, verified_event FROM completion
+WHERE status = 'verified' AND credited_at IS NULL AND last_published_at < now() - $1::interval
+ORDER BY last_published_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: mark_republished
+UPDATE completion SET last_published_at = now() WHERE id = ANY($1::uuid[]);

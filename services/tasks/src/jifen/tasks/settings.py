@@ -1,0 +1,22 @@
+"""Settings of the tasks service (``JIFEN_TASKS_*``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from jifen.kernel.settings import ServiceSettings
+
+
+class TasksSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="JIFEN_TASKS_", extra="ignore", populate_by_name=True
+    )
+
+    port: int = 8001
+    worker_port: int = 9001
+    database_url: str = "postgresql://postgres@127.0.0.1:55432/jifen_tasks"
+    consumer_group: str = "jifen-tasks-credits"
+    # a completion may be posted this long after its job's window ends
+    completion_grace_hours: int = 24
+    # a verified completion not credited within this bound is published again
+    credit_timeout_seconds: float = 30.0

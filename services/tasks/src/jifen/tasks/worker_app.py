@@ -1,0 +1,59 @@
+"""The tasks worker: outbox relay, credit acknowledgements from the ledger, and republishing
+of verified completions the ledger has not credited within the bound."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+
+from jifen.kernel import topics
+from jifen.kernel.consumer import Handler
+from jifen.kernel.worker import build_worker_app as _build
+from jifen.tasks import handlers
+from jifen.tasks.db import queries
+from jifen.tasks.settings import TasksSettings
+
+log = logging.getLogger(__name__)
+
+
+async def _republish_loop(pool: asyncpg.Pool, settings: TasksSettings) -> None:
+    q = queries()
+    bound = timedelta(seconds=settings.credit_timeout_seconds)
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                n = await handlers.republish_uncredited(conn, q, older_than=bound)
+            if n:
+                log.warning("republished %d verified completions not yet credited", n)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.exception("republish pass failed; will retry")
+        await asyncio.sleep(max(1.0, settings.credit_timeout_seconds / 3))
+
+
+def build_worker_app(settings: TasksSettings | None = None) -> FastAPI:
+    settings = settings or TasksSettings()
+    q = queries()
+
+    async def on_entry(conn: asyncpg.Connection, event: dict[str, Any]) -> None:
+        await handlers.mark_credited(conn, q, event)
+
+    def loops(pool: asyncpg.Pool) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        return [("republish", _republish_loop(pool, settings))]
+
+    def consumer_handlers() -> dict[str, Handler]:
+        return {"jifen.points.entry.appended.v1": on_entry}
+
+    return _build(
+        service="tasks",
+        settings=settings,
+        group_id=settings.consumer_group,
+        topic_names=[topics.POINTS_LEDGER],
+        handlers=consumer_handlers,
+        extra_loops=loops,
+    )
