@@ -61,5 +61,15 @@ def stack_down() -> None:
     sys.exit(down())
 
 
+def _load_plugins() -> None:
+    """Services add their own command groups (e.g. ``jifen audit``) through the ``jifen.cli``
+    entry-point group, so the kernel never imports a service."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="jifen.cli"):
+        app.add_typer(ep.load(), name=ep.name)
+
+
 def main() -> None:
+    _load_plugins()
     app()

@@ -78,6 +78,10 @@ async def entries(
     return EntryPage(entries=page, next_cursor=cursor)
 
 
+# one router per resource; new resources (statements, audit) add theirs here
+ROUTERS = [router]
+
+
 def build_app(settings: PointsSettings | None = None) -> FastAPI:
     settings = settings or PointsSettings()
 
@@ -99,5 +103,6 @@ def build_app(settings: PointsSettings | None = None) -> FastAPI:
         description="The append-only points ledger: balances and entries of volunteers' accounts.",
         lifespan=lifespan,
     )
-    app.include_router(router)
+    for r in ROUTERS:
+        app.include_router(r)
     return app

@@ -1,0 +1,83 @@
+"""The joint fixtures: one real PostgreSQL cluster and one real Tansu broker per test
+session, on free ports in a temporary folder (never clashing with a running `make run`),
+and the six service processes for the end-to-end tests. Nothing here is mocked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from jifen.kernel.db import migrate
+from jifen.kernel.devstack import DevStack, Ports
+from jifen.kernel.stack import free_port
+from tests.helpers import Api
+
+
+def _free_ports() -> Ports:
+    return Ports(**{name: free_port() for name in Ports.__dataclass_fields__})
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[DevStack]:
+    """PostgreSQL and the broker, started for the session and stopped after it."""
+    # /tmp itself, not pytest's 0700 tmp folder: the 'postgres' user must reach the data dir
+    home = Path(tempfile.mkdtemp(prefix="jifen-test-"))
+    os.chmod(home, 0o755)  # noqa: S103
+    s = DevStack(
+        home, _free_ports(), say=False, extra_env={"JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "3"}
+    )
+    try:
+        s.start_infra()
+        yield s
+    finally:
+        s.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def services(stack: DevStack) -> DevStack:
+    """The three services' APIs and workers as real processes against the session's infra."""
+    if not stack.procs:
+        stack.start_services()
+    return stack
+
+
+@pytest.fixture
+async def fresh_db(stack: DevStack) -> AsyncIterator[Callable[[Path], Awaitable[str]]]:
+    """Make a new, empty database migrated with a service's migrations; dropped after."""
+    made: list[str] = []
+
+    async def make(migrations: Path) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(stack.pg.dsn())
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        made.append(name)
+        dsn = stack.pg.dsn(name)
+        await migrate(dsn, migrations)
+        return dsn
+
+    yield make
+    admin = await asyncpg.connect(stack.pg.dsn())
+    try:
+        for name in made:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def apis(services: DevStack) -> AsyncIterator[dict[str, Api]]:
+    clients = {s: Api(services, s) for s in ("tasks", "points", "redeem")}
+    yield clients
+    for c in clients.values():
+        await c.close()
