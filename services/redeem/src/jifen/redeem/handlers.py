@@ -1,7 +1,12 @@
-"""Commands of the redeem service; each owns its transaction."""
+"""Commands of the redeem service; each owns its transaction.
+
+Lock order, everywhere: the wallet row, then the redemption row, then the reward row. Every
+command that takes more than one of them takes them in this order, so none can deadlock.
+"""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -14,9 +19,13 @@ from jifen.kernel.consumer import RejectedEvent
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
 from jifen.kernel.outbox import enqueue
-from jifen.redeem.domain.wallet import RedeemRefusal, Reward, Wallet, decide
+from jifen.redeem.domain.lifecycle import Status, check_fulfil, plan_cancel
+from jifen.redeem.domain.wallet import RedeemRefusal, Reward, Usage, Wallet, decide
 
 SOURCE = "/jifen/redeem"
+CANCELLED = "jifen.redeem.redemption.cancelled.v1"
+
+log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):
@@ -25,6 +34,31 @@ class NotFound(LookupError):
 
 class IdempotencyKeyReused(RedeemRefusal):
     reason = "idempotency_key_reused"
+
+
+async def wallet_view(
+    conn: asyncpg.Connection, q: Queries, account_id: str, org: str, *, lock: bool = False
+) -> tuple[Wallet, int]:
+    """The account's wallet (locked when asked) with its organisation's fraud window."""
+    row = await conn.fetchrow(q["lock_wallet" if lock else "get_wallet"], account_id)
+    window = await conn.fetchval(q["fraud_window"], org) or 0
+    recent = await conn.fetchval(q["recent_credits"], account_id, float(window)) if window else 0
+    balance, held = (row["ledger_balance"], row["held"]) if row else (0, 0)
+    return Wallet(account_id, balance, held, recent), window
+
+
+def _reward(r: asyncpg.Record) -> Reward:
+    return Reward(
+        reward_id=str(r["id"]),
+        points=r["points"],
+        stock=r["stock"],
+        active=r["active"],
+        daily_quota=r["daily_quota"],
+        monthly_limit=r["monthly_limit"],
+        valid_from=r["valid_from"],
+        valid_until=r["valid_until"],
+        community_id=r["community_id"],
+    )
 
 
 async def redeem(
@@ -37,16 +71,18 @@ async def redeem(
     reward_id: uuid.UUID,
     by: str,
     idempotency_key: str,
+    community_id: str | None = None,
 ) -> tuple[asyncpg.Record, bool]:
     """Hold the points and the item and record the redemption with its event, atomically.
 
     Locks: the wallet row first, then the reward row, always in that order, so concurrent
     redemptions serialise per account and per item and never deadlock; the decision is made
-    on the locked rows, so no interleaving can overdraw or oversell.
+    on the locked rows (and on counts taken under them), so no interleaving can overdraw,
+    oversell, or exceed a quota or a member's limit.
     """
     async with conn.transaction():
         await conn.execute(q["ensure_wallet"], account_id)
-        w = await conn.fetchrow(q["lock_wallet"], account_id)
+        wallet, _ = await wallet_view(conn, q, account_id, org, lock=True)
         # checked under the wallet lock: a concurrent retry with the same key waits, then sees it
         previous = await conn.fetchrow(q["redemption_by_key"], account_id, idempotency_key)
         if previous is not None:
@@ -59,28 +95,28 @@ async def redeem(
         r = await conn.fetchrow(q["lock_reward"], reward_id, org)
         if r is None:
             raise NotFound(f"no reward {reward_id}")
-        decide(
-            Wallet(account_id, w["ledger_balance"], w["held"]),
-            Reward(str(r["id"]), r["points"], r["stock"], r["active"]),
+        usage = Usage(
+            # the reward lock serialises redemptions of this reward, the wallet lock this
+            # member's: both counts are exact
+            reward_today=await conn.fetchval(q["reward_redeemed_today"], reward_id)
+            if r["stock"] is None and r["daily_quota"] is not None
+            else 0,
+            member_this_month=await conn.fetchval(
+                q["member_redeemed_this_month"], account_id, reward_id
+            )
+            if r["monthly_limit"] is not None
+            else 0,
         )
+        decide(wallet, _reward(r), usage, now=datetime.now(UTC), community_id=community_id)
         await conn.execute(q["hold"], account_id, r["points"])
         await conn.execute(q["take_stock"], reward_id)
-        row = await conn.fetchrow(
-            q["insert_redemption"],
-            uuid.uuid4(),
-            account_id,
-            org,
-            reward_id,
-            r["points"],
-            by,
-            idempotency_key,
-        )
+        redemption_id = uuid.uuid4()
         event = contracts.new_event(
             "jifen.redeem.redemption.placed.v1",
             source=SOURCE,
             subject=account_id,
             data={
-                "redemption_id": str(row["id"]),
+                "redemption_id": str(redemption_id),
                 "account_id": account_id,
                 "org_id": org,
                 "reward_id": str(reward_id),
@@ -88,28 +124,220 @@ async def redeem(
                 "placed_at": isoformat(datetime.now(UTC)),
             },
         )
+        row = await conn.fetchrow(
+            q["insert_redemption"],
+            redemption_id,
+            account_id,
+            org,
+            reward_id,
+            r["points"],
+            by,
+            idempotency_key,
+            uuid.UUID(event["id"]),
+            community_id,
+        )
         await enqueue(conn, topics.REDEEM_REDEMPTIONS, account_id, event)
     return row, True
 
 
-async def apply_ledger_entry(conn: asyncpg.Connection, q: Queries, event: dict[str, Any]) -> None:
-    """Keep the wallet from the ledger's own events; confirm a redemption once debited."""
-    d = event["data"]
-    await conn.execute(q["ensure_wallet"], d["account_id"])
-    await conn.execute(
-        q["apply_ledger_balance"], d["account_id"], d["balance_after"], d["account_seq"]
+async def fulfil(
+    conn: asyncpg.Connection,
+    q: Queries,
+    *,
+    org: str,
+    redemption_id: uuid.UUID,
+    merchant: str,
+    voucher_code: str,
+) -> asyncpg.Record:
+    """The merchant hands over the item against the voucher code; at most once."""
+    async with conn.transaction():
+        row = await conn.fetchrow(q["lock_redemption"], redemption_id, org)
+        if row is None:
+            raise NotFound(f"no redemption {redemption_id}")
+        check_fulfil(
+            status=row["status"],
+            merchant_id=row["merchant_id"],
+            by_merchant=merchant,
+            voucher_code=row["voucher_code"],
+            presented=voucher_code,
+            expires_at=row["expires_at"],
+            now=datetime.now(UTC),
+        )
+        done = await conn.fetchrow(q["fulfil_redemption"], redemption_id, merchant)
+        assert done is not None  # the row is locked and was confirmed
+        return await conn.fetchrow(q["get_redemption"], redemption_id, org)
+
+
+def cancelled_event(
+    contracts: Contracts, row: asyncpg.Record, reason: str, cancelled_at: datetime
+) -> dict[str, Any]:
+    return contracts.new_event(
+        CANCELLED,
+        source=SOURCE,
+        subject=row["account_id"],
+        data={
+            "redemption_id": str(row["id"]),
+            "account_id": row["account_id"],
+            "org_id": row["org_id"],
+            "reward_id": str(row["reward_id"]),
+            "points": row["points"],
+            "reason": reason,
+            "cancelled_at": isoformat(cancelled_at),
+        },
     )
-    if d["kind"] == "debit" and d.get("redemption_id"):
+
+
+async def cancel(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    redemption_id: uuid.UUID,
+    by: str,
+    reason: str,
+    account_id: str | None = None,
+    merchant_id: str | None = None,
+) -> tuple[asyncpg.Record, bool]:
+    """Cancel before fulfilment: the item goes back at once; the refund is asked for once.
+
+    A confirmed redemption (debited) asks the ledger for its refund now. A pending one (the
+    debit still on its way) becomes ``cancelling``: the item is released now, the points stay
+    held until the debit arrives, and then :func:`apply_ledger_entry` asks for the refund —
+    the ledger refuses a refund it has no debit for, so asking earlier could lose it.
+    ``account_id``/``merchant_id`` restrict who may cancel (404 for anyone else's).
+    Cancelling again returns the redemption as it is (False), asking for nothing.
+    """
+    async with conn.transaction():
+        peek = await conn.fetchrow(q["get_redemption"], redemption_id, org)
+        if (
+            peek is None
+            or (account_id is not None and peek["account_id"] != account_id)
+            or (merchant_id is not None and peek["merchant_id"] != merchant_id)
+        ):
+            raise NotFound(f"no redemption {redemption_id}")
+        await conn.fetchrow(q["lock_wallet"], peek["account_id"])
+        row = await conn.fetchrow(q["lock_redemption"], redemption_id, org)
+        plan = plan_cancel(row["status"])
+        if plan is None:
+            return row, False
+        event_id: uuid.UUID | None = None
+        now = datetime.now(UTC)
+        if plan.refund_now:
+            event = cancelled_event(contracts, row, reason, now)
+            event_id = uuid.UUID(event["id"])
+            await enqueue(conn, topics.REDEEM_REDEMPTIONS, row["account_id"], event)
+        await conn.execute(
+            q["cancel_redemption"], redemption_id, plan.new_status.value, event_id, by, reason
+        )
+        await conn.execute(q["release_stock"], row["reward_id"])
+        return await conn.fetchrow(q["get_redemption"], redemption_id, org), True
+
+
+async def expire_due(pool: asyncpg.Pool, q: Queries, contracts: Contracts, *, batch: int) -> int:
+    """Expire confirmed vouchers past their time: release the item, ask for the refund.
+
+    Each in its own transaction, under the same locks as a cancellation (wallet, then
+    redemption, then reward), re-checked under the lock: a voucher fulfilled or cancelled
+    meanwhile is left alone, and several workers never expire one twice.
+    """
+    async with pool.acquire() as conn:
+        due = await conn.fetch(q["due_expiries"], batch)
+        expired = 0
+        for d in due:
+            async with conn.transaction():
+                await conn.fetchrow(q["lock_wallet"], d["account_id"])
+                row = await conn.fetchrow(q["lock_expiring"], d["id"])
+                if row is None:
+                    continue
+                event = cancelled_event(contracts, row, "expired", datetime.now(UTC))
+                await enqueue(conn, topics.REDEEM_REDEMPTIONS, row["account_id"], event)
+                await conn.execute(
+                    q["cancel_redemption"],
+                    row["id"],
+                    Status.EXPIRED.value,
+                    uuid.UUID(event["id"]),
+                    "system:expiry",
+                    "expired",
+                )
+                await conn.execute(q["release_stock"], row["reward_id"])
+                expired += 1
+        return expired
+
+
+def _utc(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+async def apply_ledger_entry(
+    conn: asyncpg.Connection,
+    q: Queries,
+    event: dict[str, Any],
+    *,
+    contracts: Contracts | None = None,
+    voucher_ttl_seconds: int = 30 * 24 * 3600,
+) -> None:
+    """Keep the wallet from the ledger's own events; settle a redemption once debited.
+
+    Runs in the consumer's transaction (with its inbox row). Credits are remembered with the
+    ledger's ``recorded_at`` so young ones can be told apart (the fraud window); a reversal
+    marks its completion's credit reversed. A debit confirms a pending redemption (voucher
+    issued) or, for one cancelled while pending, asks for its refund now that it can be had.
+    """
+    d = event["data"]
+    account = d["account_id"]
+    await conn.execute(q["ensure_wallet"], account)
+    # the wallet row first, as everywhere (see the module's lock order)
+    await conn.fetchrow(q["lock_wallet"], account)
+    await conn.execute(q["apply_ledger_balance"], account, d["balance_after"], d["account_seq"])
+    kind = d["kind"]
+    if kind == "credit":
+        await conn.execute(
+            q["insert_credit"],
+            d["entry_id"],
+            account,
+            d["org_id"],
+            uuid.UUID(d["completion_id"]) if d.get("completion_id") else None,
+            d["amount"],
+            _utc(d["recorded_at"]),
+        )
+    elif kind == "reversal" and d.get("completion_id"):
+        await conn.execute(q["reverse_credit"], account, uuid.UUID(d["completion_id"]))
+    elif kind == "debit" and d.get("redemption_id"):
+        redemption_id = uuid.UUID(d["redemption_id"])
         confirmed = await conn.fetchrow(
-            q["confirm_redemption"], uuid.UUID(d["redemption_id"]), voucher_code(), d["entry_id"]
+            q["confirm_redemption"],
+            redemption_id,
+            voucher_code(),
+            d["entry_id"],
+            voucher_ttl_seconds,
         )
         if confirmed is not None:
-            if confirmed["points"] != -d["amount"]:
-                raise RejectedEvent(
-                    f"debit of {-d['amount']} for redemption {d['redemption_id']} "
-                    f"which held {confirmed['points']}"
-                )
+            _check_amount(confirmed, d)
             await conn.execute(q["release_hold"], confirmed["account_id"], confirmed["points"])
+            return
+        if contracts is None:
+            return
+        row = await conn.fetchrow(q["lock_redemption"], redemption_id, d["org_id"])
+        if row is None or row["status"] != Status.CANCELLING:
+            return  # a redelivered debit of a redemption already settled
+        _check_amount(row, d)
+        event_out = cancelled_event(
+            contracts, row, row["cancel_reason"] or "cancelled", row["cancelled_at"]
+        )
+        await enqueue(conn, topics.REDEEM_REDEMPTIONS, account, event_out)
+        await conn.execute(
+            q["settle_cancelling"], redemption_id, d["entry_id"], uuid.UUID(event_out["id"])
+        )
+        await conn.execute(q["release_hold"], account, row["points"])
+
+
+def _check_amount(row: asyncpg.Record, d: dict[str, Any]) -> None:
+    if row["points"] != -d["amount"]:
+        raise RejectedEvent(
+            f"debit of {-d['amount']} for redemption {d['redemption_id']} "
+            f"which held {row['points']}"
+        )
 
 
 def voucher_code() -> str:

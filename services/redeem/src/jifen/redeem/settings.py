@@ -16,3 +16,13 @@ class RedeemSettings(ServiceSettings):
     worker_port: int = 9003
     database_url: str = "postgresql://postgres@127.0.0.1:55432/jifen_redeem"
     consumer_group: str = "jifen-redeem-wallets"
+
+    # an unfulfilled voucher expires this long after its confirmation, unless the reward
+    # sets its own time (reward.voucher_ttl_seconds)
+    voucher_ttl_seconds: int = 30 * 24 * 3600
+    # how often the worker looks for expired vouchers
+    expiry_poll_seconds: float = 1.0
+    expiry_batch: int = 200
+    # the auditors' feed leaves out redemptions younger than this, so no row can commit
+    # behind a page already read (see the audit_redemptions query)
+    audit_settle_seconds: float = 2.0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 from uuid import UUID
 
 import asyncpg
@@ -16,7 +18,22 @@ from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries, create_pool
 from jifen.kernel.web import Refusal, create_app, pool_check
 from jifen.redeem import handlers
-from jifen.redeem.api.schemas import RedemptionIn, RedemptionOut, RewardIn, RewardOut, WalletOut
+from jifen.redeem.api.schemas import (
+    AuditPage,
+    AuditRedemption,
+    CancelIn,
+    FulfilIn,
+    MerchantIn,
+    MerchantOut,
+    OrgSettingsIn,
+    OrgSettingsOut,
+    RedemptionIn,
+    RedemptionOut,
+    RewardIn,
+    RewardOut,
+    RewardPatch,
+    WalletOut,
+)
 from jifen.redeem.domain.wallet import RedeemRefusal
 from jifen.redeem.settings import RedeemSettings
 
@@ -58,30 +75,67 @@ IdempotencyKey = Annotated[
 REFUSALS = {
     409: {
         "description": "Refused: `reason` is insufficient_points, out_of_stock, "
-        "reward_inactive, account_frozen or idempotency_key_reused"
+        "member_limit, reward_inactive, account_frozen, community_restricted or "
+        "idempotency_key_reused, with the numbers involved"
     },
     404: {"description": "No such reward or redemption in your organisation"},
 }
 
 rewards = APIRouter(prefix="/v1/rewards", tags=["rewards"])
+merchants = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 redemptions = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
 wallets = APIRouter(prefix="/v1/wallets", tags=["wallets"])
+org_settings = APIRouter(prefix="/v1/settings", tags=["settings"])
+audit = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+Officer = Annotated[Principal, require(Role.OFFICER, Role.ADMIN)]
+Merchant = Annotated[Principal, require(Role.MERCHANT)]
+Canceller = Annotated[
+    Principal, require(Role.VOLUNTEER, Role.APP, Role.MERCHANT, Role.OFFICER, Role.ADMIN)
+]
+Auditor = Annotated[Principal, require(Role.AUDITOR)]
+
+
+@merchants.post("", status_code=201, response_model=MerchantOut, summary="Register a merchant")
+async def add_merchant(body: MerchantIn, conn: Conn, q: Q, who: Officer) -> MerchantOut:
+    row = await conn.fetchrow(
+        q["insert_merchant"], who.org, body.id, body.name_zh, body.name_en, body.kind
+    )
+    if row is None:
+        raise Refusal("merchant_exists", f"merchant {body.id} is already registered")
+    return MerchantOut(**dict(row))
+
+
+@merchants.get("", response_model=list[MerchantOut], summary="Merchants of your organisation")
+async def list_merchants(
+    conn: Conn, q: Q, who: Anyone, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[MerchantOut]:
+    return [MerchantOut(**dict(r)) for r in await conn.fetch(q["list_merchants"], who.org, limit)]
 
 
 @rewards.post("", status_code=201, response_model=RewardOut, summary="List a reward")
 async def add_reward(body: RewardIn, conn: Conn, q: Q, who: Lister) -> RewardOut:
     if who.role == Role.MERCHANT and body.merchant_id != who.subject:
         raise HTTPException(403, "a merchant may list rewards only as itself")
-    row = await conn.fetchrow(
-        q["insert_reward"],
-        uuid.uuid4(),
-        who.org,
-        body.merchant_id,
-        body.name_zh,
-        body.name_en,
-        body.points,
-        body.stock,
-    )
+    async with conn.transaction():
+        await conn.execute(q["ensure_merchant"], who.org, body.merchant_id)
+        row = await conn.fetchrow(
+            q["insert_reward"],
+            uuid.uuid4(),
+            who.org,
+            body.merchant_id,
+            body.name_zh,
+            body.name_en,
+            body.points,
+            body.stock,
+            body.kind,
+            body.daily_quota,
+            body.monthly_limit,
+            body.valid_from,
+            body.valid_until,
+            body.community_id,
+            body.voucher_ttl_seconds,
+        )
     return RewardOut(**dict(row))
 
 
@@ -92,10 +146,61 @@ async def list_rewards(
     who: Anyone,
     active: bool | None = True,
     max_points: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    merchant_id: Annotated[str | None, Query(max_length=64)] = None,
+    community_id: Annotated[
+        str | None,
+        Query(max_length=64, description="Open rewards plus those only for this community."),
+    ] = None,
+    kind: Literal["goods", "service", "voucher"] | None = None,
+    available: Annotated[
+        bool | None,
+        Query(description="true: on offer now, inside its window, with stock left."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[RewardOut]:
-    rows = await conn.fetch(q["list_rewards"], who.org, active, max_points, limit)
+    rows = await conn.fetch(
+        q["list_rewards"],
+        who.org,
+        active,
+        max_points,
+        merchant_id,
+        community_id,
+        kind,
+        available,
+        limit,
+    )
     return [RewardOut(**dict(r)) for r in rows]
+
+
+@rewards.get("/{reward_id}", response_model=RewardOut, summary="One reward")
+async def get_reward(reward_id: UUID, conn: Conn, q: Q, who: Anyone) -> RewardOut:
+    row = await conn.fetchrow(q["get_reward"], reward_id, who.org)
+    if row is None:
+        raise HTTPException(404, f"no reward {reward_id}")
+    return RewardOut(**dict(row))
+
+
+@rewards.patch("/{reward_id}", response_model=RewardOut, summary="Change stock, window or offer")
+async def update_reward(
+    reward_id: UUID, body: RewardPatch, conn: Conn, q: Q, who: Lister
+) -> RewardOut:
+    async with conn.transaction():
+        row = await conn.fetchrow(q["lock_reward"], reward_id, who.org)
+        if row is None or (who.role == Role.MERCHANT and row["merchant_id"] != who.subject):
+            raise HTTPException(404, f"no reward {reward_id} of yours")
+        row = await conn.fetchrow(
+            q["update_reward"], reward_id, who.org, body.active, body.stock, body.valid_until, False
+        )
+    return RewardOut(**dict(row))
+
+
+def _out(row: asyncpg.Record, who: Principal) -> RedemptionOut:
+    """The voucher code is the member's proof at the counter: only they (and their app) see
+    it, never the merchant, who must be shown it."""
+    body = {k: row[k] for k in RedemptionOut.model_fields if k in row.keys()}
+    if who.role not in (Role.VOLUNTEER, Role.APP):
+        body["voucher_code"] = None
+    return RedemptionOut(**body)
 
 
 @redemptions.post(
@@ -131,18 +236,95 @@ async def redeem(
         reward_id=body.reward_id,
         by=who.subject,
         idempotency_key=key,
+        community_id=body.community_id,
     )
     if not created:
         response.status_code = 200
-    return RedemptionOut(**dict(row))
+    return _out(row, who)
+
+
+@redemptions.get("", response_model=list[RedemptionOut], summary="Redemptions, newest first")
+async def list_redemptions(
+    conn: Conn,
+    q: Q,
+    who: Canceller,
+    account_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[RedemptionOut]:
+    """A volunteer sees their own, a merchant those of its rewards, officers all."""
+    merchant = who.subject if who.role == Role.MERCHANT else None
+    if who.role == Role.VOLUNTEER:
+        account_id = who.subject
+    rows = await conn.fetch(q["list_redemptions"], who.org, account_id, merchant, status, limit)
+    return [_out(r, who) for r in rows]
 
 
 @redemptions.get("/{redemption_id}", response_model=RedemptionOut, summary="One redemption")
 async def get_redemption(redemption_id: UUID, conn: Conn, q: Q, who: Anyone) -> RedemptionOut:
     row = await conn.fetchrow(q["get_redemption"], redemption_id, who.org)
-    if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
+    if (
+        row is None
+        or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject)
+        or (who.role == Role.MERCHANT and row["merchant_id"] != who.subject)
+    ):
         raise HTTPException(404, f"no redemption {redemption_id}")
-    return RedemptionOut(**dict(row))
+    return _out(row, who)
+
+
+@redemptions.post(
+    "/{redemption_id}/fulfil",
+    response_model=RedemptionOut,
+    summary="Hand over the item against the voucher code (the reward's merchant, once)",
+    responses={
+        403: {"description": "`not_your_reward`: another merchant's voucher"},
+        409: {
+            "description": "`reason`: wrong_voucher, already_fulfilled, not_confirmed, "
+            "redemption_cancelled or voucher_expired"
+        },
+    },
+)
+async def fulfil(
+    redemption_id: UUID, body: FulfilIn, conn: Conn, q: Q, who: Merchant
+) -> RedemptionOut:
+    row = await handlers.fulfil(
+        conn,
+        q,
+        org=who.org,
+        redemption_id=redemption_id,
+        merchant=who.subject,
+        voucher_code=body.voucher_code,
+    )
+    return _out(row, who)
+
+
+@redemptions.post(
+    "/{redemption_id}/cancel",
+    response_model=RedemptionOut,
+    summary="Cancel before fulfilment: the item goes back, the points are refunded",
+    responses={409: {"description": "`already_fulfilled`"}},
+)
+async def cancel(
+    redemption_id: UUID,
+    conn: Conn,
+    q: Q,
+    contracts: Events,
+    who: Canceller,
+    body: CancelIn | None = None,
+) -> RedemptionOut:
+    """Cancelling again returns the redemption as it is; exactly one refund is asked for."""
+    row, _ = await handlers.cancel(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        redemption_id=redemption_id,
+        by=f"{who.role.value}:{who.subject}",
+        reason=(body or CancelIn()).reason,
+        account_id=who.subject if who.role == Role.VOLUNTEER else None,
+        merchant_id=who.subject if who.role == Role.MERCHANT else None,
+    )
+    return _out(row, who)
 
 
 @wallets.get("/{account_id}", response_model=WalletOut, summary="Spendable points of an account")
@@ -154,11 +336,77 @@ async def get_wallet(
 ) -> WalletOut:
     if who.role == Role.VOLUNTEER and who.subject != account_id:
         raise HTTPException(404, f"no wallet {account_id} visible to you")
-    row = await conn.fetchrow(q["get_wallet"], account_id)
-    balance, held = (row["ledger_balance"], row["held"]) if row else (0, 0)
+    w, window = await handlers.wallet_view(conn, q, account_id, who.org)
     return WalletOut(
-        account_id=account_id, ledger_balance=balance, held=held, spendable=balance - held
+        account_id=account_id,
+        ledger_balance=w.ledger_balance,
+        held=w.held,
+        maturing=w.maturing,
+        spendable=w.spendable,
+        frozen=w.frozen,
+        fraud_window_seconds=window,
     )
+
+
+@org_settings.get("", response_model=OrgSettingsOut, summary="Your organisation's settings")
+async def get_settings(conn: Conn, q: Q, who: Anyone) -> OrgSettingsOut:
+    row = await conn.fetchrow(q["get_org_setting"], who.org)
+    if row is None:
+        return OrgSettingsOut(org_id=who.org, fraud_window_seconds=0, updated_at=None)
+    return OrgSettingsOut(**dict(row))
+
+
+@org_settings.put("", response_model=OrgSettingsOut, summary="Set the fraud window")
+async def put_settings(body: OrgSettingsIn, conn: Conn, q: Q, who: Officer) -> OrgSettingsOut:
+    row = await conn.fetchrow(q["put_org_setting"], who.org, body.fraud_window_seconds)
+    return OrgSettingsOut(**dict(row))
+
+
+def encode_cursor(created_at: datetime, redemption_id: UUID) -> str:
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{redemption_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, rid = raw.split("|")
+        at = datetime.fromisoformat(stamp)
+        if at.tzinfo is None:
+            raise ValueError("naive time")
+        return at, UUID(rid)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(422, f"malformed cursor {cursor!r}: {exc}") from None
+
+
+@audit.get(
+    "/redemptions",
+    response_model=AuditPage,
+    summary="Every redemption of your organisation, oldest first, for reconciliation",
+)
+async def audit_redemptions(
+    request: Request,
+    conn: Conn,
+    q: Q,
+    who: Auditor,
+    after: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> AuditPage:
+    """Each redemption with the ids of the events that asked the ledger for its debit
+    (``placed_event_id``) and refund (``cancelled_event_id``; null until asked — a
+    ``cancelling`` one asks once its debit arrives). Those ids are the ledger entries'
+    ``cause_event_id``. Redemptions younger than a couple of seconds appear on a later call."""
+    at, rid = decode_cursor(after) if after else (datetime(1970, 1, 1, tzinfo=UTC), UUID(int=0))
+    settle = request.app.state.settings.audit_settle_seconds
+    rows = await conn.fetch(q["audit_redemptions"], who.org, at, rid, limit, float(settle))
+    items = [
+        AuditRedemption(redemption_id=r["id"], **{k: r[k] for k in r.keys() if k != "id"})
+        for r in rows
+    ]
+    cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None
+    return AuditPage(items=items, next_cursor=cursor)
 
 
 def build_app(settings: RedeemSettings | None = None) -> FastAPI:
@@ -190,14 +438,14 @@ def build_app(settings: RedeemSettings | None = None) -> FastAPI:
     @app.exception_handler(RedeemRefusal)
     async def _refused(request: Request, exc: RedeemRefusal) -> Response:
         handler = app.exception_handlers[Refusal]
-        return await handler(request, Refusal(exc.reason, exc.detail, **exc.facts))  # type: ignore[no-any-return]
+        refusal = Refusal(exc.reason, exc.detail, status=exc.status, **exc.facts)
+        return await handler(request, refusal)  # type: ignore[no-any-return]
 
     @app.exception_handler(handlers.NotFound)
     async def _missing(request: Request, exc: handlers.NotFound) -> Response:
         handler = app.exception_handlers[HTTPException]
         return await handler(request, HTTPException(404, str(exc)))  # type: ignore[no-any-return]
 
-    app.include_router(rewards)
-    app.include_router(redemptions)
-    app.include_router(wallets)
+    for router in (merchants, rewards, redemptions, wallets, org_settings, audit):
+        app.include_router(router)
     return app

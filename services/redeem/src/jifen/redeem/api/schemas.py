@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 IdStr = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class MerchantIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "merchant-battery",
+                    "name_zh": "蓬莱换电站",
+                    "name_en": "Penglai battery-swap station",
+                    "kind": "station",
+                }
+            ]
+        },
+    )
+    id: IdStr = Field(description="The merchant's id; its merchant tokens carry it as subject.")
+    name_zh: Name
+    name_en: Name
+    kind: Literal["shop", "station", "clinic", "union", "other"] = "shop"
+
+
+class MerchantOut(BaseModel):
+    id: str
+    org_id: str
+    name_zh: str
+    name_en: str
+    kind: str
+    created_at: datetime
 
 
 class RewardIn(BaseModel):
@@ -22,15 +52,64 @@ class RewardIn(BaseModel):
                     "name_en": "Battery swap voucher",
                     "points": 50,
                     "stock": 20,
-                }
+                    "monthly_limit": 2,
+                },
+                {
+                    "merchant_id": "clinic-penglai",
+                    "name_zh": "免费体检",
+                    "name_en": "Free health check",
+                    "kind": "service",
+                    "points": 80,
+                    "stock": None,
+                    "daily_quota": 10,
+                    "community_id": "penglai-grid",
+                },
             ]
         },
     )
-    merchant_id: IdStr
-    name_zh: str = Field(min_length=1, max_length=200)
-    name_en: str = Field(min_length=1, max_length=200)
+    merchant_id: IdStr = Field(
+        description="A merchant of your organisation; an unregistered id is registered "
+        "with its id as its name."
+    )
+    name_zh: Name
+    name_en: Name
+    kind: Literal["goods", "service", "voucher"] = "goods"
     points: int = Field(ge=1, le=1_000_000)
     stock: int | None = Field(default=None, ge=0, le=10_000_000, description="null: unlimited")
+    daily_quota: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Unlimited rewards only: per UTC day."
+    )
+    monthly_limit: int | None = Field(
+        default=None, ge=1, le=1_000, description="Per member and calendar month (UTC)."
+    )
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    community_id: IdStr | None = Field(
+        default=None, description="Only members redeeming for this community may take it."
+    )
+    voucher_ttl_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=366 * 24 * 3600,
+        description="How long a voucher stays valid once issued; default: the service's.",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RewardIn:
+        if self.daily_quota is not None and self.stock is not None:
+            raise ValueError("daily_quota applies to unlimited rewards (stock null) only")
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        return self
+
+
+class RewardPatch(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"active": False}, {"stock": 40}]}
+    )
+    active: bool | None = None
+    stock: int | None = Field(default=None, ge=0, le=10_000_000, description="New stock level.")
+    valid_until: AwareDatetime | None = None
 
 
 class RewardOut(BaseModel):
@@ -39,8 +118,15 @@ class RewardOut(BaseModel):
     merchant_id: str
     name_zh: str
     name_en: str
+    kind: str
     points: int
     stock: int | None
+    daily_quota: int | None
+    monthly_limit: int | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+    community_id: str | None
+    voucher_ttl_seconds: int | None
     active: bool
     created_at: datetime
 
@@ -56,6 +142,9 @@ class RedemptionIn(BaseModel):
         description="Required when an app redeems for a volunteer; a volunteer "
         "redeems for their own account.",
     )
+    community_id: IdStr | None = Field(
+        default=None, description="The member's community, for community-restricted rewards."
+    )
 
 
 class RedemptionOut(BaseModel):
@@ -64,14 +153,76 @@ class RedemptionOut(BaseModel):
     org_id: str
     reward_id: UUID
     points: int
-    status: str
-    voucher_code: str | None
+    status: str = Field(
+        description="pending, confirmed (voucher issued), fulfilled, cancelling (refund "
+        "asked for once the debit arrives), cancelled or expired"
+    )
+    voucher_code: str | None = Field(
+        description="Shown to the member (and their app) only; the merchant must be shown it."
+    )
     created_at: datetime
     confirmed_at: datetime | None
+    expires_at: datetime | None = None
+    fulfilled_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+
+
+class FulfilIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"voucher_code": "3F9A2-C41D0-77B1E-0A9C4"}]},
+    )
+    voucher_code: str = Field(min_length=4, max_length=64)
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "sold out"}]}
+    )
+    reason: str = Field(default="cancelled", min_length=1, max_length=500)
 
 
 class WalletOut(BaseModel):
     account_id: str
     ledger_balance: int = Field(description="The balance the ledger last announced.")
     held: int = Field(description="Held for redemptions the ledger has not debited yet.")
+    maturing: int = Field(description="Credited within the fraud window: not yet spendable.")
     spendable: int
+    frozen: bool = Field(
+        description="A reversal took the ledger below what is spent: no redemptions until "
+        "it is back above zero."
+    )
+    fraud_window_seconds: int
+
+
+class OrgSettingsIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"fraud_window_seconds": 7 * 86400}]}
+    )
+    fraud_window_seconds: int = Field(
+        ge=0, le=366 * 86400, description="Points credited less than this ago are not spendable."
+    )
+
+
+class OrgSettingsOut(BaseModel):
+    org_id: str
+    fraud_window_seconds: int
+    updated_at: datetime | None
+
+
+class AuditRedemption(BaseModel):
+    redemption_id: UUID
+    account_id: str
+    reward_id: UUID
+    points: int
+    status: str
+    placed_event_id: UUID | None
+    cancelled_event_id: UUID | None
+    created_at: datetime
+    cancelled_at: datetime | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditRedemption]
+    next_cursor: str | None

@@ -2,16 +2,21 @@
 
 The wallet is what the ledger has recorded (``ledger_balance``, from the ledger's own
 events) less what this service holds for redemptions the ledger has not debited yet, so a
-point the ledger has not recorded can never be spent.
+point the ledger has not recorded can never be spent. Of what is left, credits younger than
+the organisation's fraud window are *maturing*, not yet spendable. If a reversal takes the
+ledger below what is already spent or held, the account is *frozen* for redemptions until it
+is back above zero.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class RedeemRefusal(Exception):
     reason = "refused"
+    status = 409
 
     def __init__(self, detail: str, **facts: object) -> None:
         super().__init__(detail)
@@ -27,6 +32,10 @@ class OutOfStock(RedeemRefusal):
     reason = "out_of_stock"
 
 
+class MemberLimit(RedeemRefusal):
+    reason = "member_limit"
+
+
 class RewardInactive(RedeemRefusal):
     reason = "reward_inactive"
 
@@ -35,15 +44,36 @@ class AccountFrozen(RedeemRefusal):
     reason = "account_frozen"
 
 
+class CommunityRestricted(RedeemRefusal):
+    reason = "community_restricted"
+
+
 @dataclass(frozen=True)
 class Wallet:
     account_id: str
     ledger_balance: int
     held: int
+    # credits recorded within the fraud window and not reversed
+    recent_credits: int = 0
+
+    @property
+    def available(self) -> int:
+        """What the ledger holds beyond what is already spent or held."""
+        return self.ledger_balance - self.held
+
+    @property
+    def maturing(self) -> int:
+        # never more than what is available: a young credit already offset by a reversal
+        # elsewhere is not "maturing" into anything
+        return min(self.recent_credits, max(self.available, 0))
 
     @property
     def spendable(self) -> int:
-        return self.ledger_balance - self.held
+        return self.available - self.maturing
+
+    @property
+    def frozen(self) -> bool:
+        return self.available < 0
 
 
 @dataclass(frozen=True)
@@ -52,25 +82,79 @@ class Reward:
     points: int
     stock: int | None  # None: unlimited
     active: bool
+    daily_quota: int | None = None  # for unlimited rewards: redemptions per UTC day
+    monthly_limit: int | None = None  # per member and calendar month (UTC)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    community_id: str | None = None
 
 
-def decide(wallet: Wallet, reward: Reward) -> None:
+@dataclass(frozen=True)
+class Usage:
+    """Live (not cancelled or expired) redemptions counted under the locks."""
+
+    reward_today: int = 0
+    member_this_month: int = 0
+
+
+def decide(
+    wallet: Wallet,
+    reward: Reward,
+    usage: Usage = Usage(),
+    *,
+    now: datetime | None = None,
+    community_id: str | None = None,
+) -> None:
     """Raise the refusal that applies, in the order a member would want to hear them."""
     if not reward.active:
         raise RewardInactive("this reward is not on offer")
-    if wallet.spendable < 0:
+    if now is not None and reward.valid_from is not None and now < reward.valid_from:
+        raise RewardInactive(
+            "this reward is not on offer yet", valid_from=reward.valid_from.isoformat()
+        )
+    if now is not None and reward.valid_until is not None and now >= reward.valid_until:
+        raise RewardInactive(
+            "this reward is no longer on offer", valid_until=reward.valid_until.isoformat()
+        )
+    if reward.community_id is not None and community_id != reward.community_id:
+        raise CommunityRestricted(
+            f"this reward is only for members of community {reward.community_id}",
+            community_id=reward.community_id,
+            given=community_id,
+        )
+    if wallet.frozen:
         raise AccountFrozen(
             "a reversal took this account below what was already spent; it is frozen until "
             "it is back above zero",
-            spendable=wallet.spendable,
+            spendable=wallet.available,
+            balance=wallet.ledger_balance,
+            held=wallet.held,
         )
     if reward.stock is not None and reward.stock < 1:
         raise OutOfStock("no stock left", stock=reward.stock)
+    if (
+        reward.stock is None
+        and reward.daily_quota is not None
+        and usage.reward_today >= reward.daily_quota
+    ):
+        raise OutOfStock(
+            "today's quota of this reward is used up",
+            stock=0,
+            daily_quota=reward.daily_quota,
+            redeemed_today=usage.reward_today,
+        )
+    if reward.monthly_limit is not None and usage.member_this_month >= reward.monthly_limit:
+        raise MemberLimit(
+            f"at most {reward.monthly_limit} of this reward per member per month",
+            limit=reward.monthly_limit,
+            redeemed_this_month=usage.member_this_month,
+        )
     if wallet.spendable < reward.points:
         raise InsufficientPoints(
             f"needs {reward.points} points, {wallet.spendable} spendable",
             needed=reward.points,
             spendable=wallet.spendable,
+            maturing=wallet.maturing,
             balance=wallet.ledger_balance,
             held=wallet.held,
         )

@@ -1,13 +1,50 @@
+-- name: insert_merchant
+INSERT INTO merchant (org_id, id, name_zh, name_en, kind)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: ensure_merchant
+INSERT INTO merchant (org_id, id, name_zh, name_en) VALUES ($1, $2, $2, $2)
+ON CONFLICT DO NOTHING;
+
+-- name: list_merchants
+SELECT * FROM merchant WHERE org_id = $1 ORDER BY id LIMIT $2;
+
 -- name: insert_reward
-INSERT INTO reward (id, org_id, merchant_id, name_zh, name_en, points, stock)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO reward (id, org_id, merchant_id, name_zh, name_en, points, stock, kind, daily_quota,
+                    monthly_limit, valid_from, valid_until, community_id, voucher_ttl_seconds)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING *;
 
 -- name: list_rewards
+-- community: rewards open to everyone and those restricted to that community;
+-- available: on offer now, inside its validity window and with stock left
 SELECT * FROM reward
-WHERE org_id = $1 AND ($2::bool IS NULL OR active = $2) AND ($3::int IS NULL OR points <= $3)
+WHERE org_id = $1
+  AND ($2::bool IS NULL OR active = $2)
+  AND ($3::int IS NULL OR points <= $3)
+  AND ($4::text IS NULL OR merchant_id = $4)
+  AND ($5::text IS NULL OR community_id IS NULL OR community_id = $5)
+  AND ($6::text IS NULL OR kind = $6)
+  AND ($7::bool IS NULL OR $7 = (active
+        AND (valid_from IS NULL OR valid_from <= now())
+        AND (valid_until IS NULL OR valid_until > now())
+        AND (stock IS NULL OR stock > 0)))
 ORDER BY points, id
-LIMIT $4;
+LIMIT $8;
+
+-- name: get_reward
+SELECT * FROM reward WHERE id = $1 AND org_id = $2;
+
+-- name: update_reward
+-- NULL leaves a field as it is; $6 true clears valid_until
+UPDATE reward SET
+    active = COALESCE($3, active),
+    stock = CASE WHEN $4::int IS NULL THEN stock ELSE $4 END,
+    valid_until = CASE WHEN $6 THEN NULL ELSE COALESCE($5, valid_until) END
+WHERE id = $1 AND org_id = $2
+RETURNING *;
 
 -- name: ensure_wallet
 INSERT INTO wallet (account_id) VALUES ($1) ON CONFLICT DO NOTHING;
@@ -18,8 +55,44 @@ SELECT account_id, ledger_balance, held FROM wallet WHERE account_id = $1 FOR UP
 -- name: get_wallet
 SELECT account_id, ledger_balance, held, ledger_seq, updated_at FROM wallet WHERE account_id = $1;
 
+-- name: recent_credits
+-- credits still inside the fraud window ($2 seconds), not reversed
+SELECT COALESCE(sum(amount), 0)::bigint FROM wallet_credit
+WHERE account_id = $1 AND NOT reversed AND recorded_at > now() - make_interval(secs => $2);
+
+-- name: fraud_window
+SELECT fraud_window_seconds FROM org_setting WHERE org_id = $1;
+
+-- name: get_org_setting
+SELECT org_id, fraud_window_seconds, updated_at FROM org_setting WHERE org_id = $1;
+
+-- name: put_org_setting
+INSERT INTO org_setting (org_id, fraud_window_seconds) VALUES ($1, $2)
+ON CONFLICT (org_id) DO UPDATE SET fraud_window_seconds = $2, updated_at = now()
+RETURNING org_id, fraud_window_seconds, updated_at;
+
+-- name: insert_credit
+INSERT INTO wallet_credit (entry_id, account_id, org_id, completion_id, amount, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT DO NOTHING;
+
+-- name: reverse_credit
+UPDATE wallet_credit SET reversed = true WHERE account_id = $1 AND completion_id = $2;
+
 -- name: lock_reward
 SELECT * FROM reward WHERE id = $1 AND org_id = $2 FOR UPDATE;
+
+-- name: reward_redeemed_today
+SELECT count(*)::int FROM redemption
+WHERE reward_id = $1
+  AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+  AND status NOT IN ('cancelling', 'cancelled', 'expired');
+
+-- name: member_redeemed_this_month
+SELECT count(*)::int FROM redemption
+WHERE account_id = $1 AND reward_id = $2
+  AND created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+  AND status NOT IN ('cancelling', 'cancelled', 'expired');
 
 -- name: redemption_by_key
 SELECT * FROM redemption WHERE account_id = $1 AND idempotency_key = $2;
@@ -30,22 +103,86 @@ UPDATE wallet SET held = held + $2, updated_at = now() WHERE account_id = $1;
 -- name: take_stock
 UPDATE reward SET stock = stock - 1 WHERE id = $1 AND stock IS NOT NULL;
 
+-- name: release_stock
+UPDATE reward SET stock = stock + 1 WHERE id = $1 AND stock IS NOT NULL;
+
 -- name: insert_redemption
-INSERT INTO redemption (id, account_id, org_id, reward_id, points, requested_by, idempotency_key)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+-- created_at is the clock at insert (after the locks were granted), not the transaction's
+-- start: the auditors' feed pages by it and must not see rows commit far behind their time
+INSERT INTO redemption (id, account_id, org_id, reward_id, points, requested_by, idempotency_key,
+                        placed_event_id, community_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp())
 RETURNING *;
 
 -- name: get_redemption
-SELECT * FROM redemption WHERE id = $1 AND org_id = $2;
+SELECT r.*, rw.merchant_id FROM redemption r JOIN reward rw ON rw.id = r.reward_id
+WHERE r.id = $1 AND r.org_id = $2;
+
+-- name: lock_redemption
+SELECT r.*, rw.merchant_id FROM redemption r JOIN reward rw ON rw.id = r.reward_id
+WHERE r.id = $1 AND r.org_id = $2
+FOR UPDATE OF r;
+
+-- name: list_redemptions
+SELECT r.*, rw.merchant_id FROM redemption r JOIN reward rw ON rw.id = r.reward_id
+WHERE r.org_id = $1
+  AND ($2::text IS NULL OR r.account_id = $2)
+  AND ($3::text IS NULL OR rw.merchant_id = $3)
+  AND ($4::text IS NULL OR r.status = $4)
+ORDER BY r.created_at DESC, r.id DESC
+LIMIT $5;
 
 -- name: apply_ledger_balance
 UPDATE wallet SET ledger_balance = $2, ledger_seq = $3, updated_at = now()
 WHERE account_id = $1 AND ledger_seq < $3;
 
 -- name: confirm_redemption
-UPDATE redemption SET status = 'confirmed', confirmed_at = now(), voucher_code = $2, debit_entry_id = $3
-WHERE id = $1 AND status = 'pending'
-RETURNING account_id, points;
+-- the voucher lives for the reward's own time, else the service's default ($4 seconds)
+UPDATE redemption r SET status = 'confirmed', confirmed_at = now(), voucher_code = $2,
+    debit_entry_id = $3,
+    expires_at = now() + make_interval(secs => COALESCE(
+        (SELECT voucher_ttl_seconds FROM reward WHERE id = r.reward_id), $4))
+WHERE r.id = $1 AND r.status = 'pending'
+RETURNING r.account_id, r.points;
+
+-- name: settle_cancelling
+UPDATE redemption SET status = 'cancelled', debit_entry_id = $2, cancelled_event_id = $3
+WHERE id = $1 AND status = 'cancelling'
+RETURNING *;
+
+-- name: cancel_redemption
+UPDATE redemption SET status = $2, cancelled_event_id = $3, cancelled_at = now(),
+    cancelled_by = $4, cancel_reason = $5
+WHERE id = $1
+RETURNING *;
+
+-- name: due_expiries
+SELECT id, account_id, org_id FROM redemption
+WHERE status = 'confirmed' AND expires_at <= now()
+ORDER BY expires_at
+LIMIT $1;
+
+-- name: lock_expiring
+SELECT * FROM redemption
+WHERE id = $1 AND status = 'confirmed' AND expires_at <= now()
+FOR UPDATE;
+
+-- name: fulfil_redemption
+UPDATE redemption SET status = 'fulfilled', fulfilled_at = now(), fulfilled_by = $2
+WHERE id = $1 AND status = 'confirmed'
+RETURNING *;
 
 -- name: release_hold
 UPDATE wallet SET held = held - $2, updated_at = now() WHERE account_id = $1;
+
+-- name: audit_redemptions
+-- oldest first, strictly after the cursor; rows younger than the settle time ($5 seconds)
+-- are left for the next call, so a row never commits behind a page already read
+SELECT id, account_id, reward_id, points, status, placed_event_id, cancelled_event_id,
+       created_at, cancelled_at
+FROM redemption
+WHERE org_id = $1
+  AND (created_at, id) > ($2::timestamptz, $3::uuid)
+  AND created_at < now() - make_interval(secs => $5)
+ORDER BY created_at, id
+LIMIT $4;

@@ -1,0 +1,107 @@
+"""What a redemption may become next: fulfil, cancel, expire, and the ledger's debit.
+
+    pending ──debit──▶ confirmed ──fulfil──▶ fulfilled
+       │                  │ └──expire──▶ expired     (refund asked for at once)
+       │                  └──cancel──▶ cancelled     (refund asked for at once)
+       └──cancel──▶ cancelling ──debit──▶ cancelled  (refund asked for when the debit is seen)
+
+The ledger refunds only a redemption it has debited, and the debit may still be on its way
+when a member cancels; so a pending cancellation gives the item back at once but asks for
+the refund only after the debit arrives. Every path asks for exactly one refund.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from jifen.redeem.domain.wallet import RedeemRefusal
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    FULFILLED = "fulfilled"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+# states in which the item is no longer taken (stock and quotas count the others)
+RELEASED = frozenset({Status.CANCELLING, Status.CANCELLED, Status.EXPIRED})
+
+
+class AlreadyFulfilled(RedeemRefusal):
+    reason = "already_fulfilled"
+
+
+class NotConfirmed(RedeemRefusal):
+    reason = "not_confirmed"
+
+
+class RedemptionCancelled(RedeemRefusal):
+    reason = "redemption_cancelled"
+
+
+class VoucherExpired(RedeemRefusal):
+    reason = "voucher_expired"
+
+
+class WrongVoucher(RedeemRefusal):
+    reason = "wrong_voucher"
+
+
+class NotYourReward(RedeemRefusal):
+    reason = "not_your_reward"
+    status = 403
+
+
+def check_fulfil(
+    *,
+    status: str,
+    merchant_id: str,
+    by_merchant: str,
+    voucher_code: str | None,
+    presented: str,
+    expires_at: datetime | None,
+    now: datetime,
+) -> None:
+    """Raise unless ``by_merchant`` may fulfil this redemption with the ``presented`` code."""
+    if merchant_id != by_merchant:
+        raise NotYourReward("this voucher is for another merchant's reward")
+    if status == Status.FULFILLED:
+        raise AlreadyFulfilled("this voucher was already fulfilled")
+    if status in RELEASED:
+        raise RedemptionCancelled(f"this redemption is {status}", status=status)
+    if status == Status.PENDING or voucher_code is None:
+        raise NotConfirmed("the ledger has not debited this redemption yet; no voucher issued")
+    # compared in constant time: the code is the bearer's proof
+    if not hmac.compare_digest(normalise_code(presented), normalise_code(voucher_code)):
+        raise WrongVoucher("the voucher code does not match this redemption")
+    if expires_at is not None and now >= expires_at:
+        raise VoucherExpired("this voucher has expired", expires_at=expires_at.isoformat())
+
+
+def normalise_code(code: str) -> str:
+    """Codes are read aloud and typed: ignore case, spaces and dashes."""
+    return "".join(c for c in code.upper() if c.isalnum())
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    new_status: Status
+    # ask the ledger for the refund now (the debit is known), or when the debit arrives
+    refund_now: bool
+
+
+def plan_cancel(status: str) -> Cancellation | None:
+    """What cancelling does from ``status``; None when it is already cancelled or expired."""
+    if status == Status.PENDING:
+        return Cancellation(Status.CANCELLING, refund_now=False)
+    if status == Status.CONFIRMED:
+        return Cancellation(Status.CANCELLED, refund_now=True)
+    if status == Status.FULFILLED:
+        raise AlreadyFulfilled("a fulfilled redemption cannot be cancelled")
+    return None
