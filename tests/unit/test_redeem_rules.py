@@ -1,0 +1,141 @@
+"""The redeem service's pure rules: the spending decision, the wallet's arithmetic, what a
+redemption may become next, and the auditors' cursor."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi import HTTPException
+
+from jifen.redeem.api.app import decode_cursor, encode_cursor
+from jifen.redeem.domain.lifecycle import (
+    AlreadyFulfilled,
+    NotConfirmed,
+    NotYourReward,
+    RedemptionCancelled,
+    Status,
+    VoucherExpired,
+    WrongVoucher,
+    check_fulfil,
+    plan_cancel,
+)
+from jifen.redeem.domain.wallet import RedeemRefusal, Reward, Usage, Wallet, decide
+from jifen.redeem.handlers import voucher_code
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def reason(wallet: Wallet, reward: Reward, usage: Usage = Usage(), **kw: object) -> str | None:
+    try:
+        decide(wallet, reward, usage, now=NOW, **kw)  # type: ignore[arg-type]
+    except RedeemRefusal as exc:
+        return exc.reason
+    return None
+
+
+def test_wallet_arithmetic() -> None:
+    w = Wallet("a", ledger_balance=150, held=30, recent_credits=50)
+    assert (w.available, w.maturing, w.spendable, w.frozen) == (120, 50, 70, False)
+    # young credits never count for more than what is available
+    w = Wallet("a", ledger_balance=40, held=0, recent_credits=50)
+    assert (w.maturing, w.spendable) == (40, 0)
+    # below what is spent: frozen, nothing maturing, spendable shows the shortfall
+    w = Wallet("a", ledger_balance=-20, held=10, recent_credits=50)
+    assert (w.maturing, w.spendable, w.frozen) == (0, -30, True)
+
+
+def test_refusals_come_in_a_members_order_with_their_numbers() -> None:
+    rich = Wallet("a", 1000, 0)
+    item = Reward("r", points=10, stock=0, active=False)
+    assert reason(rich, item) == "reward_inactive"
+    assert reason(Wallet("a", -5, 0), Reward("r", 10, 0, True)) == "account_frozen"
+    assert reason(rich, Reward("r", 10, 0, True)) == "out_of_stock"
+    assert reason(Wallet("a", 5, 0), Reward("r", 10, 3, True)) == "insufficient_points"
+    assert reason(rich, Reward("r", 10, 3, True)) is None
+
+    with pytest.raises(RedeemRefusal) as info:
+        decide(Wallet("a", 30, 5, recent_credits=10), Reward("r", 20, None, True))
+    assert info.value.reason == "insufficient_points"
+    assert info.value.facts == {
+        "needed": 20,
+        "spendable": 15,
+        "maturing": 10,
+        "balance": 30,
+        "held": 5,
+    }
+
+
+def test_validity_window_community_quota_and_member_limit() -> None:
+    rich = Wallet("a", 1000, 0)
+    soon = Reward("r", 10, None, True, valid_from=NOW + timedelta(seconds=1))
+    gone = Reward("r", 10, None, True, valid_until=NOW)
+    assert reason(rich, soon) == reason(rich, gone) == "reward_inactive"
+    assert reason(rich, Reward("r", 10, None, True, valid_until=NOW + timedelta(1))) is None
+
+    local = Reward("r", 10, None, True, community_id="penglai")
+    assert reason(rich, local) == "community_restricted"
+    assert reason(rich, local, community_id="penglai") is None
+
+    quota = Reward("r", 10, None, True, daily_quota=3)
+    assert reason(rich, quota, Usage(reward_today=2)) is None
+    assert reason(rich, quota, Usage(reward_today=3)) == "out_of_stock"
+
+    limited = Reward("r", 10, 5, True, monthly_limit=1)
+    assert reason(rich, limited, Usage(member_this_month=0)) is None
+    assert reason(rich, limited, Usage(member_this_month=1)) == "member_limit"
+
+
+def test_cancel_plans() -> None:
+    pending = plan_cancel("pending")
+    assert pending and pending.new_status == Status.CANCELLING and not pending.refund_now
+    confirmed = plan_cancel("confirmed")
+    assert confirmed and confirmed.new_status == Status.CANCELLED and confirmed.refund_now
+    for done in ("cancelling", "cancelled", "expired"):
+        assert plan_cancel(done) is None
+    with pytest.raises(AlreadyFulfilled):
+        plan_cancel("fulfilled")
+
+
+def fulfil(**kw: object) -> None:
+    args: dict[str, object] = {
+        "status": "confirmed",
+        "merchant_id": "shop",
+        "by_merchant": "shop",
+        "voucher_code": "ABCDE-12345-FGHIJ-67890",
+        "presented": "ABCDE-12345-FGHIJ-67890",
+        "expires_at": NOW + timedelta(hours=1),
+        "now": NOW,
+    }
+    check_fulfil(**{**args, **kw})  # type: ignore[arg-type]
+
+
+def test_fulfil_checks() -> None:
+    fulfil()
+    fulfil(presented="abcde 12345 fghij 67890")
+    for kw, refusal in [
+        ({"by_merchant": "other"}, NotYourReward),
+        ({"status": "fulfilled"}, AlreadyFulfilled),
+        ({"status": "cancelled"}, RedemptionCancelled),
+        ({"status": "pending", "voucher_code": None}, NotConfirmed),
+        ({"presented": "ABCDE-12345-FGHIJ-67891"}, WrongVoucher),
+        ({"expires_at": NOW}, VoucherExpired),
+    ]:
+        with pytest.raises(refusal):
+            fulfil(**kw)
+    assert NotYourReward.status == 403 and WrongVoucher.status == 409
+
+
+def test_voucher_codes_are_long_and_distinct() -> None:
+    codes = {voucher_code() for _ in range(1000)}
+    assert len(codes) == 1000
+    assert all(len(c.replace("-", "")) == 20 for c in codes)
+
+
+def test_audit_cursor_round_trip_and_refusal() -> None:
+    at, rid = datetime(2026, 11, 23, 11, 0, 0, 123456, tzinfo=UTC), uuid.uuid4()
+    assert decode_cursor(encode_cursor(at, rid)) == (at, rid)
+    with pytest.raises(HTTPException) as info:
+        decode_cursor("not-a-cursor")
+    assert info.value.status_code == 422
