@@ -6,6 +6,7 @@ in the same transaction.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,17 +17,47 @@ from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
 from jifen.kernel.outbox import enqueue
-from jifen.tasks.api.schemas import CompletionIn, JobIn
+from jifen.tasks.api.schemas import (
+    AppealIn,
+    CompletionIn,
+    DecisionIn,
+    HazardIn,
+    JobIn,
+    MenuIn,
+    MenuJob,
+    NeedIn,
+)
+from jifen.tasks.domain.intake import HazardStatus, NeedStatus, move_hazard, move_need
 from jifen.tasks.domain.jobs import (
     AlreadyClaimed,
     AlreadyCompleted,
     CompletionStatus,
     IdempotencyKeyReused,
     JobFull,
+    NeedsAdmin,
     NoClaim,
+    SelfVerification,
+    UnknownCommunity,
+    VerificationMode,
     Window,
+    WrongState,
+    check_category,
+    check_checkin_code,
+    check_rejectable,
+    check_revocable,
     check_verifier,
     check_window,
+    check_withdrawal,
+)
+from jifen.tasks.domain.limits import (
+    Hold,
+    HoldLevel,
+    Limits,
+    Usage,
+    assess,
+    day_start,
+    hour_ago,
+    may_approve,
 )
 
 SOURCE = "/jifen/tasks"
@@ -34,6 +65,69 @@ SOURCE = "/jifen/tasks"
 
 class NotFound(LookupError):
     pass
+
+
+# check-in codes: no 0/O/1/I, so a code read off a poster is typed right
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_checkin_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(6))
+
+
+async def insert_job(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    officer: str,
+    community_id: str,
+    job: JobIn | MenuJob,
+) -> asyncpg.Record:
+    """Insert one job and its event; the caller holds the transaction."""
+    custom = {r["code"] for r in await conn.fetch(q["list_categories"], org)}
+    check_category(job.category, custom)
+    mode = VerificationMode(job.verification)
+    place = job.place
+    row = await conn.fetchrow(
+        q["insert_job"],
+        uuid.uuid4(),
+        org,
+        community_id,
+        job.title,
+        job.description,
+        job.category,
+        job.points,
+        job.capacity,
+        job.starts_at,
+        job.ends_at,
+        mode.value,
+        officer,
+        new_checkin_code() if mode is VerificationMode.CHECKIN else None,
+        place.address if place else None,
+        place.lat if place else None,
+        place.lng if place else None,
+    )
+    event = contracts.new_event(
+        "jifen.tasks.job.published.v1",
+        source=SOURCE,
+        subject=str(row["id"]),
+        data={
+            "job_id": str(row["id"]),
+            "org_id": org,
+            "community_id": community_id,
+            "title": job.title[:200],
+            "category": job.category,
+            "points": job.points,
+            "capacity": job.capacity,
+            "starts_at": isoformat(job.starts_at),
+            "ends_at": isoformat(job.ends_at),
+            "published_by": officer,
+        },
+    )
+    await enqueue(conn, topics.TASKS_JOBS, str(row["id"]), event)
+    return row
 
 
 async def publish_job(
@@ -46,40 +140,9 @@ async def publish_job(
     job: JobIn,
 ) -> asyncpg.Record:
     async with conn.transaction():
-        row = await conn.fetchrow(
-            q["insert_job"],
-            uuid.uuid4(),
-            org,
-            job.community_id,
-            job.title,
-            job.description,
-            job.category.value,
-            job.points,
-            job.capacity,
-            job.starts_at,
-            job.ends_at,
-            "officer",
-            officer,
+        return await insert_job(
+            conn, q, contracts, org=org, officer=officer, community_id=job.community_id, job=job
         )
-        event = contracts.new_event(
-            "jifen.tasks.job.published.v1",
-            source=SOURCE,
-            subject=str(row["id"]),
-            data={
-                "job_id": str(row["id"]),
-                "org_id": org,
-                "community_id": job.community_id,
-                "title": job.title[:200],
-                "category": job.category.value,
-                "points": job.points,
-                "capacity": job.capacity,
-                "starts_at": isoformat(job.starts_at),
-                "ends_at": isoformat(job.ends_at),
-                "published_by": officer,
-            },
-        )
-        await enqueue(conn, topics.TASKS_JOBS, str(row["id"]), event)
-    return row
 
 
 async def claim_job(
@@ -107,6 +170,7 @@ async def claim_job(
 async def complete_job(
     conn: asyncpg.Connection,
     q: Queries,
+    contracts: Contracts,
     *,
     org: str,
     job_id: uuid.UUID,
@@ -115,7 +179,10 @@ async def complete_job(
     idempotency_key: str,
     grace: timedelta,
 ) -> tuple[asyncpg.Record, bool]:
-    """Record a completion; returns (completion, created). A repeated key returns the original."""
+    """Record a completion; returns (completion, created). A repeated key returns the original.
+
+    In check-in mode the code is checked here, server-side; in check-in and automatic modes a
+    good completion is verified at once (organisation limits may hold it instead)."""
     async with conn.transaction():
         previous = await conn.fetchrow(q["completion_by_key"], org, by, idempotency_key)
         if previous is not None:
@@ -127,6 +194,7 @@ async def complete_job(
         if claim is None:
             raise NoClaim(f"{body.account_id} has no claim on job {job_id}; claim it first")
         check_window(Window(job["starts_at"], job["ends_at"]), datetime.now(UTC), grace)
+        check_checkin_code(job["checkin_code"], body.checkin_code)
         done = await conn.fetchrow(q["completion_by_claim"], claim["id"])
         if done is not None:
             raise AlreadyCompleted(
@@ -143,6 +211,14 @@ async def complete_job(
             idempotency_key,
             body.evidence.model_dump(),
         )
+        if row is not None:
+            await _history(conn, q, org, "completion", row["id"], "submitted", by, "", job_id)
+            mode = VerificationMode(job["verification"])
+            if mode is not VerificationMode.OFFICER:
+                locked = await conn.fetchrow(q["lock_completion"], row["id"], org)
+                row = await _decide(
+                    conn, q, contracts, locked, org=org, by=f"system:{mode.value}", approved=None
+                )
     if row is None:
         # a concurrent request with the same key (or claim) committed first: answer with it
         previous = await conn.fetchrow(q["completion_by_key"], org, by, idempotency_key)
@@ -161,6 +237,98 @@ def _same_request(previous: asyncpg.Record, job_id: uuid.UUID, account_id: str) 
     return previous
 
 
+async def _history(
+    conn: asyncpg.Connection,
+    q: Queries,
+    org: str,
+    subject: str,
+    subject_id: uuid.UUID,
+    status: str,
+    actor: str,
+    reason: str = "",
+    job_id: uuid.UUID | None = None,
+) -> None:
+    await conn.execute(q["record_status"], org, subject, subject_id, status, actor, reason, job_id)
+
+
+async def _limits(conn: asyncpg.Connection, q: Queries, org: str) -> tuple[Limits, str]:
+    o = await conn.fetchrow(q["get_organisation"], org)
+    if o is None:
+        return Limits(), "Asia/Shanghai"
+    return (
+        Limits(
+            daily_points_officer=o["daily_points_officer"],
+            hourly_completions_officer=o["hourly_completions_officer"],
+            daily_points_admin=o["daily_points_admin"],
+            hourly_completions_admin=o["hourly_completions_admin"],
+        ),
+        o["timezone"],
+    )
+
+
+async def _decide(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    c: asyncpg.Record,
+    *,
+    org: str,
+    by: str,
+    approved: str | None,
+) -> asyncpg.Record:
+    """Verify a locked completion, or hold it when it goes beyond an organisation limit.
+
+    ``approved`` is the reason of an explicit approval of a held completion: limits were
+    already weighed by the person approving, so it is verified whatever the usage."""
+    now = datetime.now(UTC)
+    if approved is None:
+        limits, tz = await _limits(conn, q, org)
+        if limits != Limits():
+            # one verification at a time per volunteer, so two at once cannot both fit the cap
+            await conn.execute(q["lock_account_limits"], org, c["account_id"])
+            u = await conn.fetchrow(
+                q["usage_of"], org, c["account_id"], day_start(now, tz), hour_ago(now)
+            )
+            hold: Hold | None = assess(
+                limits, Usage(u["points_today"], u["completions_last_hour"]), c["points"]
+            )
+            if hold is not None:
+                row = await conn.fetchrow(q["mark_held"], c["id"], hold.level.value, hold.reason)
+                await _history(
+                    conn, q, org, "completion", c["id"], f"held:{hold.level.value}", by, hold.reason
+                )
+                return row
+    event = contracts.new_event(
+        "jifen.tasks.completion.verified.v1",
+        source=SOURCE,
+        subject=c["account_id"],
+        time=now,
+        data={
+            "completion_id": str(c["id"]),
+            "job_id": str(c["job_id"]),
+            "account_id": c["account_id"],
+            "org_id": org,
+            "community_id": c["community_id"],
+            "category": c["category"],
+            "points": c["points"],
+            "verified_by": by,
+            "verified_at": isoformat(now),
+        },
+    )
+    # held to commit: verification order (verified_seq) is commit order within an organisation,
+    # so an auditor paging by it never skips a completion committed later
+    await conn.execute(q["lock_verified_seq"], org)
+    row = await conn.fetchrow(q["mark_verified"], c["id"], by, now, event)
+    await enqueue(conn, topics.TASKS_COMPLETIONS, c["account_id"], event)
+    await _history(conn, q, org, "completion", c["id"], "verified", by, approved or "", c["job_id"])
+    # the loop "request -> task -> done": a hazard report or need behind this job is done
+    for h in await conn.fetch(q["hazards_done_by_job"], c["job_id"]):
+        await _history(conn, q, h["org_id"], "hazard", h["id"], "done", by, "job completed")
+    for n in await conn.fetch(q["needs_done_by_job"], c["job_id"]):
+        await _history(conn, q, n["org_id"], "need", n["id"], "done", by, "job completed")
+    return row
+
+
 async def verify_completion(
     conn: asyncpg.Connection,
     q: Queries,
@@ -175,9 +343,82 @@ async def verify_completion(
         if c is None:
             raise NotFound(f"no completion {completion_id}")
         check_verifier(officer, c["account_id"], CompletionStatus(c["status"]))
+        return await _decide(conn, q, contracts, c, org=org, by=officer, approved=None)
+
+
+async def approve_completion(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    who: str,
+    role: str,
+    completion_id: uuid.UUID,
+    reason: str,
+) -> asyncpg.Record:
+    """Decide a held completion in its favour: an officer for officer-level, the admin above."""
+    async with conn.transaction():
+        c = await conn.fetchrow(q["lock_completion"], completion_id, org)
+        if c is None:
+            raise NotFound(f"no completion {completion_id}")
+        if who == c["account_id"]:
+            raise SelfVerification("an officer may not approve their own completion")
+        if c["status"] != CompletionStatus.HELD.value:
+            raise WrongState(
+                f"only a held completion can be approved; this one is {c['status']}",
+                status=c["status"],
+            )
+        level = HoldLevel(c["hold_level"])
+        if not may_approve(level, role):
+            raise NeedsAdmin(
+                "this completion is beyond the organisation's second limit: only its admin "
+                "may approve it",
+                hold_level=level.value,
+                hold_reason=c["hold_reason"],
+            )
+        return await _decide(conn, q, contracts, c, org=org, by=who, approved=reason)
+
+
+async def reject_completion(
+    conn: asyncpg.Connection,
+    q: Queries,
+    *,
+    org: str,
+    who: str,
+    completion_id: uuid.UUID,
+    reason: str,
+) -> asyncpg.Record:
+    async with conn.transaction():
+        c = await conn.fetchrow(q["lock_completion"], completion_id, org)
+        if c is None:
+            raise NotFound(f"no completion {completion_id}")
+        check_rejectable(CompletionStatus(c["status"]), who, c["account_id"])
+        now = datetime.now(UTC)
+        row = await conn.fetchrow(q["mark_rejected"], completion_id, who, now, reason)
+        await _history(conn, q, org, "completion", completion_id, "rejected", who, reason)
+    return row
+
+
+async def revoke_completion(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    who: str,
+    completion_id: uuid.UUID,
+    reason: str,
+) -> asyncpg.Record:
+    """Revoke a verified completion: a compensating event the ledger turns into a reversal."""
+    async with conn.transaction():
+        c = await conn.fetchrow(q["lock_completion"], completion_id, org)
+        if c is None:
+            raise NotFound(f"no completion {completion_id}")
+        check_revocable(CompletionStatus(c["status"]), who, c["account_id"])
         now = datetime.now(UTC)
         event = contracts.new_event(
-            "jifen.tasks.completion.verified.v1",
+            "jifen.tasks.completion.revoked.v1",
             source=SOURCE,
             subject=c["account_id"],
             time=now,
@@ -189,33 +430,387 @@ async def verify_completion(
                 "community_id": c["community_id"],
                 "category": c["category"],
                 "points": c["points"],
-                "verified_by": officer,
-                "verified_at": isoformat(now),
+                "revoked_by": who,
+                "reason": reason,
+                "revoked_at": isoformat(now),
             },
         )
-        row = await conn.fetchrow(q["mark_verified"], completion_id, officer, now, event)
+        row = await conn.fetchrow(q["mark_revoked"], completion_id, who, now, reason, event)
         await enqueue(conn, topics.TASKS_COMPLETIONS, c["account_id"], event)
+        await _history(conn, q, org, "completion", completion_id, "revoked", who, reason)
     return row
 
 
 async def mark_credited(conn: asyncpg.Connection, q: Queries, event: dict[str, Any]) -> None:
-    """End-to-end acknowledgement: the ledger says this completion's credit is appended."""
+    """End-to-end acknowledgement: the ledger says this completion's credit (or its reversal)
+    is appended."""
     data = event["data"]
-    if data["kind"] == "credit" and data.get("completion_id"):
+    if not data.get("completion_id"):
+        return
+    if data["kind"] == "credit":
         await conn.execute(q["mark_credited"], uuid.UUID(data["completion_id"]), data["entry_id"])
+    elif data["kind"] == "reversal":
+        await conn.execute(q["mark_reversed"], uuid.UUID(data["completion_id"]), data["entry_id"])
 
 
 async def republish_uncredited(
     conn: asyncpg.Connection, q: Queries, *, older_than: timedelta, limit: int = 500
 ) -> int:
-    """Publish again, unchanged (same event id), verified completions not yet credited.
+    """Publish again, unchanged (same event id), verified completions not yet credited and
+    revocations not yet reversed.
 
     The points service ignores an event it already applied, so this only ever fills a gap
-    (e.g. a broker that forgot everything)."""
+    (e.g. a broker that forgot everything). Credits go first: a reversal needs its credit."""
     async with conn.transaction():
-        rows = await conn.fetch(q["uncredited_due"], older_than, limit)
+        rows = await conn.fetch(q["uncredited_due_any"], older_than, limit)
         for r in rows:
             await enqueue(conn, topics.TASKS_COMPLETIONS, r["account_id"], r["verified_event"])
         if rows:
             await conn.execute(q["mark_republished"], [r["id"] for r in rows])
-    return len(rows)
+        revoked = await conn.fetch(q["unreversed_due"], older_than, limit)
+        for r in revoked:
+            await enqueue(conn, topics.TASKS_COMPLETIONS, r["account_id"], r["revoked_event"])
+        if revoked:
+            await conn.execute(q["mark_revoke_republished"], [r["id"] for r in revoked])
+    return len(rows) + len(revoked)
+
+
+async def withdraw_claim(
+    conn: asyncpg.Connection, q: Queries, *, org: str, job_id: uuid.UUID, account_id: str, by: str
+) -> asyncpg.Record:
+    """Give a place back before the window starts; the claim is kept, marked withdrawn."""
+    async with conn.transaction():
+        job = await conn.fetchrow(q["get_job"], job_id, org)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        claim = await conn.fetchrow(q["get_claim"], job_id, account_id)
+        if claim is None:
+            raise NoClaim(f"{account_id} has no active claim on job {job_id}")
+        check_withdrawal(Window(job["starts_at"], job["ends_at"]), datetime.now(UTC))
+        claim = await conn.fetchrow(q["lock_claim"], claim["id"], job_id)
+        row = await conn.fetchrow(q["withdraw_claim"], claim["id"], datetime.now(UTC), by)
+        if row is None:  # a concurrent withdrawal won
+            raise NoClaim(f"{account_id} has no active claim on job {job_id}")
+        await conn.execute(q["release_place"], job_id)
+    return row
+
+
+async def publish_menu(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    officer: str,
+    menu: MenuIn,
+) -> list[asyncpg.Record]:
+    """Publish a month of jobs for one community at once: all of them, or none."""
+    year, month = map(int, menu.month.split("-"))
+    for i, job in enumerate(menu.jobs):
+        if (job.starts_at.astimezone(UTC).year, job.starts_at.astimezone(UTC).month) != (
+            year,
+            month,
+        ):
+            raise WrongState(
+                f"jobs[{i}] starts on {job.starts_at.date()}, outside the menu's month "
+                f"{menu.month}",
+                index=i,
+            )
+        if job.ends_at <= job.starts_at:
+            raise WrongState(f"jobs[{i}]: ends_at must be after starts_at", index=i)
+    async with conn.transaction():
+        return [
+            await insert_job(
+                conn,
+                q,
+                contracts,
+                org=org,
+                officer=officer,
+                community_id=menu.community_id,
+                job=job,
+            )
+            for job in menu.jobs
+        ]
+
+
+async def register_member(
+    conn: asyncpg.Connection, q: Queries, *, org: str, community_id: str, account_id: str, by: str
+) -> tuple[asyncpg.Record, bool]:
+    async with conn.transaction():
+        if await conn.fetchrow(q["get_community"], org, community_id) is None:
+            raise UnknownCommunity(
+                f"your organisation has no community {community_id!r}; an officer adds it with "
+                "POST /v1/communities"
+            )
+        row = await conn.fetchrow(q["register_member"], org, community_id, account_id, by)
+        if row is None:
+            return await conn.fetchrow(q["get_member"], org, community_id, account_id), False
+    return row, True
+
+
+# -- appeals -----------------------------------------------------------------------------
+
+
+async def file_appeal(
+    conn: asyncpg.Connection, q: Queries, *, org: str, by: str, body: AppealIn
+) -> asyncpg.Record:
+    async with conn.transaction():
+        c = await conn.fetchrow(q["get_completion"], body.completion_id, org)
+        if c is None:
+            raise NotFound(f"no completion {body.completion_id}")
+        expected = {
+            "rejection": ("rejected",),
+            "hold": ("held",),
+            "missing_credit": ("verified",),
+        }[body.kind]
+        if c["status"] not in expected:
+            raise WrongState(
+                f"an appeal of kind {body.kind!r} concerns a {expected[0]} completion; "
+                f"this one is {c['status']}",
+                status=c["status"],
+            )
+        if body.kind == "missing_credit" and c["credited_at"] is not None:
+            raise WrongState(
+                "the ledger already acknowledged this completion's credit",
+                credited_at=isoformat(c["credited_at"]),
+            )
+        row = await conn.fetchrow(
+            q["insert_appeal"],
+            uuid.uuid4(),
+            org,
+            body.completion_id,
+            c["account_id"],
+            body.kind,
+            body.reason,
+            by,
+        )
+        await _history(conn, q, org, "appeal", row["id"], "open", by, body.reason)
+    return row
+
+
+async def decide_appeal(
+    conn: asyncpg.Connection,
+    q: Queries,
+    *,
+    org: str,
+    who: str,
+    role: str,
+    appeal_id: uuid.UUID,
+    body: DecisionIn,
+) -> asyncpg.Record:
+    """Record a decision (who, when, why). A later decision corrects an earlier one; none is
+    ever changed. Upholding an appeal of a rejection sends the completion back for review;
+    upholding a missing credit republishes its verified event at once."""
+    async with conn.transaction():
+        a = await conn.fetchrow(q["lock_appeal"], appeal_id, org)
+        if a is None:
+            raise NotFound(f"no appeal {appeal_id}")
+        if who == a["account_id"]:
+            raise SelfVerification("an officer may not decide their own appeal")
+        if a["status"] == body.outcome:
+            raise WrongState(f"the appeal is already {a['status']}", status=a["status"])
+        await conn.execute(q["insert_decision"], appeal_id, body.outcome, who, role, body.reason)
+        row = await conn.fetchrow(q["set_appeal_status"], appeal_id, body.outcome)
+        await _history(conn, q, org, "appeal", appeal_id, body.outcome, who, body.reason)
+        if body.outcome == "upheld":
+            c = await conn.fetchrow(q["lock_completion"], a["completion_id"], org)
+            if a["kind"] == "rejection" and c["status"] == "rejected":
+                await conn.fetchrow(q["reopen_completion"], c["id"])
+                await _history(
+                    conn, q, org, "completion", c["id"], "submitted", who, "appeal upheld"
+                )
+            elif a["kind"] == "missing_credit" and c["credited_at"] is None:
+                await conn.execute(q["republish_now"], c["id"])
+    return row
+
+
+# -- hazard reports ------------------------------------------------------------------------
+
+
+async def report_hazard(
+    conn: asyncpg.Connection, q: Queries, *, org: str, by: str, body: HazardIn
+) -> asyncpg.Record:
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            q["insert_hazard"],
+            uuid.uuid4(),
+            org,
+            body.community_id,
+            body.kind.value,
+            body.text,
+            body.place.address,
+            body.place.lat,
+            body.place.lng,
+            body.evidence_ref,
+            by,
+            body.account_id,
+        )
+        await _history(conn, q, org, "hazard", row["id"], "reported", by)
+    return row
+
+
+async def triage_hazard(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    officer: str,
+    hazard_id: uuid.UUID,
+    job: MenuJob,
+    reason: str,
+) -> asyncpg.Record:
+    async with conn.transaction():
+        h = await conn.fetchrow(q["lock_hazard"], hazard_id, org)
+        if h is None:
+            raise NotFound(f"no hazard report {hazard_id}")
+        to = move_hazard(HazardStatus(h["status"]), HazardStatus.IN_PROGRESS)
+        j = await insert_job(
+            conn,
+            q,
+            contracts,
+            org=org,
+            officer=officer,
+            community_id=h["community_id"],
+            job=job,
+        )
+        row = await conn.fetchrow(q["set_hazard"], hazard_id, to.value, j["id"], None)
+        await _history(conn, q, org, "hazard", hazard_id, to.value, officer, reason, j["id"])
+    return row
+
+
+async def merge_hazard(
+    conn: asyncpg.Connection,
+    q: Queries,
+    *,
+    org: str,
+    officer: str,
+    hazard_id: uuid.UUID,
+    duplicate_of: uuid.UUID,
+    reason: str,
+) -> asyncpg.Record:
+    async with conn.transaction():
+        if hazard_id == duplicate_of:
+            raise WrongState("a hazard report cannot be a duplicate of itself")
+        h = await conn.fetchrow(q["lock_hazard"], hazard_id, org)
+        if h is None:
+            raise NotFound(f"no hazard report {hazard_id}")
+        original = await conn.fetchrow(q["get_hazard"], duplicate_of, org)
+        if original is None:
+            raise NotFound(f"no hazard report {duplicate_of} to merge into")
+        if original["status"] == HazardStatus.DUPLICATE.value:
+            raise WrongState(
+                f"{duplicate_of} is itself a duplicate of {original['duplicate_of']}; merge "
+                "into that one",
+                duplicate_of=str(original["duplicate_of"]),
+            )
+        to = move_hazard(HazardStatus(h["status"]), HazardStatus.DUPLICATE)
+        row = await conn.fetchrow(q["set_hazard"], hazard_id, to.value, None, duplicate_of)
+        await _history(
+            conn,
+            q,
+            org,
+            "hazard",
+            hazard_id,
+            to.value,
+            officer,
+            reason or f"duplicate of {duplicate_of}",
+            original["job_id"],
+        )
+    return row
+
+
+async def close_hazard(
+    conn: asyncpg.Connection,
+    q: Queries,
+    *,
+    org: str,
+    officer: str,
+    hazard_id: uuid.UUID,
+    reason: str,
+) -> asyncpg.Record:
+    async with conn.transaction():
+        h = await conn.fetchrow(q["lock_hazard"], hazard_id, org)
+        if h is None:
+            raise NotFound(f"no hazard report {hazard_id}")
+        to = move_hazard(HazardStatus(h["status"]), HazardStatus.CLOSED)
+        row = await conn.fetchrow(q["set_hazard"], hazard_id, to.value, None, None)
+        await _history(conn, q, org, "hazard", hazard_id, to.value, officer, reason)
+    return row
+
+
+# -- micro-wishes and partner offers ---------------------------------------------------------
+
+
+async def post_need(
+    conn: asyncpg.Connection, q: Queries, *, org: str, by: str, body: NeedIn
+) -> asyncpg.Record:
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            q["insert_need"],
+            uuid.uuid4(),
+            org,
+            body.community_id,
+            body.kind.value,
+            body.title,
+            body.description,
+            by,
+        )
+        await _history(conn, q, org, "need", row["id"], "open", by)
+    return row
+
+
+async def claim_need(
+    conn: asyncpg.Connection, q: Queries, *, org: str, by: str, need_id: uuid.UUID, claimant: str
+) -> asyncpg.Record:
+    async with conn.transaction():
+        n = await conn.fetchrow(q["lock_need"], need_id, org)
+        if n is None:
+            raise NotFound(f"no wish or offer {need_id}")
+        if n["status"] == NeedStatus.CLAIMED.value:
+            raise WrongState(
+                f"already claimed by {n['claimed_by']}",
+                claimed_by=n["claimed_by"],
+                status="claimed",
+            )
+        to = move_need(NeedStatus(n["status"]), NeedStatus.CLAIMED)
+        row = await conn.fetchrow(q["set_need"], need_id, to.value, claimant, None)
+        await _history(conn, q, org, "need", need_id, to.value, by, f"claimed by {claimant}")
+    return row
+
+
+async def need_to_job(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    officer: str,
+    need_id: uuid.UUID,
+    job: MenuJob,
+    reason: str,
+) -> asyncpg.Record:
+    async with conn.transaction():
+        n = await conn.fetchrow(q["lock_need"], need_id, org)
+        if n is None:
+            raise NotFound(f"no wish or offer {need_id}")
+        to = move_need(NeedStatus(n["status"]), NeedStatus.IN_PROGRESS)
+        j = await insert_job(
+            conn, q, contracts, org=org, officer=officer, community_id=n["community_id"], job=job
+        )
+        row = await conn.fetchrow(q["set_need"], need_id, to.value, None, j["id"])
+        await _history(conn, q, org, "need", need_id, to.value, officer, reason, j["id"])
+    return row
+
+
+async def close_need(
+    conn: asyncpg.Connection, q: Queries, *, org: str, officer: str, need_id: uuid.UUID, reason: str
+) -> asyncpg.Record:
+    async with conn.transaction():
+        n = await conn.fetchrow(q["lock_need"], need_id, org)
+        if n is None:
+            raise NotFound(f"no wish or offer {need_id}")
+        to = move_need(NeedStatus(n["status"]), NeedStatus.CLOSED)
+        row = await conn.fetchrow(q["set_need"], need_id, to.value, None, None)
+        await _history(conn, q, org, "need", need_id, to.value, officer, reason)
+    return row

@@ -9,15 +9,59 @@ from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+)
 
 from jifen.kernel.auth import Principal, Role, TokenVerifier, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries, create_pool
 from jifen.kernel.web import Refusal, create_app, pool_check
 from jifen.tasks import handlers
-from jifen.tasks.api.schemas import ClaimIn, ClaimOut, CompletionIn, CompletionOut, JobIn, JobOut
-from jifen.tasks.domain.jobs import Category, TasksRefusal
+from jifen.tasks.api.schemas import (
+    AppealIn,
+    AppealOut,
+    ApproveIn,
+    AuditCompletion,
+    AuditPage,
+    CategoryIn,
+    CategoryOut,
+    ClaimIn,
+    ClaimOut,
+    ClaimOutFull,
+    CommunityIn,
+    CommunityOut,
+    CompletionIn,
+    CompletionOut,
+    DecisionIn,
+    DecisionOut,
+    HazardIn,
+    HazardOut,
+    JobIn,
+    JobOut,
+    MemberIn,
+    MemberOut,
+    MenuIn,
+    MergeIn,
+    NeedClaimIn,
+    NeedIn,
+    NeedOut,
+    OrganisationIn,
+    OrganisationOut,
+    ReasonIn,
+    StatusChangeOut,
+    TriageIn,
+)
+from jifen.tasks.domain.intake import HazardKind, HazardStatus, NeedKind, NeedStatus
+from jifen.tasks.domain.jobs import Category, CompletionStatus, TasksRefusal
 from jifen.tasks.settings import TasksSettings
 
 
@@ -31,6 +75,16 @@ Officer = Annotated[Principal, require(Role.OFFICER, Role.ADMIN)]
 Actor = Annotated[Principal, require(Role.APP, Role.VOLUNTEER)]
 Reader = Annotated[
     Principal, require(Role.OFFICER, Role.ADMIN, Role.APP, Role.VOLUNTEER, Role.AUDITOR)
+]
+Admin = Annotated[Principal, require(Role.ADMIN)]
+Auditor = Annotated[Principal, require(Role.AUDITOR)]
+Poster = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.APP)]
+Claimant = Annotated[
+    Principal, require(Role.OFFICER, Role.ADMIN, Role.APP, Role.VOLUNTEER, Role.MERCHANT)
+]
+AnyMember = Annotated[
+    Principal,
+    require(Role.OFFICER, Role.ADMIN, Role.APP, Role.VOLUNTEER, Role.AUDITOR, Role.MERCHANT),
 ]
 IdempotencyKey = Annotated[
     str,
@@ -64,6 +118,15 @@ REFUSALS = {
 
 jobs = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 completions = APIRouter(prefix="/v1/completions", tags=["completions"])
+orgs = APIRouter(prefix="/v1", tags=["organisation"])
+menus = APIRouter(prefix="/v1/menus", tags=["jobs"])
+appeals = APIRouter(prefix="/v1/appeals", tags=["appeals"])
+hazards = APIRouter(prefix="/v1/hazards", tags=["hazard reports"])
+needs = APIRouter(prefix="/v1/needs", tags=["micro-wishes and offers"])
+audit = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+PathId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many items")]
 
 
 def _acting_for(who: Principal, account_id: str) -> None:
@@ -71,10 +134,26 @@ def _acting_for(who: Principal, account_id: str) -> None:
         raise HTTPException(403, "a volunteer may act only for their own account")
 
 
+def _job_out(row: asyncpg.Record, who: Principal) -> JobOut:
+    out = JobOut(**dict(row))
+    if who.role not in (Role.OFFICER, Role.ADMIN):
+        # the code is shown at the site; handing it to apps would make check-in meaningless
+        out.checkin_code = None
+    return out
+
+
+async def _history(
+    conn: asyncpg.Connection, q: Queries, org: str, subject: str, sid: UUID
+) -> list[StatusChangeOut]:
+    return [
+        StatusChangeOut(**dict(r)) for r in await conn.fetch(q["history_of"], org, subject, sid)
+    ]
+
+
 @jobs.post("", status_code=201, response_model=JobOut, summary="Publish a job", responses=REFUSALS)
 async def publish_job(body: JobIn, conn: Conn, q: Q, contracts: Events, who: Officer) -> JobOut:
     row = await handlers.publish_job(conn, q, contracts, org=who.org, officer=who.subject, job=body)
-    return JobOut(**dict(row))
+    return _job_out(row, who)
 
 
 @jobs.get("", response_model=list[JobOut], summary="The service menu: jobs of your organisation")
@@ -88,7 +167,14 @@ async def list_jobs(
     month: Annotated[
         str | None, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-11"])
     ] = None,
-    category: Category | None = None,
+    category: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[a-z][a-z0-9_]{0,39}$",
+            description="A built-in or organisation category",
+            examples=[Category.MEAL_DELIVERY.value],
+        ),
+    ] = None,
     open_only: Annotated[
         bool, Query(alias="open", description="Only jobs with places left")
     ] = False,
@@ -103,13 +189,13 @@ async def list_jobs(
         q["list_jobs"],
         who.org,
         community_id,
-        category.value if category else None,
+        category,
         start,
         end,
         open_only,
         limit,
     )
-    return [JobOut(**dict(r)) for r in rows]
+    return [_job_out(r, who) for r in rows]
 
 
 @jobs.get("/{job_id}", response_model=JobOut, summary="One job", responses=REFUSALS)
@@ -117,7 +203,7 @@ async def get_job(job_id: UUID, conn: Conn, q: Q, who: Reader) -> JobOut:
     row = await conn.fetchrow(q["get_job"], job_id, who.org)
     if row is None:
         raise HTTPException(404, f"no job {job_id}")
-    return JobOut(**dict(row))
+    return _job_out(row, who)
 
 
 @jobs.post(
@@ -147,6 +233,7 @@ async def complete(
     body: CompletionIn,
     conn: Conn,
     q: Q,
+    contracts: Events,
     who: Actor,
     key: IdempotencyKey,
     request: Request,
@@ -157,6 +244,7 @@ async def complete(
     row, created = await handlers.complete_job(
         conn,
         q,
+        contracts,
         org=who.org,
         job_id=job_id,
         body=body,
@@ -192,6 +280,591 @@ async def verify(
         conn, q, contracts, org=who.org, officer=who.subject, completion_id=completion_id
     )
     return CompletionOut(**dict(row))
+
+
+@jobs.post(
+    "/{job_id}/claims/{account_id}/withdraw",
+    response_model=ClaimOutFull,
+    summary="Withdraw a claim before the window starts: the place is released",
+    responses=REFUSALS,
+)
+async def withdraw(job_id: UUID, account_id: PathId, conn: Conn, q: Q, who: Actor) -> ClaimOutFull:
+    _acting_for(who, account_id)
+    row = await handlers.withdraw_claim(
+        conn, q, org=who.org, job_id=job_id, account_id=account_id, by=who.subject
+    )
+    return ClaimOutFull(**dict(row))
+
+
+@menus.post(
+    "",
+    status_code=201,
+    response_model=list[JobOut],
+    summary="Publish a community's monthly service menu: every job of the month at once",
+    responses={**REFUSALS, 409: {"description": "A job outside the month, or unknown category"}},
+)
+async def publish_menu(
+    body: MenuIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> list[JobOut]:
+    rows = await handlers.publish_menu(
+        conn, q, contracts, org=who.org, officer=who.subject, menu=body
+    )
+    return [_job_out(r, who) for r in rows]
+
+
+# -- organisation, communities, categories --------------------------------------------------
+
+
+@orgs.get(
+    "/organisation",
+    response_model=OrganisationOut | None,
+    summary="Your organisation's settings and limits (null: none set, no limits)",
+)
+async def get_organisation(conn: Conn, q: Q, who: AnyMember) -> OrganisationOut | None:
+    row = await conn.fetchrow(q["get_organisation"], who.org)
+    return OrganisationOut(**dict(row)) if row else None
+
+
+@orgs.put(
+    "/organisation",
+    response_model=OrganisationOut,
+    summary="Set your organisation's name, timezone and limits (admin)",
+    description="Beyond a first threshold (points a volunteer earns per local day, completions "
+    "per hour) a completion is held for an officer; beyond the second, for the admin. "
+    "A missing threshold means no limit.",
+)
+async def put_organisation(body: OrganisationIn, conn: Conn, q: Q, who: Admin) -> OrganisationOut:
+    row = await conn.fetchrow(
+        q["upsert_organisation"],
+        who.org,
+        body.name,
+        body.timezone,
+        body.daily_points_officer,
+        body.hourly_completions_officer,
+        body.daily_points_admin,
+        body.hourly_completions_admin,
+        who.subject,
+    )
+    return OrganisationOut(**dict(row))
+
+
+@orgs.post(
+    "/communities",
+    status_code=201,
+    response_model=CommunityOut,
+    summary="Add a community (grid) to your organisation",
+    responses={409: {"description": "A community with this id exists"}},
+)
+async def add_community(body: CommunityIn, conn: Conn, q: Q, who: Officer) -> CommunityOut:
+    row = await conn.fetchrow(q["insert_community"], who.org, body.id, body.name, who.subject)
+    if row is None:
+        raise Refusal("community_exists", f"your organisation already has community {body.id!r}")
+    return CommunityOut(**dict(row))
+
+
+@orgs.get(
+    "/communities", response_model=list[CommunityOut], summary="Your organisation's communities"
+)
+async def list_communities(conn: Conn, q: Q, who: AnyMember) -> list[CommunityOut]:
+    return [CommunityOut(**dict(r)) for r in await conn.fetch(q["list_communities"], who.org)]
+
+
+@orgs.post(
+    "/communities/{community_id}/members",
+    status_code=201,
+    response_model=MemberOut,
+    summary="Register a volunteer with a community (200 if already registered)",
+    responses={**REFUSALS, 200: {"description": "Already registered: the registration"}},
+)
+async def register(
+    community_id: PathId, body: MemberIn, conn: Conn, q: Q, who: Actor, response: Response
+) -> MemberOut:
+    _acting_for(who, body.account_id)
+    row, created = await handlers.register_member(
+        conn, q, org=who.org, community_id=community_id, account_id=body.account_id, by=who.subject
+    )
+    if not created:
+        response.status_code = 200
+    return MemberOut(**dict(row))
+
+
+@orgs.get(
+    "/communities/{community_id}/members",
+    response_model=list[MemberOut],
+    summary="Volunteers registered with a community",
+)
+async def members(
+    community_id: PathId, conn: Conn, q: Q, who: Officer, limit: Limit = 500
+) -> list[MemberOut]:
+    rows = await conn.fetch(q["list_members"], who.org, community_id, limit)
+    return [MemberOut(**dict(r)) for r in rows]
+
+
+@orgs.get(
+    "/volunteers/{account_id}/communities",
+    response_model=list[CommunityOut],
+    summary="The communities a volunteer is registered with",
+)
+async def communities_of(account_id: PathId, conn: Conn, q: Q, who: Reader) -> list[CommunityOut]:
+    _acting_for(who, account_id)
+    rows = await conn.fetch(q["communities_of"], who.org, account_id)
+    return [
+        CommunityOut(
+            org_id=who.org, id=r["id"], name=r["name"], created_by="", created_at=r["registered_at"]
+        )
+        for r in rows
+    ]
+
+
+@orgs.get(
+    "/categories", response_model=list[CategoryOut], summary="Job categories: built in and yours"
+)
+async def categories(conn: Conn, q: Q, who: AnyMember) -> list[CategoryOut]:
+    out = [
+        CategoryOut(code=c.value, label=c.value.replace("_", " "), built_in=True) for c in Category
+    ]
+    out += [
+        CategoryOut(code=r["code"], label=r["label"], built_in=False)
+        for r in await conn.fetch(q["list_categories"], who.org)
+    ]
+    return out
+
+
+@orgs.post(
+    "/categories",
+    status_code=201,
+    response_model=CategoryOut,
+    summary="Add a job category for your organisation",
+    responses={409: {"description": "The code exists (built in or yours)"}},
+)
+async def add_category(body: CategoryIn, conn: Conn, q: Q, who: Officer) -> CategoryOut:
+    if body.code in {c.value for c in Category}:
+        raise Refusal("category_exists", f"{body.code!r} is a built-in category")
+    row = await conn.fetchrow(q["insert_category"], who.org, body.code, body.label, who.subject)
+    if row is None:
+        raise Refusal("category_exists", f"your organisation already has category {body.code!r}")
+    return CategoryOut(code=row["code"], label=row["label"], built_in=False)
+
+
+# -- review of completions ---------------------------------------------------------------------
+
+
+@completions.get(
+    "",
+    response_model=list[CompletionOut],
+    summary="Completions: the review queue (status=held&hold_level=officer) or a volunteer's own",
+)
+async def list_completions(
+    conn: Conn,
+    q: Q,
+    who: Reader,
+    status: CompletionStatus | None = None,
+    hold_level: Annotated[str | None, Query(pattern=r"^(officer|admin)$")] = None,
+    account_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")] = None,
+    limit: Limit = 200,
+) -> list[CompletionOut]:
+    if who.role == Role.VOLUNTEER:
+        if account_id not in (None, who.subject):
+            raise HTTPException(403, "a volunteer may list only their own completions")
+        account_id = who.subject
+    rows = await conn.fetch(
+        q["list_completions"],
+        who.org,
+        status.value if status else None,
+        account_id,
+        hold_level,
+        limit,
+    )
+    return [CompletionOut(**dict(r)) for r in rows]
+
+
+@completions.get(
+    "/{completion_id}/history",
+    response_model=list[StatusChangeOut],
+    summary="Every status a completion went through: who, when, why",
+    responses=REFUSALS,
+)
+async def completion_history(
+    completion_id: UUID, conn: Conn, q: Q, who: Reader
+) -> list[StatusChangeOut]:
+    row = await conn.fetchrow(q["get_completion"], completion_id, who.org)
+    if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
+        raise HTTPException(404, f"no completion {completion_id}")
+    return await _history(conn, q, who.org, "completion", completion_id)
+
+
+@completions.post(
+    "/{completion_id}/approve",
+    response_model=CompletionOut,
+    summary="Approve a completion held by an organisation limit (officer level: an officer; "
+    "admin level: the admin)",
+    responses=REFUSALS,
+)
+async def approve(
+    completion_id: UUID, body: ApproveIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> CompletionOut:
+    row = await handlers.approve_completion(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        who=who.subject,
+        role=who.role.value,
+        completion_id=completion_id,
+        reason=body.reason,
+    )
+    return CompletionOut(**dict(row))
+
+
+@completions.post(
+    "/{completion_id}/reject",
+    response_model=CompletionOut,
+    summary="Reject a submitted or held completion, with a reason",
+    responses=REFUSALS,
+)
+async def reject(
+    completion_id: UUID, body: ReasonIn, conn: Conn, q: Q, who: Officer
+) -> CompletionOut:
+    row = await handlers.reject_completion(
+        conn, q, org=who.org, who=who.subject, completion_id=completion_id, reason=body.reason
+    )
+    return CompletionOut(**dict(row))
+
+
+@completions.post(
+    "/{completion_id}/revoke",
+    response_model=CompletionOut,
+    summary="Revoke a verified completion, with a reason: the ledger appends a reversal",
+    responses=REFUSALS,
+)
+async def revoke(
+    completion_id: UUID, body: ReasonIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> CompletionOut:
+    row = await handlers.revoke_completion(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        who=who.subject,
+        completion_id=completion_id,
+        reason=body.reason,
+    )
+    return CompletionOut(**dict(row))
+
+
+# -- appeals ---------------------------------------------------------------------------------
+
+
+async def _appeal_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record) -> AppealOut:
+    decisions = [DecisionOut(**dict(d)) for d in await conn.fetch(q["decisions_of"], row["id"])]
+    return AppealOut(**dict(row), decisions=decisions)
+
+
+@appeals.post(
+    "",
+    status_code=201,
+    response_model=AppealOut,
+    summary="Appeal a rejection, a hold or a credit that never arrived",
+    responses=REFUSALS,
+)
+async def file_appeal(body: AppealIn, conn: Conn, q: Q, who: Actor) -> AppealOut:
+    c = await conn.fetchrow(q["get_completion"], body.completion_id, who.org)
+    if c is None or (who.role == Role.VOLUNTEER and c["account_id"] != who.subject):
+        raise HTTPException(404, f"no completion {body.completion_id}")
+    row = await handlers.file_appeal(conn, q, org=who.org, by=who.subject, body=body)
+    return await _appeal_out(conn, q, row)
+
+
+@appeals.get("", response_model=list[AppealOut], summary="Appeals (a volunteer sees their own)")
+async def list_appeals(
+    conn: Conn,
+    q: Q,
+    who: Reader,
+    status: Annotated[str | None, Query(pattern=r"^(open|upheld|dismissed)$")] = None,
+    account_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")] = None,
+    limit: Limit = 200,
+) -> list[AppealOut]:
+    if who.role == Role.VOLUNTEER:
+        if account_id not in (None, who.subject):
+            raise HTTPException(403, "a volunteer may list only their own appeals")
+        account_id = who.subject
+    rows = await conn.fetch(q["list_appeals"], who.org, account_id, status, limit)
+    return [await _appeal_out(conn, q, r) for r in rows]
+
+
+@appeals.get(
+    "/{appeal_id}",
+    response_model=AppealOut,
+    summary="One appeal with every decision (who, when, why)",
+    responses=REFUSALS,
+)
+async def get_appeal(appeal_id: UUID, conn: Conn, q: Q, who: Reader) -> AppealOut:
+    row = await conn.fetchrow(q["get_appeal"], appeal_id, who.org)
+    if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
+        raise HTTPException(404, f"no appeal {appeal_id}")
+    return await _appeal_out(conn, q, row)
+
+
+@appeals.post(
+    "/{appeal_id}/decisions",
+    status_code=201,
+    response_model=AppealOut,
+    summary="Decide an appeal; a later decision corrects an earlier one (none is edited)",
+    responses=REFUSALS,
+)
+async def decide(appeal_id: UUID, body: DecisionIn, conn: Conn, q: Q, who: Officer) -> AppealOut:
+    row = await handlers.decide_appeal(
+        conn, q, org=who.org, who=who.subject, role=who.role.value, appeal_id=appeal_id, body=body
+    )
+    return await _appeal_out(conn, q, row)
+
+
+# -- hazard reports --------------------------------------------------------------------------
+
+
+async def _hazard_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record) -> HazardOut:
+    return HazardOut(
+        **dict(row), history=await _history(conn, q, row["org_id"], "hazard", row["id"])
+    )
+
+
+@hazards.post(
+    "", status_code=201, response_model=HazardOut, summary="Report a hazard", responses=REFUSALS
+)
+async def report_hazard(body: HazardIn, conn: Conn, q: Q, who: Actor) -> HazardOut:
+    _acting_for(who, body.account_id)
+    row = await handlers.report_hazard(conn, q, org=who.org, by=who.subject, body=body)
+    return await _hazard_out(conn, q, row)
+
+
+@hazards.get(
+    "", response_model=list[HazardOut], summary="Hazard reports (a volunteer sees their own)"
+)
+async def list_hazards(
+    conn: Conn,
+    q: Q,
+    who: Reader,
+    status: HazardStatus | None = None,
+    community_id: Annotated[
+        str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+    ] = None,
+    kind: HazardKind | None = None,
+    limit: Limit = 200,
+) -> list[HazardOut]:
+    account = who.subject if who.role == Role.VOLUNTEER else None
+    rows = await conn.fetch(
+        q["list_hazards"], who.org, status.value if status else None, community_id, account, limit
+    )
+    return [await _hazard_out(conn, q, r) for r in rows if kind is None or r["kind"] == kind]
+
+
+@hazards.get(
+    "/{hazard_id}",
+    response_model=HazardOut,
+    summary="One hazard report with its history: report -> task -> done",
+    responses=REFUSALS,
+)
+async def get_hazard(hazard_id: UUID, conn: Conn, q: Q, who: Reader) -> HazardOut:
+    row = await conn.fetchrow(q["get_hazard"], hazard_id, who.org)
+    if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
+        raise HTTPException(404, f"no hazard report {hazard_id}")
+    return await _hazard_out(conn, q, row)
+
+
+@hazards.post(
+    "/{hazard_id}/triage",
+    response_model=HazardOut,
+    summary="Triage a hazard report into a job in its community",
+    responses=REFUSALS,
+)
+async def triage(
+    hazard_id: UUID, body: TriageIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> HazardOut:
+    row = await handlers.triage_hazard(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        officer=who.subject,
+        hazard_id=hazard_id,
+        job=body.job,
+        reason=body.reason,
+    )
+    return await _hazard_out(conn, q, row)
+
+
+@hazards.post(
+    "/{hazard_id}/merge",
+    response_model=HazardOut,
+    summary="Merge a hazard report into an earlier one as a duplicate",
+    responses=REFUSALS,
+)
+async def merge(hazard_id: UUID, body: MergeIn, conn: Conn, q: Q, who: Officer) -> HazardOut:
+    row = await handlers.merge_hazard(
+        conn,
+        q,
+        org=who.org,
+        officer=who.subject,
+        hazard_id=hazard_id,
+        duplicate_of=body.duplicate_of,
+        reason=body.reason,
+    )
+    return await _hazard_out(conn, q, row)
+
+
+@hazards.post(
+    "/{hazard_id}/close",
+    response_model=HazardOut,
+    summary="Close a hazard report with a reason",
+    responses=REFUSALS,
+)
+async def close_hazard(
+    hazard_id: UUID, body: ReasonIn, conn: Conn, q: Q, who: Officer
+) -> HazardOut:
+    row = await handlers.close_hazard(
+        conn, q, org=who.org, officer=who.subject, hazard_id=hazard_id, reason=body.reason
+    )
+    return await _hazard_out(conn, q, row)
+
+
+# -- micro-wishes and partner offers -----------------------------------------------------------
+
+
+async def _need_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record) -> NeedOut:
+    return NeedOut(**dict(row), history=await _history(conn, q, row["org_id"], "need", row["id"]))
+
+
+@needs.post(
+    "",
+    status_code=201,
+    response_model=NeedOut,
+    summary="Post a resident's micro-wish or a partner's offer",
+    responses=REFUSALS,
+)
+async def post_need(body: NeedIn, conn: Conn, q: Q, who: Poster) -> NeedOut:
+    row = await handlers.post_need(conn, q, org=who.org, by=who.subject, body=body)
+    return await _need_out(conn, q, row)
+
+
+@needs.get("", response_model=list[NeedOut], summary="Micro-wishes and offers")
+async def list_needs(
+    conn: Conn,
+    q: Q,
+    who: AnyMember,
+    status: NeedStatus | None = None,
+    kind: NeedKind | None = None,
+    community_id: Annotated[
+        str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+    ] = None,
+    limit: Limit = 200,
+) -> list[NeedOut]:
+    rows = await conn.fetch(
+        q["list_needs"],
+        who.org,
+        status.value if status else None,
+        kind.value if kind else None,
+        community_id,
+        limit,
+    )
+    return [await _need_out(conn, q, r) for r in rows]
+
+
+@needs.get("/{need_id}", response_model=NeedOut, summary="One wish or offer, with its history")
+async def get_need(need_id: UUID, conn: Conn, q: Q, who: AnyMember) -> NeedOut:
+    row = await conn.fetchrow(q["get_need"], need_id, who.org)
+    if row is None:
+        raise HTTPException(404, f"no wish or offer {need_id}")
+    return await _need_out(conn, q, row)
+
+
+@needs.post(
+    "/{need_id}/claim",
+    response_model=NeedOut,
+    summary="Claim a wish or offer for a volunteer or a partner",
+    responses=REFUSALS,
+)
+async def claim_need(need_id: UUID, body: NeedClaimIn, conn: Conn, q: Q, who: Claimant) -> NeedOut:
+    if who.role in (Role.VOLUNTEER, Role.MERCHANT) and who.subject != body.claimed_by:
+        raise HTTPException(403, f"a {who.role.value} may claim only for themselves")
+    row = await handlers.claim_need(
+        conn, q, org=who.org, by=who.subject, need_id=need_id, claimant=body.claimed_by
+    )
+    return await _need_out(conn, q, row)
+
+
+@needs.post(
+    "/{need_id}/job",
+    response_model=NeedOut,
+    summary="Turn a wish or offer into a job in its community",
+    responses=REFUSALS,
+)
+async def need_to_job(
+    need_id: UUID, body: TriageIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> NeedOut:
+    row = await handlers.need_to_job(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        officer=who.subject,
+        need_id=need_id,
+        job=body.job,
+        reason=body.reason,
+    )
+    return await _need_out(conn, q, row)
+
+
+@needs.post(
+    "/{need_id}/close",
+    response_model=NeedOut,
+    summary="Close a wish or offer with a reason",
+    responses=REFUSALS,
+)
+async def close_need(need_id: UUID, body: ReasonIn, conn: Conn, q: Q, who: Officer) -> NeedOut:
+    row = await handlers.close_need(
+        conn, q, org=who.org, officer=who.subject, need_id=need_id, reason=body.reason
+    )
+    return await _need_out(conn, q, row)
+
+
+# -- audit -----------------------------------------------------------------------------------
+
+
+@audit.get(
+    "/completions",
+    response_model=AuditPage,
+    summary="Every completion ever verified in your organisation, oldest first (auditor)",
+    description="For reconciliation against the ledger: each verified completion must have "
+    "exactly one credit, each revoked one exactly one reversal. Page with `after` = the "
+    "previous `next_cursor`; `next_cursor` is null on the last page. Ordered by verification "
+    "commit order, so paging never skips a completion committed later.",
+)
+async def audit_completions(
+    conn: Conn,
+    q: Q,
+    who: Auditor,
+    after: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,18}$", description="A next_cursor from before")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> AuditPage:
+    rows = await conn.fetch(q["audit_completions"], who.org, int(after or 0), limit)
+    items = [
+        AuditCompletion(
+            completion_id=r["id"],
+            account_id=r["account_id"],
+            job_id=r["job_id"],
+            points=r["points"],
+            status=r["status"],
+            verified_event_id=r["verified_event_id"],
+            revoked_event_id=r["revoked_event_id"],
+            verified_at=r["verified_at"],
+            revoked_at=r["revoked_at"],
+        )
+        for r in rows
+    ]
+    cursor = str(rows[-1]["verified_seq"]) if len(rows) == limit else None
+    return AuditPage(items=items, next_cursor=cursor)
 
 
 def build_app(settings: TasksSettings | None = None) -> FastAPI:
@@ -230,6 +903,6 @@ def build_app(settings: TasksSettings | None = None) -> FastAPI:
         handler = app.exception_handlers[HTTPException]
         return await handler(request, HTTPException(404, str(exc)))  # type: ignore[no-any-return]
 
-    app.include_router(jobs)
-    app.include_router(completions)
+    for router in (orgs, menus, jobs, completions, appeals, hazards, needs, audit):
+        app.include_router(router)
     return app

@@ -8,9 +8,20 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from jifen.tasks.domain.jobs import Category
+from jifen.tasks.domain.intake import HazardKind, NeedKind
+from jifen.tasks.domain.jobs import VerificationMode
 
 IdStr = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", examples=["vol-0001"])]
+CategoryCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        examples=["meal_delivery"],
+        description="A built-in category (meal_delivery, elder_visit, traffic_guidance, "
+        "civility_persuasion, hazard_patrol, free_repair_day, lost_person_search, "
+        "emergency_response, other) or one your organisation added (GET /v1/categories).",
+    ),
+]
 
 
 def _no_control(value: str) -> str:
@@ -29,6 +40,13 @@ def _plausible(ts: datetime) -> datetime:
 
 
 When = Annotated[AwareDatetime, AfterValidator(_plausible)]
+
+
+class Place(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    address: Annotated[Text, Field(max_length=300)] = ""
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lng: float | None = Field(default=None, ge=-180, le=180)
 
 
 class JobIn(BaseModel):
@@ -53,13 +71,20 @@ class JobIn(BaseModel):
     community_id: IdStr
     title: Annotated[Text, Field(min_length=1, max_length=200)]
     description: Annotated[Text, Field(max_length=4000)] = ""
-    category: Category
+    category: CategoryCode
     points: int = Field(
         ge=1, le=10_000, description="Whole points credited per verified completion."
     )
     capacity: int = Field(ge=1, le=1_000, description="How many volunteers may claim the job.")
     starts_at: When
     ends_at: When
+    verification: VerificationMode = Field(
+        default=VerificationMode.OFFICER,
+        description="officer: an officer confirms; checkin: the volunteer sends the job's own "
+        "code shown at the site (checked server-side); automatic: counts on submission. "
+        "Organisation limits apply in every mode.",
+    )
+    place: Place | None = None
 
     @model_validator(mode="after")
     def _window(self) -> JobIn:
@@ -83,6 +108,12 @@ class JobOut(BaseModel):
     verification: str
     created_by: str
     created_at: datetime
+    place_address: str | None = None
+    place_lat: float | None = None
+    place_lng: float | None = None
+    checkin_code: str | None = Field(
+        default=None, description="Shown to officers and admins only, to display at the site."
+    )
 
 
 class ClaimIn(BaseModel):
@@ -120,6 +151,9 @@ class CompletionIn(BaseModel):
     )
     account_id: IdStr
     evidence: Evidence = Evidence()
+    checkin_code: Annotated[str, Field(min_length=4, max_length=16)] | None = Field(
+        default=None, description="Required for jobs in check-in mode: the code shown at the site."
+    )
 
 
 class CompletionOut(BaseModel):
@@ -134,3 +168,373 @@ class CompletionOut(BaseModel):
     verified_by: str | None
     verified_at: datetime | None
     credited_at: datetime | None
+    hold_level: str | None = None
+    hold_reason: str | None = None
+    rejected_by: str | None = None
+    rejection_reason: str | None = None
+    revoked_by: str | None = None
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    reversed_at: datetime | None = None
+
+
+Reason = Annotated[
+    Text, Field(min_length=3, max_length=500, examples=["photo shows a different address"])
+]
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "photo shows another street"}]}
+    )
+    reason: Reason
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "typhoon clean-up: extra hours agreed"}]},
+    )
+    reason: Reason
+
+
+class ClaimOutFull(ClaimOut):
+    withdrawn_at: datetime | None = None
+    withdrawn_by: str | None = None
+
+
+class OrganisationIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "江门骑手工会 Jiangmen riders' union branch",
+                    "timezone": "Asia/Shanghai",
+                    "daily_points_officer": 100,
+                    "daily_points_admin": 200,
+                    "hourly_completions_officer": 3,
+                    "hourly_completions_admin": 6,
+                }
+            ]
+        },
+    )
+    name: Annotated[Text, Field(max_length=200)] = ""
+    timezone: Annotated[str, Field(pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+){0,2}$")] = (
+        "Asia/Shanghai"
+    )
+    daily_points_officer: int | None = Field(default=None, ge=1, le=1_000_000)
+    daily_points_admin: int | None = Field(default=None, ge=1, le=1_000_000)
+    hourly_completions_officer: int | None = Field(default=None, ge=1, le=1_000)
+    hourly_completions_admin: int | None = Field(default=None, ge=1, le=1_000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OrganisationIn:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}") from None
+        for first, second in (
+            (self.daily_points_officer, self.daily_points_admin),
+            (self.hourly_completions_officer, self.hourly_completions_admin),
+        ):
+            if first is not None and second is not None and second < first:
+                raise ValueError("the admin threshold must not be below the officer threshold")
+        return self
+
+
+class OrganisationOut(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    daily_points_officer: int | None
+    daily_points_admin: int | None
+    hourly_completions_officer: int | None
+    hourly_completions_admin: int | None
+    updated_by: str
+    updated_at: datetime
+
+
+class CommunityIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"id": "penglai-grid", "name": "蓬莱路网格 Penglai grid"}]},
+    )
+    id: IdStr
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+
+
+class CommunityOut(BaseModel):
+    org_id: str
+    id: str
+    name: str
+    created_by: str
+    created_at: datetime
+    members: int = 0
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"account_id": "vol-0001"}]}
+    )
+    account_id: IdStr
+
+
+class MemberOut(BaseModel):
+    org_id: str
+    community_id: str
+    account_id: str
+    registered_by: str
+    registered_at: datetime
+
+
+class CategoryIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"code": "flood_watch", "label": "防汛巡查 Flood watch"}]},
+    )
+    code: CategoryCode
+    label: Annotated[Text, Field(min_length=1, max_length=100)]
+
+
+class CategoryOut(BaseModel):
+    code: str
+    label: str
+    built_in: bool
+
+
+class MenuJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Annotated[Text, Field(min_length=1, max_length=200)]
+    description: Annotated[Text, Field(max_length=4000)] = ""
+    category: CategoryCode
+    points: int = Field(ge=1, le=10_000)
+    capacity: int = Field(ge=1, le=1_000)
+    starts_at: When
+    ends_at: When
+    verification: VerificationMode = VerificationMode.OFFICER
+    place: Place | None = None
+
+
+class MenuIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "community_id": "penglai-grid",
+                    "month": "2026-12",
+                    "jobs": [
+                        {
+                            "title": "免费维修电动车 Free e-bike repair day",
+                            "category": "free_repair_day",
+                            "points": 30,
+                            "capacity": 4,
+                            "starts_at": "2026-12-15T01:00:00Z",
+                            "ends_at": "2026-12-15T09:00:00Z",
+                            "verification": "checkin",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+    community_id: IdStr
+    month: Annotated[str, Field(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-12"])]
+    jobs: list[MenuJob] = Field(min_length=1, max_length=500)
+
+
+class StatusChangeOut(BaseModel):
+    status: str
+    actor: str
+    reason: str
+    job_id: UUID | None
+    at: datetime
+
+
+class AppealIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "completion_id": "0b6f8a52-6a4f-4e55-9d8e-8f6f3c2b1a90",
+                    "kind": "rejection",
+                    "reason": "I was there: the officer saw me at the canteen",
+                }
+            ]
+        },
+    )
+    completion_id: UUID
+    kind: Annotated[str, Field(pattern=r"^(rejection|hold|missing_credit)$")]
+    reason: Reason
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"outcome": "upheld", "reason": "the canteen log shows the delivery"}]
+        },
+    )
+    outcome: Annotated[str, Field(pattern=r"^(upheld|dismissed)$")]
+    reason: Reason
+
+
+class DecisionOut(BaseModel):
+    outcome: str
+    decided_by: str
+    decided_role: str
+    reason: str
+    decided_at: datetime
+
+
+class AppealOut(BaseModel):
+    id: UUID
+    org_id: str
+    completion_id: UUID
+    account_id: str
+    kind: str
+    reason: str
+    filed_by: str
+    status: str
+    created_at: datetime
+    decisions: list[DecisionOut] = []
+
+
+class HazardIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "account_id": "vol-0001",
+                    "community_id": "penglai-grid",
+                    "kind": "stairwell_clutter",
+                    "text": "楼道堆放杂物 boxes block the stairwell of building 3",
+                    "place": {"address": "蓬莱路 3 号", "lat": 22.58, "lng": 113.08},
+                    "evidence_ref": "photo/stair-3.jpg",
+                }
+            ]
+        },
+    )
+    account_id: IdStr
+    community_id: IdStr
+    kind: HazardKind
+    text: Annotated[Text, Field(min_length=1, max_length=2000)]
+    place: Place = Place()
+    evidence_ref: Annotated[Text, Field(max_length=500)] = ""
+
+
+class HazardOut(BaseModel):
+    id: UUID
+    org_id: str
+    community_id: str
+    kind: str
+    text: str
+    place_address: str
+    place_lat: float | None
+    place_lng: float | None
+    evidence_ref: str
+    reported_by: str
+    account_id: str
+    status: str
+    job_id: UUID | None
+    duplicate_of: UUID | None
+    created_at: datetime
+    history: list[StatusChangeOut] = []
+
+
+class TriageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job: MenuJob
+    reason: Annotated[Text, Field(max_length=500)] = ""
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    duplicate_of: UUID
+    reason: Annotated[Text, Field(max_length=500)] = ""
+
+
+class NeedIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "community_id": "penglai-grid",
+                    "kind": "wish",
+                    "title": "修好楼道灯 Fix the stairwell light",
+                    "description": "Building 5, third floor, dark for a week",
+                }
+            ]
+        },
+    )
+    community_id: IdStr
+    kind: NeedKind
+    title: Annotated[Text, Field(min_length=1, max_length=200)]
+    description: Annotated[Text, Field(max_length=2000)] = ""
+
+
+class NeedClaimIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"claimed_by": "partner-hardware"}]}
+    )
+    claimed_by: IdStr
+
+
+class NeedOut(BaseModel):
+    id: UUID
+    org_id: str
+    community_id: str
+    kind: str
+    title: str
+    description: str
+    posted_by: str
+    status: str
+    claimed_by: str | None
+    job_id: UUID | None
+    created_at: datetime
+    history: list[StatusChangeOut] = []
+
+
+class AuditCompletion(BaseModel):
+    completion_id: UUID
+    account_id: str
+    job_id: UUID
+    points: int
+    status: str
+    verified_event_id: str
+    revoked_event_id: str | None
+    verified_at: datetime
+    revoked_at: datetime | None
+
+
+class AuditPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "completion_id": "0b6f8a52-6a4f-4e55-9d8e-8f6f3c2b1a90",
+                            "account_id": "vol-0001",
+                            "job_id": "5d1c1f0e-0c4b-4d7a-9b57-3f0f1c3e2a11",
+                            "points": 40,
+                            "status": "verified",
+                            "verified_event_id": "9f0e7c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
+                            "revoked_event_id": None,
+                            "verified_at": "2026-11-23T04:05:06Z",
+                            "revoked_at": None,
+                        }
+                    ],
+                    "next_cursor": "1",
+                }
+            ]
+        }
+    )
+    items: list[AuditCompletion]
+    next_cursor: str | None

@@ -21,6 +21,7 @@ class Category(StrEnum):
 
 class CompletionStatus(StrEnum):
     SUBMITTED = "submitted"
+    HELD = "held"  # beyond an organisation limit: waits for an officer or the admin
     VERIFIED = "verified"
     REJECTED = "rejected"
     REVOKED = "revoked"
@@ -95,4 +96,104 @@ def check_verifier(verifier: str, volunteer: str, status: CompletionStatus) -> N
     if verifier == volunteer:
         raise SelfVerification("an officer may not verify their own completion")
     if status is not CompletionStatus.SUBMITTED:
-        raise NotVerifiable(f"the completion is {status.value}, not submitted", status=status.value)
+        raise NotVerifiable(
+            f"the completion is {status.value}, not submitted"
+            + (
+                "; a held completion is decided with approve or reject"
+                if status is CompletionStatus.HELD
+                else ""
+            ),
+            status=status.value,
+        )
+
+
+class VerificationMode(StrEnum):
+    OFFICER = "officer"  # an officer of the organisation confirms
+    CHECKIN = "checkin"  # the volunteer enters the code shown at the site
+    AUTOMATIC = "automatic"  # the completion counts on submission (limits still apply)
+
+
+class UnknownCategory(TasksRefusal):
+    reason = "unknown_category"
+
+
+class WrongCheckinCode(TasksRefusal):
+    reason = "wrong_checkin_code"
+
+
+class NotWithdrawable(TasksRefusal):
+    reason = "not_withdrawable"
+
+
+class NotRevocable(TasksRefusal):
+    reason = "not_revocable"
+
+
+class NotRejectable(TasksRefusal):
+    reason = "not_rejectable"
+
+
+class NeedsAdmin(TasksRefusal):
+    reason = "needs_admin"
+
+
+class UnknownCommunity(TasksRefusal):
+    reason = "unknown_community"
+
+
+class AlreadyDecided(TasksRefusal):
+    reason = "already_decided"
+
+
+class WrongState(TasksRefusal):
+    reason = "wrong_state"
+
+
+def check_category(code: str, custom: set[str]) -> None:
+    """A job's category is a built-in one or one its organisation added."""
+    if code not in {c.value for c in Category} and code not in custom:
+        raise UnknownCategory(
+            f"category {code!r} is neither built in nor added by your organisation",
+            known=sorted({c.value for c in Category} | custom),
+        )
+
+
+def check_withdrawal(window: Window, at: datetime) -> None:
+    """A claim can be given back only before the job starts (the place goes to someone else)."""
+    if at >= window.starts_at:
+        raise NotWithdrawable(
+            f"the job started at {window.starts_at.isoformat()}; a claim can be withdrawn "
+            "only before its window starts",
+            starts_at=window.starts_at.isoformat(),
+        )
+
+
+def check_checkin_code(expected: str | None, given: str | None) -> None:
+    import hmac
+
+    if expected is None:
+        return
+    if not given:
+        raise WrongCheckinCode("this job is verified by check-in: send the code shown at the site")
+    if not hmac.compare_digest(expected.encode(), given.strip().upper().encode()):
+        raise WrongCheckinCode("the check-in code does not match this job's code")
+
+
+def check_revocable(status: CompletionStatus, revoker: str, volunteer: str) -> None:
+    if revoker == volunteer:
+        raise SelfVerification("an officer may not revoke their own completion")
+    if status is not CompletionStatus.VERIFIED:
+        raise NotRevocable(
+            f"only a verified completion can be revoked; this one is {status.value}",
+            status=status.value,
+        )
+
+
+def check_rejectable(status: CompletionStatus, rejecter: str, volunteer: str) -> None:
+    if rejecter == volunteer:
+        raise SelfVerification("an officer may not decide on their own completion")
+    if status not in (CompletionStatus.SUBMITTED, CompletionStatus.HELD):
+        raise NotRejectable(
+            f"only a submitted or held completion can be rejected; this one is {status.value}",
+            status=status.value,
+        )

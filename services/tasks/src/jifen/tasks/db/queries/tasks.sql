@@ -1,7 +1,8 @@
 -- name: insert_job
 INSERT INTO job (id, org_id, community_id, title, description, category, points, capacity,
-                 starts_at, ends_at, verification, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 starts_at, ends_at, verification, created_by, checkin_code,
+                 place_address, place_lat, place_lng)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 RETURNING *;
 
 -- name: get_job
@@ -23,11 +24,11 @@ UPDATE job SET claimed = claimed + 1 WHERE id = $1 AND claimed < capacity RETURN
 
 -- name: insert_claim
 INSERT INTO claim (id, job_id, account_id, claimed_by) VALUES ($1, $2, $3, $4)
-ON CONFLICT (job_id, account_id) DO NOTHING
+ON CONFLICT (job_id, account_id) WHERE withdrawn_at IS NULL DO NOTHING
 RETURNING *;
 
 -- name: get_claim
-SELECT * FROM claim WHERE job_id = $1 AND account_id = $2;
+SELECT * FROM claim WHERE job_id = $1 AND account_id = $2 AND withdrawn_at IS NULL;
 
 -- name: completion_by_key
 SELECT * FROM completion WHERE org_id = $1 AND submitted_by = $2 AND idempotency_key = $3;
@@ -54,7 +55,8 @@ FOR UPDATE OF c;
 
 -- name: mark_verified
 UPDATE completion
-SET status = 'verified', verified_by = $2, verified_at = $3, verified_event = $4, last_published_at = $3
+SET status = 'verified', verified_by = $2, verified_at = $3, verified_event = $4, last_published_at = $3,
+    verified_seq = nextval('completion_verified_seq'), hold_level = NULL
 WHERE id = $1
 RETURNING *;
 

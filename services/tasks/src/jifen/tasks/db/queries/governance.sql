@@ -1,0 +1,233 @@
+-- name: get_organisation
+SELECT * FROM organisation WHERE id = $1;
+
+-- name: upsert_organisation
+INSERT INTO organisation (id, name, timezone, daily_points_officer, hourly_completions_officer,
+                          daily_points_admin, hourly_completions_admin, updated_by, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+ON CONFLICT (id) DO UPDATE SET
+    name = EXCLUDED.name, timezone = EXCLUDED.timezone,
+    daily_points_officer = EXCLUDED.daily_points_officer,
+    hourly_completions_officer = EXCLUDED.hourly_completions_officer,
+    daily_points_admin = EXCLUDED.daily_points_admin,
+    hourly_completions_admin = EXCLUDED.hourly_completions_admin,
+    updated_by = EXCLUDED.updated_by, updated_at = now()
+RETURNING *;
+
+-- name: insert_community
+INSERT INTO community (org_id, id, name, created_by) VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: get_community
+SELECT * FROM community WHERE org_id = $1 AND id = $2;
+
+-- name: list_communities
+SELECT c.*, (SELECT count(*) FROM community_member m
+             WHERE m.org_id = c.org_id AND m.community_id = c.id) AS members
+FROM community c WHERE c.org_id = $1 ORDER BY c.id;
+
+-- name: register_member
+INSERT INTO community_member (org_id, community_id, account_id, registered_by)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: get_member
+SELECT * FROM community_member WHERE org_id = $1 AND community_id = $2 AND account_id = $3;
+
+-- name: list_members
+SELECT * FROM community_member WHERE org_id = $1 AND community_id = $2
+ORDER BY registered_at, account_id LIMIT $3;
+
+-- name: communities_of
+SELECT c.id, c.name, m.registered_at
+FROM community_member m JOIN community c ON c.org_id = m.org_id AND c.id = m.community_id
+WHERE m.org_id = $1 AND m.account_id = $2 ORDER BY c.id;
+
+-- name: insert_category
+INSERT INTO job_category (org_id, code, label, created_by) VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: list_categories
+SELECT code, label FROM job_category WHERE org_id = $1 ORDER BY code;
+
+-- name: lock_claim
+SELECT * FROM claim WHERE id = $1 AND job_id = $2 FOR UPDATE;
+
+-- name: withdraw_claim
+UPDATE claim SET withdrawn_at = $2, withdrawn_by = $3 WHERE id = $1 AND withdrawn_at IS NULL
+RETURNING *;
+
+-- name: release_place
+UPDATE job SET claimed = claimed - 1 WHERE id = $1 AND claimed > 0 RETURNING claimed;
+
+-- name: lock_account_limits
+SELECT pg_advisory_xact_lock(hashtextextended('limits:' || $1::text || ':' || $2::text, 0));
+
+-- name: usage_of
+SELECT coalesce(sum(j.points) FILTER (WHERE c.verified_at >= $3), 0)::int AS points_today,
+       count(*) FILTER (WHERE c.verified_at >= $4)::int AS completions_last_hour
+FROM completion c JOIN job j ON j.id = c.job_id
+WHERE c.org_id = $1 AND c.account_id = $2 AND c.verified_at >= least($3, $4)
+  AND c.status = 'verified';
+
+-- name: lock_verified_seq
+SELECT pg_advisory_xact_lock(hashtextextended('verified-seq:' || $1::text, 0));
+
+-- name: mark_held
+UPDATE completion SET status = 'held', hold_level = $2, hold_reason = $3 WHERE id = $1
+RETURNING *;
+
+-- name: mark_rejected
+UPDATE completion SET status = 'rejected', rejected_by = $2, rejected_at = $3, rejection_reason = $4
+WHERE id = $1
+RETURNING *;
+
+-- name: reopen_completion
+UPDATE completion SET status = 'submitted', hold_level = NULL WHERE id = $1 RETURNING *;
+
+-- name: mark_revoked
+UPDATE completion
+SET status = 'revoked', revoked_by = $2, revoked_at = $3, revocation_reason = $4,
+    revoked_event = $5, revoke_published_at = $3
+WHERE id = $1
+RETURNING *;
+
+-- name: mark_reversed
+UPDATE completion SET reversed_at = now(), reversal_entry_id = $2
+WHERE id = $1 AND reversed_at IS NULL;
+
+-- name: unreversed_due
+SELECT id, account_id, revoked_event FROM completion
+WHERE status = 'revoked' AND reversed_at IS NULL AND revoke_published_at < now() - $1::interval
+  -- a reversal needs the credit first: republish it only once the credit is acknowledged
+  AND credited_at IS NOT NULL
+ORDER BY revoke_published_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: mark_revoke_republished
+UPDATE completion SET revoke_published_at = now() WHERE id = ANY($1::uuid[]);
+
+-- name: uncredited_due_any
+SELECT id, account_id, verified_event FROM completion
+WHERE status IN ('verified', 'revoked') AND verified_event IS NOT NULL AND credited_at IS NULL
+  AND last_published_at < now() - $1::interval
+ORDER BY verified_seq
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: republish_now
+UPDATE completion SET last_published_at = now() - interval '1 day' WHERE id = $1;
+
+-- name: list_completions
+SELECT c.*, j.points, j.category, j.community_id
+FROM completion c JOIN job j ON j.id = c.job_id
+WHERE c.org_id = $1
+  AND ($2::text IS NULL OR c.status = $2)
+  AND ($3::text IS NULL OR c.account_id = $3)
+  AND ($4::text IS NULL OR c.hold_level = $4)
+ORDER BY c.submitted_at, c.id
+LIMIT $5;
+
+-- name: audit_completions
+SELECT c.id, c.account_id, c.job_id, j.points, c.status, c.verified_seq,
+       c.verified_event ->> 'id' AS verified_event_id,
+       c.revoked_event ->> 'id' AS revoked_event_id,
+       c.verified_at, c.revoked_at
+FROM completion c JOIN job j ON j.id = c.job_id
+WHERE c.org_id = $1 AND c.verified_seq IS NOT NULL AND c.verified_seq > $2
+ORDER BY c.verified_seq
+LIMIT $3;
+
+-- name: record_status
+INSERT INTO status_change (org_id, subject, subject_id, status, actor, reason, job_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: history_of
+SELECT status, actor, reason, job_id, at FROM status_change
+WHERE org_id = $1 AND subject = $2 AND subject_id = $3
+ORDER BY id;
+
+-- name: insert_appeal
+INSERT INTO appeal (id, org_id, completion_id, account_id, kind, reason, filed_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING *;
+
+-- name: lock_appeal
+SELECT * FROM appeal WHERE id = $1 AND org_id = $2 FOR UPDATE;
+
+-- name: get_appeal
+SELECT * FROM appeal WHERE id = $1 AND org_id = $2;
+
+-- name: list_appeals
+SELECT * FROM appeal
+WHERE org_id = $1 AND ($2::text IS NULL OR account_id = $2) AND ($3::text IS NULL OR status = $3)
+ORDER BY created_at, id LIMIT $4;
+
+-- name: insert_decision
+INSERT INTO appeal_decision (appeal_id, outcome, decided_by, decided_role, reason)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING *;
+
+-- name: set_appeal_status
+UPDATE appeal SET status = $2 WHERE id = $1 RETURNING *;
+
+-- name: decisions_of
+SELECT outcome, decided_by, decided_role, reason, decided_at FROM appeal_decision
+WHERE appeal_id = $1 ORDER BY id;
+
+-- name: insert_hazard
+INSERT INTO hazard_report (id, org_id, community_id, kind, text, place_address, place_lat,
+                           place_lng, evidence_ref, reported_by, account_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+RETURNING *;
+
+-- name: get_hazard
+SELECT * FROM hazard_report WHERE id = $1 AND org_id = $2;
+
+-- name: lock_hazard
+SELECT * FROM hazard_report WHERE id = $1 AND org_id = $2 FOR UPDATE;
+
+-- name: list_hazards
+SELECT * FROM hazard_report
+WHERE org_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR community_id = $3)
+  AND ($4::text IS NULL OR account_id = $4)
+ORDER BY created_at, id LIMIT $5;
+
+-- name: set_hazard
+UPDATE hazard_report SET status = $2, job_id = coalesce($3, job_id), duplicate_of = $4
+WHERE id = $1
+RETURNING *;
+
+-- name: hazards_done_by_job
+UPDATE hazard_report SET status = 'done' WHERE job_id = $1 AND status = 'in_progress'
+RETURNING id, org_id;
+
+-- name: insert_need
+INSERT INTO need (id, org_id, community_id, kind, title, description, posted_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING *;
+
+-- name: get_need
+SELECT * FROM need WHERE id = $1 AND org_id = $2;
+
+-- name: lock_need
+SELECT * FROM need WHERE id = $1 AND org_id = $2 FOR UPDATE;
+
+-- name: list_needs
+SELECT * FROM need
+WHERE org_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR kind = $3)
+  AND ($4::text IS NULL OR community_id = $4)
+ORDER BY created_at, id LIMIT $5;
+
+-- name: set_need
+UPDATE need SET status = $2, claimed_by = coalesce($3, claimed_by), job_id = coalesce($4, job_id)
+WHERE id = $1
+RETURNING *;
+
+-- name: needs_done_by_job
+UPDATE need SET status = 'done' WHERE job_id = $1 AND status IN ('claimed', 'in_progress')
+RETURNING id, org_id;

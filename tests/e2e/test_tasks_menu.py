@@ -1,0 +1,319 @@
+"""Tasks: organisations, communities and categories, the monthly service menu, check-in codes,
+claim withdrawal and the capacity race, through the real processes. Each test works in an
+organisation of its own, so its limits and lists are not disturbed by other tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.helpers import Api, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+def _org() -> str:
+    return f"org-{uuid.uuid4().hex[:8]}"
+
+
+def _window(start_in: timedelta = timedelta(hours=-1), hours: int = 2) -> dict[str, str]:
+    start = datetime.now(UTC) + start_in
+    return {
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=hours)).isoformat(),
+    }
+
+
+async def _job(tasks: Api, org: str, **over: Any) -> dict[str, Any]:
+    body = {
+        "community_id": "penglai-grid",
+        "title": "交通劝导 Traffic guidance",
+        "category": "traffic_guidance",
+        "points": 10,
+        "capacity": 3,
+        **_window(),
+        **over,
+    }
+    r = await tasks.http.post("/v1/jobs", headers=tasks.auth("officer", org=org), json=body)
+    assert r.status_code == 201, r.text
+    job: dict[str, Any] = r.json()
+    return job
+
+
+async def test_communities_registration_and_categories(apis: dict[str, Api]) -> None:
+    tasks = apis["tasks"]
+    org = _org()
+    officer = tasks.auth("officer", org=org)
+    r = await tasks.http.post(
+        "/v1/communities", headers=officer, json={"id": "penglai-grid", "name": "蓬莱路网格"}
+    )
+    assert r.status_code == 201, r.text
+    again = await tasks.http.post(
+        "/v1/communities", headers=officer, json={"id": "penglai-grid", "name": "again"}
+    )
+    assert again.status_code == 409 and again.json()["reason"] == "community_exists"
+    await tasks.http.post(
+        "/v1/communities", headers=officer, json={"id": "xinhui-grid", "name": "新会网格"}
+    )
+
+    # a volunteer reports to two communities; registering twice is harmless
+    vol = tasks.auth("volunteer", "vol-reg-1", org=org)
+    for community in ("penglai-grid", "xinhui-grid"):
+        r = await tasks.http.post(
+            f"/v1/communities/{community}/members", headers=vol, json={"account_id": "vol-reg-1"}
+        )
+        assert r.status_code == 201, r.text
+    r = await tasks.http.post(
+        "/v1/communities/penglai-grid/members", headers=vol, json={"account_id": "vol-reg-1"}
+    )
+    assert r.status_code == 200
+    # not for somebody else, and not in a community that does not exist
+    r = await tasks.http.post(
+        "/v1/communities/penglai-grid/members", headers=vol, json={"account_id": "vol-other"}
+    )
+    assert r.status_code == 403 and "own account" in r.json()["detail"]
+    r = await tasks.http.post(
+        "/v1/communities/nowhere/members", headers=vol, json={"account_id": "vol-reg-1"}
+    )
+    assert r.status_code == 409 and r.json()["reason"] == "unknown_community"
+    assert "nowhere" in r.json()["detail"]
+
+    r = await tasks.http.get("/v1/volunteers/vol-reg-1/communities", headers=vol)
+    assert [c["id"] for c in r.json()] == ["penglai-grid", "xinhui-grid"]
+    r = await tasks.http.get("/v1/communities", headers=officer)
+    assert {c["id"]: c["members"] for c in r.json()} == {"penglai-grid": 1, "xinhui-grid": 1}
+
+    # categories: an unknown one is refused until the organisation adds it
+    r = await tasks.http.post(
+        "/v1/jobs",
+        headers=officer,
+        json={
+            "community_id": "penglai-grid",
+            "title": "防汛巡查 Flood watch",
+            "category": "flood_watch",
+            "points": 15,
+            "capacity": 2,
+            **_window(),
+        },
+    )
+    assert r.status_code == 409 and r.json()["reason"] == "unknown_category"
+    assert "meal_delivery" in r.json()["known"]
+    r = await tasks.http.post(
+        "/v1/categories", headers=officer, json={"code": "flood_watch", "label": "防汛巡查"}
+    )
+    assert r.status_code == 201, r.text
+    job = await _job(tasks, org, category="flood_watch")
+    assert job["category"] == "flood_watch"
+    r = await tasks.http.get("/v1/categories", headers=officer)
+    codes = {c["code"]: c["built_in"] for c in r.json()}
+    assert codes["flood_watch"] is False and codes["meal_delivery"] is True
+    # another organisation does not see it
+    r = await tasks.http.get("/v1/categories", headers=tasks.auth("officer", org=_org()))
+    assert "flood_watch" not in {c["code"] for c in r.json()}
+
+
+async def test_the_monthly_menu_is_published_at_once_and_listed(apis: dict[str, Api]) -> None:
+    tasks = apis["tasks"]
+    org = _org()
+    officer = tasks.auth("officer", org=org)
+
+    def day(d: int, hour: int = 2) -> dict[str, str]:
+        start = datetime(2031, 3, d, hour, tzinfo=UTC)
+        return {
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(hours=3)).isoformat(),
+        }
+
+    menu = {
+        "community_id": "penglai-grid",
+        "month": "2031-03",
+        "jobs": [
+            {
+                "title": "免费维修电动车 Repair day",
+                "category": "free_repair_day",
+                "points": 30,
+                "capacity": 1,
+                **day(15),
+            },
+            {
+                "title": "为独居老人送餐 Meals",
+                "category": "meal_delivery",
+                "points": 20,
+                "capacity": 4,
+                **day(3),
+            },
+            {
+                "title": "文明劝导 Civility",
+                "category": "civility_persuasion",
+                "points": 10,
+                "capacity": 2,
+                **day(20),
+            },
+        ],
+    }
+    # one job outside the month: nothing of the menu is published
+    bad = {
+        **menu,
+        "jobs": [
+            *menu["jobs"],
+            {**menu["jobs"][0], **day(1)}
+            | {"starts_at": "2031-04-01T02:00:00Z", "ends_at": "2031-04-01T05:00:00Z"},
+        ],
+    }
+    r = await tasks.http.post("/v1/menus", headers=officer, json=bad)
+    assert r.status_code == 409 and "jobs[3]" in r.json()["detail"], r.text
+    r = await tasks.http.get("/v1/jobs", headers=officer, params={"month": "2031-03"})
+    assert r.json() == []
+
+    r = await tasks.http.post("/v1/menus", headers=officer, json=menu)
+    assert r.status_code == 201, r.text
+    assert len(r.json()) == 3
+    repair = next(j for j in r.json() if j["category"] == "free_repair_day")
+
+    # anyone of the organisation lists the menu by community and month, oldest first
+    app = tasks.auth("app", org=org)
+    r = await tasks.http.get(
+        "/v1/jobs", headers=app, params={"community_id": "penglai-grid", "month": "2031-03"}
+    )
+    assert [j["category"] for j in r.json()] == [
+        "meal_delivery",
+        "free_repair_day",
+        "civility_persuasion",
+    ]
+    r = await tasks.http.get(
+        "/v1/jobs", headers=app, params={"month": "2031-03", "category": "meal_delivery"}
+    )
+    assert [j["title"] for j in r.json()] == ["为独居老人送餐 Meals"]
+    # the single repair place is taken: `open` leaves it out
+    r = await tasks.http.post(
+        f"/v1/jobs/{repair['id']}/claims", headers=app, json={"account_id": "vol-m-1"}
+    )
+    assert r.status_code == 201
+    r = await tasks.http.get("/v1/jobs", headers=app, params={"month": "2031-03", "open": "true"})
+    assert repair["id"] not in {j["id"] for j in r.json()} and len(r.json()) == 2
+    # other months and other organisations see none of it
+    r = await tasks.http.get("/v1/jobs", headers=app, params={"month": "2031-04"})
+    assert r.json() == []
+    r = await tasks.http.get(
+        "/v1/jobs", headers=tasks.auth("app", org=_org()), params={"month": "2031-03"}
+    )
+    assert r.json() == []
+    r = await tasks.http.get("/v1/jobs", headers=app, params={"month": "2031-13"})
+    assert r.status_code == 422 and "month" in r.json()["detail"]
+
+
+async def test_checkin_code_is_checked_server_side(apis: dict[str, Api]) -> None:
+    tasks, points = apis["tasks"], apis["points"]
+    org = _org()
+    account = f"vol-{uuid.uuid4().hex[:8]}"
+    job = await _job(tasks, org, verification="checkin", points=12)
+    code = job["checkin_code"]
+    assert code and len(code) == 6
+    other = await _job(tasks, org, verification="checkin")
+    assert other["checkin_code"] != code  # per job
+
+    app = tasks.auth("app", org=org)
+    r = await tasks.http.get(f"/v1/jobs/{job['id']}", headers=app)
+    assert r.json()["checkin_code"] is None  # apps never see it: it is shown at the site
+    r = await tasks.http.post(
+        f"/v1/jobs/{job['id']}/claims", headers=app, json={"account_id": account}
+    )
+    assert r.status_code == 201
+
+    async def complete(code: str | None) -> Any:
+        body: dict[str, Any] = {"account_id": account}
+        if code is not None:
+            body["checkin_code"] = code
+        return await tasks.http.post(
+            f"/v1/jobs/{job['id']}/completions",
+            headers={**app, "Idempotency-Key": f"k-{uuid.uuid4()}"},
+            json=body,
+        )
+
+    r = await complete(None)
+    assert r.status_code == 409 and r.json()["reason"] == "wrong_checkin_code"
+    r = await complete(other["checkin_code"])
+    assert r.status_code == 409 and "does not match" in r.json()["detail"]
+    r = await complete(code.lower())
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "verified" and r.json()["verified_by"] == "system:checkin"
+
+    async def credited() -> bool:
+        b = await points.http.get(
+            f"/v1/accounts/{account}/balance", headers=points.auth("volunteer", account)
+        )
+        return b.json()["balance"] == 12
+
+    await eventually(credited, what="check-in credit")
+
+
+async def test_a_claim_is_withdrawn_before_the_window_and_the_place_released(
+    apis: dict[str, Api],
+) -> None:
+    tasks = apis["tasks"]
+    org = _org()
+    app = tasks.auth("app", org=org)
+    later = await _job(tasks, org, capacity=1, **_window(timedelta(hours=5)))
+    r = await tasks.http.post(
+        f"/v1/jobs/{later['id']}/claims", headers=app, json={"account_id": "vol-w-1"}
+    )
+    assert r.status_code == 201
+    r = await tasks.http.post(
+        f"/v1/jobs/{later['id']}/claims", headers=app, json={"account_id": "vol-w-2"}
+    )
+    assert r.status_code == 409 and r.json()["reason"] == "job_full"
+
+    # a volunteer withdraws only their own claim
+    r = await tasks.http.post(
+        f"/v1/jobs/{later['id']}/claims/vol-w-1/withdraw",
+        headers=tasks.auth("volunteer", "vol-w-2", org=org),
+    )
+    assert r.status_code == 403
+    r = await tasks.http.post(
+        f"/v1/jobs/{later['id']}/claims/vol-w-1/withdraw",
+        headers=tasks.auth("volunteer", "vol-w-1", org=org),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["withdrawn_at"] is not None and r.json()["withdrawn_by"] == "vol-w-1"
+    r = await tasks.http.get(f"/v1/jobs/{later['id']}", headers=app)
+    assert r.json()["claimed"] == 0
+    r = await tasks.http.post(f"/v1/jobs/{later['id']}/claims/vol-w-1/withdraw", headers=app)
+    assert r.status_code == 409 and r.json()["reason"] == "no_claim"
+    # the place went back: another volunteer takes it, and the first may claim again later
+    r = await tasks.http.post(
+        f"/v1/jobs/{later['id']}/claims", headers=app, json={"account_id": "vol-w-2"}
+    )
+    assert r.status_code == 201
+
+    # once the window has started, a claim stays
+    running = await _job(tasks, org)
+    await tasks.http.post(
+        f"/v1/jobs/{running['id']}/claims", headers=app, json={"account_id": "vol-w-1"}
+    )
+    r = await tasks.http.post(f"/v1/jobs/{running['id']}/claims/vol-w-1/withdraw", headers=app)
+    assert r.status_code == 409 and r.json()["reason"] == "not_withdrawable"
+    assert "before its window starts" in r.json()["detail"]
+
+
+async def test_fifty_concurrent_claims_on_five_places(apis: dict[str, Api]) -> None:
+    tasks = apis["tasks"]
+    org = _org()
+    job = await _job(tasks, org, capacity=5)
+    app = tasks.auth("app", org=org)
+    results = await asyncio.gather(
+        *[
+            tasks.http.post(
+                f"/v1/jobs/{job['id']}/claims", headers=app, json={"account_id": f"vol-c-{i:03d}"}
+            )
+            for i in range(50)
+        ]
+    )
+    codes = [r.status_code for r in results]
+    assert codes.count(201) == 5 and codes.count(409) == 45, codes
+    assert {r.json()["reason"] for r in results if r.status_code == 409} == {"job_full"}
+    r = await tasks.http.get(f"/v1/jobs/{job['id']}", headers=app)
+    assert r.json()["claimed"] == 5
