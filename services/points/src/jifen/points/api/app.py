@@ -1,18 +1,22 @@
-"""The points API: balances and entries (statements and the audit API come with their issues)."""
+"""The points API: balances, entries, monthly statements, adjustments and the audit API."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 
 from jifen.kernel.auth import Principal, Role, TokenVerifier, require
+from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries, create_pool
 from jifen.kernel.web import create_app, pool_check
-from jifen.points.api.schemas import Balance, EntryOut, EntryPage
+from jifen.points.api.adjustments import router as adjustments_router
+from jifen.points.api.schemas import Balance, EntryOut, EntryPage, Statement
+from jifen.points.audit.api import router as audit_router
 from jifen.points.db import queries
 from jifen.points.settings import PointsSettings
 
@@ -78,8 +82,51 @@ async def entries(
     return EntryPage(entries=page, next_cursor=cursor)
 
 
+@router.get(
+    "/{account_id}/statements/{month}",
+    response_model=Statement,
+    summary="Monthly statement: earned by category, spent by reward, closing balance",
+)
+async def statement(
+    conn: Conn,
+    q: Q,
+    who: Reader,
+    account_id: Annotated[str, ACCOUNT_ID],
+    month: Annotated[str, Path(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-11"])],
+) -> Statement:
+    """Entries count in the month the ledger recorded them (UTC)."""
+    await _may_read(conn, q, who, account_id)
+    year, mon = map(int, month.split("-"))
+    start = datetime(year, mon, 1, tzinfo=UTC)
+    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=UTC)
+    opening = await conn.fetchval(q["balance_before"], account_id, start)
+    earned: dict[str, int] = {}
+    spent: dict[str, int] = {}
+    adjustments = entries = moved = 0
+    for r in await conn.fetch(q["statement_totals"], account_id, start, end):
+        entries += r["entries"]
+        moved += r["points"]
+        if r["kind"] in ("credit", "reversal"):
+            earned[r["category"] or "other"] = earned.get(r["category"] or "other", 0) + r["points"]
+        elif r["kind"] in ("debit", "refund"):
+            key = r["reward_id"] or "unknown"
+            spent[key] = spent.get(key, 0) - r["points"]
+        else:
+            adjustments += r["points"]
+    return Statement(
+        account_id=account_id,
+        month=month,
+        opening_balance=opening,
+        closing_balance=opening + moved,
+        earned_by_category=earned,
+        spent_by_reward=spent,
+        adjustments=adjustments,
+        entries=entries,
+    )
+
+
 # one router per resource; new resources (statements, audit) add theirs here
-ROUTERS = [router]
+ROUTERS = [router, adjustments_router, audit_router]
 
 
 def build_app(settings: PointsSettings | None = None) -> FastAPI:
@@ -90,6 +137,7 @@ def build_app(settings: PointsSettings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.verifier = TokenVerifier(settings.keys_dir)
         app.state.queries = queries()
+        app.state.contracts = Contracts(settings.schemas_dir)
         app.state.pool = await create_pool(settings.database_url)
         app.state.ready_checks["database"] = lambda: pool_check(app.state.pool)
         try:

@@ -1,0 +1,303 @@
+"""The audit API: for the auditor role only and read-only (asking for a fresh checkpoint and
+handing in a witness cosignature are the only writes, and neither touches the ledger).
+
+Checkpoints and proofs carry hashes only, so they are global; entry content (export,
+inclusion proofs, account history) is limited to the auditor's organisation, and other
+organisations' entries appear in the export as their leaf hash alone so the tree still checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from jifen.kernel.auth import Principal, Role, require
+from jifen.kernel.db import Queries
+from jifen.kernel.web import Refusal
+from jifen.points.audit import keys as audit_keys
+from jifen.points.audit import store
+from jifen.points.audit.domain.canonical import LEAF_FIELDS, entry_from_row
+from jifen.points.audit.domain.checkpoint import (
+    Checkpoint,
+    b64,
+    cosignature_ok,
+    public_key_from_raw,
+    raw_public_key,
+)
+from jifen.points.audit.domain.verify import EXPORT_FORMAT
+from jifen.points.domain.chain import CANONICAL_FIELDS
+
+Auditor = Annotated[Principal, require(Role.AUDITOR)]
+Requester = Annotated[Principal, require(Role.AUDITOR, Role.ADMIN)]
+MAX_SIZE = 2**62
+
+
+async def _conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    async with request.app.state.pool.acquire() as conn:
+        yield conn
+
+
+def _q(request: Request) -> Queries:
+    q: Queries = request.app.state.queries
+    return q
+
+
+Conn = Annotated[asyncpg.Connection, Depends(_conn)]
+Q = Annotated[Queries, Depends(_q)]
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+class CosignatureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    witness: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+    public_key: str = Field(description="The witness's Ed25519 public key, 32 raw bytes, base64.")
+    cosigned_at: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+    signature: str = Field(description="Ed25519 signature of the cosignature body, base64.")
+
+
+def _b64(text: str, size: int, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.encode(), validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPException(422, f"{what} is not base64") from None
+    if len(raw) != size:
+        raise HTTPException(422, f"{what} must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+async def _with_cosignatures(
+    conn: asyncpg.Connection, q: Queries, cps: list[Checkpoint]
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(q["audit_cosignatures"], [c.tree_size for c in cps])
+    out = []
+    for c in cps:
+        body = c.to_json()
+        body["cosignatures"] = [
+            {
+                "witness": r["witness"],
+                "public_key": b64(bytes(r["public_key"])),
+                "cosigned_at": r["cosigned_at"],
+                "signature": b64(bytes(r["signature"])),
+            }
+            for r in rows
+            if r["tree_size"] == c.tree_size
+        ]
+        out.append(body)
+    return out
+
+
+async def _checkpoint(conn: asyncpg.Connection, q: Queries, size: int | None) -> Checkpoint:
+    row = await (
+        conn.fetchrow(q["audit_latest_checkpoint"])
+        if size is None
+        else conn.fetchrow(q["audit_checkpoint_at"], size)
+    )
+    if row is None:
+        if size is None:
+            raise HTTPException(404, "no checkpoint has been signed yet")
+        raise HTTPException(404, f"no checkpoint of tree size {size}")
+    return store.checkpoint_from_row(row)
+
+
+@router.get("/keys", summary="Public keys that sign checkpoints (old keys are kept)")
+async def public_keys(request: Request, who: Auditor) -> list[dict[str, str]]:
+    keys_dir = request.app.state.settings.keys_dir
+    audit_keys.current_signer(keys_dir)  # so a key exists to publish before the first checkpoint
+    return [
+        {"key_id": kid, "algorithm": "Ed25519", "public_key": b64(raw_public_key(k))}
+        for kid, k in audit_keys.public_keys(keys_dir).items()
+    ]
+
+
+@router.get("/checkpoints/latest", summary="The newest signed checkpoint")
+async def latest(conn: Conn, q: Q, who: Auditor) -> dict[str, Any]:
+    return (await _with_cosignatures(conn, q, [await _checkpoint(conn, q, None)]))[0]
+
+
+@router.get("/checkpoints", summary="Checkpoint history, newest first")
+async def history(
+    conn: Conn,
+    q: Q,
+    who: Auditor,
+    before: Annotated[int | None, Query(ge=1, le=MAX_SIZE, description="Tree size cursor.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    rows = await conn.fetch(q["audit_checkpoints_page"], before or MAX_SIZE, limit)
+    cps = [store.checkpoint_from_row(r) for r in rows]
+    cursor = cps[-1].tree_size if len(cps) == limit else None
+    return {"checkpoints": await _with_cosignatures(conn, q, cps), "next_before": cursor}
+
+
+@router.get("/checkpoints/{tree_size}", summary="The checkpoint of one tree size")
+async def checkpoint_at(
+    conn: Conn, q: Q, who: Auditor, tree_size: Annotated[int, Path(ge=0, le=MAX_SIZE)]
+) -> dict[str, Any]:
+    return (await _with_cosignatures(conn, q, [await _checkpoint(conn, q, tree_size)]))[0]
+
+
+@router.post("/checkpoints", summary="Sign a checkpoint of the ledger as it stands now")
+async def new_checkpoint(
+    request: Request, response: Response, conn: Conn, q: Q, who: Requester
+) -> dict[str, Any]:
+    before = await conn.fetchval(q["audit_tree_size"])
+    cp = await store.make_checkpoint(conn, q, request.app.state.settings.keys_dir)
+    response.status_code = 201 if cp.tree_size > before or cp.tree_size == 0 else 200
+    return (await _with_cosignatures(conn, q, [cp]))[0]
+
+
+@router.post(
+    "/checkpoints/{tree_size}/cosignatures",
+    status_code=201,
+    summary="Hand in a witness cosignature of a checkpoint",
+)
+async def add_cosignature(
+    conn: Conn,
+    q: Q,
+    who: Auditor,
+    body: CosignatureIn,
+    tree_size: Annotated[int, Path(ge=0, le=MAX_SIZE)],
+) -> dict[str, Any]:
+    cp = await _checkpoint(conn, q, tree_size)
+    raw_key = _b64(body.public_key, 32, "public_key")
+    sig = _b64(body.signature, 64, "signature")
+    known = await conn.fetchval(q["audit_witness_key"], body.witness)
+    if known is not None and bytes(known) != raw_key:
+        raise Refusal(
+            "witness_key_changed",
+            f"witness {body.witness} cosigned before with another key",
+        )
+    if not cosignature_ok(public_key_from_raw(raw_key), body.witness, body.cosigned_at, cp, sig):
+        raise HTTPException(422, "the cosignature does not verify against this checkpoint")
+    await conn.execute(
+        q["audit_insert_cosignature"], tree_size, body.witness, raw_key, body.cosigned_at, sig
+    )
+    return (await _with_cosignatures(conn, q, [cp]))[0]
+
+
+@router.get("/consistency", summary="Consistency proof between two tree sizes (RFC 9162 §2.1.4)")
+async def consistency(
+    conn: Conn,
+    q: Q,
+    who: Auditor,
+    first: Annotated[int, Query(ge=0, le=MAX_SIZE)],
+    second: Annotated[int, Query(ge=0, le=MAX_SIZE)],
+) -> dict[str, Any]:
+    if first > second:
+        raise HTTPException(422, f"first ({first}) must not exceed second ({second})")
+    size = await conn.fetchval(q["audit_tree_size"])
+    if second > size:
+        raise HTTPException(404, f"the tree has {size} leaves, not {second}")
+    path = await store.consistency(conn, q, first, second)
+    return {"first": first, "second": second, "proof": [h.hex() for h in path]}
+
+
+@router.get("/entries/{entry_id}/inclusion", summary="Inclusion proof of an entry")
+async def inclusion(
+    conn: Conn,
+    q: Q,
+    who: Auditor,
+    entry_id: Annotated[int, Path(ge=1, le=MAX_SIZE)],
+    tree_size: Annotated[
+        int | None, Query(ge=1, le=MAX_SIZE, description="Default: the latest checkpoint.")
+    ] = None,
+) -> dict[str, Any]:
+    row = await conn.fetchrow(q["audit_entry_position"], entry_id)
+    if row is None or row["org_id"] != who.org:
+        raise HTTPException(404, f"no entry {entry_id} of organisation {who.org} in the tree")
+    cp = await _checkpoint(conn, q, tree_size)
+    if row["position"] >= cp.tree_size:
+        raise Refusal(
+            "not_yet_checkpointed",
+            f"entry {entry_id} is at position {row['position']}, after checkpoint "
+            f"{cp.tree_size}; ask for a newer checkpoint",
+        )
+    entry_rows = await conn.fetch(q["audit_export_range"], row["position"], row["position"] + 1)
+    path = await store.inclusion(conn, q, row["position"], cp.tree_size)
+    return {
+        "entry": entry_from_row(entry_rows[0]),
+        "position": row["position"],
+        "leaf_hash": bytes(entry_rows[0]["leaf_hash"]).hex(),
+        "checkpoint": cp.to_json(),
+        "proof": [h.hex() for h in path],
+    }
+
+
+@router.get("/accounts/{account_id}/history", summary="An account's entries with tree positions")
+async def account_history(
+    conn: Conn,
+    q: Q,
+    who: Auditor,
+    account_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")],
+    after: Annotated[int, Query(ge=0, le=2**31 - 1, description="account_seq cursor")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    if not await conn.fetchval(q["audit_account_in_org"], account_id, who.org):
+        raise HTTPException(404, f"no account {account_id} in organisation {who.org}")
+    rows = await conn.fetch(q["audit_account_history"], account_id, after, limit)
+    entries = [
+        {
+            "position": r["position"],
+            "leaf_hash": bytes(r["leaf_hash"]).hex() if r["leaf_hash"] is not None else None,
+            "entry": entry_from_row(r),
+        }
+        for r in rows
+    ]
+    cursor = rows[-1]["account_seq"] if len(rows) == limit else None
+    return {"account_id": account_id, "entries": entries, "next_after": cursor}
+
+
+@router.get(
+    "/export",
+    summary="Stream the tree's entries as NDJSON (a header line, then one line per position)",
+    response_class=StreamingResponse,
+)
+async def export(
+    request: Request,
+    q: Q,
+    who: Auditor,
+    tree_size: Annotated[
+        int | None, Query(ge=0, le=MAX_SIZE, description="Checkpoint; default the latest.")
+    ] = None,
+    start: Annotated[int, Query(ge=0, le=MAX_SIZE)] = 0,
+    end: Annotated[int | None, Query(ge=0, le=MAX_SIZE, description="Default: tree_size.")] = None,
+) -> StreamingResponse:
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire() as conn:
+        cp = await _checkpoint(conn, q, tree_size)
+    stop = cp.tree_size if end is None else end
+    if not start <= stop <= cp.tree_size:
+        raise HTTPException(
+            422, f"range [{start}, {stop}) is not inside checkpoint size {cp.tree_size}"
+        )
+    header = {
+        "format": EXPORT_FORMAT,
+        "org_id": who.org,
+        "start": start,
+        "end": stop,
+        "checkpoint": cp.to_json(),
+        "hash_fields": list(CANONICAL_FIELDS),
+        "leaf_fields": list(LEAF_FIELDS),
+    }
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield orjson.dumps(header) + b"\n"
+        async with pool.acquire() as conn:
+            buf: list[bytes] = []
+            async for rec in store.export_rows(conn, q, start, stop, who.org):
+                buf.append(orjson.dumps(rec))
+                if len(buf) >= 1000:
+                    yield b"\n".join(buf) + b"\n"
+                    buf = []
+            if buf:
+                yield b"\n".join(buf) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -1,0 +1,163 @@
+"""``jifen audit``: verify an export offline, fetch one, witness checkpoints, reconcile the
+ledger with tasks and redeem, and write the HTML report (docs/AUDIT.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Union integrity audits of the points ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+Keys = Annotated[
+    Path,
+    typer.Option(
+        "--keys",
+        help="The operator's public keys: the JSON of GET /v1/audit/keys, or a folder of PEMs.",
+    ),
+]
+Checkpoints = Annotated[
+    Path | None,
+    typer.Option(help="Folder of the checkpoints you kept; a clean run adds the new one."),
+]
+State = Annotated[
+    Path | None,
+    typer.Option(help="Folder keeping the leaf hashes you verified, to name changed entries."),
+]
+Url = Annotated[str, typer.Option(envvar="JIFEN_POINTS_URL", help="The points service.")]
+Token = Annotated[str, typer.Option(envvar="JIFEN_AUDIT_TOKEN", help="An auditor's token.")]
+
+
+@app.command()
+def verify(
+    export: Annotated[list[Path], typer.Argument(help="Export file(s), in position order.")],
+    keys: Keys,
+    checkpoints: Checkpoints = None,
+    state: State = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Findings as JSON lines.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Recompute every hash, chain, balance and the tree; check signatures and your saved
+    checkpoints. Exits 1 with the list of findings if anything is wrong."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from jifen.points.audit.offline import load_keys, verify_files
+
+    console = Console(stderr=True)
+    total = sum(p.stat().st_size for p in export)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress or total < 50_000_000,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("verifying", total=total)
+        result = verify_files(
+            export,
+            load_keys(keys),
+            checkpoints,
+            state,
+            on_progress=lambda n: bar.advance(task, n),
+        )
+    out = Console()
+    if json_out:
+        for f in result.findings:
+            typer.echo(json.dumps(f.to_json(), ensure_ascii=False))
+    else:
+        for f in result.findings:
+            out.print(f"[red]✗[/red] {f}", highlight=False, markup=True)
+        status = "[green]OK[/green]" if result.ok else f"[red]{len(result.findings)} findings[/red]"
+        cp = result.checkpoint
+        out.print(
+            f"{status}: {result.tree_size} positions, {result.entries_checked} entries checked, "
+            f"{result.redacted} of other organisations, {len(result.accounts)} accounts"
+            + (f", checkpoint {cp.tree_size} root {cp.root_hash.hex()}" if cp else ""),
+            highlight=False,
+        )
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def fetch(
+    out: Annotated[Path, typer.Option(help="Where to write the export (NDJSON).")],
+    url: Url,
+    token: Token,
+    keys_out: Annotated[Path | None, typer.Option(help="Also save the public keys here.")] = None,
+    tree_size: Annotated[int | None, typer.Option(help="Checkpoint size; default latest.")] = None,
+) -> None:
+    """Download an export (and the public keys) from the audit API."""
+    from jifen.points.audit.client import fetch_export
+
+    n = asyncio.run(fetch_export(url, token, out, keys_out, tree_size))
+    typer.echo(f"wrote {n} lines to {out}")
+
+
+@app.command()
+def witness(
+    url: Url,
+    token: Token,
+    name: Annotated[str, typer.Option(help="The witness's name (your union).")],
+    key: Annotated[Path, typer.Option(help="Your Ed25519 private key (PEM; made if missing).")],
+    state: Annotated[Path, typer.Option(help="Folder keeping the checkpoint you last cosigned.")],
+    keys: Annotated[
+        Path | None, typer.Option(help="Pinned operator public keys (default: fetch them).")
+    ] = None,
+) -> None:
+    """Cosign the newest checkpoint if, and only if, it is consistent with the last one you
+    cosigned. Exits 1 and cosigns nothing otherwise."""
+    from jifen.points.audit.witness import run_witness
+
+    verdict = asyncio.run(run_witness(url, token, name, key, state, keys))
+    typer.echo(verdict.message)
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+@app.command()
+def reconcile(
+    points_url: Url,
+    tasks_url: Annotated[str, typer.Option(envvar="JIFEN_TASKS_URL")],
+    redeem_url: Annotated[str, typer.Option(envvar="JIFEN_REDEEM_URL")],
+    token: Token,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Match tasks' completions and redeem's redemptions against the ledger; list mismatches."""
+    from jifen.points.audit.client import run_reconcile
+
+    mismatches = asyncio.run(run_reconcile(points_url, tasks_url, redeem_url, token))
+    for m in mismatches:
+        typer.echo(json.dumps(m.to_json()) if json_out else str(m))
+    typer.echo(f"{len(mismatches)} mismatches", err=True)
+    raise typer.Exit(0 if not mismatches else 1)
+
+
+@app.command()
+def report(
+    export: Annotated[list[Path], typer.Argument(help="Export file(s).")],
+    keys: Keys,
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")],
+    checkpoints: Checkpoints = None,
+) -> None:
+    """Write a self-contained HTML report (charts inline, opens offline)."""
+    from jifen.points.audit.report import write_report
+
+    from jifen.points.audit.offline import load_keys
+
+    ok = write_report(export, load_keys(keys), checkpoints, out)
+    typer.echo(f"wrote {out} ({'verified' if ok else 'FINDINGS'})")
+
+
+def main() -> None:  # pragma: no cover - `python -m jifen.points.audit.cli`
+    app()
+    sys.exit(0)

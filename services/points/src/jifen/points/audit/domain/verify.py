@@ -1,0 +1,393 @@
+"""The offline verifier's logic: from an export, the checkpoints a union kept and the operator's
+public keys, recompute every hash, chain, balance and the tree, and list what is wrong.
+
+Pure: the caller feeds parsed export records one at a time (so a million entries stream
+through in one pass) and reads findings at the end. Every finding names the position and,
+where there is one, the entry and account it is about.
+
+What is checked, per entry the union may see (its organisation's):
+- ``entry_hash`` equals SHA-256 of the entry's canonical content;
+- the account's chain: ``account_seq`` follows the previous one with no gap, ``prev_hash``
+  is the previous entry's ``entry_hash`` (tree order must equal chain order, because an
+  account's entries are committed one batch after the other);
+- ``balance_after`` = previous balance + ``amount``; a balance below zero is flagged;
+- the ledger's rules: one entry per cause event, at most one credit and one reversal per
+  completion and one debit and one refund per redemption, a reversal only after a credit, a
+  refund only after a debit, amounts signed by kind;
+- the leaf hash recomputed from the content equals the one in the operator's tree.
+And over the whole export: the tree root at the export's checkpoint and at every saved
+checkpoint's size equals the signed root; every signature holds; no saved checkpoint is
+contradicted; entries already verified earlier (``previous_leaves``) are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from jifen.points.audit.domain.canonical import LEAF_FIELDS
+from jifen.points.audit.domain.checkpoint import Checkpoint, checkpoint_signature_ok
+from jifen.points.audit.domain.merkle import Frontier, root_of
+from jifen.points.domain.chain import CANONICAL_FIELDS, GENESIS
+
+EXPORT_FORMAT = "jifen.points.audit.export.v1"
+SIGNS = {"credit": 1, "reversal": -1, "debit": -1, "refund": 1}
+NEEDS = {"reversal": "credit", "refund": "debit"}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str
+    message: str
+    position: int | None = None
+    entry_id: int | None = None
+    account_id: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.entry_id is not None:
+            where.append(f"entry {self.entry_id}")
+        if self.position is not None:
+            where.append(f"position {self.position}")
+        if self.account_id is not None:
+            where.append(f"account {self.account_id}")
+        return f"[{self.code}] {', '.join(where) or 'ledger'}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "position": self.position,
+            "entry_id": self.entry_id,
+            "account_id": self.account_id,
+        }
+
+
+@dataclass(slots=True)
+class AccountState:
+    seq: int = 0
+    hash: str = GENESIS
+    balance: int = 0
+    last_entry: int | None = None
+    min_balance: int = 0
+    earned: int = 0
+    spent: int = 0
+    entries: int = 0
+
+
+@dataclass
+class Result:
+    findings: list[Finding]
+    tree_size: int
+    entries_checked: int
+    redacted: int
+    root: bytes
+    accounts: dict[str, AccountState]
+    leaves: bytes  # 32 bytes per position, the recomputed leaf hashes (kept as state)
+    checkpoint: Checkpoint | None
+    monthly: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+class Verifier:
+    def __init__(
+        self,
+        keys: dict[str, Ed25519PublicKey],
+        saved: Iterable[Checkpoint] = (),
+        previous_leaves: bytes = b"",
+    ) -> None:
+        self.keys = keys
+        self.saved = sorted(saved, key=lambda c: c.tree_size)
+        self.previous = previous_leaves
+        self.findings: list[Finding] = []
+        self.header: dict[str, Any] | None = None
+        self.checkpoint: Checkpoint | None = None
+        self.frontier = Frontier()
+        self.leaves = bytearray()
+        self.entry_ids = array("q")  # per position; -1 where the entry is not visible
+        self.claimed_differs: dict[int, bytes] = {}
+        self.accounts: dict[str, AccountState] = {}
+        self.causes: set[str] = set()
+        self.refs: set[tuple[str, str]] = set()
+        self.roots: dict[int, bytes] = {}
+        self.want_roots: set[int] = set()
+        self.entries = 0
+        self.redacted = 0
+        self.monthly: dict[tuple[str, str], int] = {}
+
+    def _add(self, code: str, message: str, **where: Any) -> None:
+        self.findings.append(Finding(code, message, **where))
+
+    def feed_header(self, header: dict[str, Any]) -> None:
+        if header.get("format") != EXPORT_FORMAT:
+            self._add("bad_export", f"not a {EXPORT_FORMAT} export: {header.get('format')!r}")
+        if header.get("start", 0) != 0:
+            self._add("partial_export", "the tree can only be checked from position 0")
+        self.header = header
+        if header.get("checkpoint"):
+            self.checkpoint = Checkpoint.from_json(header["checkpoint"])
+            self.want_roots.add(self.checkpoint.tree_size)
+        self.want_roots.update(c.tree_size for c in self.saved)
+
+    def feed(self, rec: dict[str, Any]) -> None:
+        """One export line after the header: an entry, a redacted leaf or a missing entry."""
+        position = rec.get("position")
+        expected = self.frontier.size
+        if position != expected:
+            self._add(
+                "position_gap",
+                f"export jumps from position {expected - 1} to {position}: "
+                f"positions {expected}..{position - 1 if isinstance(position, int) else '?'} "
+                "are missing",
+                position=expected,
+            )
+            if not isinstance(position, int) or position < expected:
+                return
+            # keep going so later entries are still checked; the tree will not match
+        claimed_hex = rec.get("leaf_hash") or ""
+        entry = rec.get("entry")
+        if entry is None:
+            claimed = bytes.fromhex(claimed_hex)
+            if rec.get("missing"):
+                self._add(
+                    "entry_missing",
+                    "the tree holds this position but the ledger no longer has the entry (deleted)",
+                    position=position,
+                    entry_id=rec.get("entry_id"),
+                )
+            else:
+                self.redacted += 1
+            eid_missing = rec.get("entry_id")
+            self._leaf(claimed, eid_missing if isinstance(eid_missing, int) else -1)
+            return
+        self.entries += 1
+        pos = position
+        eid = entry.get("entry_id")
+        acct = entry.get("account_id")
+        try:
+            leaf_data = orjson.dumps(
+                {f: entry[f] for f in LEAF_FIELDS}, option=orjson.OPT_SORT_KEYS
+            )
+            own = hashlib.sha256(
+                orjson.dumps({f: entry[f] for f in CANONICAL_FIELDS}, option=orjson.OPT_SORT_KEYS)
+            ).hexdigest()
+        except (KeyError, TypeError) as exc:
+            self._add("malformed_entry", f"cannot encode: {exc}", position=pos, entry_id=eid)
+            self._leaf(bytes.fromhex(claimed_hex) if claimed_hex else bytes(32), -1)
+            return
+        leaf = hashlib.sha256(b"\x00" + leaf_data).digest()
+        if claimed_hex and leaf.hex() != claimed_hex:
+            self.claimed_differs[pos] = bytes.fromhex(claimed_hex)
+            self._add(
+                "leaf_mismatch",
+                "content differs from what the operator's tree committed to "
+                f"(tree leaf {claimed_hex[:16]}…, content gives {leaf.hex()[:16]}…)",
+                position=pos,
+                entry_id=eid,
+                account_id=acct,
+            )
+        if own != entry["entry_hash"]:
+            self._add(
+                "entry_hash_mismatch",
+                f"entry_hash {entry['entry_hash'][:16]}… is not the hash of its content "
+                f"({own[:16]}…): the entry was altered",
+                position=pos,
+                entry_id=eid,
+                account_id=acct,
+            )
+        self._chain(entry, pos)
+        self._rules(entry, pos)
+        self._leaf(leaf, eid if isinstance(eid, int) else -1)
+
+    def _leaf(self, leaf: bytes, entry_id: int) -> None:
+        self.leaves += leaf
+        self.entry_ids.append(entry_id)
+        self.frontier.append(leaf)
+        if self.frontier.size in self.want_roots:
+            self.roots[self.frontier.size] = self.frontier.root()
+
+    def _chain(self, e: dict[str, Any], pos: int) -> None:
+        acct = e["account_id"]
+        st = self.accounts.get(acct)
+        if st is None:
+            st = self.accounts[acct] = AccountState()
+        seq, eid = e["account_seq"], e["entry_id"]
+        where = {"position": pos, "entry_id": eid, "account_id": acct}
+        if seq != st.seq + 1:
+            if seq <= st.seq:
+                self._add(
+                    "chain_order",
+                    f"account_seq {seq} comes after seq {st.seq} (entry {st.last_entry}) in the "
+                    "tree: entries were reordered or inserted",
+                    **where,
+                )
+            else:
+                self._add(
+                    "chain_gap",
+                    f"account_seq {seq} follows seq {st.seq}"
+                    + (f" (entry {st.last_entry})" if st.last_entry is not None else "")
+                    + f": seq {st.seq + 1}..{seq - 1} missing",
+                    **where,
+                )
+        elif e["prev_hash"] != st.hash:
+            self._add(
+                "chain_broken",
+                f"prev_hash {e['prev_hash'][:16]}… is not the entry_hash of seq {st.seq}"
+                + (f" (entry {st.last_entry})" if st.last_entry is not None else "")
+                + f" {st.hash[:16]}…",
+                **where,
+            )
+        amount, after = e["amount"], e["balance_after"]
+        if (
+            not isinstance(amount, int)
+            or isinstance(amount, bool)
+            or not isinstance(after, int)
+            or amount == 0
+        ):
+            self._add("bad_amount", f"amount {amount!r} / balance {after!r} not integers", **where)
+        elif after != st.balance + amount:
+            self._add(
+                "balance_mismatch",
+                f"balance_after {after} but previous balance {st.balance} + amount {amount} "
+                f"= {st.balance + amount}",
+                **where,
+            )
+        if isinstance(after, int) and after < 0:
+            self._add("below_zero", f"balance went below zero: {after}", **where)
+        st.seq = max(st.seq, seq) if isinstance(seq, int) else st.seq
+        st.hash = e["entry_hash"]
+        st.balance = after if isinstance(after, int) else st.balance
+        st.min_balance = min(st.min_balance, st.balance)
+        st.last_entry = eid
+        st.entries += 1
+        if isinstance(amount, int):
+            if e["kind"] in ("credit", "reversal"):
+                st.earned += amount
+            elif e["kind"] in ("debit", "refund"):
+                st.spent -= amount
+            month = e["occurred_at"][:7]
+            self.monthly[(month, e["kind"])] = self.monthly.get((month, e["kind"]), 0) + amount
+
+    def _rules(self, e: dict[str, Any], pos: int) -> None:
+        where = {"position": pos, "entry_id": e["entry_id"], "account_id": e["account_id"]}
+        cause = e["cause_event_id"]
+        if cause in self.causes:
+            self._add("duplicate_cause", f"event {cause} caused a second entry", **where)
+        self.causes.add(cause)
+        kind = e["kind"]
+        sign = SIGNS.get(kind)
+        if sign is not None and isinstance(e["amount"], int) and e["amount"] * sign <= 0:
+            self._add("bad_sign", f"a {kind} of {e['amount']}", **where)
+        ref = e["completion_id"] if kind in ("credit", "reversal") else e["redemption_id"]
+        if sign is None:
+            return
+        if ref is None:
+            self._add("no_reference", f"a {kind} without its completion or redemption", **where)
+            return
+        if (ref, kind) in self.refs:
+            self._add("duplicate_reference", f"a second {kind} for {ref}", **where)
+        need = NEEDS.get(kind)
+        if need is not None and (ref, need) not in self.refs:
+            self._add("orphan_" + kind, f"a {kind} for {ref} which has no {need}", **where)
+        self.refs.add((ref, kind))
+
+    def finish(self) -> Result:
+        size = self.frontier.size
+        header = self.header or {}
+        end = header.get("end")
+        if isinstance(end, int) and size < end:
+            self._add(
+                "truncated_export",
+                f"the export stops at position {size}, its header says {end}",
+                position=size,
+            )
+        cp = self.checkpoint
+        if cp is None:
+            self._add("no_checkpoint", "the export carries no signed checkpoint")
+        else:
+            why = checkpoint_signature_ok(cp, self.keys)
+            if why:
+                self._add("bad_signature", f"checkpoint of size {cp.tree_size}: {why}")
+            self._check_root(cp, "the export's checkpoint")
+        for saved in self.saved:
+            why = checkpoint_signature_ok(saved, self.keys)
+            if why:
+                self._add("bad_signature", f"saved checkpoint of size {saved.tree_size}: {why}")
+                continue
+            if saved.tree_size > size:
+                self._add(
+                    "ledger_shrank",
+                    f"you hold a checkpoint of size {saved.tree_size} (issued "
+                    f"{saved.issued_at}) but the export has only {size} entries: history was "
+                    "cut or rolled back",
+                )
+                continue
+            self._check_root(saved, f"your saved checkpoint issued {saved.issued_at}")
+        by_size: dict[int, bytes] = {}
+        for c in [*self.saved, *([cp] if cp else [])]:
+            if c.tree_size in by_size and by_size[c.tree_size] != c.root_hash:
+                self._add(
+                    "split_view",
+                    f"two signed checkpoints of size {c.tree_size} with different roots",
+                )
+            by_size[c.tree_size] = c.root_hash
+        self._compare_previous()
+        return Result(
+            findings=self.findings,
+            tree_size=size,
+            entries_checked=self.entries,
+            redacted=self.redacted,
+            root=self.frontier.root(),
+            accounts=self.accounts,
+            leaves=bytes(self.leaves),
+            checkpoint=cp,
+            monthly=self.monthly,
+        )
+
+    def _check_root(self, cp: Checkpoint, what: str) -> None:
+        got = self.roots.get(cp.tree_size)
+        if got is None or got == cp.root_hash:
+            return
+        detail = ""
+        if self.claimed_differs:
+            leaves = [
+                self.claimed_differs.get(i, bytes(self.leaves[32 * i : 32 * i + 32]))
+                for i in range(cp.tree_size)
+            ]
+            if root_of(leaves) == cp.root_hash:
+                detail = (
+                    "; the signed tree matches the operator's leaf hashes, so the entries "
+                    "flagged leaf_mismatch were changed after signing"
+                )
+        self._add(
+            "root_mismatch",
+            f"{what} (size {cp.tree_size}) has root {cp.root_hash.hex()[:16]}…, the export's "
+            f"first {cp.tree_size} entries give {got.hex()[:16]}…{detail}",
+        )
+
+    def _compare_previous(self) -> None:
+        """Entries verified before must be exactly what they were (named one by one)."""
+        prev = self.previous
+        if not prev:
+            return
+        n = min(len(prev), len(self.leaves)) // 32
+        if prev[: 32 * n] == self.leaves[: 32 * n]:
+            return
+        for i in range(n):
+            a = prev[32 * i : 32 * i + 32]
+            if a != self.leaves[32 * i : 32 * i + 32]:
+                self._add(
+                    "changed_since_verified",
+                    "differs from the entry you verified before at this position",
+                    position=i,
+                    entry_id=self.entry_ids[i] if self.entry_ids[i] >= 0 else None,
+                )
