@@ -25,6 +25,8 @@ from jifen.kernel.settings import REPO_ROOT
 from jifen.kernel.stack import Broker, PostgresCluster, port_open
 
 SERVICES = ("tasks", "points", "redeem")
+# services that connect as their own narrow role (created by their migrations), not the owner
+SERVICE_ROLES = {"points": "jifen_points_app"}
 DEMO_ORG = "jiangmen-riders"
 DEV_ROLES = {
     "officer": "officer-li",
@@ -85,6 +87,12 @@ class DevStack:
         return f"http://127.0.0.1:{getattr(self.ports, service)}"
 
     def dsn(self, service: str) -> str:
+        """What the service connects as: its own role where it has one."""
+        dsn = self.owner_dsn(service)
+        role = SERVICE_ROLES.get(service)
+        return dsn.replace("postgres@", f"{role}@", 1) if role else dsn
+
+    def owner_dsn(self, service: str) -> str:
         return self.pg.dsn(f"jifen_{service}")
 
     def env(self) -> dict[str, str]:
@@ -99,6 +107,7 @@ class DevStack:
         for s in SERVICES:
             up = s.upper()
             env[f"JIFEN_{up}_DATABASE_URL"] = self.dsn(s)
+            env[f"JIFEN_{up}_MIGRATE_DATABASE_URL"] = self.owner_dsn(s)
             env[f"JIFEN_{up}_PORT"] = str(getattr(self.ports, s))
             env[f"JIFEN_{up}_WORKER_PORT"] = str(getattr(self.ports, f"{s}_worker"))
         env.update(self.extra_env)

@@ -73,7 +73,9 @@ def main(
     args = parser.parse_args()
     settings = settings_factory()
     configure_logging(settings.log_level)
-    asyncio.run(prepare_database(settings.database_url, migrations))
+    asyncio.run(
+        prepare_database(settings.migrate_database_url or settings.database_url, migrations)
+    )
     if args.command == "api":
         serve(api(settings), settings.host, settings.port, settings.log_level)
     elif args.command == "worker":

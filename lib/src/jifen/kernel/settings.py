@@ -32,6 +32,8 @@ class ServiceSettings(BaseSettings):
     # the worker's own small HTTP server (metrics, health); 0 = pick a free one
     worker_port: int = 0
     database_url: str = "postgresql://postgres@127.0.0.1:55432/postgres"
+    # migrations run as the schema's owner; the service itself may connect as a narrower role
+    migrate_database_url: str | None = None
 
     kafka_bootstrap: str = Field("127.0.0.1:19092", validation_alias="JIFEN_KAFKA_BOOTSTRAP")
     keys_dir: Path = Field(

@@ -98,6 +98,16 @@ def create_app(
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
         return problem(422, "Unprocessable Content", detail, errors=errors)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # logged with its traceback by the server; the client learns only that it was ours
+        import logging
+
+        logging.getLogger("jifen.web").error(
+            "unhandled error on %s %s", request.method, request.url.path, exc_info=exc
+        )
+        return problem(500, "Internal Server Error", "an unexpected error; it has been logged")
+
     @app.get("/healthz", tags=["operations"], summary="Process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}

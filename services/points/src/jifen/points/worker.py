@@ -14,57 +14,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from jifen.kernel import topics
-from jifen.kernel.contracts import Contracts, ContractViolation, isoformat, parse_time
+from jifen.kernel.contracts import Contracts, ContractViolation, parse_time
 from jifen.kernel.db import Queries
 from jifen.kernel.kafka import dead_letter, ensure_topics, make_consumer
 from jifen.kernel.metrics import EVENTS_CONSUMED
-from jifen.kernel.outbox import enqueue_many
 from jifen.points import metrics
-from jifen.points.domain.ledger import (
-    Entry,
-    Head,
-    ImpossibleEvent,
-    Kind,
-    Plan,
-    Posting,
-    plan_batch,
-    posting_from_event,
-)
+from jifen.points.db.repo import append_postings
+from jifen.points.domain.ledger import ImpossibleEvent, Plan, Posting, posting_from_event
 from jifen.points.settings import PointsSettings
 
 log = logging.getLogger(__name__)
 
-SOURCE = "/jifen/points"
 INPUT_TOPICS = [topics.TASKS_COMPLETIONS, topics.REDEEM_REDEMPTIONS]
-LEDGER_COLUMNS = [
-    "id",
-    "account_id",
-    "account_seq",
-    "kind",
-    "amount",
-    "balance_after",
-    "org_id",
-    "category",
-    "cause_event_id",
-    "cause_type",
-    "job_id",
-    "completion_id",
-    "redemption_id",
-    "occurred_at",
-    "recorded_at",
-    "prev_hash",
-    "entry_hash",
-]
 # retried with the whole batch: a rebalance race, a deadlock, a database outage
 _RETRY = (
     asyncpg.UniqueViolationError,
@@ -182,95 +150,11 @@ class LedgerWorker:
                 delay = min(delay * 2, 5.0)
 
     async def append(self, postings: list[Posting]) -> Plan:
-        if not postings:
-            return Plan(entries=[], heads={}, duplicates=[], refused=[])
         started = time.perf_counter()
-        accounts = sorted({p.account_id for p in postings})
-        event_ids = list({p.event_id for p in postings})
-        completion_ids = list({p.completion_id for p in postings if p.completion_id})
-        redemption_ids = list({p.redemption_id for p in postings if p.redemption_id})
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(self.q["ensure_accounts"], accounts)
-            # row locks on the heads serialise two workers on the same account (a rebalance)
-            heads = {
-                r["account_id"]: Head(
-                    r["account_id"], r["seq"], r["balance"], r["earned"], r["spent"], r["head_hash"]
-                )
-                for r in await conn.fetch(self.q["lock_accounts"], accounts)
-            }
-            applied = {
-                r["event_id"] for r in await conn.fetch(self.q["applied_event_ids"], event_ids)
-            }
-            refs = {
-                (r["ref_kind"], r["ref_id"], Kind(r["kind"]))
-                for r in await conn.fetch(self.q["existing_refs"], completion_ids, redemption_ids)
-            }
-            plan = plan_batch(postings, heads, applied, refs)
-            if plan.entries:
-                recorded_at = datetime.now(UTC)
-                ids = [
-                    r["id"] for r in await conn.fetch(self.q["next_entry_ids"], len(plan.entries))
-                ]
-                await conn.copy_records_to_table(
-                    "ledger_entry",
-                    records=[
-                        _row(i, e, recorded_at) for i, e in zip(ids, plan.entries, strict=True)
-                    ],
-                    columns=LEDGER_COLUMNS,
-                )
-                changed = [
-                    plan.heads[a] for a in sorted({e.posting.account_id for e in plan.entries})
-                ]
-                await conn.execute(
-                    self.q["update_heads"],
-                    [h.account_id for h in changed],
-                    [h.seq for h in changed],
-                    [h.balance for h in changed],
-                    [h.earned for h in changed],
-                    [h.spent for h in changed],
-                    [h.hash for h in changed],
-                )
-                await enqueue_many(
-                    conn,
-                    [
-                        (
-                            topics.POINTS_LEDGER,
-                            e.posting.account_id,
-                            self._ledger_event(i, e, recorded_at),
-                        )
-                        for i, e in zip(ids, plan.entries, strict=True)
-                    ],
-                )
+            plan, _ = await append_postings(conn, self.q, self.contracts, postings)
         self._observe(plan, started)
         return plan
-
-    def _ledger_event(self, entry_id: int, e: Entry, recorded_at: datetime) -> dict[str, Any]:
-        p = e.posting
-        return self.contracts.new_event(
-            "jifen.points.entry.appended.v1",
-            source=SOURCE,
-            subject=p.account_id,
-            # deterministic: the same entry always announces itself with the same id
-            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"jifen:ledger-entry:{p.event_id}"),
-            data={
-                "entry_id": entry_id,
-                "account_id": p.account_id,
-                "account_seq": e.account_seq,
-                "kind": p.kind.value,
-                "amount": p.amount,
-                "balance_after": e.balance_after,
-                "org_id": p.org_id,
-                "category": p.category,
-                "cause_event_id": p.event_id,
-                "cause_type": p.event_type,
-                "job_id": p.job_id,
-                "completion_id": p.completion_id,
-                "redemption_id": p.redemption_id,
-                "entry_hash": e.entry_hash,
-                "occurred_at": isoformat(p.occurred_at),
-                "recorded_at": isoformat(recorded_at),
-            },
-        )
 
     def _observe(self, plan: Plan, started: float) -> None:
         now = time.time()
@@ -290,26 +174,3 @@ class LedgerWorker:
 
 def _topic_of(p: Posting) -> str:
     return topics.TASKS_COMPLETIONS if p.completion_id else topics.REDEEM_REDEMPTIONS
-
-
-def _row(entry_id: int, e: Entry, recorded_at: datetime) -> tuple[Any, ...]:
-    p = e.posting
-    return (
-        entry_id,
-        p.account_id,
-        e.account_seq,
-        p.kind.value,
-        p.amount,
-        e.balance_after,
-        p.org_id,
-        p.category,
-        p.event_id,
-        p.event_type,
-        p.job_id,
-        p.completion_id,
-        p.redemption_id,
-        p.occurred_at,
-        recorded_at,
-        e.prev_hash,
-        e.entry_hash,
-    )

@@ -46,3 +46,67 @@ class EntryPage(BaseModel):
     next_cursor: int | None = Field(
         description="Pass as `before` to get the next (older) page; null on the last page."
     )
+
+
+class Statement(BaseModel):
+    account_id: str
+    month: str
+    opening_balance: int
+    closing_balance: int
+    earned_by_category: dict[str, int] = Field(
+        description="Credits less reversals, per job category."
+    )
+    spent_by_reward: dict[str, int] = Field(description="Debits less refunds, per reward id.")
+    adjustments: int
+    entries: int
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "account_id": "vol-0001",
+                    "month": "2026-11",
+                    "opening_balance": 40,
+                    "closing_balance": 90,
+                    "earned_by_category": {"meal_delivery": 80},
+                    "spent_by_reward": {"6f1c1a52-5a4e-4b8e-9d7a-0c3a8f6f2b11": 30},
+                    "adjustments": 0,
+                    "entries": 5,
+                }
+            ]
+        }
+    }
+
+
+class AdjustmentIn(BaseModel):
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {
+            "examples": [
+                {"account_id": "vol-0001", "amount": -20, "reason": "paper record entered twice"}
+            ]
+        },
+    }
+    account_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+    amount: int = Field(ge=-1_000_000, le=1_000_000, description="Non-zero whole points.")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class DecisionIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    note: str = Field(default="", max_length=500)
+
+
+class AdjustmentOut(BaseModel):
+    id: str
+    org_id: str
+    account_id: str
+    amount: int
+    reason: str
+    status: str
+    requested_by: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+    event_id: str | None

@@ -37,6 +37,8 @@ EVENT_KINDS: dict[str, tuple[Kind, int, str]] = {
     "jifen.redeem.redemption.cancelled.v1": (Kind.REFUND, +1, "redemption_id"),
 }
 
+ADJUSTMENT_TYPE = "jifen.points.adjustment.approved.v1"
+
 # what must already exist (same reference) before this kind may be appended
 REQUIRES: dict[Kind, Kind] = {Kind.REVERSAL: Kind.CREDIT, Kind.REFUND: Kind.DEBIT}
 
@@ -58,12 +60,17 @@ class Posting:
     completion_id: str | None
     redemption_id: str | None
     occurred_at: datetime
+    # reporting only (statements group spending by reward); not part of the hashed content
+    reward_id: str | None = None
 
     @property
     def reference(self) -> tuple[str, str]:
+        """What this entry is about: a completion, a redemption, or (adjustments) itself."""
         if self.completion_id is not None:
             return ("completion", self.completion_id)
-        return ("redemption", self.redemption_id or "")
+        if self.redemption_id is not None:
+            return ("redemption", self.redemption_id)
+        return ("event", self.event_id)
 
 
 def posting_from_event(event: dict[str, Any], occurred_at: datetime) -> Posting:
@@ -91,6 +98,7 @@ def posting_from_event(event: dict[str, Any], occurred_at: datetime) -> Posting:
         completion_id=data.get("completion_id"),
         redemption_id=data.get("redemption_id"),
         occurred_at=occurred_at,
+        reward_id=data.get("reward_id"),
     )
 
 
@@ -134,6 +142,27 @@ def canonical_content(p: Posting, seq: int, balance_after: int, prev_hash: str) 
         "occurred_at": p.occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "prev_hash": prev_hash,
     }
+
+
+def adjustment(
+    *, event_id: str, account_id: str, amount: int, org_id: str, at: datetime
+) -> Posting:
+    """An approved correction: a new entry, never an edit of an old one."""
+    if amount == 0:
+        raise ImpossibleEvent("an adjustment of zero points changes nothing")
+    return Posting(
+        event_id=event_id,
+        event_type=ADJUSTMENT_TYPE,
+        account_id=account_id,
+        kind=Kind.ADJUSTMENT,
+        amount=amount,
+        org_id=org_id,
+        category=None,
+        job_id=None,
+        completion_id=None,
+        redemption_id=None,
+        occurred_at=at,
+    )
 
 
 def append(head: Head, posting: Posting) -> tuple[Head, Entry]:

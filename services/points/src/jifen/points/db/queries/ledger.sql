@@ -42,3 +42,34 @@ FROM ledger_entry
 WHERE account_id = $1 AND account_seq < $2
 ORDER BY account_seq DESC
 LIMIT $3;
+
+-- name: insert_adjustment
+INSERT INTO adjustment (id, org_id, account_id, amount, reason, requested_by)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING *;
+
+-- name: lock_adjustment
+SELECT * FROM adjustment WHERE id = $1 AND org_id = $2 FOR UPDATE;
+
+-- name: decide_adjustment
+UPDATE adjustment SET status = $2, decided_by = $3, decided_at = now(), decision_note = $4,
+    event_id = $5
+WHERE id = $1
+RETURNING *;
+
+-- name: list_adjustments
+SELECT * FROM adjustment
+WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
+ORDER BY requested_at DESC
+LIMIT $3;
+
+-- name: statement_totals
+SELECT kind, coalesce(category, '') AS category, coalesce(reward_id::text, '') AS reward_id,
+       sum(amount)::bigint AS points, count(*)::int AS entries
+FROM ledger_entry
+WHERE account_id = $1 AND recorded_at >= $2 AND recorded_at < $3
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;
+
+-- name: balance_before
+SELECT coalesce(sum(amount), 0)::bigint FROM ledger_entry WHERE account_id = $1 AND recorded_at < $2;

@@ -1,0 +1,128 @@
+"""Adjustments: one admin requests, another approves; only then is an entry appended."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from jifen.kernel.auth import Principal, Role, require
+from jifen.kernel.contracts import Contracts
+from jifen.kernel.db import Queries
+from jifen.kernel.web import Refusal
+from jifen.points import handlers
+from jifen.points.api.schemas import AdjustmentIn, AdjustmentOut, DecisionIn
+
+Admin = Annotated[Principal, require(Role.ADMIN)]
+Reader = Annotated[Principal, require(Role.ADMIN, Role.AUDITOR)]
+
+
+async def _conn(request: Request) -> Any:
+    async with request.app.state.pool.acquire() as conn:
+        yield conn
+
+
+Conn = Annotated[asyncpg.Connection, Depends(_conn)]
+
+router = APIRouter(prefix="/v1/adjustments", tags=["adjustments"])
+REFUSALS = {
+    409: {"description": "Refused: `reason` is same_person or already_decided"},
+    404: {"description": "No such adjustment in your organisation"},
+}
+
+
+def _out(row: asyncpg.Record) -> AdjustmentOut:
+    d = dict(row)
+    d["id"] = str(d["id"])
+    d["event_id"] = str(d["event_id"]) if d["event_id"] else None
+    return AdjustmentOut(**d)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AdjustmentOut,
+    summary="Request an adjustment (takes effect when a second admin approves)",
+)
+async def request_adjustment(
+    body: AdjustmentIn, request: Request, conn: Conn, who: Admin
+) -> AdjustmentOut:
+    if body.amount == 0:
+        raise HTTPException(422, "amount: an adjustment of zero points changes nothing")
+    q: Queries = request.app.state.queries
+    row = await handlers.request_adjustment(
+        conn,
+        q,
+        org=who.org,
+        admin=who.subject,
+        account_id=body.account_id,
+        amount=body.amount,
+        reason=body.reason,
+    )
+    return _out(row)
+
+
+@router.get("", response_model=list[AdjustmentOut], summary="Adjustments of your organisation")
+async def list_adjustments(
+    request: Request,
+    conn: Conn,
+    who: Reader,
+    status: Annotated[str | None, Query(pattern="^(pending|approved|rejected)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AdjustmentOut]:
+    q: Queries = request.app.state.queries
+    return [_out(r) for r in await conn.fetch(q["list_adjustments"], who.org, status, limit)]
+
+
+async def _decide(
+    request: Request,
+    conn: asyncpg.Connection,
+    who: Principal,
+    adjustment_id: UUID,
+    approve: bool,
+    note: str,
+) -> AdjustmentOut:
+    q: Queries = request.app.state.queries
+    contracts: Contracts = request.app.state.contracts
+    try:
+        row = await handlers.decide_adjustment(
+            conn,
+            q,
+            contracts,
+            org=who.org,
+            admin=who.subject,
+            adjustment_id=adjustment_id,
+            approve=approve,
+            note=note,
+        )
+    except handlers.NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except handlers.AdjustmentRefused as exc:
+        raise Refusal(exc.reason, exc.detail) from None
+    return _out(row)
+
+
+@router.post(
+    "/{adjustment_id}/approve",
+    response_model=AdjustmentOut,
+    responses=REFUSALS,
+    summary="Approve as the second admin: the entry is appended",
+)
+async def approve(
+    adjustment_id: UUID, request: Request, conn: Conn, who: Admin, body: DecisionIn | None = None
+) -> AdjustmentOut:
+    return await _decide(request, conn, who, adjustment_id, True, body.note if body else "")
+
+
+@router.post(
+    "/{adjustment_id}/reject",
+    response_model=AdjustmentOut,
+    responses=REFUSALS,
+    summary="Reject as the second admin",
+)
+async def reject(
+    adjustment_id: UUID, request: Request, conn: Conn, who: Admin, body: DecisionIn | None = None
+) -> AdjustmentOut:
+    return await _decide(request, conn, who, adjustment_id, False, body.note if body else "")

@@ -1,0 +1,155 @@
+"""Appending to the ledger inside the caller's transaction: the one write path for entries.
+
+Used by the ledger worker (a batch of events) and by approved adjustments (one entry), so
+every entry — whatever caused it — is deduplicated, checked, chained and announced alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from jifen.kernel import topics
+from jifen.kernel.contracts import Contracts, isoformat
+from jifen.kernel.db import Queries
+from jifen.kernel.outbox import enqueue_many
+from jifen.points.domain.ledger import Entry, Head, Kind, Plan, Posting, plan_batch
+
+SOURCE = "/jifen/points"
+LEDGER_COLUMNS = [
+    "id",
+    "account_id",
+    "account_seq",
+    "kind",
+    "amount",
+    "balance_after",
+    "org_id",
+    "category",
+    "cause_event_id",
+    "cause_type",
+    "job_id",
+    "completion_id",
+    "redemption_id",
+    "occurred_at",
+    "recorded_at",
+    "prev_hash",
+    "entry_hash",
+    "reward_id",
+]
+
+
+async def append_postings(
+    conn: asyncpg.Connection, q: Queries, contracts: Contracts, postings: list[Posting]
+) -> tuple[Plan, list[int]]:
+    """Plan and append ``postings`` (in their order) in the open transaction of ``conn``.
+
+    Row locks on the accounts' chain heads serialise two writers on one account (a worker
+    during a rebalance, an adjustment), so chains never fork; the dedupe and rule checks run
+    after the locks are held, on committed data.
+    """
+    if not postings:
+        return Plan(entries=[], heads={}, duplicates=[], refused=[]), []
+    accounts = sorted({p.account_id for p in postings})
+    await conn.execute(q["ensure_accounts"], accounts)
+    heads = {
+        r["account_id"]: Head(
+            r["account_id"], r["seq"], r["balance"], r["earned"], r["spent"], r["head_hash"]
+        )
+        for r in await conn.fetch(q["lock_accounts"], accounts)
+    }
+    event_ids = list({p.event_id for p in postings})
+    applied = {r["event_id"] for r in await conn.fetch(q["applied_event_ids"], event_ids)}
+    refs = {
+        (r["ref_kind"], r["ref_id"], Kind(r["kind"]))
+        for r in await conn.fetch(
+            q["existing_refs"],
+            list({p.completion_id for p in postings if p.completion_id}),
+            list({p.redemption_id for p in postings if p.redemption_id}),
+        )
+    }
+    plan = plan_batch(postings, heads, applied, refs)
+    if not plan.entries:
+        return plan, []
+    recorded_at = datetime.now(UTC)
+    ids = [r["id"] for r in await conn.fetch(q["next_entry_ids"], len(plan.entries))]
+    await conn.copy_records_to_table(
+        "ledger_entry",
+        records=[_row(i, e, recorded_at) for i, e in zip(ids, plan.entries, strict=True)],
+        columns=LEDGER_COLUMNS,
+    )
+    changed = [plan.heads[a] for a in sorted({e.posting.account_id for e in plan.entries})]
+    await conn.execute(
+        q["update_heads"],
+        [h.account_id for h in changed],
+        [h.seq for h in changed],
+        [h.balance for h in changed],
+        [h.earned for h in changed],
+        [h.spent for h in changed],
+        [h.hash for h in changed],
+    )
+    await enqueue_many(
+        conn,
+        [
+            (topics.POINTS_LEDGER, e.posting.account_id, ledger_event(contracts, i, e, recorded_at))
+            for i, e in zip(ids, plan.entries, strict=True)
+        ],
+    )
+    return plan, ids
+
+
+def ledger_event(
+    contracts: Contracts, entry_id: int, e: Entry, recorded_at: datetime
+) -> dict[str, Any]:
+    p = e.posting
+    return contracts.new_event(
+        "jifen.points.entry.appended.v1",
+        source=SOURCE,
+        subject=p.account_id,
+        # deterministic: the same entry always announces itself with the same id
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"jifen:ledger-entry:{p.event_id}"),
+        data={
+            "entry_id": entry_id,
+            "account_id": p.account_id,
+            "account_seq": e.account_seq,
+            "kind": p.kind.value,
+            "amount": p.amount,
+            "balance_after": e.balance_after,
+            "org_id": p.org_id,
+            "category": p.category,
+            "cause_event_id": p.event_id,
+            "cause_type": p.event_type,
+            "job_id": p.job_id,
+            "completion_id": p.completion_id,
+            "redemption_id": p.redemption_id,
+            "entry_hash": e.entry_hash,
+            "occurred_at": isoformat(p.occurred_at),
+            "recorded_at": isoformat(recorded_at),
+        },
+    )
+
+
+def _row(entry_id: int, e: Entry, recorded_at: datetime) -> tuple[Any, ...]:
+    p = e.posting
+    return (
+        entry_id,
+        p.account_id,
+        e.account_seq,
+        p.kind.value,
+        p.amount,
+        e.balance_after,
+        p.org_id,
+        p.category,
+        p.event_id,
+        p.event_type,
+        p.job_id,
+        p.completion_id,
+        p.redemption_id,
+        p.occurred_at,
+        recorded_at,
+        e.prev_hash,
+        e.entry_hash,
+        p.reward_id,
+    )
