@@ -1,0 +1,125 @@
+"""The audit API on a real ledger in a fresh database: checkpoints, proofs, export, history,
+keys, cosignatures, and who may see what."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import orjson
+
+from jifen.points.audit.domain.checkpoint import Checkpoint, public_key_from_raw
+from jifen.points.audit.domain.merkle import verify_consistency, verify_inclusion
+from jifen.points.audit.offline import load_keys, verify_files
+from jifen.points.db import MIGRATIONS
+from tests.integration.audit_fixtures import ORG, OTHER_ORG, ledger_in, sample_batches
+
+FreshDb = Callable[[Path], Awaitable[str]]
+
+
+async def test_checkpoints_proofs_and_export_verify(fresh_db: FreshDb, tmp_path: Path) -> None:
+    async with ledger_in(await fresh_db(MIGRATIONS), tmp_path / "keys") as lg:
+        batches = sample_batches(lg.book)
+        for b in batches[:2]:
+            await lg.append(b)
+        first = await lg.checkpoint()
+        assert first["tree_size"] == 8
+        # asking again without new entries gives the same checkpoint back
+        again = await lg.http.post("/v1/audit/checkpoints", headers=lg.auth())
+        assert again.status_code == 200 and again.json()["root_hash"] == first["root_hash"]
+        for b in batches[2:]:
+            await lg.append(b)
+        second = await lg.checkpoint()
+        assert second["tree_size"] == 14
+
+        keys = (await lg.http.get("/v1/audit/keys", headers=lg.auth())).json()
+        pub = {k["key_id"]: public_key_from_raw(base64.b64decode(k["public_key"])) for k in keys}
+        for cp in (first, second):
+            c = Checkpoint.from_json(cp)
+            pub[c.key_id].verify(c.signature, c.body())  # raises if it does not hold
+
+        r = await lg.http.get(
+            "/v1/audit/consistency", params={"first": 8, "second": 14}, headers=lg.auth()
+        )
+        assert r.status_code == 200, r.text
+        proof = [bytes.fromhex(h) for h in r.json()["proof"]]
+        assert verify_consistency(
+            8,
+            14,
+            bytes.fromhex(first["root_hash"]),
+            bytes.fromhex(second["root_hash"]),
+            proof,
+        )
+
+        # an inclusion proof for every entry of the organisation, against the latest checkpoint
+        history = await lg.http.get("/v1/audit/accounts/vol-a/history", headers=lg.auth())
+        assert history.status_code == 200, history.text
+        entries = history.json()["entries"]
+        assert [e["entry"]["account_seq"] for e in entries] == [1, 2, 3, 4, 5, 6, 7]
+        assert [e["entry"]["balance_after"] for e in entries] == [40, 70, 50, 65, 70, 90, 102]
+        for e in entries:
+            r = await lg.http.get(
+                f"/v1/audit/entries/{e['entry']['entry_id']}/inclusion", headers=lg.auth()
+            )
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert verify_inclusion(
+                body["position"],
+                body["checkpoint"]["tree_size"],
+                bytes.fromhex(body["leaf_hash"]),
+                [bytes.fromhex(h) for h in body["proof"]],
+                bytes.fromhex(second["root_hash"]),
+            )
+
+        # the export: full content for the union's organisation, leaf hashes for the other
+        export = await lg.export(tmp_path / "export.ndjson", tmp_path / "keys.json")
+        lines = [orjson.loads(x) for x in export.read_bytes().splitlines()]
+        assert lines[0]["checkpoint"]["tree_size"] == 14 and len(lines) == 15
+        assert {x["entry"]["org_id"] for x in lines[1:] if "entry" in x} == {ORG}
+        assert sum(1 for x in lines[1:] if x.get("redacted")) == 2
+        result = verify_files([export], load_keys(tmp_path / "keys.json"))
+        assert result.ok, [str(f) for f in result.findings]
+        assert result.accounts["vol-a"].balance == 102
+        assert result.accounts["vol-b"].balance == 60  # 25 credited, reversed, then 60
+        assert result.accounts["vol-c"].balance == 5
+
+
+async def test_only_auditors_of_the_organisation_see_content(
+    fresh_db: FreshDb, tmp_path: Path
+) -> None:
+    async with ledger_in(await fresh_db(MIGRATIONS), tmp_path / "keys") as lg:
+        await lg.append(sample_batches(lg.book)[0])
+        await lg.checkpoint()
+        for role in ("volunteer", "officer", "admin", "app"):
+            r = await lg.http.get("/v1/audit/checkpoints/latest", headers=lg.auth(role))
+            assert r.status_code == 403, (role, r.text)
+        assert (await lg.http.get("/v1/audit/checkpoints/latest")).status_code == 401
+        other = lg.auth("auditor", OTHER_ORG)
+        r = await lg.http.get("/v1/audit/accounts/vol-a/history", headers=other)
+        assert r.status_code == 404
+        entry_id = (await lg.rows("vol-a"))[0]["id"]
+        r = await lg.http.get(f"/v1/audit/entries/{entry_id}/inclusion", headers=other)
+        assert r.status_code == 404
+        r = await lg.http.get(f"/v1/audit/entries/{entry_id}/inclusion", headers=lg.auth())
+        assert r.status_code == 200
+        r = await lg.http.get(
+            "/v1/audit/consistency", params={"first": 5, "second": 2}, headers=lg.auth()
+        )
+        assert r.status_code == 422 and "must not exceed" in r.json()["detail"]
+        r = await lg.http.get(
+            "/v1/audit/consistency", params={"first": 1, "second": 99}, headers=lg.auth()
+        )
+        assert r.status_code == 404
+        r = await lg.http.post(
+            "/v1/audit/checkpoints/4/cosignatures",
+            headers=lg.auth(),
+            json={
+                "witness": "u",
+                "public_key": "AAAA",
+                "cosigned_at": "x",
+                "signature": "",
+                "x": 1,
+            },
+        )
+        assert r.status_code == 422
