@@ -48,6 +48,7 @@ def verify(
     """Recompute every hash, chain, balance and the tree; check signatures and your saved
     checkpoints. Exits 1 with the list of findings if anything is wrong."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     from jifen.points.audit.offline import load_keys, verify_files
@@ -77,7 +78,7 @@ def verify(
             typer.echo(json.dumps(f.to_json(), ensure_ascii=False))
     else:
         for f in result.findings:
-            out.print(f"[red]✗[/red] {f}", highlight=False, markup=True)
+            out.print(f"[red]✗[/red] {escape(str(f))}", highlight=False, soft_wrap=True)
         status = "[green]OK[/green]" if result.ok else f"[red]{len(result.findings)} findings[/red]"
         cp = result.checkpoint
         out.print(
@@ -85,6 +86,7 @@ def verify(
             f"{result.redacted} of other organisations, {len(result.accounts)} accounts"
             + (f", checkpoint {cp.tree_size} root {cp.root_hash.hex()}" if cp else ""),
             highlight=False,
+            soft_wrap=True,
         )
     raise typer.Exit(0 if result.ok else 1)
 
