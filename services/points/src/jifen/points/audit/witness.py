@@ -95,6 +95,8 @@ async def run_witness(
                 "signature": b64(cosign(key, name, at, new)),
             },
         )
+        if r.status_code in (409, 422):
+            return Verdict(False, f"the service rejected the cosignature: {r.json()['detail']}")
         _raise(r)
     _save(state, new)
     since = f" (consistent with {previous.tree_size})" if previous else " (first cosignature)"
