@@ -14,6 +14,7 @@ from jifen.kernel.outbox import OutboxRelay
 from jifen.kernel.runtime import cancel, spawn
 from jifen.kernel.service import start_producer
 from jifen.kernel.web import create_app, pool_check
+from jifen.points.audit.loop import audit_loop
 from jifen.points.db import queries
 from jifen.points.settings import PointsSettings
 from jifen.points.worker import LedgerWorker
@@ -47,6 +48,7 @@ def build_worker_app(settings: PointsSettings | None = None) -> FastAPI:
         app.state.ready_checks["database"] = lambda: pool_check(pool)
         app.state.ready_checks["partitions"] = partitions
         loops = [spawn(worker.run(), "ledger-worker"), spawn(relay.run(), "outbox-relay")]
+        loops.append(spawn(audit_loop(settings, pool), "audit-sequencer"))
         try:
             yield
         finally:
