@@ -38,7 +38,10 @@ def stack() -> Iterator[DevStack]:
         yield s
     finally:
         s.stop()
-        shutil.rmtree(home, ignore_errors=True)
+        if os.environ.get("JIFEN_KEEP_TEST_HOME"):  # to read the services' logs after a failure
+            print(f"\ntest stack kept in {home}")  # noqa: T201
+        else:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
