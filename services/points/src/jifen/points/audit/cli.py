@@ -133,11 +133,16 @@ def reconcile(
     redeem_url: Annotated[str, typer.Option(envvar="JIFEN_REDEEM_URL")],
     token: Token,
     json_out: Annotated[bool, typer.Option("--json")] = False,
+    settle: Annotated[
+        float, typer.Option(help="Seconds an entry may still be in flight before it is missing.")
+    ] = 60.0,
 ) -> None:
     """Match tasks' completions and redeem's redemptions against the ledger; list mismatches."""
     from jifen.points.audit.client import run_reconcile
 
-    mismatches = asyncio.run(run_reconcile(points_url, tasks_url, redeem_url, token))
+    mismatches = asyncio.run(
+        run_reconcile(points_url, tasks_url, redeem_url, token, settle_seconds=settle)
+    )
     for m in mismatches:
         typer.echo(json.dumps(m.to_json()) if json_out else str(m))
     typer.echo(f"{len(mismatches)} mismatches", err=True)

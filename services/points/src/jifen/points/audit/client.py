@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,7 @@ async def run_reconcile(
     redeem_url: str,
     token: str,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    settle_seconds: float = 60.0,
 ) -> list[Mismatch]:
     t = transports or {}
     async with (
@@ -107,4 +109,10 @@ async def run_reconcile(
         entries = await ledger_entries(points)
         completions = [c async for c in pages(tasks, "/v1/audit/completions")]
         redemptions = [x async for x in pages(redeem, "/v1/audit/redemptions")]
-    return reconcile(completions, redemptions, entries)
+    return reconcile(
+        completions,
+        redemptions,
+        entries,
+        now=datetime.now(UTC),
+        settle=timedelta(seconds=settle_seconds),
+    )

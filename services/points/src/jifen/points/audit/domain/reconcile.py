@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -37,14 +38,15 @@ class Mismatch:
         }
 
 
-# (source side, event field that makes it due, entry kind, sign, what it is called)
-_COMPLETION_RULES = (
-    ("verified_event_id", "credit", 1, "verified completion"),
-    ("revoked_event_id", "reversal", -1, "revoked completion"),
+# (event field that makes an entry due, when it became due, entry kind, sign, what it is)
+Rule = tuple[str, str, str, int, str]
+_COMPLETION_RULES: tuple[Rule, ...] = (
+    ("verified_event_id", "verified_at", "credit", 1, "verified completion"),
+    ("revoked_event_id", "revoked_at", "reversal", -1, "revoked completion"),
 )
-_REDEMPTION_RULES = (
-    ("placed_event_id", "debit", -1, "placed redemption"),
-    ("cancelled_event_id", "refund", 1, "cancelled redemption"),
+_REDEMPTION_RULES: tuple[Rule, ...] = (
+    ("placed_event_id", "created_at", "debit", -1, "placed redemption"),
+    ("cancelled_event_id", "cancelled_at", "refund", 1, "cancelled redemption"),
 )
 
 
@@ -52,7 +54,12 @@ def reconcile(
     completions: Iterable[dict[str, Any]],
     redemptions: Iterable[dict[str, Any]],
     entries: Iterable[dict[str, Any]],
+    now: datetime | None = None,
+    settle: timedelta = timedelta(0),
 ) -> list[Mismatch]:
+    """All mismatches. An entry due less than ``settle`` before ``now`` and not yet in the
+    ledger is in flight (events are asynchronous), not missing."""
+    cutoff = None if now is None or not settle else now - settle
     by_ref: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for e in entries:
         ref = e.get("completion_id") if e["kind"] in ("credit", "reversal") else None
@@ -63,10 +70,10 @@ def reconcile(
     seen: set[str] = set()
     for c in completions:
         seen.add(c["completion_id"])
-        out += _check(c, c["completion_id"], "completion", _COMPLETION_RULES, by_ref)
+        out += _check(c, c["completion_id"], "completion", _COMPLETION_RULES, by_ref, cutoff)
     for r in redemptions:
         seen.add(r["redemption_id"])
-        out += _check(r, r["redemption_id"], "redemption", _REDEMPTION_RULES, by_ref)
+        out += _check(r, r["redemption_id"], "redemption", _REDEMPTION_RULES, by_ref, cutoff)
     for (ref, kind), es in sorted(by_ref.items()):
         if ref not in seen:
             source = "tasks" if kind in ("credit", "reversal") else "redeem"
@@ -86,15 +93,18 @@ def _check(
     item: dict[str, Any],
     ref: str,
     what: str,
-    rules: tuple[tuple[str, str, int, str], ...],
+    rules: tuple[Rule, ...],
     by_ref: dict[tuple[str, str], list[dict[str, Any]]],
+    cutoff: datetime | None,
 ) -> list[Mismatch]:
     out: list[Mismatch] = []
     account = item["account_id"]
-    for field, kind, sign, name in rules:
+    for field, at, kind, sign, name in rules:
         found = by_ref.get((ref, kind), [])
         ids = tuple(e["entry_id"] for e in found)
         due = item.get(field) is not None
+        if due and not found and cutoff is not None and _after(item.get(at), cutoff):
+            continue  # in flight
         if due and not found:
             out.append(Mismatch(f"{kind}_missing", ref, f"{name} has no {kind}", account))
         elif not due and found:
@@ -142,3 +152,9 @@ def _check(
                     )
                 )
     return out
+
+
+def _after(when: Any, cutoff: datetime) -> bool:
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    return isinstance(when, datetime) and when > cutoff

@@ -1,0 +1,158 @@
+"""The offline verifier's rules on exports built in memory with the real domain functions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from jifen.points.audit.domain.canonical import leaf_bytes
+from jifen.points.audit.domain.checkpoint import Checkpoint, sign_checkpoint
+from jifen.points.audit.domain.merkle import leaf_hash, root_of
+from jifen.points.audit.domain.verify import EXPORT_FORMAT, Result, Verifier
+from jifen.points.audit.domain.witness import refusal
+from jifen.points.domain.ledger import Head, Kind, Posting, append
+
+KEY = Ed25519PrivateKey.generate()
+KEYS = {"k1": KEY.public_key()}
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def posting(account: str, kind: Kind, amount: int, ref: str | None = None) -> Posting:
+    completion = ref if kind in (Kind.CREDIT, Kind.REVERSAL) else None
+    redemption = ref if kind in (Kind.DEBIT, Kind.REFUND) else None
+    if completion is None and redemption is None:
+        completion = str(uuid.uuid4())
+    return Posting(
+        str(uuid.uuid4()),
+        "jifen.tasks.completion.verified.v1",
+        account,
+        kind,
+        amount,
+        "org-1",
+        None,
+        None,
+        completion,
+        redemption,
+        T0,
+    )
+
+
+def build(postings: list[Posting]) -> list[dict[str, Any]]:
+    """Entries as the export carries them, chained by the real ledger domain."""
+    heads: dict[str, Head] = {}
+    out = []
+    for i, p in enumerate(postings, start=1):
+        head, e = append(heads.get(p.account_id) or Head(p.account_id), p)
+        heads[p.account_id] = head
+        content = e.content()
+        content.update(
+            entry_id=i,
+            cause_type=p.event_type,
+            recorded_at=(T0 + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            entry_hash=e.entry_hash,
+        )
+        out.append(content)
+    return out
+
+
+def checkpoint(entries: list[dict[str, Any]], size: int | None = None) -> Checkpoint:
+    n = len(entries) if size is None else size
+    root = root_of([leaf_hash(leaf_bytes(e)) for e in entries[:n]])
+    return sign_checkpoint(KEY, Checkpoint(n, root, "2026-10-02T00:00:00.000000Z", "k1"))
+
+
+def run(
+    entries: list[dict[str, Any]],
+    cp: Checkpoint | None = None,
+    saved: list[Checkpoint] | None = None,
+    end: int | None = None,
+) -> Result:
+    cp = cp or checkpoint(entries)
+    v = Verifier(KEYS, saved or [])
+    v.feed_header(
+        {
+            "format": EXPORT_FORMAT,
+            "start": 0,
+            "end": end or len(entries),
+            "checkpoint": cp.to_json(),
+        }
+    )
+    for i, e in enumerate(entries):
+        v.feed({"position": i, "leaf_hash": leaf_hash(leaf_bytes(e)).hex(), "entry": e})
+    return v.finish()
+
+
+def found(r: Result) -> list[tuple[str, int | None]]:
+    return [(f.code, f.entry_id) for f in r.findings]
+
+
+def good_ledger() -> list[dict[str, Any]]:
+    return build(
+        [
+            posting("a", Kind.CREDIT, 50, "c1"),
+            posting("b", Kind.CREDIT, 20, "c2"),
+            posting("a", Kind.DEBIT, -30, "r1"),
+            posting("a", Kind.REFUND, 30, "r1"),
+            posting("b", Kind.REVERSAL, -20, "c2"),
+        ]
+    )
+
+
+def test_a_good_ledger_verifies_and_balances_are_recomputed() -> None:
+    r = run(good_ledger())
+    assert r.ok, found(r)
+    assert (r.accounts["a"].balance, r.accounts["a"].earned, r.accounts["a"].spent) == (50, 50, 0)
+    assert r.accounts["b"].balance == 0 and r.tree_size == 5
+
+
+def test_below_zero_and_rule_breaks_are_flagged() -> None:
+    entries = build(
+        [
+            posting("a", Kind.CREDIT, 10, "c1"),
+            posting("a", Kind.DEBIT, -30, "r1"),  # overdraft
+            posting("a", Kind.REVERSAL, -5, "c9"),  # reversal of a credit that never was
+            posting("a", Kind.CREDIT, 10, "c1"),  # second credit for c1
+        ]
+    )
+    entries[3]["cause_event_id"] = entries[0]["cause_event_id"]  # same event applied twice
+    r = run(entries)
+    assert ("below_zero", 2) in found(r)
+    assert ("orphan_reversal", 3) in found(r)
+    assert ("duplicate_reference", 4) in found(r)
+    assert ("duplicate_cause", 4) in found(r)
+
+
+def test_signatures_and_saved_checkpoints_are_checked() -> None:
+    entries = good_ledger()
+    forged = Checkpoint(5, bytes(32), "2026-10-02T00:00:00Z", "k1", bytes(64))
+    assert ("bad_signature", None) in found(run(entries, cp=forged))
+    other_key = Ed25519PrivateKey.generate()
+    unknown = sign_checkpoint(other_key, Checkpoint(5, bytes(32), "t", "k9"))
+    assert any("unknown key 'k9'" in f.message for f in run(entries, cp=unknown).findings)
+    # the union holds a checkpoint of 5 entries but is shown only 3: history was cut
+    r = run(entries[:3], saved=[checkpoint(entries)])
+    assert [f.code for f in r.findings] == ["ledger_shrank"]
+    # a signed checkpoint of the same size with another root: a split view
+    a = checkpoint(entries, 3)
+    b = sign_checkpoint(KEY, Checkpoint(3, bytes(32), "t2", "k1"))
+    codes = {f.code for f in run(entries, saved=[a, b]).findings}
+    assert {"split_view", "root_mismatch"} <= codes
+    # an export cut short of its own header
+    assert "truncated_export" in {
+        f.code for f in run(entries[:4], checkpoint(entries), end=5).findings
+    }
+
+
+def test_a_witness_refuses_what_it_cannot_prove() -> None:
+    entries = good_ledger()
+    old, new = checkpoint(entries, 3), checkpoint(entries)
+    assert refusal(None, new, [], KEYS) is None
+    assert "smaller" in (refusal(new, old, [], KEYS) or "")
+    assert "NOT consistent" in (refusal(old, new, [], KEYS) or "")  # no proof, no cosignature
+    same_size_other_root = sign_checkpoint(KEY, Checkpoint(3, bytes(32), "t", "k1"))
+    assert "NOT consistent" in (refusal(old, same_size_other_root, [], KEYS) or "")
+    bad = Checkpoint(5, new.root_hash, new.issued_at, "k1", bytes(64))
+    assert "signature does not verify" in (refusal(old, bad, [], KEYS) or "")
