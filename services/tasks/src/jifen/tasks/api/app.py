@@ -896,7 +896,10 @@ def build_app(settings: TasksSettings | None = None) -> FastAPI:
     @app.exception_handler(TasksRefusal)
     async def _refused(request: Request, exc: TasksRefusal) -> Response:
         handler = app.exception_handlers[Refusal]
-        return await handler(request, Refusal(exc.reason, exc.detail, **exc.facts))  # type: ignore[no-any-return]
+        # "status" in a problem document is the HTTP status: a refused item's state is
+        # reported as current_status
+        facts = {("current_status" if k == "status" else k): v for k, v in exc.facts.items()}
+        return await handler(request, Refusal(exc.reason, exc.detail, **facts))  # type: ignore[no-any-return,misc]
 
     @app.exception_handler(handlers.NotFound)
     async def _missing(request: Request, exc: handlers.NotFound) -> Response:
