@@ -19,7 +19,7 @@ from tests.helpers import Api, eventually
 
 pytestmark = pytest.mark.e2e
 
-EARNED = 100
+EARNED = 60  # 300 points in all, against 460 of stock and quota: both run short
 ACCOUNTS = 5
 REQUESTS = 300
 
@@ -71,7 +71,9 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
     tasks, points, redeem = apis["tasks"], apis["points"], apis["redeem"]
     run = uuid.uuid4().hex[:6]
     accounts = [f"vol-crowd-{run}-{i}" for i in range(ACCOUNTS)]
-    await asyncio.gather(*[earn(tasks, a, EARNED) for a in accounts])
+    spare = f"vol-spare-{run}"  # for the late cancellation and the expiry
+    earned = {**{a: EARNED for a in accounts}, spare: 10}
+    await asyncio.gather(*[earn(tasks, a, n) for a, n in earned.items()])
 
     shop, station = f"shop-{run}", f"station-{run}"
     rice = await add_reward(redeem, merchant_id=shop, points=30, stock=6)
@@ -89,9 +91,9 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
     price = {r["id"]: r["points"] for r in rewards}
 
     async def wallets_know() -> bool:
-        for a in accounts:
+        for a, n in earned.items():
             r = await redeem.http.get(f"/v1/wallets/{a}", headers=redeem.auth("volunteer", a))
-            if r.json()["spendable"] != EARNED:
+            if r.json()["spendable"] != n:
                 return False
         return True
 
@@ -133,7 +135,7 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
         else:
             accepted[resp.json()["id"]] = (a, reward_id)
     assert set(reasons) <= {"insufficient_points", "out_of_stock", "member_limit"}, reasons
-    assert reasons["out_of_stock"] > 0 and accepted, (reasons, len(accepted))
+    assert reasons["out_of_stock"] > 0 and reasons["insufficient_points"] > 0, reasons
     # a repeated key returns the original: one redemption per key, the same id to both calls
     for key, resps in by_key.items():
         if any(r.status_code in (200, 201) for r in resps):
@@ -196,11 +198,9 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
     )
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
 
-    rich = max(accounts, key=lambda a: EARNED - spent[a])
-    assert EARNED - spent[rich] - 2 >= 0
     penny = await add_reward(redeem, merchant_id=shop, points=1, stock=5)
     brief = await add_reward(redeem, merchant_id=shop, points=1, stock=5, voucher_ttl_seconds=1)
-    vol = redeem.auth("volunteer", rich)
+    vol = redeem.auth("volunteer", spare)
     quick = await redeem.http.post(
         "/v1/redemptions",
         headers={**vol, "Idempotency-Key": f"quick-{run}"},
@@ -215,8 +215,8 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
         json={"reward_id": brief["id"]},
     )
     assert lapsing.status_code == 201, lapsing.text
-    accepted[quick.json()["id"]] = (rich, penny["id"])
-    accepted[lapsing.json()["id"]] = (rich, brief["id"])
+    accepted[quick.json()["id"]] = (spare, penny["id"])
+    accepted[lapsing.json()["id"]] = (spare, brief["id"])
     price[penny["id"]] = price[brief["id"]] = 1
     refunded = {by_member, by_merchant, quick.json()["id"], lapsing.json()["id"]}
 
@@ -234,13 +234,13 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
 
     # the ledger: one debit per accepted redemption, one refund per cancellation or expiry
     expected = {
-        a: EARNED
+        a: n
         - sum(price[w] for rid, (acc, w) in accepted.items() if acc == a and rid not in refunded)
-        for a in accounts
+        for a, n in earned.items()
     }
 
     async def ledger_settled() -> dict[str, list[dict[str, Any]]] | None:
-        got = {a: await entries(points, a) for a in accounts}
+        got = {a: await entries(points, a) for a in earned}
         ok = all(es and es[0]["balance_after"] == expected[a] for a, es in got.items())
         return got if ok else None
 
@@ -255,6 +255,7 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
         assert debits == Counter(mine), a
         assert refunds == Counter(mine & refunded), a
         assert sum(e["amount"] for e in es) == es[0]["balance_after"] == expected[a]
+        assert min(e["balance_after"] for e in es) >= 0, "a balance went below zero"
         for e in es:
             if e["kind"] in ("debit", "refund"):
                 item = feed[e["redemption_id"]]
@@ -274,7 +275,7 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
 
     # the wallets agree with the ledger; the stock is back for what was cancelled
     async def wallets_agree() -> bool:
-        for a in accounts:
+        for a in earned:
             r = await redeem.http.get(f"/v1/wallets/{a}", headers=redeem.auth("volunteer", a))
             w = r.json()
             if (w["ledger_balance"], w["held"], w["spendable"]) != (expected[a], 0, expected[a]):
