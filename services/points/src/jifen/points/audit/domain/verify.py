@@ -33,11 +33,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jifen.points.audit.domain.canonical import LEAF_FIELDS
 from jifen.points.audit.domain.checkpoint import Checkpoint, checkpoint_signature_ok
-from jifen.points.audit.domain.merkle import Frontier, root_of
+from jifen.points.audit.domain.merkle import EMPTY_ROOT, frontier_keys, node_hash, root_of
 from jifen.points.domain.chain import CANONICAL_FIELDS, GENESIS
 
 EXPORT_FORMAT = "jifen.points.audit.export.v1"
 SIGNS = {"credit": 1, "reversal": -1, "debit": -1, "refund": 1}
+LEAF_KEYS = frozenset(LEAF_FIELDS)
+_LEAF_ONLY = tuple(f for f in LEAF_FIELDS if f not in CANONICAL_FIELDS)
+_dumps = orjson.dumps
+_SORT = orjson.OPT_SORT_KEYS
+_sha256 = hashlib.sha256
+
+
+def sign_ref_completion(kind: str) -> bool:
+    return kind == "credit" or kind == "reversal"
+
+
 NEEDS = {"reversal": "credit", "refund": "debit"}
 
 
@@ -111,8 +122,7 @@ class Verifier:
         self.findings: list[Finding] = []
         self.header: dict[str, Any] | None = None
         self.checkpoint: Checkpoint | None = None
-        self.frontier = Frontier()
-        self.leaves = bytearray()
+        self.leaves: list[bytes] = []
         self.entry_ids = array("q")  # per position; -1 where the entry is not visible
         self.claimed_differs: dict[int, bytes] = {}
         self.accounts: dict[str, AccountState] = {}
@@ -139,9 +149,11 @@ class Verifier:
         self.want_roots.update(c.tree_size for c in self.saved)
 
     def feed(self, rec: dict[str, Any]) -> None:
-        """One export line after the header: an entry, a redacted leaf or a missing entry."""
+        """One export line after the header: an entry, a redacted leaf or a missing entry.
+
+        The hot path of a million-entry run: kept flat on purpose (no per-entry helpers)."""
         position = rec.get("position")
-        expected = self.frontier.size
+        expected = len(self.leaves)
         if position != expected:
             self._add(
                 "position_gap",
@@ -156,35 +168,46 @@ class Verifier:
         claimed_hex = rec.get("leaf_hash") or ""
         entry = rec.get("entry")
         if entry is None:
-            claimed = bytes.fromhex(claimed_hex)
+            eid_missing = rec.get("entry_id")
             if rec.get("missing"):
                 self._add(
                     "entry_missing",
                     "the tree holds this position but the ledger no longer has the entry (deleted)",
                     position=position,
-                    entry_id=rec.get("entry_id"),
+                    entry_id=eid_missing,
                 )
             else:
                 self.redacted += 1
-            eid_missing = rec.get("entry_id")
-            self._leaf(claimed, eid_missing if isinstance(eid_missing, int) else -1)
+            self.leaves.append(bytes.fromhex(claimed_hex))
+            self.entry_ids.append(eid_missing if type(eid_missing) is int else -1)
             return
         self.entries += 1
         pos = position
         eid = entry.get("entry_id")
-        acct = entry.get("account_id")
         try:
-            leaf_data = orjson.dumps(
-                {f: entry[f] for f in LEAF_FIELDS}, option=orjson.OPT_SORT_KEYS
-            )
-            own = hashlib.sha256(
-                orjson.dumps({f: entry[f] for f in CANONICAL_FIELDS}, option=orjson.OPT_SORT_KEYS)
-            ).hexdigest()
+            if entry.keys() == LEAF_KEYS:
+                leaf_data = _dumps(entry, option=_SORT)
+                content = entry.copy()
+                for k in _LEAF_ONLY:
+                    del content[k]
+            else:
+                leaf_data = _dumps({f: entry[f] for f in LEAF_FIELDS}, option=_SORT)
+                content = {f: entry[f] for f in CANONICAL_FIELDS}
+            own = _sha256(_dumps(content, option=_SORT)).hexdigest()
+            acct = entry["account_id"]
+            seq = entry["account_seq"]
+            amount = entry["amount"]
+            after = entry["balance_after"]
+            kind = entry["kind"]
+            entry_hash = entry["entry_hash"]
         except (KeyError, TypeError) as exc:
             self._add("malformed_entry", f"cannot encode: {exc}", position=pos, entry_id=eid)
-            self._leaf(bytes.fromhex(claimed_hex) if claimed_hex else bytes(32), -1)
+            self.leaves.append(bytes.fromhex(claimed_hex) if claimed_hex else bytes(32))
+            self.entry_ids.append(-1)
             return
-        leaf = hashlib.sha256(b"\x00" + leaf_data).digest()
+        leaf = _sha256(b"\x00" + leaf_data).digest()
+        self.leaves.append(leaf)
+        self.entry_ids.append(eid if type(eid) is int else -1)
         if claimed_hex and leaf.hex() != claimed_hex:
             self.claimed_differs[pos] = bytes.fromhex(claimed_hex)
             self._add(
@@ -195,113 +218,165 @@ class Verifier:
                 entry_id=eid,
                 account_id=acct,
             )
-        if own != entry["entry_hash"]:
+        if own != entry_hash:
             self._add(
                 "entry_hash_mismatch",
-                f"entry_hash {entry['entry_hash'][:16]}… is not the hash of its content "
+                f"entry_hash {str(entry_hash)[:16]}… is not the hash of its content "
                 f"({own[:16]}…): the entry was altered",
                 position=pos,
                 entry_id=eid,
                 account_id=acct,
             )
-        self._chain(entry, pos)
-        self._rules(entry, pos)
-        self._leaf(leaf, eid if isinstance(eid, int) else -1)
-
-    def _leaf(self, leaf: bytes, entry_id: int) -> None:
-        self.leaves += leaf
-        self.entry_ids.append(entry_id)
-        self.frontier.append(leaf)
-        if self.frontier.size in self.want_roots:
-            self.roots[self.frontier.size] = self.frontier.root()
-
-    def _chain(self, e: dict[str, Any], pos: int) -> None:
-        acct = e["account_id"]
         st = self.accounts.get(acct)
         if st is None:
             st = self.accounts[acct] = AccountState()
-        seq, eid = e["account_seq"], e["entry_id"]
-        where = {"position": pos, "entry_id": eid, "account_id": acct}
         if seq != st.seq + 1:
-            if seq <= st.seq:
-                self._add(
-                    "chain_order",
-                    f"account_seq {seq} comes after seq {st.seq} (entry {st.last_entry}) in the "
-                    "tree: entries were reordered or inserted",
-                    **where,
-                )
-            else:
-                self._add(
-                    "chain_gap",
-                    f"account_seq {seq} follows seq {st.seq}"
-                    + (f" (entry {st.last_entry})" if st.last_entry is not None else "")
-                    + f": seq {st.seq + 1}..{seq - 1} missing",
-                    **where,
-                )
-        elif e["prev_hash"] != st.hash:
+            self._seq_finding(entry, pos, st)
+        elif entry["prev_hash"] != st.hash:
             self._add(
                 "chain_broken",
-                f"prev_hash {e['prev_hash'][:16]}… is not the entry_hash of seq {st.seq}"
+                f"prev_hash {str(entry['prev_hash'])[:16]}… is not the entry_hash of seq "
+                f"{st.seq}"
                 + (f" (entry {st.last_entry})" if st.last_entry is not None else "")
                 + f" {st.hash[:16]}…",
-                **where,
+                position=pos,
+                entry_id=eid,
+                account_id=acct,
             )
-        amount, after = e["amount"], e["balance_after"]
-        if (
-            not isinstance(amount, int)
-            or isinstance(amount, bool)
-            or not isinstance(after, int)
-            or amount == 0
-        ):
-            self._add("bad_amount", f"amount {amount!r} / balance {after!r} not integers", **where)
-        elif after != st.balance + amount:
+        if type(amount) is not int or type(after) is not int or amount == 0:
             self._add(
-                "balance_mismatch",
-                f"balance_after {after} but previous balance {st.balance} + amount {amount} "
-                f"= {st.balance + amount}",
-                **where,
+                "bad_amount",
+                f"amount {amount!r} / balance {after!r} not non-zero integers",
+                position=pos,
+                entry_id=eid,
+                account_id=acct,
             )
-        if isinstance(after, int) and after < 0:
-            self._add("below_zero", f"balance went below zero: {after}", **where)
-        st.seq = max(st.seq, seq) if isinstance(seq, int) else st.seq
-        st.hash = e["entry_hash"]
-        st.balance = after if isinstance(after, int) else st.balance
-        st.min_balance = min(st.min_balance, st.balance)
+        else:
+            if after != st.balance + amount:
+                self._add(
+                    "balance_mismatch",
+                    f"balance_after {after} but previous balance {st.balance} + amount {amount} "
+                    f"= {st.balance + amount}",
+                    position=pos,
+                    entry_id=eid,
+                    account_id=acct,
+                )
+            if after < 0:
+                self._add(
+                    "below_zero",
+                    f"balance went below zero: {after}",
+                    position=pos,
+                    entry_id=eid,
+                    account_id=acct,
+                )
+                st.min_balance = min(st.min_balance, after)
+            st.balance = after
+            if kind == "credit" or kind == "reversal":
+                st.earned += amount
+            elif kind == "debit" or kind == "refund":
+                st.spent -= amount
+            mk = (entry["occurred_at"][:7], kind)
+            self.monthly[mk] = self.monthly.get(mk, 0) + amount
+        if type(seq) is int and seq > st.seq:
+            st.seq = seq
+        st.hash = entry_hash
         st.last_entry = eid
         st.entries += 1
-        if isinstance(amount, int):
-            if e["kind"] in ("credit", "reversal"):
-                st.earned += amount
-            elif e["kind"] in ("debit", "refund"):
-                st.spent -= amount
-            month = e["occurred_at"][:7]
-            self.monthly[(month, e["kind"])] = self.monthly.get((month, e["kind"]), 0) + amount
-
-    def _rules(self, e: dict[str, Any], pos: int) -> None:
-        where = {"position": pos, "entry_id": e["entry_id"], "account_id": e["account_id"]}
-        cause = e["cause_event_id"]
+        # the ledger's rules (DESIGN.md invariants 2 and 5)
+        cause = entry["cause_event_id"]
         if cause in self.causes:
-            self._add("duplicate_cause", f"event {cause} caused a second entry", **where)
+            self._add(
+                "duplicate_cause",
+                f"event {cause} caused a second entry",
+                position=pos,
+                entry_id=eid,
+                account_id=acct,
+            )
         self.causes.add(cause)
-        kind = e["kind"]
         sign = SIGNS.get(kind)
-        if sign is not None and isinstance(e["amount"], int) and e["amount"] * sign <= 0:
-            self._add("bad_sign", f"a {kind} of {e['amount']}", **where)
-        ref = e["completion_id"] if kind in ("credit", "reversal") else e["redemption_id"]
         if sign is None:
             return
+        if type(amount) is int and amount * sign <= 0:
+            self._add(
+                "bad_sign", f"a {kind} of {amount}", position=pos, entry_id=eid, account_id=acct
+            )
+        ref = entry["completion_id"] if sign_ref_completion(kind) else entry["redemption_id"]
         if ref is None:
-            self._add("no_reference", f"a {kind} without its completion or redemption", **where)
+            self._add(
+                "no_reference",
+                f"a {kind} without its completion or redemption",
+                position=pos,
+                entry_id=eid,
+                account_id=acct,
+            )
             return
-        if (ref, kind) in self.refs:
-            self._add("duplicate_reference", f"a second {kind} for {ref}", **where)
+        key = (ref, kind)
+        if key in self.refs:
+            self._add(
+                "duplicate_reference",
+                f"a second {kind} for {ref}",
+                position=pos,
+                entry_id=eid,
+                account_id=acct,
+            )
         need = NEEDS.get(kind)
         if need is not None and (ref, need) not in self.refs:
-            self._add("orphan_" + kind, f"a {kind} for {ref} which has no {need}", **where)
-        self.refs.add((ref, kind))
+            self._add(
+                "orphan_" + kind,
+                f"a {kind} for {ref} which has no {need}",
+                position=pos,
+                entry_id=eid,
+                account_id=acct,
+            )
+        self.refs.add(key)
+
+    def _seq_finding(self, e: dict[str, Any], pos: int, st: AccountState) -> None:
+        seq = e["account_seq"]
+        where = {"position": pos, "entry_id": e["entry_id"], "account_id": e["account_id"]}
+        last = f" (entry {st.last_entry})" if st.last_entry is not None else ""
+        if type(seq) is int and seq <= st.seq:
+            self._add(
+                "chain_order",
+                f"account_seq {seq} comes after seq {st.seq}{last} in the tree: entries were "
+                "reordered or inserted",
+                **where,
+            )
+        else:
+            self._add(
+                "chain_gap",
+                f"account_seq {seq} follows seq {st.seq}{last}: seq {st.seq + 1}..{seq - 1} "
+                "missing",
+                **where,
+            )
+
+    def _levels(self) -> list[list[bytes]]:
+        """Every level of the tree, bottom-up; complete subtree (l, i) is levels[l][i]."""
+        levels = [self.leaves]
+        level = self.leaves
+        sha = _sha256
+        while len(level) > 1:
+            nxt = [
+                sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+            ]
+            if len(level) % 2:
+                nxt.append(level[-1])  # carried up unchanged; never read as a complete subtree
+            levels.append(nxt)
+            level = nxt
+        return levels
+
+    def _root_at(self, levels: list[list[bytes]], size: int) -> bytes:
+        nodes = [levels[lv][i] for lv, i in frontier_keys(size)]
+        if not nodes:
+            return EMPTY_ROOT
+        acc = nodes[-1]
+        for left in reversed(nodes[:-1]):
+            acc = node_hash(left, acc)
+        return acc
 
     def finish(self) -> Result:
-        size = self.frontier.size
+        size = len(self.leaves)
+        levels = self._levels()
+        self.roots = {n: self._root_at(levels, n) for n in self.want_roots if n <= size}
         header = self.header or {}
         end = header.get("end")
         if isinstance(end, int) and size < end:
@@ -346,9 +421,9 @@ class Verifier:
             tree_size=size,
             entries_checked=self.entries,
             redacted=self.redacted,
-            root=self.frontier.root(),
+            root=self._root_at(levels, size),
             accounts=self.accounts,
-            leaves=bytes(self.leaves),
+            leaves=b"".join(self.leaves),
             checkpoint=cp,
             monthly=self.monthly,
         )
@@ -359,10 +434,7 @@ class Verifier:
             return
         detail = ""
         if self.claimed_differs:
-            leaves = [
-                self.claimed_differs.get(i, bytes(self.leaves[32 * i : 32 * i + 32]))
-                for i in range(cp.tree_size)
-            ]
+            leaves = [self.claimed_differs.get(i, self.leaves[i]) for i in range(cp.tree_size)]
             if root_of(leaves) == cp.root_hash:
                 detail = (
                     "; the signed tree matches the operator's leaf hashes, so the entries "
@@ -379,12 +451,11 @@ class Verifier:
         prev = self.previous
         if not prev:
             return
-        n = min(len(prev), len(self.leaves)) // 32
-        if prev[: 32 * n] == self.leaves[: 32 * n]:
+        n = min(len(prev) // 32, len(self.leaves))
+        if prev[: 32 * n] == b"".join(self.leaves[:n]):
             return
         for i in range(n):
-            a = prev[32 * i : 32 * i + 32]
-            if a != self.leaves[32 * i : 32 * i + 32]:
+            if prev[32 * i : 32 * i + 32] != self.leaves[i]:
                 self._add(
                     "changed_since_verified",
                     "differs from the entry you verified before at this position",
