@@ -53,6 +53,7 @@ class Ports:
     tasks_worker: int = field(default_factory=lambda: _env_int("JIFEN_TASKS_WORKER_PORT", 9001))
     points_worker: int = field(default_factory=lambda: _env_int("JIFEN_POINTS_WORKER_PORT", 9002))
     redeem_worker: int = field(default_factory=lambda: _env_int("JIFEN_REDEEM_WORKER_PORT", 9003))
+    points_signals: int = field(default_factory=lambda: _env_int("JIFEN_POINTS_SIGNALS_PORT", 9012))
 
 
 @dataclass
@@ -110,6 +111,7 @@ class DevStack:
             env[f"JIFEN_{up}_MIGRATE_DATABASE_URL"] = self.owner_dsn(s)
             env[f"JIFEN_{up}_PORT"] = str(getattr(self.ports, s))
             env[f"JIFEN_{up}_WORKER_PORT"] = str(getattr(self.ports, f"{s}_worker"))
+        env["JIFEN_POINTS_SIGNALS_PORT"] = str(self.ports.points_signals)
         env.update(self.extra_env)
         return env
 
@@ -130,7 +132,7 @@ class DevStack:
     # -- services -----------------------------------------------------------------------
     def start_process(self, service: str, kind: str) -> Proc:
         name = f"{service}-{kind}"
-        port = getattr(self.ports, service if kind == "api" else f"{service}_worker")
+        port = getattr(self.ports, service if kind == "api" else f"{service}_{kind}")
         if port_open(port):
             raise RuntimeError(f"port {port} for {name} is already in use")
         log = (self.home / "log" / f"{name}.log").open("ab")
@@ -176,7 +178,7 @@ class DevStack:
                 capture_output=True,
             )
         self.say("  databases migrated")
-        order = [(s, k) for s in SERVICES for k in ("api", "worker")]
+        order = [(s, k) for s in SERVICES for k in ("api", "worker")] + [("points", "signals")]
         for s, k in order:
             self.start_process(s, k)
         for i, (s, k) in enumerate(order, 1):

@@ -62,13 +62,16 @@ def main(
     migrations: Path,
     api: Callable[[ServiceSettings], FastAPI],
     worker: Callable[[ServiceSettings], FastAPI],
+    extra: dict[str, Callable[[ServiceSettings], None]] | None = None,
 ) -> None:
+    extra = extra or {}
     parser = argparse.ArgumentParser(prog=prog, description=f"Run the {prog} service.")
     parser.add_argument(
         "command",
-        choices=["api", "worker", "migrate"],
+        choices=["api", "worker", "migrate", *extra],
         help="api: the HTTP API; worker: consumers and the outbox relay; "
-        "migrate: create the database and apply migrations, then exit",
+        "migrate: create the database and apply migrations, then exit"
+        + "".join(f"; {name}: see the service's README" for name in extra),
     )
     args = parser.parse_args()
     settings = settings_factory()
@@ -80,3 +83,5 @@ def main(
         serve(api(settings), settings.host, settings.port, settings.log_level)
     elif args.command == "worker":
         serve(worker(settings), settings.host, settings.worker_port, settings.log_level)
+    elif args.command in extra:
+        extra[args.command](settings)

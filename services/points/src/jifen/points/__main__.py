@@ -6,6 +6,7 @@ from jifen.kernel.service import main
 from jifen.points.api.app import build_app
 from jifen.points.db import MIGRATIONS
 from jifen.points.settings import PointsSettings
+from jifen.points.stream.app import run as run_signals
 from jifen.points.worker_app import build_worker_app
 
 if __name__ == "__main__":
@@ -15,4 +16,5 @@ if __name__ == "__main__":
         migrations=MIGRATIONS,
         api=build_app,  # type: ignore[arg-type]
         worker=build_worker_app,  # type: ignore[arg-type]
+        extra={"signals": run_signals},  # type: ignore[dict-item]
     )

@@ -18,3 +18,5 @@ class PointsSettings(ServiceSettings):
     consumer_group: str = "jifen-points-ledger"
     # records per append batch: one transaction, one COPY
     batch_max: int = 2000
+    # the faust signals worker's web port (health, readiness, metrics)
+    signals_port: int = 9012

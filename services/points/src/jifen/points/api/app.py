@@ -16,6 +16,7 @@ from jifen.kernel.db import Queries, create_pool
 from jifen.kernel.web import create_app, pool_check
 from jifen.points.api.adjustments import router as adjustments_router
 from jifen.points.api.schemas import Balance, EntryOut, EntryPage, Statement
+from jifen.points.api.signals import router as signals_router
 from jifen.points.audit.api import router as audit_router
 from jifen.points.db import queries
 from jifen.points.settings import PointsSettings
@@ -126,7 +127,7 @@ async def statement(
 
 
 # one router per resource; new resources (statements, audit) add theirs here
-ROUTERS = [router, adjustments_router, audit_router]
+ROUTERS = [router, adjustments_router, signals_router, audit_router]
 
 
 def build_app(settings: PointsSettings | None = None) -> FastAPI:

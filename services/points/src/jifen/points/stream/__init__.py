@@ -1,0 +1,1 @@
+"""The faust-streaming app of the points service: live integrity signals."""
