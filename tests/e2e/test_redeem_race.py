@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -48,8 +49,9 @@ async def audit_feed(redeem: Api) -> dict[str, dict[str, Any]]:
     """The whole auditors' feed of the organisation, page by page."""
     items: dict[str, dict[str, Any]] = {}
     after: str | None = None
+    last = datetime.min.replace(tzinfo=UTC)
     while True:
-        params: dict[str, Any] = {"limit": 200}
+        params: dict[str, Any] = {"limit": 25}  # several pages: the cursor is exercised
         if after:
             params["after"] = after
         r = await redeem.http.get(
@@ -59,6 +61,9 @@ async def audit_feed(redeem: Api) -> dict[str, dict[str, Any]]:
         page = r.json()
         for item in page["items"]:
             assert item["redemption_id"] not in items, "a redemption on two pages"
+            created = datetime.fromisoformat(item["created_at"].replace("Z", "+00:00"))
+            assert created >= last, "not oldest first"
+            last = created
             items[item["redemption_id"]] = item
         after = page["next_cursor"]
         if after is None:
