@@ -38,7 +38,18 @@ postgres:
 		fi; \
 	fi
 
-deps: $(VENV)/.synced postgres
+# headless Chromium renders the audit report in a test (tests/integration/test_audit_report.py)
+chromium:
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Chromium (Debian package 'chromium')"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "Chromium missing (audit report test skipped): 'sudo apt-get install -y chromium'" >&2; \
+		fi; \
+	fi
+
+deps: $(VENV)/.synced postgres chromium
 
 run: deps
 	@$(VENV)/bin/jifen stack up
