@@ -123,3 +123,35 @@ async def test_only_auditors_of_the_organisation_see_content(
             },
         )
         assert r.status_code == 422
+
+
+async def test_key_rotation_keeps_old_checkpoints_verifiable(
+    fresh_db: FreshDb, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from jifen.points.audit.cli import app as audit_cli
+
+    async with ledger_in(await fresh_db(MIGRATIONS), tmp_path / "keys") as lg:
+        batches = sample_batches(lg.book)
+        await lg.append(batches[0])
+        old = await lg.checkpoint()
+        out = CliRunner().invoke(audit_cli, ["rotate-key", "--keys-dir", str(lg.keys_dir)])
+        assert out.exit_code == 0, out.output
+        await lg.append(batches[1])
+        new = await lg.checkpoint()
+        assert new["key_id"] != old["key_id"]
+        keys = (await lg.http.get("/v1/audit/keys", headers=lg.auth())).json()
+        assert {k["key_id"] for k in keys} == {old["key_id"], new["key_id"]}
+        # the union's saved checkpoint, signed by the retired key, still checks out
+        saved = tmp_path / "saved"
+        saved.mkdir()
+        (saved / "old.json").write_text(orjson.dumps(old).decode())
+        export = await lg.export(tmp_path / "export.ndjson", tmp_path / "keys.json")
+        result = verify_files([export], load_keys(tmp_path / "keys.json"), saved)
+        assert result.ok, [str(f) for f in result.findings]
+        # without the retired key, that checkpoint cannot be trusted, and it says so
+        only_new = [k for k in keys if k["key_id"] == new["key_id"]]
+        (tmp_path / "new-only.json").write_text(orjson.dumps(only_new).decode())
+        result = verify_files([export], load_keys(tmp_path / "new-only.json"), saved)
+        assert [f.code for f in result.findings] == ["bad_signature"]

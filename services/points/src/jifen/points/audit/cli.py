@@ -157,12 +157,24 @@ def report(
     checkpoints: Checkpoints = None,
 ) -> None:
     """Write a self-contained HTML report (charts inline, opens offline)."""
-    from jifen.points.audit.report import write_report
-
     from jifen.points.audit.offline import load_keys
+    from jifen.points.audit.report import write_report
 
     ok = write_report(export, load_keys(keys), checkpoints, out)
     typer.echo(f"wrote {out} ({'verified' if ok else 'FINDINGS'})")
+
+
+@app.command("rotate-key")
+def rotate_key(
+    keys_dir: Annotated[
+        Path, typer.Option(envvar="JIFEN_KEYS_DIR", help="The stack's keys folder.")
+    ] = Path("var/keys"),
+) -> None:
+    """(Operator) Make a new checkpoint signing key current; old public keys stay published,
+    so checkpoints signed before still verify."""
+    from jifen.points.audit.keys import rotate
+
+    typer.echo(f"new checkpoint signing key {rotate(keys_dir)}")
 
 
 def main() -> None:  # pragma: no cover - `python -m jifen.points.audit.cli`
