@@ -66,7 +66,8 @@ lint: deps
 typecheck: deps
 	@echo "mypy (strict on the domain code)"
 	@$(VENV)/bin/mypy lib/src/jifen/kernel services/points/src/jifen/points/domain \
-		services/tasks/src/jifen/tasks/domain services/redeem/src/jifen/redeem/domain
+		services/tasks/src/jifen/tasks/domain services/redeem/src/jifen/redeem/domain \
+		services/points/src/jifen/points/audit
 
 test: lint
 	@$(VENV)/bin/pytest -q -p no:cacheprovider

@@ -28,7 +28,7 @@ class AuditSettings(PointsSettings):
 
 
 async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
-    knobs = AuditSettings()
+    knobs = AuditSettings()  # type: ignore[call-arg]  # pydantic-settings reads the env
     q = queries()
     clock = asyncio.get_running_loop()
     last_checkpoint = clock.time()

@@ -77,7 +77,8 @@ def _entries() -> list[dict[str, Any]]:
             "0d9f6f8e-1b5c-4a2e-9d3f-5e2a1b7c8d02",
         ),
     ]
-    out, prev, balance = [], GENESIS, 0
+    out: list[dict[str, Any]] = []
+    prev, balance = GENESIS, 0
     for seq, kind, amount, cause, completion in specs:
         balance += amount
         e = {
@@ -95,8 +96,8 @@ def _entries() -> list[dict[str, Any]]:
         }
         if kind == "reversal":
             e["cause_type"] = "jifen.tasks.completion.revoked.v1"
-        e["entry_hash"] = recompute_entry_hash(e)
-        prev = e["entry_hash"]
+        prev = recompute_entry_hash(e)
+        e["entry_hash"] = prev
         out.append(e)
     return out
 
