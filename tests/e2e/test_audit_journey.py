@@ -4,6 +4,10 @@ reconciles the ledger against the tasks and redeem services' audit endpoints."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from tests.e2e.test_typical_journey import balance, earn
 from tests.helpers import Api, eventually
 
 pytestmark = pytest.mark.e2e
+JIFEN = Path(sys.executable).with_name("jifen")
 
 # findings that would mean the ledger or its tree is not what was signed (others, like a
 # balance below zero after an adjustment made by another test, are facts to report, not forgery)
@@ -101,7 +106,30 @@ async def test_a_union_verifies_and_reconciles_the_running_ledger(
         bytes.fromhex(checkpoint["root_hash"]),
     )
 
-    # reconciliation through the tasks and redeem services' own audit endpoints
+    # `jifen audit reconcile`, the command a union runs, against the three running services
+    proc = await asyncio.create_subprocess_exec(
+        str(JIFEN),
+        "audit",
+        "reconcile",
+        "--json",
+        "--settle",
+        "0",
+        env={
+            **os.environ,
+            "JIFEN_POINTS_URL": points.base,
+            "JIFEN_TASKS_URL": tasks.base,
+            "JIFEN_REDEEM_URL": redeem.base,
+            "JIFEN_AUDIT_TOKEN": token,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode in (0, 1), err.decode()
+    assert re.fullmatch(rb"\d+ mismatches", err.strip()), err.decode()
+    assert completion["id"].encode() not in out, out.decode()
+
+    # the same matching, shown to catch a ledger that lost this credit
     hdr = {"Authorization": f"Bearer {token}"}
     async with (
         httpx.AsyncClient(base_url=tasks.base, headers=hdr, timeout=30) as t,
