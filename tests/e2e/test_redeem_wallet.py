@@ -78,6 +78,11 @@ async def test_a_reversal_below_what_is_spent_freezes_until_back_above_zero(
     r = await redeem_once(redeem, account, cheap)
     assert r.status_code == 409 and r.json()["reason"] == "account_frozen", r.text
     assert r.json()["spendable"] == -40
+    # and the auditors see it
+    r = await redeem.http.get("/v1/audit/frozen-wallets", headers=redeem.auth("auditor"))
+    assert r.status_code == 200, r.text
+    [frozen] = [x for x in r.json() if x["account_id"] == account]
+    assert (frozen["ledger_balance"], frozen["shortfall"]) == (-40, 40)
 
     # new work brings it back above zero: redemptions resume
     await earn(tasks, account, 45)
@@ -85,6 +90,8 @@ async def test_a_reversal_below_what_is_spent_freezes_until_back_above_zero(
     assert (w["spendable"], w["frozen"]) == (5, False)
     r = await redeem_once(redeem, account, cheap)
     assert r.status_code == 201, r.text
+    r = await redeem.http.get("/v1/audit/frozen-wallets", headers=redeem.auth("auditor"))
+    assert account not in {x["account_id"] for x in r.json()}
 
 
 async def test_young_points_wait_out_the_fraud_window(apis: dict[str, Api]) -> None:

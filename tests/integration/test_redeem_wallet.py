@@ -356,3 +356,32 @@ async def test_an_unfulfilled_voucher_expires_once(db: Any) -> None:
     assert refund["id"] == str(row["cancelled_event_id"]) and refund["data"]["reason"] == "expired"
     still = await conn.fetchval("SELECT status FROM redemption WHERE id = $1", other["id"])
     assert still == "confirmed"
+
+
+async def test_what_the_ledger_has_not_answered_is_asked_again_identically(db: Any) -> None:
+    conn, q, pool = db
+    ledger = Ledger(conn, q, "vol-again")
+    await ledger.credit(100)
+    rid = await reward(conn, q, 30, stock=3)
+    r = await place(conn, q, "vol-again", rid)
+
+    async def again() -> int:
+        return await handlers.ask_again(pool, q, CONTRACTS, after_seconds=0, batch=10)
+
+    # no debit yet: the placed event goes out again, the very same event
+    assert await again() == 1
+    first, resent = await outbox(conn, handlers.PLACED)
+    assert resent["id"] == first["id"] == str(r["placed_event_id"])
+    assert resent["data"] == first["data"]
+    await ledger.debit(r)
+    assert await again() == 0
+
+    await handlers.cancel(conn, q, CONTRACTS, org=ORG, redemption_id=r["id"], by="v", reason="x")
+    assert await again() == 1
+    first, resent = await outbox(conn, handlers.CANCELLED)
+    assert resent == first
+    # the refund is the ledger's answer: nothing more is asked
+    await ledger.append("refund", 30, redemption_id=str(r["id"]))
+    assert await again() == 0
+    row = await conn.fetchrow("SELECT * FROM redemption WHERE id = $1", r["id"])
+    assert row["refunded_at"] is not None and row["refund_entry_id"] == ledger.entry_id

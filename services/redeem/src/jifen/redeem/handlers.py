@@ -21,8 +21,10 @@ from jifen.kernel.db import Queries
 from jifen.kernel.outbox import enqueue
 from jifen.redeem.domain.lifecycle import Status, check_fulfil, plan_cancel
 from jifen.redeem.domain.wallet import RedeemRefusal, Reward, Usage, Wallet, decide
+from jifen.redeem.metrics import ASKED_AGAIN, REDEMPTIONS, SETTLED
 
 SOURCE = "/jifen/redeem"
+PLACED = "jifen.redeem.redemption.placed.v1"
 CANCELLED = "jifen.redeem.redemption.cancelled.v1"
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ async def redeem(
                     "this Idempotency-Key was already used for another redemption",
                     redemption_id=str(previous["id"]),
                 )
+            REDEMPTIONS.labels("replayed").inc()
             return previous, False
         r = await conn.fetchrow(q["lock_reward"], reward_id, org)
         if r is None:
@@ -107,37 +110,67 @@ async def redeem(
             if r["monthly_limit"] is not None
             else 0,
         )
-        decide(wallet, _reward(r), usage, now=datetime.now(UTC), community_id=community_id)
+        try:
+            decide(wallet, _reward(r), usage, now=datetime.now(UTC), community_id=community_id)
+        except RedeemRefusal as exc:
+            REDEMPTIONS.labels(exc.reason).inc()
+            raise
         await conn.execute(q["hold"], account_id, r["points"])
         await conn.execute(q["take_stock"], reward_id)
-        redemption_id = uuid.uuid4()
-        event = contracts.new_event(
-            "jifen.redeem.redemption.placed.v1",
-            source=SOURCE,
-            subject=account_id,
-            data={
-                "redemption_id": str(redemption_id),
-                "account_id": account_id,
-                "org_id": org,
-                "reward_id": str(reward_id),
-                "points": r["points"],
-                "placed_at": isoformat(datetime.now(UTC)),
-            },
-        )
         row = await conn.fetchrow(
             q["insert_redemption"],
-            redemption_id,
+            uuid.uuid4(),
             account_id,
             org,
             reward_id,
             r["points"],
             by,
             idempotency_key,
-            uuid.UUID(event["id"]),
+            uuid.uuid4(),
             community_id,
         )
-        await enqueue(conn, topics.REDEEM_REDEMPTIONS, account_id, event)
+        await enqueue(conn, topics.REDEEM_REDEMPTIONS, account_id, placed_event(contracts, row))
+    REDEMPTIONS.labels("placed").inc()
     return row, True
+
+
+def placed_event(contracts: Contracts, row: asyncpg.Record) -> dict[str, Any]:
+    """The placed event, rebuilt identically from the row whenever it must be sent again."""
+    return contracts.new_event(
+        PLACED,
+        source=SOURCE,
+        subject=row["account_id"],
+        event_id=row["placed_event_id"],
+        time=row["created_at"],
+        data={
+            "redemption_id": str(row["id"]),
+            "account_id": row["account_id"],
+            "org_id": row["org_id"],
+            "reward_id": str(row["reward_id"]),
+            "points": row["points"],
+            "placed_at": isoformat(row["created_at"]),
+        },
+    )
+
+
+def cancelled_event(contracts: Contracts, row: asyncpg.Record) -> dict[str, Any]:
+    """The cancelled event (the refund request), rebuilt identically from the row."""
+    return contracts.new_event(
+        CANCELLED,
+        source=SOURCE,
+        subject=row["account_id"],
+        event_id=row["cancelled_event_id"],
+        time=row["cancelled_at"],
+        data={
+            "redemption_id": str(row["id"]),
+            "account_id": row["account_id"],
+            "org_id": row["org_id"],
+            "reward_id": str(row["reward_id"]),
+            "points": row["points"],
+            "reason": row["cancel_reason"] or "cancelled",
+            "cancelled_at": isoformat(row["cancelled_at"]),
+        },
+    )
 
 
 async def fulfil(
@@ -165,26 +198,8 @@ async def fulfil(
         )
         done = await conn.fetchrow(q["fulfil_redemption"], redemption_id, merchant)
         assert done is not None  # the row is locked and was confirmed
+        SETTLED.labels("fulfilled").inc()
         return await conn.fetchrow(q["get_redemption"], redemption_id, org)
-
-
-def cancelled_event(
-    contracts: Contracts, row: asyncpg.Record, reason: str, cancelled_at: datetime
-) -> dict[str, Any]:
-    return contracts.new_event(
-        CANCELLED,
-        source=SOURCE,
-        subject=row["account_id"],
-        data={
-            "redemption_id": str(row["id"]),
-            "account_id": row["account_id"],
-            "org_id": row["org_id"],
-            "reward_id": str(row["reward_id"]),
-            "points": row["points"],
-            "reason": reason,
-            "cancelled_at": isoformat(cancelled_at),
-        },
-    )
 
 
 async def cancel(
@@ -221,16 +236,20 @@ async def cancel(
         plan = plan_cancel(row["status"])
         if plan is None:
             return row, False
-        event_id: uuid.UUID | None = None
-        now = datetime.now(UTC)
-        if plan.refund_now:
-            event = cancelled_event(contracts, row, reason, now)
-            event_id = uuid.UUID(event["id"])
-            await enqueue(conn, topics.REDEEM_REDEMPTIONS, row["account_id"], event)
-        await conn.execute(
-            q["cancel_redemption"], redemption_id, plan.new_status.value, event_id, by, reason
+        done = await conn.fetchrow(
+            q["cancel_redemption"],
+            redemption_id,
+            plan.new_status.value,
+            uuid.uuid4() if plan.refund_now else None,
+            by,
+            reason,
+            datetime.now(UTC),
         )
+        if plan.refund_now:
+            event = cancelled_event(contracts, done)
+            await enqueue(conn, topics.REDEEM_REDEMPTIONS, row["account_id"], event)
         await conn.execute(q["release_stock"], row["reward_id"])
+        SETTLED.labels("cancelled").inc()
         return await conn.fetchrow(q["get_redemption"], redemption_id, org), True
 
 
@@ -250,19 +269,47 @@ async def expire_due(pool: asyncpg.Pool, q: Queries, contracts: Contracts, *, ba
                 row = await conn.fetchrow(q["lock_expiring"], d["id"])
                 if row is None:
                     continue
-                event = cancelled_event(contracts, row, "expired", datetime.now(UTC))
-                await enqueue(conn, topics.REDEEM_REDEMPTIONS, row["account_id"], event)
-                await conn.execute(
+                done = await conn.fetchrow(
                     q["cancel_redemption"],
                     row["id"],
                     Status.EXPIRED.value,
-                    uuid.UUID(event["id"]),
+                    uuid.uuid4(),
                     "system:expiry",
                     "expired",
+                    datetime.now(UTC),
                 )
+                event = cancelled_event(contracts, done)
+                await enqueue(conn, topics.REDEEM_REDEMPTIONS, row["account_id"], event)
                 await conn.execute(q["release_stock"], row["reward_id"])
                 expired += 1
+        SETTLED.labels("expired").inc(expired)
         return expired
+
+
+async def ask_again(
+    pool: asyncpg.Pool, q: Queries, contracts: Contracts, *, after_seconds: float, batch: int
+) -> int:
+    """Send again what the ledger has not answered within ``after_seconds``: the placed event
+    of a redemption not yet debited, the cancelled event of one not yet refunded.
+
+    The events are rebuilt identically from the rows (same ids), so the ledger absorbs any
+    duplicate; this is what makes a broker that forgets lose nothing (DESIGN.md).
+    """
+    sent = 0
+    async with pool.acquire() as conn, conn.transaction():
+        for query, build in (
+            ("awaiting_debit", placed_event),
+            ("awaiting_refund", cancelled_event),
+        ):
+            rows = await conn.fetch(q[query], after_seconds, batch)
+            for row in rows:
+                event = build(contracts, row)
+                await enqueue(conn, topics.REDEEM_REDEMPTIONS, row["account_id"], event)
+                ASKED_AGAIN.labels(event["type"]).inc()
+            if rows:
+                await conn.execute(q["mark_asked"], [r["id"] for r in rows])
+            sent += len(rows)
+    return sent
 
 
 def _utc(stamp: str) -> datetime:
@@ -322,14 +369,14 @@ async def apply_ledger_entry(
         if row is None or row["status"] != Status.CANCELLING:
             return  # a redelivered debit of a redemption already settled
         _check_amount(row, d)
-        event_out = cancelled_event(
-            contracts, row, row["cancel_reason"] or "cancelled", row["cancelled_at"]
+        settled = await conn.fetchrow(
+            q["settle_cancelling"], redemption_id, d["entry_id"], uuid.uuid4()
         )
-        await enqueue(conn, topics.REDEEM_REDEMPTIONS, account, event_out)
-        await conn.execute(
-            q["settle_cancelling"], redemption_id, d["entry_id"], uuid.UUID(event_out["id"])
-        )
+        await enqueue(conn, topics.REDEEM_REDEMPTIONS, account, cancelled_event(contracts, settled))
         await conn.execute(q["release_hold"], account, row["points"])
+    elif kind == "refund" and d.get("redemption_id"):
+        # the ledger's answer to a cancellation: nothing more to ask for
+        await conn.execute(q["record_refund"], uuid.UUID(d["redemption_id"]), d["entry_id"])
 
 
 def _check_amount(row: asyncpg.Record, d: dict[str, Any]) -> None:

@@ -26,3 +26,7 @@ class RedeemSettings(ServiceSettings):
     # the auditors' feed leaves out redemptions younger than this, so no row can commit
     # behind a page already read (see the audit_redemptions query)
     audit_settle_seconds: float = 2.0
+    # a placed event whose debit (or a cancelled event whose refund) has not come back from
+    # the ledger in this long is sent again, same id (a broker that forgets loses nothing)
+    resend_after_seconds: float = 60.0
+    resend_batch: int = 500

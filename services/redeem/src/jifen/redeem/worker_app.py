@@ -1,5 +1,6 @@
 """The redeem worker: outbox relay, wallets kept from the ledger's events (which also confirm
-redemptions once their debit is appended), and the expiry of unfulfilled vouchers."""
+redemptions once their debit is appended), the expiry of unfulfilled vouchers, and asking the
+ledger again for what it has not answered."""
 
 from __future__ import annotations
 
@@ -50,8 +51,26 @@ def build_worker_app(settings: RedeemSettings | None = None) -> FastAPI:
                 log.exception("voucher expiry failed; retrying")
             await asyncio.sleep(settings.expiry_poll_seconds)
 
+    async def resend_loop(pool: asyncpg.Pool) -> None:
+        while True:
+            try:
+                n = await handlers.ask_again(
+                    pool,
+                    q,
+                    contracts,
+                    after_seconds=settings.resend_after_seconds,
+                    batch=settings.resend_batch,
+                )
+                if n:
+                    log.warning("sent %d redemption events again: the ledger had not answered", n)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.exception("re-sending overdue redemption events failed; retrying")
+            await asyncio.sleep(max(1.0, settings.resend_after_seconds / 4))
+
     def loops(pool: asyncpg.Pool) -> list[tuple[str, Coroutine[Any, Any, None]]]:
-        return [("voucher-expiry", expire_loop(pool))]
+        return [("voucher-expiry", expire_loop(pool)), ("resend-overdue", resend_loop(pool))]
 
     return _build(
         service="redeem",

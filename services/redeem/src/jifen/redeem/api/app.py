@@ -22,6 +22,7 @@ from jifen.redeem.api.schemas import (
     AuditPage,
     AuditRedemption,
     CancelIn,
+    FrozenWallet,
     FulfilIn,
     MerchantIn,
     MerchantOut,
@@ -407,6 +408,27 @@ async def audit_redemptions(
     ]
     cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None
     return AuditPage(items=items, next_cursor=cursor)
+
+
+@audit.get(
+    "/frozen-wallets",
+    response_model=list[FrozenWallet],
+    summary="Accounts frozen for redemptions: a reversal took them below what was spent",
+)
+async def frozen_wallets(
+    conn: Conn, q: Q, who: Auditor, limit: Annotated[int, Query(ge=1, le=1000)] = 500
+) -> list[FrozenWallet]:
+    rows = await conn.fetch(q["frozen_wallets"], who.org, limit)
+    return [
+        FrozenWallet(
+            account_id=r["account_id"],
+            ledger_balance=r["ledger_balance"],
+            held=r["held"],
+            shortfall=r["held"] - r["ledger_balance"],
+            since=r["updated_at"],
+        )
+        for r in rows
+    ]
 
 
 def build_app(settings: RedeemSettings | None = None) -> FastAPI:

@@ -226,3 +226,11 @@ class AuditRedemption(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditRedemption]
     next_cursor: str | None
+
+
+class FrozenWallet(BaseModel):
+    account_id: str
+    ledger_balance: int
+    held: int
+    shortfall: int = Field(description="Points the account must earn to be back at zero.")
+    since: datetime = Field(description="When the wallet last changed.")

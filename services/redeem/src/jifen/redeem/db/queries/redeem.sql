@@ -110,8 +110,8 @@ UPDATE reward SET stock = stock + 1 WHERE id = $1 AND stock IS NOT NULL;
 -- created_at is the clock at insert (after the locks were granted), not the transaction's
 -- start: the auditors' feed pages by it and must not see rows commit far behind their time
 INSERT INTO redemption (id, account_id, org_id, reward_id, points, requested_by, idempotency_key,
-                        placed_event_id, community_id, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp())
+                        placed_event_id, community_id, created_at, asked_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp(), clock_timestamp())
 RETURNING *;
 
 -- name: get_redemption
@@ -146,15 +146,39 @@ WHERE r.id = $1 AND r.status = 'pending'
 RETURNING r.account_id, r.points;
 
 -- name: settle_cancelling
-UPDATE redemption SET status = 'cancelled', debit_entry_id = $2, cancelled_event_id = $3
+UPDATE redemption SET status = 'cancelled', debit_entry_id = $2, cancelled_event_id = $3,
+    asked_at = now()
 WHERE id = $1 AND status = 'cancelling'
 RETURNING *;
 
 -- name: cancel_redemption
-UPDATE redemption SET status = $2, cancelled_event_id = $3, cancelled_at = now(),
-    cancelled_by = $4, cancel_reason = $5
+UPDATE redemption SET status = $2, cancelled_event_id = $3, cancelled_at = $6,
+    cancelled_by = $4, cancel_reason = $5, asked_at = now()
 WHERE id = $1
 RETURNING *;
+
+-- name: record_refund
+UPDATE redemption SET refunded_at = now(), refund_entry_id = $2
+WHERE id = $1 AND refunded_at IS NULL;
+
+-- name: awaiting_debit
+-- SKIP LOCKED and no other lock taken: this never waits, so it cannot join a deadlock
+SELECT * FROM redemption
+WHERE status IN ('pending', 'cancelling') AND asked_at < now() - make_interval(secs => $1)
+ORDER BY asked_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: awaiting_refund
+SELECT * FROM redemption
+WHERE cancelled_event_id IS NOT NULL AND refunded_at IS NULL
+  AND asked_at < now() - make_interval(secs => $1)
+ORDER BY asked_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: mark_asked
+UPDATE redemption SET asked_at = now() WHERE id = ANY($1::uuid[]);
 
 -- name: due_expiries
 SELECT id, account_id, org_id FROM redemption
@@ -186,3 +210,11 @@ WHERE org_id = $1
   AND created_at < now() - make_interval(secs => $5)
 ORDER BY created_at, id
 LIMIT $4;
+
+-- name: frozen_wallets
+-- accounts of the organisation (it credited them) that a reversal took below what is spent
+SELECT w.account_id, w.ledger_balance, w.held, w.updated_at FROM wallet w
+WHERE w.ledger_balance - w.held < 0
+  AND EXISTS (SELECT 1 FROM wallet_credit c WHERE c.account_id = w.account_id AND c.org_id = $1)
+ORDER BY w.account_id
+LIMIT $2;
