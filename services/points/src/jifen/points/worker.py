@@ -15,6 +15,8 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -46,6 +48,15 @@ _RETRY = (
 )
 
 Record = ConsumerRecord[bytes, bytes]
+
+
+@dataclass
+class Decoded:
+    """A fetched batch after validation: what to append, and what to dead-letter."""
+
+    postings: list[Posting]
+    by_event: dict[str, Record]
+    dead: list[tuple[Record, str]]
 
 
 class LedgerWorker:
@@ -85,15 +96,7 @@ class LedgerWorker:
                 )
                 await consumer.start()
                 self.consumer = consumer
-                while True:
-                    batch = await consumer.getmany(
-                        timeout_ms=200, max_records=self.settings.batch_max
-                    )
-                    if not batch:
-                        continue
-                    records = [r for rs in batch.values() for r in rs]
-                    await self.apply_records(records)
-                    await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+                await self._pipeline(consumer)
             except asyncio.CancelledError:
                 raise
             except KafkaError:
@@ -103,8 +106,37 @@ class LedgerWorker:
                 self.consumer = None
                 await consumer.stop()
 
+    async def _pipeline(self, consumer: AIOKafkaConsumer) -> None:
+        """Fetch and decode batch k+1 while batch k's transaction is in flight.
+
+        The database round trips of one batch and the CPU work of the next (JSON, schema
+        validation) overlap instead of taking turns; batches are still applied strictly one
+        after another, and a batch's offsets are committed only after its database commit.
+        """
+        in_flight: asyncio.Task[Plan] | None = None
+        offsets: dict[Any, int] = {}
+        try:
+            while True:
+                batch = await consumer.getmany(
+                    timeout_ms=0 if in_flight else 200, max_records=self.settings.batch_max
+                )
+                decoded = self.decode([r for rs in batch.values() for r in rs]) if batch else None
+                if in_flight is not None:
+                    await in_flight
+                    await consumer.commit(offsets)
+                    in_flight = None
+                if decoded is not None:
+                    in_flight = asyncio.create_task(self.apply_decoded(decoded))
+                    offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items()}
+        finally:
+            if in_flight is not None:
+                in_flight.cancel()
+
     async def apply_records(self, records: list[Record]) -> Plan:
         """Apply one fetched batch; dead-letter what cannot be applied. Idempotent."""
+        return await self.apply_decoded(self.decode(records))
+
+    def decode(self, records: list[Record]) -> Decoded:
         dead: list[tuple[Record, str]] = []
         postings: list[Posting] = []
         by_event: dict[str, Record] = {}
@@ -120,6 +152,10 @@ class LedgerWorker:
                 continue
             postings.append(posting)
             by_event.setdefault(posting.event_id, record)
+        return Decoded(postings, by_event, dead)
+
+    async def apply_decoded(self, decoded: Decoded) -> Plan:
+        postings, by_event, dead = decoded.postings, decoded.by_event, list(decoded.dead)
         plan = await self._append_with_retry(postings)
         for posting, reason in plan.refused:
             metrics.REFUSED.labels(posting.event_type).inc()

@@ -74,6 +74,7 @@ async def append_postings(
     if not plan.entries:
         return plan, []
     recorded_at = datetime.now(UTC)
+    recorded_text = isoformat(recorded_at)
     ids = [r["id"] for r in await conn.fetch(q["next_entry_ids"], len(plan.entries))]
     await conn.copy_records_to_table(
         "ledger_entry",
@@ -93,7 +94,11 @@ async def append_postings(
     await enqueue_many(
         conn,
         [
-            (topics.POINTS_LEDGER, e.posting.account_id, ledger_event(contracts, i, e, recorded_at))
+            (
+                topics.POINTS_LEDGER,
+                e.posting.account_id,
+                ledger_event(contracts, i, e, recorded_text),
+            )
             for i, e in zip(ids, plan.entries, strict=True)
         ],
     )
@@ -101,9 +106,10 @@ async def append_postings(
 
 
 def ledger_event(
-    contracts: Contracts, entry_id: int, e: Entry, recorded_at: datetime
+    contracts: Contracts, entry_id: int, e: Entry, recorded_at: datetime | str
 ) -> dict[str, Any]:
     p = e.posting
+    recorded_text = recorded_at if isinstance(recorded_at, str) else isoformat(recorded_at)
     return contracts.new_event(
         "jifen.points.entry.appended.v1",
         source=SOURCE,
@@ -126,7 +132,7 @@ def ledger_event(
             "redemption_id": p.redemption_id,
             "entry_hash": e.entry_hash,
             "occurred_at": isoformat(p.occurred_at),
-            "recorded_at": isoformat(recorded_at),
+            "recorded_at": recorded_text,
         },
     )
 
