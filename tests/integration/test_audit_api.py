@@ -4,10 +4,12 @@ keys, cosignatures, and who may see what."""
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
+import pytest
 
 from jifen.points.audit.domain.checkpoint import Checkpoint, public_key_from_raw
 from jifen.points.audit.domain.merkle import verify_consistency, verify_inclusion
@@ -28,6 +30,9 @@ async def test_checkpoints_proofs_and_export_verify(fresh_db: FreshDb, tmp_path:
         # asking again without new entries gives the same checkpoint back
         again = await lg.http.post("/v1/audit/checkpoints", headers=lg.auth())
         assert again.status_code == 200 and again.json()["root_hash"] == first["root_hash"]
+        assert (
+            await lg.http.post("/v1/audit/checkpoints", headers=lg.auth("admin"))
+        ).status_code == 200
         for b in batches[2:]:
             await lg.append(b)
         second = await lg.checkpoint()
@@ -155,3 +160,36 @@ async def test_key_rotation_keeps_old_checkpoints_verifiable(
         (tmp_path / "new-only.json").write_text(orjson.dumps(only_new).decode())
         result = verify_files([export], load_keys(tmp_path / "new-only.json"), saved)
         assert [f.code for f in result.findings] == ["bad_signature"]
+
+
+async def test_background_loop_places_entries_and_signs_checkpoints(
+    fresh_db: FreshDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from jifen.points.audit.loop import audit_loop
+    from jifen.points.settings import PointsSettings
+    from tests.helpers import eventually
+
+    monkeypatch.setenv("JIFEN_POINTS_AUDIT_SEQUENCE_SECONDS", "0.05")
+    monkeypatch.setenv("JIFEN_POINTS_AUDIT_CHECKPOINT_SECONDS", "0")
+    async with ledger_in(await fresh_db(MIGRATIONS), tmp_path / "keys") as lg:
+        settings = PointsSettings(database_url=lg.dsn, keys_dir=lg.keys_dir)
+        task = asyncio.create_task(audit_loop(settings, lg.pool))
+        try:
+            for batch in sample_batches(lg.book):
+                await lg.append(batch)
+
+            async def signed_all() -> dict[str, object] | None:
+                r = await lg.http.get("/v1/audit/checkpoints/latest", headers=lg.auth())
+                body: dict[str, object] = r.json()
+                return body if r.status_code == 200 and body["tree_size"] == 14 else None
+
+            await eventually(signed_all, timeout=20, what="a checkpoint covering all 14 entries")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        r = await lg.http.get("/v1/audit/checkpoints", headers=lg.auth())
+        sizes = [c["tree_size"] for c in r.json()["checkpoints"]]
+        assert sizes == sorted(sizes, reverse=True) and sizes[0] == 14

@@ -148,9 +148,9 @@ async def checkpoint_at(
 async def new_checkpoint(
     request: Request, response: Response, conn: Conn, q: Q, who: Requester
 ) -> dict[str, Any]:
-    before = await conn.fetchval(q["audit_tree_size"])
+    latest = await conn.fetchrow(q["audit_latest_checkpoint"])
     cp = await store.make_checkpoint(conn, q, request.app.state.settings.keys_dir)
-    response.status_code = 201 if cp.tree_size > before or cp.tree_size == 0 else 200
+    response.status_code = 201 if latest is None or cp.tree_size > latest["tree_size"] else 200
     return (await _with_cosignatures(conn, q, [cp]))[0]
 
 
