@@ -10,13 +10,14 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help deps run stop test lint typecheck unit integration e2e fmt clean
+.PHONY: help deps system run stop test lint typecheck unit integration e2e fmt clean bench
 
 help:
 	@echo "make run    - start PostgreSQL, the broker and the three services, seed demo data"
 	@echo "make stop   - stop a running 'make run' from another shell"
 	@echo "make test   - lint, type-check and run the whole test suite (own broker and PostgreSQL)"
 	@echo "make lint   - ruff and mypy only"
+	@echo "make bench  - benchmarks with ratios to references (SIZE=quick|full, N=events); docs/BENCH.md"
 
 $(UV):
 	@echo "installing uv $(UV_VERSION) into .tools/"
@@ -28,28 +29,23 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml lib/pyproject.toml services/*/pypr
 	@$(UV) sync --frozen --all-packages --group dev --quiet
 	@touch $@
 
-postgres:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
-		echo "installing the PostgreSQL server (Debian package 'postgresql')"; \
+# Debian packages, installed in one go when missing: the PostgreSQL server, Prometheus (with
+# promtool, which tests the alert rules), and Chromium (renders the audit report in a test).
+system:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
+	{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+			echo "installing Debian packages:$$missing (a minute or two, once)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
-			echo "PostgreSQL server missing: run 'sudo apt-get install -y postgresql'" >&2; exit 1; \
+			echo "missing Debian packages:$$missing; run: sudo apt-get install -y$$missing" >&2; exit 1; \
 		fi; \
 	fi
 
-# headless Chromium renders the audit report in a test (tests/integration/test_audit_report.py)
-chromium:
-	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
-		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing Chromium (Debian package 'chromium')"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-		else \
-			echo "Chromium missing (audit report test skipped): 'sudo apt-get install -y chromium'" >&2; \
-		fi; \
-	fi
-
-deps: $(VENV)/.synced postgres chromium
+deps: $(VENV)/.synced system
 
 run: deps
 	@$(VENV)/bin/jifen stack up
@@ -74,6 +70,14 @@ test: lint
 
 unit: deps
 	@$(VENV)/bin/pytest -q tests/unit
+
+# the bench group (the eventsourcing peer, matplotlib, pyinstrument) only here; --inexact so
+# it adds to the dev environment instead of replacing it
+SIZE ?= quick
+N ?=
+bench: deps
+	@$(UV) sync --frozen --inexact --all-packages --group dev --group bench --quiet
+	@$(PY) -m bench --size $(SIZE) $(if $(N),--n $(N)) $(BENCH_ARGS)
 
 fmt: deps
 	@$(VENV)/bin/ruff format lib services tests
