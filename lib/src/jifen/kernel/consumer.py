@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 
 from jifen.kernel.contracts import Contracts, ContractViolation
 from jifen.kernel.kafka import dead_letter, ensure_topics, make_consumer
-from jifen.kernel.metrics import EVENTS_CONSUMED
+from jifen.kernel.metrics import EVENTS_CONSUMED, observe_lag
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class EventConsumer:
                         for record in records:
                             await self._apply(record)
                         await consumer.commit({tp: records[-1].offset + 1})
+                    await observe_lag(consumer, self.group_id)
             except asyncio.CancelledError:
                 raise
             except KafkaError:

@@ -22,7 +22,7 @@ import httpx
 
 from jifen.kernel.auth import ensure_signing_key, issue_token
 from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.stack import Broker, PostgresCluster, port_open
+from jifen.kernel.stack import Broker, PostgresCluster, PrometheusServer, port_open
 
 SERVICES = ("tasks", "points", "redeem")
 # services that connect as their own narrow role (created by their migrations), not the owner
@@ -53,6 +53,7 @@ class Ports:
     tasks_worker: int = field(default_factory=lambda: _env_int("JIFEN_TASKS_WORKER_PORT", 9001))
     points_worker: int = field(default_factory=lambda: _env_int("JIFEN_POINTS_WORKER_PORT", 9002))
     redeem_worker: int = field(default_factory=lambda: _env_int("JIFEN_REDEEM_WORKER_PORT", 9003))
+    prometheus: int = field(default_factory=lambda: _env_int("JIFEN_PROMETHEUS_PORT", 9090))
     points_signals: int = field(default_factory=lambda: _env_int("JIFEN_POINTS_SIGNALS_PORT", 9012))
 
 
@@ -74,6 +75,9 @@ class DevStack:
         self.pg = PostgresCluster(home / "pgdata", ports.pg)
         self.broker = Broker(ports.broker, home / "log" / "broker.log")
         self.procs: dict[str, Proc] = {}
+        self.prometheus = PrometheusServer(
+            ports.prometheus, home / "prometheus", REPO_ROOT / "deploy" / "prometheus" / "rules"
+        )
 
     # -- output -------------------------------------------------------------------------
     def say(self, msg: str) -> None:
@@ -186,6 +190,25 @@ class DevStack:
             took = self.wait_ready(proc)
             self.say(f"  [{i}/{len(order)}] {s} {k:<6} ready on :{proc.port} ({took:.1f}s)")
 
+    def scrape_jobs(self) -> dict[str, list[int]]:
+        p = self.ports
+        return {
+            "jifen-tasks": [p.tasks, p.tasks_worker],
+            "jifen-points": [p.points, p.points_worker, p.points_signals],
+            "jifen-redeem": [p.redeem, p.redeem_worker],
+        }
+
+    def start_prometheus(self, interval: str = "5s") -> bool:
+        """Start Prometheus against the stack if it is installed; True if it runs."""
+        if not PrometheusServer.available():
+            self.say("  (Prometheus not installed: `make deps` installs it)")
+            return False
+        self.prometheus.start(self.scrape_jobs(), interval=interval)
+        self.say(
+            f"  Prometheus  {self.prometheus.url}  (scraping every {interval}, alert rules loaded)"
+        )
+        return True
+
     def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name, None)
         if proc is None or proc.popen.poll() is not None:
@@ -200,6 +223,7 @@ class DevStack:
     def stop(self) -> None:
         for name in list(self.procs):
             self.stop_process(name)
+        self.prometheus.stop()
         self.broker.stop()
         self.pg.stop()
 
@@ -246,6 +270,7 @@ def run(home: Path | None = None) -> int:
         print("starting jifen (embedded: own PostgreSQL, Tansu broker, 3 services)", flush=True)
         stack.start_infra()
         stack.start_services()
+        stack.start_prometheus()
         seed(stack)
         _print_ready(stack)
         while not stopping:
@@ -282,6 +307,9 @@ def _print_ready(stack: DevStack) -> None:
             f"  {s:<7} {stack.url(s)}   docs {stack.url(s)}/docs   "
             f"worker metrics http://127.0.0.1:{getattr(stack.ports, s + '_worker')}/metrics"
         )
+    if stack.prometheus.proc is not None:
+        print(f"  prometheus {stack.prometheus.url}   alerts {stack.prometheus.url}/alerts")
+    print(f"  signals worker metrics http://127.0.0.1:{stack.ports.points_signals}/metrics")
     print(f"\ndevelopment tokens (organisation {DEMO_ORG}; also in {env_file}):")
     for role, tok in tokens.items():
         print(f"  {role:<9} {DEV_ROLES[role]:<17} {tok}")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
@@ -40,3 +44,24 @@ OUTBOX_OLDEST_AGE = Gauge(
     "Age of the oldest unpublished outbox event (0 when empty).",
     ["service"],
 )
+CONSUMER_LAG = Gauge(
+    "jifen_kafka_consumer_lag_events",
+    "Records behind the partition's high watermark, by consumer group, topic and partition. "
+    "Computed from the high watermark carried by fetch responses and the consumer's own "
+    "position, never from ListOffsets end offsets, which the embedded broker (Tansu) reports "
+    "wrongly; on Tansu treat it as an estimate.",
+    ["group", "topic", "partition"],
+)
+
+
+async def observe_lag(consumer: Any, group: str) -> None:
+    """Set the lag gauge for the partitions ``consumer`` (an AIOKafkaConsumer) holds."""
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        try:
+            position = await asyncio.wait_for(consumer.position(tp), 0.5)
+        except (TimeoutError, KafkaError):
+            continue
+        CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, high - position))

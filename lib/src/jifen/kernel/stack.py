@@ -208,3 +208,75 @@ class Broker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+@dataclass
+class PrometheusServer:
+    """A real Prometheus (Debian's package) scraping the embedded stack, with the project's
+    alert rules loaded."""
+
+    port: int
+    home: Path
+    rules_dir: Path
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("prometheus") is not None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def write_config(self, jobs: dict[str, list[int]], interval: str) -> Path:
+        lines = [
+            "global:",
+            f"  scrape_interval: {interval}",
+            f"  evaluation_interval: {interval}",
+            "rule_files:",
+            f"  - {self.rules_dir}/*.yml",
+            "scrape_configs:",
+        ]
+        for job, ports in jobs.items():
+            targets = ", ".join(f'"{self.host}:{p}"' for p in ports)
+            lines += [
+                f"  - job_name: {job}",
+                "    static_configs:",
+                f"      - targets: [{targets}]",
+            ]
+        path = self.home / "prometheus.yml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(
+        self, jobs: dict[str, list[int]], *, interval: str = "5s", timeout: float = 60
+    ) -> None:
+        if port_open(self.port, self.host):
+            raise RuntimeError(f"port {self.port} is already in use; set JIFEN_PROMETHEUS_PORT")
+        self.home.mkdir(parents=True, exist_ok=True)
+        config = self.write_config(jobs, interval)
+        with (self.home / "prometheus.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    "prometheus",
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self.home / 'data'}",
+                    f"--web.listen-address={self.host}:{self.port}",
+                    "--storage.tsdb.retention.time=15d",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_port(self.port, timeout=timeout, what="prometheus", proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)

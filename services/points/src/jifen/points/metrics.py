@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ENTRIES_APPENDED = Counter(
     "jifen_points_ledger_entries_appended_total", "Ledger entries appended, by kind.", ["kind"]
@@ -34,4 +34,20 @@ EVENT_TO_COMMIT = Histogram(
     "jifen_points_event_to_commit_seconds",
     "Latency from an event's time to the commit of its ledger entry.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+ISSUED = Counter(
+    "jifen_points_issued_points",
+    "Points credited for verified completions, by organisation and job category.",
+    ["org", "category"],
+)
+REDEEMED = Counter(
+    "jifen_points_redeemed_points",
+    "Points debited for redemptions, by organisation.",
+    ["org"],
+)
+LIABILITY = Gauge(
+    "jifen_points_outstanding_liability_points",
+    "Points held in accounts (issued, less reversed and spent), by the organisation that "
+    "issued or took them; refreshed from the ledger every few seconds.",
+    ["org"],
 )

@@ -26,10 +26,10 @@ from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, ContractViolation, parse_time
 from jifen.kernel.db import Queries
 from jifen.kernel.kafka import dead_letter, ensure_topics, make_consumer
-from jifen.kernel.metrics import EVENTS_CONSUMED
+from jifen.kernel.metrics import EVENTS_CONSUMED, observe_lag
 from jifen.points import metrics
 from jifen.points.db.repo import append_postings
-from jifen.points.domain.ledger import ImpossibleEvent, Plan, Posting, posting_from_event
+from jifen.points.domain.ledger import ImpossibleEvent, Kind, Plan, Posting, posting_from_event
 from jifen.points.settings import PointsSettings
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,7 @@ class LedgerWorker:
                     await in_flight
                     await consumer.commit(offsets)
                     in_flight = None
+                    await observe_lag(consumer, self.settings.consumer_group)
                 if decoded is not None:
                     in_flight = asyncio.create_task(self.apply_decoded(decoded))
                     offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items()}
@@ -201,6 +202,10 @@ class LedgerWorker:
         for e in plan.entries:
             p = e.posting
             metrics.ENTRIES_APPENDED.labels(p.kind.value).inc()
+            if p.kind is Kind.CREDIT:
+                metrics.ISSUED.labels(p.org_id, p.category or "other").inc(p.amount)
+            elif p.kind is Kind.DEBIT:
+                metrics.REDEEMED.labels(p.org_id).inc(-p.amount)
             by_kind[(p.kind.value, p.org_id)] += abs(p.amount)
             metrics.EVENT_TO_COMMIT.observe(max(0.0, now - p.occurred_at.timestamp()))
         for (kind, org), points in by_kind.items():

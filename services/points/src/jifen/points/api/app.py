@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -13,12 +14,14 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from jifen.kernel.auth import Principal, Role, TokenVerifier, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries, create_pool
+from jifen.kernel.runtime import cancel, spawn
 from jifen.kernel.web import create_app, pool_check
 from jifen.points.api.adjustments import router as adjustments_router
 from jifen.points.api.schemas import Balance, EntryOut, EntryPage, Statement
 from jifen.points.api.signals import router as signals_router
 from jifen.points.audit.api import router as audit_router
 from jifen.points.db import queries
+from jifen.points.metrics import LIABILITY
 from jifen.points.settings import PointsSettings
 
 ACCOUNT_ID = Path(
@@ -130,6 +133,19 @@ async def statement(
 ROUTERS = [router, adjustments_router, signals_router, audit_router]
 
 
+async def _refresh_liability(pool: asyncpg.Pool, q: Queries, every: float = 10.0) -> None:
+    """Outstanding points per organisation, from the ledger itself (a scan; fine at district
+    scale, to become an incremental aggregate at city scale)."""
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                for r in await conn.fetch(q["liability_by_org"]):
+                    LIABILITY.labels(r["org_id"]).set(r["points"])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pass  # /readyz reports the database; the gauge keeps its last value
+        await asyncio.sleep(every)
+
+
 def build_app(settings: PointsSettings | None = None) -> FastAPI:
     settings = settings or PointsSettings()
 
@@ -141,9 +157,11 @@ def build_app(settings: PointsSettings | None = None) -> FastAPI:
         app.state.contracts = Contracts(settings.schemas_dir)
         app.state.pool = await create_pool(settings.database_url)
         app.state.ready_checks["database"] = lambda: pool_check(app.state.pool)
+        liability = spawn(_refresh_liability(app.state.pool, app.state.queries), "liability")
         try:
             yield
         finally:
+            await cancel(liability)
             await app.state.pool.close()
 
     app = create_app(

@@ -73,3 +73,6 @@ ORDER BY 1, 2, 3;
 
 -- name: balance_before
 SELECT coalesce(sum(amount), 0)::bigint FROM ledger_entry WHERE account_id = $1 AND recorded_at < $2;
+
+-- name: liability_by_org
+SELECT org_id, sum(amount)::bigint AS points FROM ledger_entry GROUP BY org_id;
