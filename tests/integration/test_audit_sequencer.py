@@ -31,18 +31,20 @@ async def test_concurrent_appends_and_sequencers(fresh_db: FreshDb, tmp_path: Pa
                     [lg.book.credit(f"vol-{(worker + round_ + i) % 7}", 1 + i) for i in range(5)]
                 )
 
-        async def sequencer() -> None:
+        async def sequencer(window: int | None) -> None:
             conn = await asyncpg.connect(lg.dsn)
             try:
                 while not stop.is_set():
-                    await store.sequence(conn, q, batch=7)
+                    await store.sequence(conn, q, batch=7, window=window)
                     rows = await conn.fetch("SELECT position, entry_id FROM merkle_leaf")
                     snapshots.append({r["position"]: r["entry_id"] for r in rows})
                     await asyncio.sleep(0)
             finally:
                 await conn.close()
 
-        seqs = [asyncio.create_task(sequencer()) for _ in range(2)]
+        # one full, one over recent ids only (the worker's frequent pass); the checkpoint's
+        # full pass places whatever the windowed one left behind
+        seqs = [asyncio.create_task(sequencer(w)) for w in (None, 5)]
         await asyncio.gather(*(appender(w) for w in range(3)))
         stop.set()
         await asyncio.gather(*seqs)

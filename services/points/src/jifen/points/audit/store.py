@@ -30,6 +30,9 @@ from jifen.points.audit.domain.merkle import (
 from jifen.points.audit.keys import current_signer
 
 SEQUENCE_BATCH = 10_000
+# ids a concurrent transaction may hold back while later ones commit: far more than the
+# ledger workers ever have in flight (batches of ~2,000)
+RECENT_WINDOW = 100_000
 
 
 async def fetch_nodes(
@@ -48,14 +51,26 @@ async def frontier_at(conn: asyncpg.Connection, q: Queries, size: int) -> Fronti
     return Frontier(size, [nodes[k] for k in keys])
 
 
-async def sequence(conn: asyncpg.Connection, q: Queries, batch: int = SEQUENCE_BATCH) -> int:
-    """Give every committed, unplaced entry the next tree position; return how many."""
+async def sequence(
+    conn: asyncpg.Connection,
+    q: Queries,
+    batch: int = SEQUENCE_BATCH,
+    window: int | None = None,
+) -> int:
+    """Give every committed, unplaced entry the next tree position; return how many.
+
+    With ``window``, look only at ids above (highest placed id − window): an index range,
+    cheap enough to run every second. An entry whose transaction took its id earlier and
+    committed later than that is still placed by the next full pass (every checkpoint)."""
     placed = 0
     while True:
         async with conn.transaction():
             if not await conn.fetchval(q["audit_sequencer_lock"]):
                 return placed  # another sequencer is at work
-            rows = await conn.fetch(q["audit_unplaced_entries"], batch)
+            floor = 0
+            if window is not None:
+                floor = max(0, await conn.fetchval(q["audit_max_placed_entry"]) - window)
+            rows = await conn.fetch(q["audit_unplaced_entries"], batch, floor)
             if not rows:
                 return placed
             size = await conn.fetchval(q["audit_tree_size"])

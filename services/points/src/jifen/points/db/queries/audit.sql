@@ -9,15 +9,19 @@ SELECT coalesce(max(position) + 1, 0) AS size FROM merkle_leaf;
 
 -- name: audit_unplaced_entries
 -- Committed entries without a position yet, oldest id first (so one account's entries keep
--- their chain order: a later batch of an account always has higher ids).
+-- their chain order: a later batch of an account always has higher ids). $2 = 0 looks at
+-- the whole ledger; a recent floor keeps the frequent pass to an index range.
 SELECT e.id AS entry_id, e.account_id, e.account_seq, e.kind, e.amount, e.balance_after,
        e.org_id, e.category, e.cause_event_id::text, e.cause_type, e.job_id::text,
        e.completion_id::text, e.redemption_id::text, e.occurred_at, e.recorded_at,
        e.prev_hash, e.entry_hash
 FROM ledger_entry e
-WHERE NOT EXISTS (SELECT 1 FROM merkle_leaf l WHERE l.entry_id = e.id)
+WHERE e.id > $2 AND NOT EXISTS (SELECT 1 FROM merkle_leaf l WHERE l.entry_id = e.id)
 ORDER BY e.id
 LIMIT $1;
+
+-- name: audit_max_placed_entry
+SELECT coalesce(max(entry_id), 0) FROM merkle_leaf;
 
 -- name: audit_nodes
 SELECT n.level, n.idx, n.hash
