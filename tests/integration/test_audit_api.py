@@ -193,3 +193,19 @@ async def test_background_loop_places_entries_and_signs_checkpoints(
         r = await lg.http.get("/v1/audit/checkpoints", headers=lg.auth())
         sizes = [c["tree_size"] for c in r.json()["checkpoints"]]
         assert sizes == sorted(sizes, reverse=True) and sizes[0] == 14
+
+
+async def test_export_by_range(fresh_db: FreshDb, tmp_path: Path) -> None:
+    async with ledger_in(await fresh_db(MIGRATIONS), tmp_path / "keys") as lg:
+        for b in sample_batches(lg.book)[:2]:
+            await lg.append(b)
+        await lg.checkpoint()
+        r = await lg.http.get("/v1/audit/export", params={"start": 3, "end": 6}, headers=lg.auth())
+        assert r.status_code == 200, r.text
+        lines = [orjson.loads(x) for x in r.content.splitlines()]
+        assert (lines[0]["start"], lines[0]["end"]) == (3, 6)
+        assert [x["position"] for x in lines[1:]] == [3, 4, 5]
+        r = await lg.http.get("/v1/audit/export", params={"start": 3, "end": 9}, headers=lg.auth())
+        assert r.status_code == 422 and "not inside checkpoint size 8" in r.json()["detail"]
+        r = await lg.http.get("/v1/audit/export", params={"tree_size": 5}, headers=lg.auth())
+        assert r.status_code == 404 and "no checkpoint of tree size 5" in r.json()["detail"]
