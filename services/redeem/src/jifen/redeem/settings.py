@@ -23,9 +23,11 @@ class RedeemSettings(ServiceSettings):
     # how often the worker looks for expired vouchers
     expiry_poll_seconds: float = 1.0
     expiry_batch: int = 200
-    # the auditors' feed leaves out redemptions younger than this, so no row can commit
-    # behind a page already read (see the audit_redemptions query)
-    audit_settle_seconds: float = 2.0
+    # the auditors' feed can leave out redemptions younger than this, so that no row commits
+    # behind a page already read (see the audit_redemptions query). 0 by default: a
+    # reconciliation reads the ledger first and this feed right after, and must find every
+    # redemption the ledger has debited; rows are stamped at insert, a moment before commit.
+    audit_settle_seconds: float = 0.0
     # a placed event whose debit (or a cancelled event whose refund) has not come back from
     # the ledger in this long is sent again, same id (a broker that forgets loses nothing)
     resend_after_seconds: float = 60.0

@@ -398,7 +398,7 @@ async def audit_redemptions(
     """Each redemption with the ids of the events that asked the ledger for its debit
     (``placed_event_id``) and refund (``cancelled_event_id``; null until asked — a
     ``cancelling`` one asks once its debit arrives). Those ids are the ledger entries'
-    ``cause_event_id``. Redemptions younger than a couple of seconds appear on a later call."""
+    ``cause_event_id``. ``next_cursor`` is null on the last page."""
     at, rid = decode_cursor(after) if after else (datetime(1970, 1, 1, tzinfo=UTC), UUID(int=0))
     settle = request.app.state.settings.audit_settle_seconds
     rows = await conn.fetch(q["audit_redemptions"], who.org, at, rid, limit, float(settle))

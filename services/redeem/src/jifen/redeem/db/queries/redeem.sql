@@ -200,8 +200,8 @@ RETURNING *;
 UPDATE wallet SET held = held - $2, updated_at = now() WHERE account_id = $1;
 
 -- name: audit_redemptions
--- oldest first, strictly after the cursor; rows younger than the settle time ($5 seconds)
--- are left for the next call, so a row never commits behind a page already read
+-- oldest first, strictly after the cursor; rows younger than the settle time ($5 seconds,
+-- 0 by default) are left for a later call
 SELECT id, account_id, reward_id, points, status, placed_event_id, cancelled_event_id,
        created_at, cancelled_at
 FROM redemption
