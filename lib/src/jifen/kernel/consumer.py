@@ -139,6 +139,16 @@ class EventConsumer:
                 await self._dead_letter(record, f"handler error: {type(exc).__name__}: {exc}")
                 return
         EVENTS_CONSUMED.labels(self.service, record.topic, event["type"]).inc()
+        log.info(
+            "applied %s",
+            event["type"],
+            extra={
+                "service": self.service,
+                "event_id": event["id"],
+                "cause_event_id": event["data"].get("cause_event_id"),
+                "account_id": event.get("subject"),
+            },
+        )
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         await dead_letter(

@@ -119,7 +119,7 @@ class OutboxRelay:
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
         async with conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, topic, key, event_type, payload FROM outbox"
+                "SELECT id, topic, key, event_id, event_type, payload FROM outbox"
                 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.batch,
             )
@@ -134,6 +134,11 @@ class OutboxRelay:
             )
         for r in rows:
             EVENTS_PRODUCED.labels(self.service, r["topic"], r["event_type"]).inc()
+        log.info(
+            "published %d events",
+            len(rows),
+            extra={"service": self.service, "event_ids": [str(r["event_id"]) for r in rows[:100]]},
+        )
         self.published += len(rows)
         return len(rows)
 

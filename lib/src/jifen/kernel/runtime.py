@@ -24,7 +24,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("service", "event_id", "account_id"):
+        for key in ("service", "event_id", "cause_event_id", "account_id", "event_ids"):
             if hasattr(record, key):
                 doc[key] = getattr(record, key)
         if record.exc_info:

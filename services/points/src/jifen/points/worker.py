@@ -195,6 +195,18 @@ class LedgerWorker:
 
     def _observe(self, plan: Plan, started: float) -> None:
         now = time.time()
+        if plan.entries:
+            # one line a batch, with the causing event ids, so a completion can be followed
+            log.info(
+                "appended %d entries (%d duplicates, %d refused)",
+                len(plan.entries),
+                len(plan.duplicates),
+                len(plan.refused),
+                extra={
+                    "service": "points",
+                    "event_ids": [e.posting.event_id for e in plan.entries[:200]],
+                },
+            )
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(plan.entries) + len(plan.duplicates) + len(plan.refused))
         metrics.DUPLICATES.inc(len(plan.duplicates))
