@@ -5,6 +5,7 @@ reconciles the ledger against the tasks and redeem services' audit endpoints."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -149,3 +150,70 @@ async def test_a_union_verifies_and_reconciles_the_running_ledger(
     assert [(m.reference, m.account_id) for m in missing if m.reference == completion["id"]] == [
         (completion["id"], account)
     ]
+
+
+async def test_reconcile_finds_a_verified_completion_that_was_never_credited(
+    apis: dict[str, Api], fresh_db: Any, tmp_path: Path
+) -> None:
+    """The real `jifen audit reconcile` against the real tasks and redeem services and a real
+    points API whose ledger (a fresh database) never received the credit."""
+    from jifen.kernel.stack import free_port
+    from jifen.points.db import MIGRATIONS
+
+    tasks, points, redeem = apis["tasks"], apis["points"], apis["redeem"]
+    account = f"vol-{uuid.uuid4().hex[:8]}"
+    completion = await earn(tasks, account, 12)
+    empty_ledger = await fresh_db(MIGRATIONS)
+    port = free_port()
+    env = {
+        **tasks.stack.env(),
+        "JIFEN_POINTS_DATABASE_URL": empty_ledger,
+        "JIFEN_POINTS_MIGRATE_DATABASE_URL": empty_ledger,
+        "JIFEN_POINTS_PORT": str(port),
+    }
+    api = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jifen.points",
+        "api",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    other = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=other, timeout=5) as http:
+
+            async def up() -> bool:
+                try:
+                    return (await http.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(up, timeout=60, what="a second points API on an empty ledger")
+        token = points.auth("auditor")["Authorization"].removeprefix("Bearer ")
+        proc = await asyncio.create_subprocess_exec(
+            str(JIFEN),
+            "audit",
+            "reconcile",
+            "--json",
+            "--settle",
+            "0",
+            env={
+                **os.environ,
+                "JIFEN_POINTS_URL": other,
+                "JIFEN_TASKS_URL": tasks.base,
+                "JIFEN_REDEEM_URL": redeem.base,
+                "JIFEN_AUDIT_TOKEN": token,
+            },
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    finally:
+        api.terminate()
+        await api.wait()
+    assert proc.returncode == 1, err.decode()
+    found = [json.loads(line) for line in out.splitlines()]
+    mine = [m for m in found if m["reference"] == completion["id"]]
+    assert [(m["code"], m["account_id"]) for m in mine] == [("credit_missing", account)]
