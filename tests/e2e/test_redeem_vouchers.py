@@ -181,6 +181,14 @@ async def test_the_catalogue_filters_and_refuses_what_is_not_on_offer(
         f"/v1/rewards/{rice['id']}", headers=redeem.auth("merchant", shop), json={"active": False}
     )
     assert r.status_code == 200 and r.json()["active"] is False
+    r = await redeem.http.patch(
+        f"/v1/rewards/{soon['id']}",
+        headers=redeem.auth("merchant", shop),
+        json={"valid_until": datetime.now(UTC).isoformat()},
+    )
+    assert r.status_code == 422 and "valid_from" in r.text
+    r = await redeem.http.get("/v1/redemptions", headers=vol, params={"status": "lost"})
+    assert r.status_code == 422
     for reward_id in (rice["id"], soon["id"]):
         r = await redeem.http.post(
             "/v1/redemptions",

@@ -189,6 +189,8 @@ async def update_reward(
         row = await conn.fetchrow(q["lock_reward"], reward_id, who.org)
         if row is None or (who.role == Role.MERCHANT and row["merchant_id"] != who.subject):
             raise HTTPException(404, f"no reward {reward_id} of yours")
+        if body.valid_until and row["valid_from"] and body.valid_until <= row["valid_from"]:
+            raise HTTPException(422, "valid_until must be after the reward's valid_from")
         row = await conn.fetchrow(
             q["update_reward"], reward_id, who.org, body.active, body.stock, body.valid_until, False
         )
@@ -250,7 +252,8 @@ async def list_redemptions(
     q: Q,
     who: Canceller,
     account_id: Annotated[str | None, Query(max_length=64)] = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
+    status: Literal["pending", "confirmed", "fulfilled", "cancelling", "cancelled", "expired"]
+    | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[RedemptionOut]:
     """A volunteer sees their own, a merchant those of its rewards, officers all."""
