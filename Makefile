@@ -71,13 +71,14 @@ test: lint
 unit: deps
 	@$(VENV)/bin/pytest -q tests/unit
 
-# the bench group (the eventsourcing peer, matplotlib, pyinstrument) only here; --inexact so
-# it adds to the dev environment instead of replacing it
+# `make bench`: its own environment (the workspace plus the bench group: the eventsourcing
+# peer, matplotlib, pyinstrument) under .tools/, so syncing .venv never removes them mid-run
 SIZE ?= quick
 N ?=
-bench: deps
-	@$(UV) sync --frozen --inexact --all-packages --group dev --group bench --quiet
-	@$(PY) -m bench --size $(SIZE) $(if $(N),--n $(N)) $(BENCH_ARGS)
+BENCH_VENV := .tools/bench-venv
+bench: $(UV) postgres
+	@UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --frozen --all-packages --group dev --group bench --quiet
+	@$(BENCH_VENV)/bin/python -m bench --size $(SIZE) $(if $(N),--n $(N)) $(BENCH_ARGS)
 
 fmt: deps
 	@$(VENV)/bin/ruff format lib services tests

@@ -478,11 +478,13 @@ async def bench_http(stack: DevStack, rep: Report, n: int, clients: int) -> None
 async def bench_redeem(stack: DevStack, rep: Report, requests: int, clients: int) -> None:
     run = uuid.uuid4().hex[:4]
     accounts = [f"red{run}-{i}" for i in range(5)]
-    points_each = requests  # with the prices below both points and stock run short
+    # scarce: stock is worth 1,350 points per 600 requests, the accounts hold 1,500 between them,
+    # and the requests ask for about 10,500: both stock and points run out
+    points_each = requests // 2
     await produce(stack.broker.bootstrap, [completion_event(a, points_each) for a in accounts])
     admin = auth(stack, "admin")
     base = stack.url("redeem")
-    stocks = {"cheap": (10, requests * 4 // 10), "dear": (25, requests * 3 // 10)}
+    stocks = {"cheap": (10, requests // 10), "dear": (25, requests // 20)}
     async with httpx.AsyncClient(base_url=base, timeout=120) as http:
         rewards = {}
         for name, (price, stock) in stocks.items():

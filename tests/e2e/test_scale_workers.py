@@ -1,0 +1,132 @@
+"""Scale-out on the embedded broker: three points workers in one consumer group on topics of six
+partitions share the work; one is killed (SIGKILL) mid-run and another joins; the ledger ends
+exact (count and sum per account) with every chain intact."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from jifen.kernel.devstack import DevStack, Ports
+from jifen.kernel.kafka import ensure_topics
+from jifen.kernel.stack import free_port
+from tests.e2e.test_ledger_faults import chains, kill, ledger_of, produce, start_worker
+from tests.helpers import eventually
+from tests.integration.test_ledger_exactly_once import assert_chains_intact
+
+pytestmark = pytest.mark.e2e
+PARTITIONS = 6
+
+
+@pytest.fixture(scope="module")
+def scale_stack() -> Iterator[DevStack]:
+    """A broker and PostgreSQL of this module's own: topics of six partitions, workers killed."""
+    home = Path(tempfile.mkdtemp(prefix="jifen-scale-"))
+    os.chmod(home, 0o755)  # noqa: S103 - the postgres user must reach the data folder
+    env = {"JIFEN_TOPIC_PARTITIONS": str(PARTITIONS), "JIFEN_KAFKA_SESSION_TIMEOUT_MS": "6000",
+           "JIFEN_POINTS_BATCH_MAX": "100"}  # fmt: skip
+    stack = DevStack(home, Ports(**{n: free_port() for n in Ports.__dataclass_fields__}),
+                     say=False, extra_env=env)  # fmt: skip
+    try:
+        stack.start_infra()
+        subprocess.run([sys.executable, "-m", "jifen.points", "migrate"], env=stack.env(),
+                       check=True, capture_output=True)  # fmt: skip
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+async def ledger(scale_stack: DevStack) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(scale_stack.owner_dsn("points"))
+    yield conn
+    await conn.close()
+
+
+async def probe(worker: subprocess.Popen[bytes]) -> tuple[bool, int, set[int]]:
+    """(ready, entries appended, completion partitions held) from the worker's own endpoints."""
+    base = f"http://127.0.0.1:{worker.port}"  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(base_url=base, timeout=3) as http:
+        try:
+            ready = (await http.get("/readyz")).status_code == 200
+            text = (await http.get("/metrics")).text
+        except httpx.HTTPError:
+            return False, 0, set()
+    appended = sum(
+        float(v)
+        for v in re.findall(
+            r"^jifen_points_ledger_entries_appended_total\{[^}]*\} (\S+)", text, re.M
+        )
+    )
+    held = {
+        int(p)
+        for p in re.findall(
+            r'^jifen_kafka_consumer_lag_events\{[^}]*partition="(\d+)"[^}]*topic="tasks\.completions"',
+            text,
+            re.M,
+        )
+    }
+    return ready, int(appended), held
+
+
+async def test_three_workers_share_six_partitions_survive_a_kill_and_a_join(
+    scale_stack: DevStack, ledger: asyncpg.Connection
+) -> None:
+    await ensure_topics(scale_stack.broker.bootstrap, partitions=PARTITIONS)
+    workers = {n: start_worker(scale_stack, f"scale-{n}") for n in ("w1", "w2", "w3")}
+    try:
+
+        async def all_ready() -> bool:
+            return all([(await probe(w))[0] for w in workers.values()])
+
+        await eventually(all_ready, timeout=60, what="three workers with partitions assigned")
+        sent = await produce(scale_stack, 4_000, accounts=60, tag="scaleA")
+
+        async def each_did_work() -> dict[str, tuple[bool, int, set[int]]] | None:
+            seen = {n: await probe(w) for n, w in workers.items()}
+            return seen if all(a > 0 for _, a, _ in seen.values()) else None
+
+        seen = await eventually(each_did_work, timeout=60, what="every worker appending")
+        held = {n: h for n, (_, _, h) in seen.items()}
+        # the partitions were shared: no worker holds all six, together they hold them all
+        assert all(0 < len(h) < PARTITIONS for h in held.values()), held
+        assert set().union(*held.values()) == set(range(PARTITIONS)), held
+
+        # one worker dies without a word, mid-run; a new one joins; more events come
+        kill(workers.pop("w2"))
+        workers["w4"] = start_worker(scale_stack, "scale-w4")
+
+        async def newcomer_ready() -> bool:
+            return (await probe(workers["w4"]))[0]
+
+        await eventually(newcomer_ready, timeout=60, what="the new worker given partitions")
+        more = await produce(scale_stack, 4_000, accounts=60, tag="scaleB")
+        total = sum(n for n, _ in (sent | more).values())
+
+        async def done() -> bool:
+            a = await ledger_of(ledger, "scaleA")
+            b = await ledger_of(ledger, "scaleB")
+            return sum(n for n, _ in (a | b).values()) >= total
+
+        await eventually(done, timeout=90, what="every event applied after the kill and join")
+        assert await ledger_of(ledger, "scaleA") == sent
+        assert await ledger_of(ledger, "scaleB") == more
+        assert_chains_intact(await chains(ledger, "scaleA"))
+        assert_chains_intact(await chains(ledger, "scaleB"))
+        # the newcomer took a share of the group's partitions and appended from them
+        _, appended, held_now = await probe(workers["w4"])
+        assert appended > 0 and 0 < len(held_now) < PARTITIONS, (appended, held_now)
+    finally:
+        for w in workers.values():
+            kill(w)
