@@ -35,6 +35,8 @@ async def test_witness_cosigns_consistent_checkpoints_and_refuses_a_rewrite(
 ) -> None:
     async with ledger_in(await fresh_db(MIGRATIONS), tmp_path / "keys") as lg:
         batches = sample_batches(lg.book)
+        early = await witness(lg, tmp_path)
+        assert not early.ok and "no checkpoint yet" in early.message
         await lg.append(batches[0])
         await lg.checkpoint()
         first = await witness(lg, tmp_path)

@@ -72,6 +72,8 @@ async def run_witness(
             _raise(r)
             keys = {k["key_id"]: public_key_from_raw(unb64(k["public_key"])) for k in r.json()}
         r = await http.get("/v1/audit/checkpoints/latest")
+        if r.status_code == 404:
+            return Verdict(False, "nothing to cosign: the service has signed no checkpoint yet")
         _raise(r)
         new = Checkpoint.from_json(r.json())
         proof: list[bytes] = []
