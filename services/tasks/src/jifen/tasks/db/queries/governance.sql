@@ -231,3 +231,11 @@ RETURNING *;
 -- name: needs_done_by_job
 UPDATE need SET status = 'done' WHERE job_id = $1 AND status IN ('claimed', 'in_progress')
 RETURNING id, org_id;
+
+-- name: acks_overdue
+-- completions whose credit or reversal the ledger should have acknowledged long ago
+SELECT EXISTS (
+    SELECT 1 FROM completion
+    WHERE (verified_event IS NOT NULL AND credited_at IS NULL AND verified_at < now() - $1::interval)
+       OR (status = 'revoked' AND reversed_at IS NULL AND revoked_at < now() - $1::interval)
+);
