@@ -167,6 +167,8 @@ async def test_background_loop_places_entries_and_signs_checkpoints(
 ) -> None:
     import asyncio
 
+    from prometheus_client import REGISTRY
+
     from jifen.points.audit.loop import audit_loop
     from jifen.points.settings import PointsSettings
     from tests.helpers import eventually
@@ -175,6 +177,8 @@ async def test_background_loop_places_entries_and_signs_checkpoints(
     monkeypatch.setenv("JIFEN_POINTS_AUDIT_CHECKPOINT_SECONDS", "0")
     async with ledger_in(await fresh_db(MIGRATIONS), tmp_path / "keys") as lg:
         settings = PointsSettings(database_url=lg.dsn, keys_dir=lg.keys_dir)
+        placed = "jifen_points_audit_entries_placed_total"
+        before = REGISTRY.get_sample_value(placed) or 0.0
         task = asyncio.create_task(audit_loop(settings, lg.pool))
         try:
             for batch in sample_batches(lg.book):
@@ -193,6 +197,7 @@ async def test_background_loop_places_entries_and_signs_checkpoints(
         r = await lg.http.get("/v1/audit/checkpoints", headers=lg.auth())
         sizes = [c["tree_size"] for c in r.json()["checkpoints"]]
         assert sizes == sorted(sizes, reverse=True) and sizes[0] == 14
+        assert REGISTRY.get_sample_value(placed) == before + 14  # the operator can see it
 
 
 async def test_export_by_range(fresh_db: FreshDb, tmp_path: Path) -> None:

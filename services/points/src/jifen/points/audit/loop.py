@@ -12,12 +12,28 @@ import asyncio
 import logging
 
 import asyncpg
+from prometheus_client import Counter, Gauge
 
 from jifen.points.audit import store
 from jifen.points.db import queries
 from jifen.points.settings import PointsSettings
 
 log = logging.getLogger(__name__)
+
+PLACED = Counter(
+    "jifen_points_audit_entries_placed_total", "Ledger entries given a position in the audit tree."
+)
+ERRORS = Counter(
+    "jifen_points_audit_sequencer_errors_total",
+    "Failed sequencer or checkpoint passes (the ledger carries on; the tree lags).",
+)
+CHECKPOINT_SIZE = Gauge(
+    "jifen_points_audit_checkpoint_tree_size", "Tree size of the newest signed checkpoint."
+)
+CHECKPOINT_TIME = Gauge(
+    "jifen_points_audit_checkpoint_timestamp_seconds",
+    "When this process last signed or confirmed a checkpoint (alert when it grows old).",
+)
 
 
 class AuditSettings(PointsSettings):
@@ -35,13 +51,18 @@ async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
     while True:
         try:
             async with pool.acquire() as conn:
-                await store.sequence(conn, q, window=store.RECENT_WINDOW)
+                PLACED.inc(await store.sequence(conn, q, window=store.RECENT_WINDOW))
                 if clock.time() - last_checkpoint >= knobs.audit_checkpoint_seconds:
                     cp = await store.make_checkpoint(conn, q, settings.keys_dir)
                     last_checkpoint = clock.time()
+                    CHECKPOINT_SIZE.set(cp.tree_size)
+                    CHECKPOINT_TIME.set_to_current_time()
                     log.info("audit checkpoint %s root %s", cp.tree_size, cp.root_hash.hex())
         except asyncio.CancelledError:
             raise
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+        except Exception:  # the audit tree must never take the ledger down
+            # (this runs in the ledger worker's process, whose loops exit it when they die)
+            ERRORS.inc()
             log.exception("audit sequencer failed; retrying")
+            await asyncio.sleep(min(30.0, 10 * knobs.audit_sequence_seconds))
         await asyncio.sleep(knobs.audit_sequence_seconds)
