@@ -73,3 +73,7 @@ def _load_plugins() -> None:
 def main() -> None:
     _load_plugins()
     app()
+
+
+if __name__ == "__main__":
+    main()

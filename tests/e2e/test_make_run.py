@@ -1,0 +1,113 @@
+"""`make run`'s supervisor, as a new user meets it: it comes up, prints its URLs and tokens and
+"ready", stops everything on Ctrl-C leaving no process or port behind, and keeps its data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jifen.kernel.devstack import Ports
+from jifen.kernel.stack import free_port, port_open
+
+pytestmark = pytest.mark.e2e
+PORT_ENV = {
+    "pg": "JIFEN_PG_PORT",
+    "broker": "JIFEN_BROKER_PORT",
+    "tasks": "JIFEN_TASKS_PORT",
+    "points": "JIFEN_POINTS_PORT",
+    "redeem": "JIFEN_REDEEM_PORT",
+    "tasks_worker": "JIFEN_TASKS_WORKER_PORT",
+    "points_worker": "JIFEN_POINTS_WORKER_PORT",
+    "redeem_worker": "JIFEN_REDEEM_WORKER_PORT",
+    "points_signals": "JIFEN_POINTS_SIGNALS_PORT",
+    "prometheus": "JIFEN_PROMETHEUS_PORT",
+}
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="jifen-run-"))
+    os.chmod(path, 0o755)  # noqa: S103 - the postgres user must reach the data folder
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def up(home: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {
+        **os.environ,
+        "JIFEN_HOME": str(home),
+        "JIFEN_KEYS_DIR": str(home / "keys"),
+        **{PORT_ENV[k]: str(v) for k, v in ports.items()},
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jifen.kernel.cli", "stack", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 180
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if line.startswith("ready"):
+            return proc, lines
+    proc.kill()
+    raise AssertionError("no 'ready':\n" + "\n".join(lines))
+
+
+def stop(proc: subprocess.Popen[str], lines: list[str]) -> None:
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    out, _ = proc.communicate(timeout=60)
+    lines.extend(out.splitlines())
+    assert proc.returncode == 0, "\n".join(lines)
+
+
+def test_run_prints_urls_and_tokens_stops_clean_and_keeps_data(home: Path) -> None:
+    ports = {k: free_port() for k in PORT_ENV}
+    assert set(PORT_ENV) == set(Ports.__dataclass_fields__)
+    proc, lines = up(home, ports)
+    text = "\n".join(lines)
+    try:
+        for service in ("tasks", "points", "redeem"):
+            url = f"http://127.0.0.1:{ports[service]}"
+            assert f"{url}/docs" in text
+            assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        for role in ("officer", "app", "volunteer", "merchant", "auditor", "operator", "admin"):
+            assert any(line.strip().startswith(role) and "eyJ" in line for line in lines), role
+        tokens = (home / "dev-tokens.sh").read_text()
+        officer = next(t.split("=", 1)[1] for t in tokens.splitlines() if "OFFICER=" in t)
+        jobs = httpx.get(
+            f"http://127.0.0.1:{ports['tasks']}/v1/jobs",
+            timeout=5,
+            headers={"Authorization": f"Bearer {officer}"},
+        ).json()
+        assert len(jobs) > 20, "a month of demo jobs"
+    finally:
+        stop(proc, lines)
+    assert "stopped: no jifen process left running" in lines[-1]
+    busy = [k for k, p in ports.items() if port_open(p)]
+    assert not busy, f"ports still open after Ctrl-C: {busy}"
+    leftovers = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True).stdout
+    assert not leftovers.strip(), f"processes left behind: {leftovers}"
+
+    again, lines = up(home, ports)
+    try:
+        assert any("demo data already there" in line for line in lines), "\n".join(lines)
+        assert not any("created PostgreSQL cluster" in line for line in lines)
+    finally:
+        stop(again, lines)
