@@ -448,13 +448,40 @@ class HazardOut(BaseModel):
 
 
 class TriageIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "job": {
+                        "title": "清理楼道杂物 Clear the stairwell of building 3",
+                        "category": "hazard_patrol",
+                        "points": 15,
+                        "capacity": 2,
+                        "starts_at": "2026-11-24T01:00:00Z",
+                        "ends_at": "2026-11-24T05:00:00Z",
+                    },
+                    "reason": "fire exit blocked: this week",
+                }
+            ]
+        },
+    )
     job: MenuJob
     reason: Annotated[Text, Field(max_length=500)] = ""
 
 
 class MergeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "duplicate_of": "3f1d2c4b-5a69-4e7f-8a1b-2c3d4e5f6a7b",
+                    "reason": "same corner, reported the same morning",
+                }
+            ]
+        },
+    )
     duplicate_of: UUID
     reason: Annotated[Text, Field(max_length=500)] = ""
 
