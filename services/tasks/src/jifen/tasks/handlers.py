@@ -298,6 +298,11 @@ async def _decide(
                     conn, q, org, "completion", c["id"], f"held:{hold.level.value}", by, hold.reason
                 )
                 return row
+    # held to commit: verification order (verified_seq, and verified_at taken under the lock)
+    # is commit order within an organisation, so an auditor paging by it never skips a
+    # completion committed later
+    await conn.execute(q["lock_verified_seq"], org)
+    now = datetime.now(UTC)
     event = contracts.new_event(
         "jifen.tasks.completion.verified.v1",
         source=SOURCE,
@@ -315,9 +320,6 @@ async def _decide(
             "verified_at": isoformat(now),
         },
     )
-    # held to commit: verification order (verified_seq) is commit order within an organisation,
-    # so an auditor paging by it never skips a completion committed later
-    await conn.execute(q["lock_verified_seq"], org)
     row = await conn.fetchrow(q["mark_verified"], c["id"], by, now, event)
     await enqueue(conn, topics.TASKS_COMPLETIONS, c["account_id"], event)
     await _history(conn, q, org, "completion", c["id"], "verified", by, approved or "", c["job_id"])
