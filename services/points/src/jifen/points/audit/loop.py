@@ -53,7 +53,8 @@ async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
             async with pool.acquire() as conn:
                 PLACED.inc(await store.sequence(conn, q, window=store.RECENT_WINDOW))
                 if clock.time() - last_checkpoint >= knobs.audit_checkpoint_seconds:
-                    cp = await store.make_checkpoint(conn, q, settings.keys_dir)
+                    PLACED.inc(await store.sequence(conn, q))  # the full pass
+                    cp = await store.make_checkpoint(conn, q, settings.keys_dir, place_first=False)
                     last_checkpoint = clock.time()
                     CHECKPOINT_SIZE.set(cp.tree_size)
                     CHECKPOINT_TIME.set_to_current_time()

@@ -100,10 +100,13 @@ def checkpoint_from_row(r: Any) -> Checkpoint:
     )
 
 
-async def make_checkpoint(conn: asyncpg.Connection, q: Queries, keys_dir: Path) -> Checkpoint:
-    """Place what is committed, then sign the tree as it now stands (one checkpoint per size:
-    asking again without new entries returns the latest one)."""
-    await sequence(conn, q)
+async def make_checkpoint(
+    conn: asyncpg.Connection, q: Queries, keys_dir: Path, place_first: bool = True
+) -> Checkpoint:
+    """Place what is committed (unless the caller just did), then sign the tree as it now
+    stands (one checkpoint per size: asking again without new entries returns the latest)."""
+    if place_first:
+        await sequence(conn, q)
     async with conn.transaction():
         await conn.execute(q["audit_checkpoint_lock"])
         size = await conn.fetchval(q["audit_tree_size"])
