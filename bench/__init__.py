@@ -1,1 +1,1 @@
-"""`make bench`: Jifen's throughput and latency, each next to a reference measured in the same run."""
+"""`make bench`: Jifen's throughput and latency, each beside a same-run reference."""

@@ -16,7 +16,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from cryptography.hazmat.primitives import serialization
@@ -41,20 +41,39 @@ def write_export(path: Path, n: int, accounts: int = 10_000) -> tuple[Ed25519Pri
     lines: list[bytes] = []
     for i in range(n):
         account = f"vol-{i % accounts:05d}"
-        p = Posting(str(uuid.uuid4()), "jifen.tasks.completion.verified.v1", account, Kind.CREDIT,
-                    1 + i % 37, "jiangmen-riders", "hazard_patrol", str(uuid.uuid4()),
-                    str(uuid.uuid4()), None, T0 + timedelta(milliseconds=i))  # fmt: skip
+        p = Posting(
+            str(uuid.uuid4()),
+            "jifen.tasks.completion.verified.v1",
+            account,
+            Kind.CREDIT,
+            1 + i % 37,
+            "jiangmen-riders",
+            "hazard_patrol",
+            str(uuid.uuid4()),
+            str(uuid.uuid4()),
+            None,
+            T0 + timedelta(milliseconds=i),
+        )
         head, e = append(heads.get(account) or Head(account), p)
         heads[account] = head
         content = e.content()
-        content.update(entry_id=i + 1, cause_type=p.event_type, entry_hash=e.entry_hash,
-                       recorded_at=(T0 + timedelta(milliseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))  # fmt: skip
+        content.update(
+            entry_id=i + 1,
+            cause_type=p.event_type,
+            entry_hash=e.entry_hash,
+            recorded_at=(T0 + timedelta(milliseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        )
         lh = leaf_hash(leaf_bytes(content))
         leaves.append(lh)
         lines.append(orjson.dumps({"position": i, "leaf_hash": lh.hex(), "entry": content}))
     cp = sign_checkpoint(key, Checkpoint(n, root_of(leaves), "2026-11-01T00:00:00.000000Z", "k1"))
-    header = {"format": EXPORT_FORMAT, "org_id": "jiangmen-riders", "start": 0, "end": n,
-              "checkpoint": cp.to_json()}  # fmt: skip
+    header = {
+        "format": EXPORT_FORMAT,
+        "org_id": "jiangmen-riders",
+        "start": 0,
+        "end": n,
+        "checkpoint": cp.to_json(),
+    }
     with path.open("wb") as f:
         f.write(orjson.dumps(header) + b"\n")
         for k in range(0, n, 10_000):
@@ -88,16 +107,30 @@ def bench_audit(home: Path, rep: Report, n: int) -> None:
     rep.notes.append(f"audit: wrote the {n:,}-entry export in {time.perf_counter() - t:.1f}s")
     keys = home / "keys-public"
     keys.mkdir(exist_ok=True)
-    (keys / "k1.pem").write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    (keys / "k1.pem").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     size = export.stat().st_size
     jifen = Path(sys.executable).parent / "jifen"
     t = time.perf_counter()
-    out = subprocess.run([str(jifen), "audit", "verify", str(export), "--keys", str(keys),
-                          "--no-progress"], capture_output=True, text=True, check=False)  # fmt: skip
+    out = subprocess.run(
+        [str(jifen), "audit", "verify", str(export), "--keys", str(keys), "--no-progress"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     took = time.perf_counter() - t
-    rep.add("6 audit", f"jifen audit verify, {n:,} entries ({size / 1e6:.0f} MB)", took, "s",
-            entries_per_s=n / took, exit_code=out.returncode, output=out.stdout.strip()[-300:])  # fmt: skip
+    rep.add(
+        "6 audit",
+        f"jifen audit verify, {n:,} entries ({size / 1e6:.0f} MB)",
+        took,
+        "s",
+        entries_per_s=n / took,
+        exit_code=out.returncode,
+        output=out.stdout.strip()[-300:],
+    )
     rep.add("6 audit", "verify rate", n / took, "entries/s")
     rep.check(
         "audit export verifies", out.returncode == 0, (out.stdout + out.stderr).strip()[-200:]
@@ -108,8 +141,13 @@ def bench_audit(home: Path, rep: Report, n: int) -> None:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     bare = time.perf_counter() - t
-    rep.add("6 audit", "reference: bare SHA-256 over the same bytes", n / bare, "entries/s",
-            seconds=bare)  # fmt: skip
+    rep.add(
+        "6 audit",
+        "reference: bare SHA-256 over the same bytes",
+        n / bare,
+        "entries/s",
+        seconds=bare,
+    )
     # per entry, the verifier recomputes an entry hash and a leaf hash, and builds the tree
     t = time.perf_counter()
     with export.open("rb") as f:
@@ -118,8 +156,14 @@ def bench_audit(home: Path, rep: Report, n: int) -> None:
             hashlib.sha256(line).digest()
     per_line = time.perf_counter() - t
     rep.add("6 audit", "reference: one SHA-256 per export line", n / per_line, "entries/s")
-    rep.add("ratio", "audit verify / 10 s target (≤ 1 meets it)", took / 10, "×", target=1,
-            met=took < 10)  # fmt: skip
+    rep.add(
+        "ratio",
+        "audit verify / 10 s target (≤ 1 meets it)",
+        took / 10,
+        "×",
+        target=1,
+        met=took < 10,
+    )
     export.unlink()
     for m in (1_000, 1_000_000):
         inc, cons = proof_sizes(m)

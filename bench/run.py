@@ -42,11 +42,29 @@ from jifen.kernel.stack import free_port
 
 SIZES: dict[str, dict[str, int]] = {
     # n: ingest events (and COPY rows, and peer events); rate/seconds: the latency run
-    "quick": {"n": 30_000, "accounts": 2_000, "rate": 300, "seconds": 10, "redeem": 600,
-              "clients": 200, "http": 800, "http_clients": 32, "audit": 1_000_000},
-    "full": {"n": 200_000, "accounts": 10_000, "rate": 300, "seconds": 30, "redeem": 2_000,
-             "clients": 300, "http": 6_000, "http_clients": 64, "audit": 1_000_000},
-}  # fmt: skip
+    "quick": {
+        "n": 30_000,
+        "accounts": 2_000,
+        "rate": 300,
+        "seconds": 10,
+        "redeem": 600,
+        "clients": 200,
+        "http": 800,
+        "http_clients": 32,
+        "audit": 1_000_000,
+    },
+    "full": {
+        "n": 200_000,
+        "accounts": 10_000,
+        "rate": 300,
+        "seconds": 30,
+        "redeem": 2_000,
+        "clients": 300,
+        "http": 6_000,
+        "http_clients": 64,
+        "audit": 1_000_000,
+    },
+}
 ORG = "jiangmen-riders"
 CONTRACTS = Contracts(REPO_ROOT / "schemas")
 
@@ -89,8 +107,14 @@ def machine() -> dict[str, Any]:
     pg = subprocess.run(  # the server version the stack uses
         ["bash", "-c", "ls /usr/lib/postgresql | sort -n | tail -1"], capture_output=True, text=True
     ).stdout.strip()
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
-            "postgresql": pg, "os": platform.platform()}  # fmt: skip
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem,
+        "python": platform.python_version(),
+        "postgresql": pg,
+        "os": platform.platform(),
+    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -107,17 +131,29 @@ def pct(values: list[float], q: float) -> float:
 def completion_event(account: str, points: int, at: datetime | None = None) -> dict[str, Any]:
     now = at or datetime.now(UTC)
     return CONTRACTS.new_event(
-        "jifen.tasks.completion.verified.v1", source="/jifen/tasks", subject=account, time=now,
-        data={"completion_id": str(uuid.uuid4()), "job_id": str(uuid.uuid4()), "account_id": account,
-              "org_id": ORG, "community_id": "bench-grid", "category": "hazard_patrol",
-              "points": points, "verified_by": "officer-li", "verified_at": isoformat(now)},
-    )  # fmt: skip
+        "jifen.tasks.completion.verified.v1",
+        source="/jifen/tasks",
+        subject=account,
+        time=now,
+        data={
+            "completion_id": str(uuid.uuid4()),
+            "job_id": str(uuid.uuid4()),
+            "account_id": account,
+            "org_id": ORG,
+            "community_id": "bench-grid",
+            "category": "hazard_patrol",
+            "points": points,
+            "verified_by": "officer-li",
+            "verified_at": isoformat(now),
+        },
+    )
 
 
 async def produce(bootstrap: str, events: list[dict[str, Any]]) -> float:
     """Send prepared events to tasks.completions, keyed by account; returns the seconds taken."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
-                                max_batch_size=256 * 1024)  # fmt: skip
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, acks="all", max_batch_size=256 * 1024
+    )
     await producer.start()
     try:
         t = time.perf_counter()
@@ -140,15 +176,49 @@ def ledger_rows(n: int, accounts: int, tag: str) -> list[tuple[Any, ...]]:
         amount = 1 + i % 37
         h = hashlib.sha256(f"{prev}|{acct}|{seq + 1}|{amount}".encode()).hexdigest()
         heads[acct] = (seq + 1, bal + amount, h)
-        rows.append((i + 1, acct, seq + 1, "credit", amount, bal + amount, ORG, "hazard_patrol",
-                     uuid.uuid4(), "jifen.tasks.completion.verified.v1", uuid.uuid4(), uuid.uuid4(),
-                     None, now, now, prev, h))  # fmt: skip
+        rows.append(
+            (
+                i + 1,
+                acct,
+                seq + 1,
+                "credit",
+                amount,
+                bal + amount,
+                ORG,
+                "hazard_patrol",
+                uuid.uuid4(),
+                "jifen.tasks.completion.verified.v1",
+                uuid.uuid4(),
+                uuid.uuid4(),
+                None,
+                now,
+                now,
+                prev,
+                h,
+            )
+        )
     return rows
 
 
-COPY_COLUMNS = ["id", "account_id", "account_seq", "kind", "amount", "balance_after", "org_id",
-                "category", "cause_event_id", "cause_type", "job_id", "completion_id",
-                "redemption_id", "occurred_at", "recorded_at", "prev_hash", "entry_hash"]  # fmt: skip
+COPY_COLUMNS = [
+    "id",
+    "account_id",
+    "account_seq",
+    "kind",
+    "amount",
+    "balance_after",
+    "org_id",
+    "category",
+    "cause_event_id",
+    "cause_type",
+    "job_id",
+    "completion_id",
+    "redemption_id",
+    "occurred_at",
+    "recorded_at",
+    "prev_hash",
+    "entry_hash",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,14 +252,22 @@ async def bench_copy(stack: DevStack, rep: Report, n: int, accounts: int, batch:
 
 
 def start_worker(
-    stack: DevStack, name: str, group: str, **env: str
+    stack: DevStack, name: str, group: str, prefix: list[str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    full = {**stack.env(), "JIFEN_POINTS_WORKER_PORT": str(port),
-            "JIFEN_POINTS_CONSUMER_GROUP": group, **env}  # fmt: skip
+    full = {
+        **stack.env(),
+        "JIFEN_POINTS_WORKER_PORT": str(port),
+        "JIFEN_POINTS_CONSUMER_GROUP": group,
+    }
     log = (stack.home / "log" / f"{name}.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "jifen.points", "worker"], env=full,
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, *(prefix or []), "-m", "jifen.points", "worker"],
+        env=full,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO_ROOT,
+    )
     return proc, port
 
 
@@ -207,8 +285,11 @@ async def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float = 
 
 
 async def count_tag(conn: asyncpg.Connection, tag: str) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM ledger_entry WHERE account_id LIKE $1",
-                                   f"{tag}-%"))  # fmt: skip
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM ledger_entry WHERE account_id LIKE $1", f"{tag}-%"
+        )
+    )
 
 
 async def wait_count(conn: asyncpg.Connection, tag: str, n: int, timeout: float) -> float:
@@ -230,37 +311,50 @@ async def bench_ingest(
         "2 ingest", f"produce {n:,} completion events (aiokafka, acks=all)", n / took, "events/s"
     )
     group = "bench-" + tag
-    extra = {}
-    cmd_prefix: list[str] = []
-    if profile:
-        cmd_prefix = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o",
-                      str(stack.home / "worker-profile.txt")]  # fmt: skip
-        extra["_PROFILE"] = "1"
-    if cmd_prefix:
-        port = free_port()
-        env = {**stack.env(), "JIFEN_POINTS_WORKER_PORT": str(port),
-               "JIFEN_POINTS_CONSUMER_GROUP": group}  # fmt: skip
-        log = (stack.home / "log" / "ingest-worker.log").open("ab")
-        proc = subprocess.Popen([*cmd_prefix, "-m", "jifen.points", "worker"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)  # fmt: skip
-    else:
-        proc, port = start_worker(stack, "ingest-worker", group)
+    # --profile: the worker under pyinstrument (the figures of that run are slower; read the
+    # profile for where the time goes, not the rate)
+    prefix = ["-m", "pyinstrument", "-r", "text", "-o", str(stack.home / "worker-profile.txt")]
+    proc, port = start_worker(stack, "ingest-worker", group, prefix=prefix if profile else [])
     conn = await asyncpg.connect(stack.owner_dsn("points"))
+    db_before = await conn.fetchval("SELECT pg_database_size(current_database())")
     try:
         t0 = await wait_ready(proc, port)
         t1 = await wait_count(conn, tag, n, timeout=max(120, n / 500))
         span = await conn.fetchval(
             "SELECT extract(epoch FROM max(recorded_at) - min(recorded_at)) FROM ledger_entry"
-            " WHERE account_id LIKE $1", f"{tag}-%")  # fmt: skip
+            " WHERE account_id LIKE $1",
+            f"{tag}-%",
+        )
         ingest = n / (t1 - t0)
-        rep.add("2 ingest", f"Jifen ingest, {n:,} events, broker → ledger commit", ingest, "events/s",
-                seconds=t1 - t0, first_to_last_tx_seconds=float(span))  # fmt: skip
+        rep.add(
+            "2 ingest",
+            f"Jifen ingest, {n:,} events, broker → ledger commit",
+            ingest,
+            "events/s",
+            seconds=t1 - t0,
+            first_to_last_tx_seconds=float(span),
+        )
         got = await conn.fetchrow(
             "SELECT count(*) AS n, sum(amount) AS s FROM ledger_entry WHERE account_id LIKE $1",
-            f"{tag}-%")  # fmt: skip
+            f"{tag}-%",
+        )
         want = sum(e["data"]["points"] for e in events)
-        rep.check("ingest exact", got["n"] == n and got["s"] == want,
-                  f"{got['n']:,} entries (sent {n:,}), sum {got['s']:,} (sent {want:,})")  # fmt: skip
+        rep.check(
+            "ingest exact",
+            got["n"] == n and got["s"] == want,
+            f"{got['n']:,} entries (sent {n:,}), sum {got['s']:,} (sent {want:,})",
+        )
+
+        # storage per entry, for sizing (docs/SCALING.md): the ledger table with its indexes,
+        # and the whole database's growth (inbox, outbox, audit tree included)
+        await conn.execute("CHECKPOINT")
+        rows = await conn.fetchval("SELECT count(*) FROM ledger_entry")
+        table = await conn.fetchval("SELECT pg_total_relation_size('ledger_entry')")
+        grown = await conn.fetchval("SELECT pg_database_size(current_database())") - db_before
+        rep.add(
+            "2 storage", "ledger_entry bytes per entry, indexes included", table / rows, "bytes"
+        )
+        rep.add("2 storage", "database growth per ingested entry", grown / n, "bytes")
 
         # latency at a fixed moderate rate, the worker already running and caught up
         lat = "lat" + uuid.uuid4().hex[:4]
@@ -280,13 +374,26 @@ async def bench_ingest(
             await producer.stop()
         await wait_count(conn, lat, total, timeout=120)
         # recorded_at is the ledger transaction's start, a few ms before its commit
-        secs = [float(r[0]) for r in await conn.fetch(
-            "SELECT extract(epoch FROM recorded_at - occurred_at) FROM ledger_entry"
-            " WHERE account_id LIKE $1", f"{lat}-%")]  # fmt: skip
-        rep.add("2 latency", f"event time → ledger tx, p50 at {rate}/s for {seconds}s",
-                pct(secs, 0.50) * 1000, "ms")  # fmt: skip
-        rep.add("2 latency", f"event time → ledger tx, p99 at {rate}/s for {seconds}s",
-                pct(secs, 0.99) * 1000, "ms")  # fmt: skip
+        secs = [
+            float(r[0])
+            for r in await conn.fetch(
+                "SELECT extract(epoch FROM recorded_at - occurred_at) FROM ledger_entry"
+                " WHERE account_id LIKE $1",
+                f"{lat}-%",
+            )
+        ]
+        rep.add(
+            "2 latency",
+            f"event time → ledger tx, p50 at {rate}/s for {seconds}s",
+            pct(secs, 0.50) * 1000,
+            "ms",
+        )
+        rep.add(
+            "2 latency",
+            f"event time → ledger tx, p99 at {rate}/s for {seconds}s",
+            pct(secs, 0.99) * 1000,
+            "ms",
+        )
         async with httpx.AsyncClient(timeout=5) as http:
             metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
         (stack.home / "worker-metrics.txt").write_text(metrics)
@@ -306,23 +413,47 @@ async def bench_ingest(
 
 
 def bench_peer(stack: DevStack, rep: Report, n: int, accounts: int, batch: int) -> float:
-    subprocess.run([str(stack.pg.bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(stack.ports.pg),
-                    "-U", "postgres", "bench_es"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            str(stack.pg.bin_dir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(stack.ports.pg),
+            "-U",
+            "postgres",
+            "bench_es",
+        ],
+        check=True,
+        capture_output=True,
+    )
     code = PEER.format(n=n, accounts=accounts, batch=batch)
-    env = {**os.environ, "PERSISTENCE_MODULE": "eventsourcing.postgres",
-           "POSTGRES_DBNAME": "bench_es", "POSTGRES_HOST": "127.0.0.1",
-           "POSTGRES_PORT": str(stack.ports.pg), "POSTGRES_USER": "postgres",
-           "POSTGRES_PASSWORD": "", "POSTGRES_CREATE_TABLE": "y"}  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=False)  # fmt: skip
+    env = {
+        **os.environ,
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": "bench_es",
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": str(stack.ports.pg),
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_PASSWORD": "",
+        "POSTGRES_CREATE_TABLE": "y",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         rep.add("3 peer", "eventsourcing: failed (see notes)", None, "events/s")
         rep.notes.append("peer failed: " + out.stderr[-800:])
         return float("nan")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     rate = n / result["seconds"]
-    rep.add("3 peer", f"eventsourcing {result['version']}, {n:,} credits, save({batch} events)",
-            rate, "events/s", stored=result["stored"])  # fmt: skip
+    rep.add(
+        "3 peer",
+        f"eventsourcing {result['version']}, {n:,} credits, save({batch} events)",
+        rate,
+        "events/s",
+        stored=result["stored"],
+    )
     rep.check("peer stored all", result["stored"] == n, f"{result['stored']:,} of {n:,} events")
     return rate
 
@@ -369,8 +500,9 @@ took = time.perf_counter() - t
 rec = app.recorder
 stored = 0
 with rec.datastore.get_connection() as c, c.cursor() as cur:
-    cur.execute("SELECT count(*) FROM " + rec.events_table_name)
-    stored = cur.fetchone()[0] - len(aggs)
+    cur.execute("SELECT count(*) AS n FROM " + rec.events_table_name)
+    row = cur.fetchone()
+    stored = (row["n"] if isinstance(row, dict) else row[0]) - len(aggs)
 print(json.dumps({{"seconds": took, "stored": stored, "version": version("eventsourcing")}}))
 """
 
@@ -382,8 +514,13 @@ print(json.dumps({{"seconds": took, "stored": stored, "version": version("events
 def start_services(stack: DevStack) -> None:
     """The six service processes (not the signals app: it would replay every benchmark event)."""
     for s in SERVICES:
-        subprocess.run([sys.executable, "-m", f"jifen.{s}", "migrate"], env=stack.env(),
-                       check=True, cwd=REPO_ROOT, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", f"jifen.{s}", "migrate"],
+            env=stack.env(),
+            check=True,
+            cwd=REPO_ROOT,
+            capture_output=True,
+        )
     order = [(s, k) for s in SERVICES for k in ("api", "worker")]
     for s, k in order:
         stack.start_process(s, k)
@@ -407,10 +544,19 @@ async def bench_http(stack: DevStack, rep: Report, n: int, clients: int) -> None
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
         jobs = []
         for _ in range((n + 999) // 1000):  # a job takes at most 1,000 claims
-            r = await http.post("/v1/jobs", headers=officer, json={
-                "community_id": "bench-grid", "title": "Bench patrol", "category": "hazard_patrol",
-                "points": 5, "capacity": 1000, "starts_at": (now - timedelta(hours=1)).isoformat(),
-                "ends_at": (now + timedelta(hours=3)).isoformat()})  # fmt: skip
+            r = await http.post(
+                "/v1/jobs",
+                headers=officer,
+                json={
+                    "community_id": "bench-grid",
+                    "title": "Bench patrol",
+                    "category": "hazard_patrol",
+                    "points": 5,
+                    "capacity": 1000,
+                    "starts_at": (now - timedelta(hours=1)).isoformat(),
+                    "ends_at": (now + timedelta(hours=3)).isoformat(),
+                },
+            )
             r.raise_for_status()
             jobs.append(r.json()["id"])
         work = [(jobs[i // 1000], f"http-{run}-{i:05d}") for i in range(n)]
@@ -448,8 +594,13 @@ async def bench_http(stack: DevStack, rep: Report, n: int, clients: int) -> None
             "/v1/jobs/{job}/completions",
             lambda a: {"headers": {**app, "Idempotency-Key": f"k-{a}"}, "json": {"account_id": a}},
         )
-        rep.add("5 http", f"completions posted, {clients} clients, {n:,} requests",
-                len(lat) / took, "req/s", codes=dict(codes))  # fmt: skip
+        rep.add(
+            "5 http",
+            f"completions posted, {clients} clients, {n:,} requests",
+            len(lat) / took,
+            "req/s",
+            codes=dict(codes),
+        )
         rep.add("5 http", "completion POST p50", pct(lat, 0.5) * 1000, "ms")
         rep.add("5 http", "completion POST p99", pct(lat, 0.99) * 1000, "ms")
         rep.check(
@@ -468,8 +619,12 @@ async def bench_http(stack: DevStack, rep: Report, n: int, clients: int) -> None
                 hl.append(time.perf_counter() - t)
 
         await asyncio.gather(*[ping(n // clients) for _ in range(clients)])
-        rep.add("5 http", "reference: GET /healthz, same client", len(hl) / (time.perf_counter() - t0),
-                "req/s")  # fmt: skip
+        rep.add(
+            "5 http",
+            "reference: GET /healthz, same client",
+            len(hl) / (time.perf_counter() - t0),
+            "req/s",
+        )
 
 
 # (4) redemptions through the real redeem API, against a bare locked transaction
@@ -488,9 +643,17 @@ async def bench_redeem(stack: DevStack, rep: Report, requests: int, clients: int
     async with httpx.AsyncClient(base_url=base, timeout=120) as http:
         rewards = {}
         for name, (price, stock) in stocks.items():
-            r = await http.post("/v1/rewards", headers=admin, json={
-                "name_zh": "奖品", "name_en": name, "merchant_id": f"shop-{run}", "points": price,
-                "stock": stock})  # fmt: skip
+            r = await http.post(
+                "/v1/rewards",
+                headers=admin,
+                json={
+                    "name_zh": "奖品",
+                    "name_en": name,
+                    "merchant_id": f"shop-{run}",
+                    "points": price,
+                    "stock": stock,
+                },
+            )
             r.raise_for_status()
             rewards[name] = r.json()["id"]
         deadline = time.monotonic() + 120
@@ -519,8 +682,11 @@ async def bench_redeem(stack: DevStack, rep: Report, requests: int, clients: int
             t = time.perf_counter()
             for attempt in range(4):  # a dropped connection is retried with the same key
                 try:
-                    r = await http.post("/v1/redemptions", json={"reward_id": rewards[name]},
-                                        headers={**tokens[acct], "Idempotency-Key": key})  # fmt: skip
+                    r = await http.post(
+                        "/v1/redemptions",
+                        json={"reward_id": rewards[name]},
+                        headers={**tokens[acct], "Idempotency-Key": key},
+                    )
                     break
                 except httpx.TransportError:
                     transport_errors[0] += 1
@@ -540,52 +706,98 @@ async def bench_redeem(stack: DevStack, rep: Report, requests: int, clients: int
         t0 = time.perf_counter()
         await asyncio.gather(*[bounded(*p) for p in plan])
         took = time.perf_counter() - t0
-        stock_after = {x["id"]: x["stock"] for x in
-                       (await http.get("/v1/rewards", headers=tokens[accounts[0]])).json()}  # fmt: skip
-        wallets = {a: (await http.get(f"/v1/wallets/{a}", headers=tokens[a])).json()
-                   for a in accounts}  # fmt: skip
+        stock_after = {
+            x["id"]: x["stock"]
+            for x in (await http.get("/v1/rewards", headers=tokens[accounts[0]])).json()
+        }
+        wallets = {
+            a: (await http.get(f"/v1/wallets/{a}", headers=tokens[a])).json() for a in accounts
+        }
     accepted = [(a, nm) for a, nm, code, _ in results if code == 201]
     reasons = Counter(reason for *_, code, reason in results if code != 201)
-    rep.add("4 redeem", f"API: {requests} redemptions, {clients} clients, 5 accounts",
-            len(accepted) / took, "accepted/s", attempts_per_s=requests / took,
-            accepted=len(accepted), refused=dict(reasons),
-            transport_errors_retried=transport_errors[0])  # fmt: skip
+    rep.add(
+        "4 redeem",
+        f"API: {requests} redemptions, {clients} clients, 5 accounts",
+        len(accepted) / took,
+        "accepted/s",
+        attempts_per_s=requests / took,
+        accepted=len(accepted),
+        refused=dict(reasons),
+        transport_errors_retried=transport_errors[0],
+    )
     rep.add("4 redeem", "API: attempts decided", requests / took, "req/s")
     if transport_errors[0]:
         rep.notes.append(
             f"redeem: {transport_errors[0]} dropped connections, retried with the same key"
         )
     rep.add("4 redeem", "API: redemption POST p99", pct(lat, 0.99) * 1000, "ms")
-    _redeem_checks(rep, "API", accepted, stocks, points_each, accounts,
-                   {n: stock_after.get(rewards[n]) for n in stocks},
-                   {a: w.get("spendable") for a, w in wallets.items()})  # fmt: skip
+    _redeem_checks(
+        rep,
+        "API",
+        accepted,
+        stocks,
+        points_each,
+        accounts,
+        {n: stock_after.get(rewards[n]) for n in stocks},
+        {a: w.get("spendable") for a, w in wallets.items()},
+    )
     await bench_locked(stack, rep, plan, stocks, points_each, accounts, clients)
 
 
-def _redeem_checks(rep: Report, who: str, accepted: list[tuple[str, str]],
-                   stocks: dict[str, tuple[int, int]], points_each: int, accounts: list[str],
-                   stock_after: dict[str, Any], spendable: dict[str, Any]) -> None:  # fmt: skip
+def _redeem_checks(
+    rep: Report,
+    who: str,
+    accepted: list[tuple[str, str]],
+    stocks: dict[str, tuple[int, int]],
+    points_each: int,
+    accounts: list[str],
+    stock_after: dict[str, Any],
+    spendable: dict[str, Any],
+) -> None:
     taken = Counter(nm for _, nm in accepted)
     spent = Counter[str]()
     for a, nm in accepted:
         spent[a] += stocks[nm][0]
     oversold = {n: taken[n] - s for n, (_, s) in stocks.items() if taken[n] > s}
     overdrawn = {a: points_each - spent[a] for a in accounts if spent[a] > points_each}
-    rep.check(f"{who}: no oversell", not oversold and all(
-        stock_after[n] == s - taken[n] for n, (_, s) in stocks.items()),
-        f"taken {dict(taken)} of stock {({n: s for n, (_, s) in stocks.items()})}, left {stock_after}")  # fmt: skip
-    rep.check(f"{who}: no overdraft", not overdrawn and all(
-        spendable[a] == points_each - spent[a] for a in accounts),
-        f"spent {dict(spent)} of {points_each} each; spendable after {spendable}")  # fmt: skip
+    rep.check(
+        f"{who}: no oversell",
+        not oversold and all(stock_after[n] == s - taken[n] for n, (_, s) in stocks.items()),
+        f"taken {dict(taken)} of stock {dict((n, s) for n, (_, s) in stocks.items())}, "
+        f"left {stock_after}",
+    )
+    rep.check(
+        f"{who}: no overdraft",
+        not overdrawn and all(spendable[a] == points_each - spent[a] for a in accounts),
+        f"spent {dict(spent)} of {points_each} each; spendable after {spendable}",
+    )
 
 
-async def bench_locked(stack: DevStack, rep: Report, plan: list[tuple[str, str, str]],
-                       stocks: dict[str, tuple[int, int]], points_each: int, accounts: list[str],
-                       clients: int) -> None:  # fmt: skip
+async def bench_locked(
+    stack: DevStack,
+    rep: Report,
+    plan: list[tuple[str, str, str]],
+    stocks: dict[str, tuple[int, int]],
+    points_each: int,
+    accounts: list[str],
+    clients: int,
+) -> None:
     """The reference: a bare locked transaction doing the same writes (lock wallet and stock,
     check, update both, insert the redemption), same plan, same concurrency."""
-    subprocess.run([str(stack.pg.bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(stack.ports.pg),
-                    "-U", "postgres", "bench_locked"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(  # noqa: ASYNC221
+        [
+            str(stack.pg.bin_dir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(stack.ports.pg),
+            "-U",
+            "postgres",
+            "bench_locked",
+        ],
+        check=True,
+        capture_output=True,
+    )
     dsn = stack.pg.dsn("bench_locked")
     conn = await asyncpg.connect(dsn)
     await conn.execute("""
@@ -593,12 +805,13 @@ async def bench_locked(stack: DevStack, rep: Report, plan: list[tuple[str, str, 
         CREATE TABLE reward (name text PRIMARY KEY, price int NOT NULL, stock int NOT NULL);
         CREATE TABLE redemption (id uuid PRIMARY KEY, key text UNIQUE, account_id text,
                                  reward text, points int, created_at timestamptz DEFAULT now());
-    """)  # fmt: skip
+    """)
     await conn.executemany(
         "INSERT INTO wallet VALUES ($1, $2)", [(a, points_each) for a in accounts]
     )
-    await conn.executemany("INSERT INTO reward VALUES ($1, $2, $3)",
-                           [(n, p, s) for n, (p, s) in stocks.items()])  # fmt: skip
+    await conn.executemany(
+        "INSERT INTO reward VALUES ($1, $2, $3)", [(n, p, s) for n, (p, s) in stocks.items()]
+    )
     await conn.close()
     # as many connections as the redeem API's pool would open at most
     pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
@@ -611,15 +824,23 @@ async def bench_locked(stack: DevStack, rep: Report, plan: list[tuple[str, str, 
             bal = await c.fetchval(
                 "SELECT balance FROM wallet WHERE account_id=$1 FOR UPDATE", acct
             )
-            price, stock = await c.fetchrow("SELECT price, stock FROM reward WHERE name=$1 FOR UPDATE",
-                                            name)  # fmt: skip
+            price, stock = await c.fetchrow(
+                "SELECT price, stock FROM reward WHERE name=$1 FOR UPDATE", name
+            )
             if bal >= price and stock > 0:
                 await c.execute(
                     "UPDATE wallet SET balance=balance-$2 WHERE account_id=$1", acct, price
                 )
                 await c.execute("UPDATE reward SET stock=stock-1 WHERE name=$1", name)
-                await c.execute("INSERT INTO redemption (id, key, account_id, reward, points)"
-                                " VALUES ($1, $2, $3, $4, $5)", uuid.uuid4(), key, acct, name, price)  # fmt: skip
+                await c.execute(
+                    "INSERT INTO redemption (id, key, account_id, reward, points)"
+                    " VALUES ($1, $2, $3, $4, $5)",
+                    uuid.uuid4(),
+                    key,
+                    acct,
+                    name,
+                    price,
+                )
                 accepted.append((acct, name))
         lat.append(time.perf_counter() - t)
 
@@ -636,8 +857,13 @@ async def bench_locked(stack: DevStack, rep: Report, plan: list[tuple[str, str, 
         left = {r["name"]: r["stock"] for r in await c.fetch("SELECT name, stock FROM reward")}
         bal = {r["account_id"]: r["balance"] for r in await c.fetch("SELECT * FROM wallet")}
     await pool.close()
-    rep.add("4 redeem", "reference: bare locked tx, same plan and clients",
-            len(accepted) / took, "accepted/s", attempts_per_s=len(plan) / took)  # fmt: skip
+    rep.add(
+        "4 redeem",
+        "reference: bare locked tx, same plan and clients",
+        len(accepted) / took,
+        "accepted/s",
+        attempts_per_s=len(plan) / took,
+    )
     rep.add("4 redeem", "reference: bare locked tx p99", pct(lat, 0.99) * 1000, "ms")
     _redeem_checks(rep, "bare tx", accepted, stocks, points_each, accounts, left, bal)
 
@@ -681,8 +907,14 @@ def ratios(rep: Report) -> None:
     bare = next((r for r in rep.rows if r["what"].startswith("reference: bare locked tx,")), None)
     if api and bare and bare["value"]:
         v = api["attempts_per_s"] / bare["attempts_per_s"]
-        rep.add("ratio", "redeem API / bare locked tx, decisions/s (target ≥ 1)", v, "×",
-                target=1, met=v >= 1)  # fmt: skip
+        rep.add(
+            "ratio",
+            "redeem API / bare locked tx, decisions/s (target ≥ 1)",
+            v,
+            "×",
+            target=1,
+            met=v >= 1,
+        )
 
 
 def chart(rep: Report, out: Path) -> None:
@@ -691,11 +923,18 @@ def chart(rep: Report, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pairs = [(r["what"], r["value"]) for r in rep.rows
-             if r["unit"] in ("rows/s", "events/s", "accepted/s", "req/s") and r["value"]]  # fmt: skip
+    pairs = [
+        (r["what"], r["value"])
+        for r in rep.rows
+        if r["unit"] in ("rows/s", "events/s", "accepted/s", "req/s") and r["value"]
+    ]
     ratio_rows = [(r["what"], r["value"]) for r in rep.rows if r["part"] == "ratio"]
-    fig, (a, b) = plt.subplots(2, 1, figsize=(11, 2 + 0.45 * (len(pairs) + len(ratio_rows))),
-                               gridspec_kw={"height_ratios": [len(pairs) or 1, len(ratio_rows) or 1]})  # fmt: skip
+    fig, (a, b) = plt.subplots(
+        2,
+        1,
+        figsize=(11, 2 + 0.45 * (len(pairs) + len(ratio_rows))),
+        gridspec_kw={"height_ratios": [len(pairs) or 1, len(ratio_rows) or 1]},
+    )
     a.barh([w for w, _ in pairs][::-1], [v for _, v in pairs][::-1], color="#3a7")
     a.set_xscale("log")
     a.set_title(f"Jifen bench ({rep.size}, {rep.started}, {rep.machine['cores']} cores)")
@@ -713,14 +952,21 @@ async def main_async(args: argparse.Namespace) -> Report:
     if args.n:
         size["n"] = args.n
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    rep = Report(size=args.size if not args.n else f"{args.size}, n={args.n}", started=stamp,
-                 machine=machine())  # fmt: skip
+    rep = Report(
+        size=args.size if not args.n else f"{args.size}, n={args.n}",
+        started=stamp,
+        machine=machine(),
+    )
     print(f"jifen bench: size {rep.size}, {rep.machine['cores']} cores, {rep.machine['cpu']}")
     home = Path(tempfile.mkdtemp(prefix="jifen-bench-"))
     os.chmod(home, 0o755)  # noqa: S103 - the postgres user must reach the data folder
     ports = Ports(**{k: free_port() for k in Ports.__dataclass_fields__})
-    stack = DevStack(home, ports, say=False,
-                     extra_env={"JIFEN_KAFKA_SESSION_TIMEOUT_MS": "6000", "JIFEN_LOG_LEVEL": "WARNING"})  # fmt: skip
+    stack = DevStack(
+        home,
+        ports,
+        say=False,
+        extra_env={"JIFEN_KAFKA_SESSION_TIMEOUT_MS": "6000", "JIFEN_LOG_LEVEL": "WARNING"},
+    )
     only = set(args.only.split(",")) if args.only else {"1", "2", "3", "4", "5", "6"}
     try:
         stack.start_infra()
@@ -734,13 +980,19 @@ async def main_async(args: argparse.Namespace) -> Report:
             for name in list(stack.procs):
                 stack.stop_process(name)
         else:
-            subprocess.run([sys.executable, "-m", "jifen.points", "migrate"], env=stack.env(),
-                           check=True, capture_output=True, cwd=REPO_ROOT)  # fmt: skip
+            subprocess.run(  # noqa: ASYNC221
+                [sys.executable, "-m", "jifen.points", "migrate"],
+                env=stack.env(),
+                check=True,
+                capture_output=True,
+                cwd=REPO_ROOT,
+            )
         if "1" in only:
             await bench_copy(stack, rep, size["n"], size["accounts"], 2000)
         if "2" in only:
-            await bench_ingest(stack, rep, size["n"], size["accounts"], size["rate"],
-                               size["seconds"], args.profile)  # fmt: skip
+            await bench_ingest(
+                stack, rep, size["n"], size["accounts"], size["rate"], size["seconds"], args.profile
+            )
         if "3" in only:
             bench_peer(stack, rep, size["n"], size["accounts"], 2000)
         for extra in ("worker-profile.txt", "worker-metrics.txt"):
@@ -783,8 +1035,10 @@ def print_table(rep: Report) -> None:
             flag = "  target met" if r["met"] else "  TARGET MISSED"
         print(f"{r['part']:<10} {r['what']:<58} {v:>12}  {r['unit']}{flag}")
     bad = [c for c in rep.checks if not c["ok"]]
-    print(f"\nchecks: {len(rep.checks) - len(bad)} of {len(rep.checks)} passed"
-          + ("" if not bad else "; FAILED: " + ", ".join(c["check"] for c in bad)))  # fmt: skip
+    print(
+        f"\nchecks: {len(rep.checks) - len(bad)} of {len(rep.checks)} passed"
+        + ("" if not bad else "; FAILED: " + ", ".join(c["check"] for c in bad))
+    )
     for n in rep.notes:
         print("note:", n)
 
