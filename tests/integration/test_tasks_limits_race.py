@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import orjson
 import pytest
 
 from jifen.kernel.contracts import Contracts
@@ -46,7 +47,7 @@ async def _submitted(pool: asyncpg.Pool, q: Queries, account: str, points: int) 
     async with pool.acquire() as conn:
         row = await handlers.publish_job(conn, q, CONTRACTS, org=ORG, officer="officer-li", job=job)
         await handlers.claim_job(
-            conn, q, org=ORG, job_id=row["id"], account_id=account, by="app-qishou"
+            conn, q, CONTRACTS, org=ORG, job_id=row["id"], account_id=account, by="app-qishou"
         )
         done, created = await handlers.complete_job(
             conn,
@@ -97,6 +98,18 @@ async def test_concurrent_verifications_never_pass_the_daily_cap_together(
     assert {h["hold_level"] for h in held} == {"officer"}
     assert all("40 points today" in h["hold_reason"] for h in held)
     assert outbox == 3  # an event for each verified one, none for a held one
+    # every status change has its event too, keyed by the item: claimed, submitted, then
+    # verified or held
+    async with pool.acquire() as conn:
+        changes = await conn.fetch(
+            "SELECT key, payload FROM outbox"
+            " WHERE event_type = 'jifen.tasks.item.status_changed.v1' ORDER BY id"
+        )
+    statuses_seen = sorted(orjson.loads(c["payload"])["data"]["status"] for c in changes)
+    assert statuses_seen == sorted(
+        ["claimed"] * 8 + ["submitted"] * 8 + ["verified"] * 3 + ["held:officer"] * 5
+    )
+    assert all(c["key"].decode() == orjson.loads(c["payload"])["data"]["item_id"] for c in changes)
 
 
 async def test_audit_order_is_commit_order_and_republishing_keeps_event_ids(

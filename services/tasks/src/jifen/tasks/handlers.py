@@ -146,7 +146,14 @@ async def publish_job(
 
 
 async def claim_job(
-    conn: asyncpg.Connection, q: Queries, *, org: str, job_id: uuid.UUID, account_id: str, by: str
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    job_id: uuid.UUID,
+    account_id: str,
+    by: str,
 ) -> asyncpg.Record:
     async with conn.transaction():
         job = await conn.fetchrow(q["get_job"], job_id, org)
@@ -164,6 +171,9 @@ async def claim_job(
         claim = await conn.fetchrow(q["insert_claim"], uuid.uuid4(), job_id, account_id, by)
         if claim is None:  # a concurrent claim by the same volunteer won the race
             raise AlreadyClaimed(f"{account_id} already holds a claim on this job")
+        await _history(
+            conn, q, contracts, org, "claim", claim["id"], "claimed", by, account_id, job_id
+        )
     return claim
 
 
@@ -212,7 +222,9 @@ async def complete_job(
             body.evidence.model_dump(),
         )
         if row is not None:
-            await _history(conn, q, org, "completion", row["id"], "submitted", by, "", job_id)
+            await _history(
+                conn, q, contracts, org, "completion", row["id"], "submitted", by, "", job_id
+            )
             mode = VerificationMode(job["verification"])
             if mode is not VerificationMode.OFFICER:
                 locked = await conn.fetchrow(q["lock_completion"], row["id"], org)
@@ -240,6 +252,7 @@ def _same_request(previous: asyncpg.Record, job_id: uuid.UUID, account_id: str) 
 async def _history(
     conn: asyncpg.Connection,
     q: Queries,
+    contracts: Contracts,
     org: str,
     subject: str,
     subject_id: uuid.UUID,
@@ -248,7 +261,24 @@ async def _history(
     reason: str = "",
     job_id: uuid.UUID | None = None,
 ) -> None:
+    """Record a status change in the item's history, and its event in the outbox."""
     await conn.execute(q["record_status"], org, subject, subject_id, status, actor, reason, job_id)
+    event = contracts.new_event(
+        "jifen.tasks.item.status_changed.v1",
+        source=SOURCE,
+        subject=str(subject_id),
+        data={
+            "org_id": org,
+            "item": subject,
+            "item_id": str(subject_id),
+            "status": status,
+            "actor": actor,
+            "reason": reason[:500],
+            "job_id": str(job_id) if job_id else None,
+            "changed_at": isoformat(datetime.now(UTC)),
+        },
+    )
+    await enqueue(conn, topics.TASKS_JOBS, str(subject_id), event)
 
 
 async def _limits(conn: asyncpg.Connection, q: Queries, org: str) -> tuple[Limits, str]:
@@ -295,7 +325,15 @@ async def _decide(
             if hold is not None:
                 row = await conn.fetchrow(q["mark_held"], c["id"], hold.level.value, hold.reason)
                 await _history(
-                    conn, q, org, "completion", c["id"], f"held:{hold.level.value}", by, hold.reason
+                    conn,
+                    q,
+                    contracts,
+                    org,
+                    "completion",
+                    c["id"],
+                    f"held:{hold.level.value}",
+                    by,
+                    hold.reason,
                 )
                 return row
     # held to commit: verification order (verified_seq, and verified_at taken under the lock)
@@ -322,12 +360,18 @@ async def _decide(
     )
     row = await conn.fetchrow(q["mark_verified"], c["id"], by, now, event)
     await enqueue(conn, topics.TASKS_COMPLETIONS, c["account_id"], event)
-    await _history(conn, q, org, "completion", c["id"], "verified", by, approved or "", c["job_id"])
+    await _history(
+        conn, q, contracts, org, "completion", c["id"], "verified", by, approved or "", c["job_id"]
+    )
     # the loop "request -> task -> done": a hazard report or need behind this job is done
     for h in await conn.fetch(q["hazards_done_by_job"], c["job_id"]):
-        await _history(conn, q, h["org_id"], "hazard", h["id"], "done", by, "job completed")
+        await _history(
+            conn, q, contracts, h["org_id"], "hazard", h["id"], "done", by, "job completed"
+        )
     for n in await conn.fetch(q["needs_done_by_job"], c["job_id"]):
-        await _history(conn, q, n["org_id"], "need", n["id"], "done", by, "job completed")
+        await _history(
+            conn, q, contracts, n["org_id"], "need", n["id"], "done", by, "job completed"
+        )
     return row
 
 
@@ -385,6 +429,7 @@ async def approve_completion(
 async def reject_completion(
     conn: asyncpg.Connection,
     q: Queries,
+    contracts: Contracts,
     *,
     org: str,
     who: str,
@@ -398,7 +443,9 @@ async def reject_completion(
         check_rejectable(CompletionStatus(c["status"]), who, c["account_id"])
         now = datetime.now(UTC)
         row = await conn.fetchrow(q["mark_rejected"], completion_id, who, now, reason)
-        await _history(conn, q, org, "completion", completion_id, "rejected", who, reason)
+        await _history(
+            conn, q, contracts, org, "completion", completion_id, "rejected", who, reason
+        )
     return row
 
 
@@ -439,7 +486,7 @@ async def revoke_completion(
         )
         row = await conn.fetchrow(q["mark_revoked"], completion_id, who, now, reason, event)
         await enqueue(conn, topics.TASKS_COMPLETIONS, c["account_id"], event)
-        await _history(conn, q, org, "completion", completion_id, "revoked", who, reason)
+        await _history(conn, q, contracts, org, "completion", completion_id, "revoked", who, reason)
     return row
 
 
@@ -478,7 +525,14 @@ async def republish_uncredited(
 
 
 async def withdraw_claim(
-    conn: asyncpg.Connection, q: Queries, *, org: str, job_id: uuid.UUID, account_id: str, by: str
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    job_id: uuid.UUID,
+    account_id: str,
+    by: str,
 ) -> asyncpg.Record:
     """Give a place back before the window starts; the claim is kept, marked withdrawn."""
     async with conn.transaction():
@@ -494,6 +548,9 @@ async def withdraw_claim(
         if row is None:  # a concurrent withdrawal won
             raise NoClaim(f"{account_id} has no active claim on job {job_id}")
         await conn.execute(q["release_place"], job_id)
+        await _history(
+            conn, q, contracts, org, "claim", row["id"], "withdrawn", by, account_id, job_id
+        )
     return row
 
 
@@ -536,7 +593,14 @@ async def publish_menu(
 
 
 async def register_member(
-    conn: asyncpg.Connection, q: Queries, *, org: str, community_id: str, account_id: str, by: str
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    community_id: str,
+    account_id: str,
+    by: str,
 ) -> tuple[asyncpg.Record, bool]:
     async with conn.transaction():
         if await conn.fetchrow(q["get_community"], org, community_id) is None:
@@ -554,7 +618,7 @@ async def register_member(
 
 
 async def file_appeal(
-    conn: asyncpg.Connection, q: Queries, *, org: str, by: str, body: AppealIn
+    conn: asyncpg.Connection, q: Queries, contracts: Contracts, *, org: str, by: str, body: AppealIn
 ) -> asyncpg.Record:
     async with conn.transaction():
         c = await conn.fetchrow(q["get_completion"], body.completion_id, org)
@@ -586,13 +650,14 @@ async def file_appeal(
             body.reason,
             by,
         )
-        await _history(conn, q, org, "appeal", row["id"], "open", by, body.reason)
+        await _history(conn, q, contracts, org, "appeal", row["id"], "open", by, body.reason)
     return row
 
 
 async def decide_appeal(
     conn: asyncpg.Connection,
     q: Queries,
+    contracts: Contracts,
     *,
     org: str,
     who: str,
@@ -613,13 +678,21 @@ async def decide_appeal(
             raise WrongState(f"the appeal is already {a['status']}", status=a["status"])
         await conn.execute(q["insert_decision"], appeal_id, body.outcome, who, role, body.reason)
         row = await conn.fetchrow(q["set_appeal_status"], appeal_id, body.outcome)
-        await _history(conn, q, org, "appeal", appeal_id, body.outcome, who, body.reason)
+        await _history(conn, q, contracts, org, "appeal", appeal_id, body.outcome, who, body.reason)
         if body.outcome == "upheld":
             c = await conn.fetchrow(q["lock_completion"], a["completion_id"], org)
             if a["kind"] == "rejection" and c["status"] == "rejected":
                 await conn.fetchrow(q["reopen_completion"], c["id"])
                 await _history(
-                    conn, q, org, "completion", c["id"], "submitted", who, "appeal upheld"
+                    conn,
+                    q,
+                    contracts,
+                    org,
+                    "completion",
+                    c["id"],
+                    "submitted",
+                    who,
+                    "appeal upheld",
                 )
             elif a["kind"] == "missing_credit" and c["credited_at"] is None:
                 await conn.execute(q["republish_now"], c["id"])
@@ -630,7 +703,7 @@ async def decide_appeal(
 
 
 async def report_hazard(
-    conn: asyncpg.Connection, q: Queries, *, org: str, by: str, body: HazardIn
+    conn: asyncpg.Connection, q: Queries, contracts: Contracts, *, org: str, by: str, body: HazardIn
 ) -> asyncpg.Record:
     async with conn.transaction():
         row = await conn.fetchrow(
@@ -647,7 +720,7 @@ async def report_hazard(
             by,
             body.account_id,
         )
-        await _history(conn, q, org, "hazard", row["id"], "reported", by)
+        await _history(conn, q, contracts, org, "hazard", row["id"], "reported", by)
     return row
 
 
@@ -677,13 +750,16 @@ async def triage_hazard(
             job=job,
         )
         row = await conn.fetchrow(q["set_hazard"], hazard_id, to.value, j["id"], None)
-        await _history(conn, q, org, "hazard", hazard_id, to.value, officer, reason, j["id"])
+        await _history(
+            conn, q, contracts, org, "hazard", hazard_id, to.value, officer, reason, j["id"]
+        )
     return row
 
 
 async def merge_hazard(
     conn: asyncpg.Connection,
     q: Queries,
+    contracts: Contracts,
     *,
     org: str,
     officer: str,
@@ -711,6 +787,7 @@ async def merge_hazard(
         await _history(
             conn,
             q,
+            contracts,
             org,
             "hazard",
             hazard_id,
@@ -725,6 +802,7 @@ async def merge_hazard(
 async def close_hazard(
     conn: asyncpg.Connection,
     q: Queries,
+    contracts: Contracts,
     *,
     org: str,
     officer: str,
@@ -737,7 +815,7 @@ async def close_hazard(
             raise NotFound(f"no hazard report {hazard_id}")
         to = move_hazard(HazardStatus(h["status"]), HazardStatus.CLOSED)
         row = await conn.fetchrow(q["set_hazard"], hazard_id, to.value, None, None)
-        await _history(conn, q, org, "hazard", hazard_id, to.value, officer, reason)
+        await _history(conn, q, contracts, org, "hazard", hazard_id, to.value, officer, reason)
     return row
 
 
@@ -745,7 +823,7 @@ async def close_hazard(
 
 
 async def post_need(
-    conn: asyncpg.Connection, q: Queries, *, org: str, by: str, body: NeedIn
+    conn: asyncpg.Connection, q: Queries, contracts: Contracts, *, org: str, by: str, body: NeedIn
 ) -> asyncpg.Record:
     async with conn.transaction():
         row = await conn.fetchrow(
@@ -758,12 +836,19 @@ async def post_need(
             body.description,
             by,
         )
-        await _history(conn, q, org, "need", row["id"], "open", by)
+        await _history(conn, q, contracts, org, "need", row["id"], "open", by)
     return row
 
 
 async def claim_need(
-    conn: asyncpg.Connection, q: Queries, *, org: str, by: str, need_id: uuid.UUID, claimant: str
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    by: str,
+    need_id: uuid.UUID,
+    claimant: str,
 ) -> asyncpg.Record:
     async with conn.transaction():
         n = await conn.fetchrow(q["lock_need"], need_id, org)
@@ -777,7 +862,9 @@ async def claim_need(
             )
         to = move_need(NeedStatus(n["status"]), NeedStatus.CLAIMED)
         row = await conn.fetchrow(q["set_need"], need_id, to.value, claimant, None)
-        await _history(conn, q, org, "need", need_id, to.value, by, f"claimed by {claimant}")
+        await _history(
+            conn, q, contracts, org, "need", need_id, to.value, by, f"claimed by {claimant}"
+        )
     return row
 
 
@@ -801,12 +888,19 @@ async def need_to_job(
             conn, q, contracts, org=org, officer=officer, community_id=n["community_id"], job=job
         )
         row = await conn.fetchrow(q["set_need"], need_id, to.value, None, j["id"])
-        await _history(conn, q, org, "need", need_id, to.value, officer, reason, j["id"])
+        await _history(conn, q, contracts, org, "need", need_id, to.value, officer, reason, j["id"])
     return row
 
 
 async def close_need(
-    conn: asyncpg.Connection, q: Queries, *, org: str, officer: str, need_id: uuid.UUID, reason: str
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    officer: str,
+    need_id: uuid.UUID,
+    reason: str,
 ) -> asyncpg.Record:
     async with conn.transaction():
         n = await conn.fetchrow(q["lock_need"], need_id, org)
@@ -814,5 +908,5 @@ async def close_need(
             raise NotFound(f"no wish or offer {need_id}")
         to = move_need(NeedStatus(n["status"]), NeedStatus.CLOSED)
         row = await conn.fetchrow(q["set_need"], need_id, to.value, None, None)
-        await _history(conn, q, org, "need", need_id, to.value, officer, reason)
+        await _history(conn, q, contracts, org, "need", need_id, to.value, officer, reason)
     return row

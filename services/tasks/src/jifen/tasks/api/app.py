@@ -213,10 +213,12 @@ async def get_job(job_id: UUID, conn: Conn, q: Q, who: Reader) -> JobOut:
     summary="Claim a place on a job for a volunteer",
     responses=REFUSALS,
 )
-async def claim(job_id: UUID, body: ClaimIn, conn: Conn, q: Q, who: Actor) -> ClaimOut:
+async def claim(
+    job_id: UUID, body: ClaimIn, conn: Conn, q: Q, contracts: Events, who: Actor
+) -> ClaimOut:
     _acting_for(who, body.account_id)
     row = await handlers.claim_job(
-        conn, q, org=who.org, job_id=job_id, account_id=body.account_id, by=who.subject
+        conn, q, contracts, org=who.org, job_id=job_id, account_id=body.account_id, by=who.subject
     )
     return ClaimOut(**dict(row))
 
@@ -288,10 +290,12 @@ async def verify(
     summary="Withdraw a claim before the window starts: the place is released",
     responses=REFUSALS,
 )
-async def withdraw(job_id: UUID, account_id: PathId, conn: Conn, q: Q, who: Actor) -> ClaimOutFull:
+async def withdraw(
+    job_id: UUID, account_id: PathId, conn: Conn, q: Q, contracts: Events, who: Actor
+) -> ClaimOutFull:
     _acting_for(who, account_id)
     row = await handlers.withdraw_claim(
-        conn, q, org=who.org, job_id=job_id, account_id=account_id, by=who.subject
+        conn, q, contracts, org=who.org, job_id=job_id, account_id=account_id, by=who.subject
     )
     return ClaimOutFull(**dict(row))
 
@@ -377,11 +381,23 @@ async def list_communities(conn: Conn, q: Q, who: AnyMember) -> list[CommunityOu
     responses={**REFUSALS, 200: {"description": "Already registered: the registration"}},
 )
 async def register(
-    community_id: PathId, body: MemberIn, conn: Conn, q: Q, who: Actor, response: Response
+    community_id: PathId,
+    body: MemberIn,
+    conn: Conn,
+    q: Q,
+    contracts: Events,
+    who: Actor,
+    response: Response,
 ) -> MemberOut:
     _acting_for(who, body.account_id)
     row, created = await handlers.register_member(
-        conn, q, org=who.org, community_id=community_id, account_id=body.account_id, by=who.subject
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        community_id=community_id,
+        account_id=body.account_id,
+        by=who.subject,
     )
     if not created:
         response.status_code = 200
@@ -523,10 +539,16 @@ async def approve(
     responses=REFUSALS,
 )
 async def reject(
-    completion_id: UUID, body: ReasonIn, conn: Conn, q: Q, who: Officer
+    completion_id: UUID, body: ReasonIn, conn: Conn, q: Q, contracts: Events, who: Officer
 ) -> CompletionOut:
     row = await handlers.reject_completion(
-        conn, q, org=who.org, who=who.subject, completion_id=completion_id, reason=body.reason
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        who=who.subject,
+        completion_id=completion_id,
+        reason=body.reason,
     )
     return CompletionOut(**dict(row))
 
@@ -567,11 +589,11 @@ async def _appeal_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record)
     summary="Appeal a rejection, a hold or a credit that never arrived",
     responses=REFUSALS,
 )
-async def file_appeal(body: AppealIn, conn: Conn, q: Q, who: Actor) -> AppealOut:
+async def file_appeal(body: AppealIn, conn: Conn, q: Q, contracts: Events, who: Actor) -> AppealOut:
     c = await conn.fetchrow(q["get_completion"], body.completion_id, who.org)
     if c is None or (who.role == Role.VOLUNTEER and c["account_id"] != who.subject):
         raise HTTPException(404, f"no completion {body.completion_id}")
-    row = await handlers.file_appeal(conn, q, org=who.org, by=who.subject, body=body)
+    row = await handlers.file_appeal(conn, q, contracts, org=who.org, by=who.subject, body=body)
     return await _appeal_out(conn, q, row)
 
 
@@ -612,9 +634,18 @@ async def get_appeal(appeal_id: UUID, conn: Conn, q: Q, who: Reader) -> AppealOu
     summary="Decide an appeal; a later decision corrects an earlier one (none is edited)",
     responses=REFUSALS,
 )
-async def decide(appeal_id: UUID, body: DecisionIn, conn: Conn, q: Q, who: Officer) -> AppealOut:
+async def decide(
+    appeal_id: UUID, body: DecisionIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> AppealOut:
     row = await handlers.decide_appeal(
-        conn, q, org=who.org, who=who.subject, role=who.role.value, appeal_id=appeal_id, body=body
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        who=who.subject,
+        role=who.role.value,
+        appeal_id=appeal_id,
+        body=body,
     )
     return await _appeal_out(conn, q, row)
 
@@ -631,9 +662,11 @@ async def _hazard_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record)
 @hazards.post(
     "", status_code=201, response_model=HazardOut, summary="Report a hazard", responses=REFUSALS
 )
-async def report_hazard(body: HazardIn, conn: Conn, q: Q, who: Actor) -> HazardOut:
+async def report_hazard(
+    body: HazardIn, conn: Conn, q: Q, contracts: Events, who: Actor
+) -> HazardOut:
     _acting_for(who, body.account_id)
-    row = await handlers.report_hazard(conn, q, org=who.org, by=who.subject, body=body)
+    row = await handlers.report_hazard(conn, q, contracts, org=who.org, by=who.subject, body=body)
     return await _hazard_out(conn, q, row)
 
 
@@ -699,10 +732,13 @@ async def triage(
     summary="Merge a hazard report into an earlier one as a duplicate",
     responses=REFUSALS,
 )
-async def merge(hazard_id: UUID, body: MergeIn, conn: Conn, q: Q, who: Officer) -> HazardOut:
+async def merge(
+    hazard_id: UUID, body: MergeIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> HazardOut:
     row = await handlers.merge_hazard(
         conn,
         q,
+        contracts,
         org=who.org,
         officer=who.subject,
         hazard_id=hazard_id,
@@ -719,10 +755,16 @@ async def merge(hazard_id: UUID, body: MergeIn, conn: Conn, q: Q, who: Officer) 
     responses=REFUSALS,
 )
 async def close_hazard(
-    hazard_id: UUID, body: ReasonIn, conn: Conn, q: Q, who: Officer
+    hazard_id: UUID, body: ReasonIn, conn: Conn, q: Q, contracts: Events, who: Officer
 ) -> HazardOut:
     row = await handlers.close_hazard(
-        conn, q, org=who.org, officer=who.subject, hazard_id=hazard_id, reason=body.reason
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        officer=who.subject,
+        hazard_id=hazard_id,
+        reason=body.reason,
     )
     return await _hazard_out(conn, q, row)
 
@@ -741,8 +783,8 @@ async def _need_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record) -
     summary="Post a resident's micro-wish or a partner's offer",
     responses=REFUSALS,
 )
-async def post_need(body: NeedIn, conn: Conn, q: Q, who: Poster) -> NeedOut:
-    row = await handlers.post_need(conn, q, org=who.org, by=who.subject, body=body)
+async def post_need(body: NeedIn, conn: Conn, q: Q, contracts: Events, who: Poster) -> NeedOut:
+    row = await handlers.post_need(conn, q, contracts, org=who.org, by=who.subject, body=body)
     return await _need_out(conn, q, row)
 
 
@@ -783,11 +825,13 @@ async def get_need(need_id: UUID, conn: Conn, q: Q, who: AnyMember) -> NeedOut:
     summary="Claim a wish or offer for a volunteer or a partner",
     responses=REFUSALS,
 )
-async def claim_need(need_id: UUID, body: NeedClaimIn, conn: Conn, q: Q, who: Claimant) -> NeedOut:
+async def claim_need(
+    need_id: UUID, body: NeedClaimIn, conn: Conn, q: Q, contracts: Events, who: Claimant
+) -> NeedOut:
     if who.role in (Role.VOLUNTEER, Role.MERCHANT) and who.subject != body.claimed_by:
         raise HTTPException(403, f"a {who.role.value} may claim only for themselves")
     row = await handlers.claim_need(
-        conn, q, org=who.org, by=who.subject, need_id=need_id, claimant=body.claimed_by
+        conn, q, contracts, org=who.org, by=who.subject, need_id=need_id, claimant=body.claimed_by
     )
     return await _need_out(conn, q, row)
 
@@ -820,9 +864,11 @@ async def need_to_job(
     summary="Close a wish or offer with a reason",
     responses=REFUSALS,
 )
-async def close_need(need_id: UUID, body: ReasonIn, conn: Conn, q: Q, who: Officer) -> NeedOut:
+async def close_need(
+    need_id: UUID, body: ReasonIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> NeedOut:
     row = await handlers.close_need(
-        conn, q, org=who.org, officer=who.subject, need_id=need_id, reason=body.reason
+        conn, q, contracts, org=who.org, officer=who.subject, need_id=need_id, reason=body.reason
     )
     return await _need_out(conn, q, row)
 
@@ -842,6 +888,7 @@ async def close_need(need_id: UUID, body: ReasonIn, conn: Conn, q: Q, who: Offic
 async def audit_completions(
     conn: Conn,
     q: Q,
+    contracts: Events,
     who: Auditor,
     after: Annotated[
         str | None, Query(pattern=r"^[0-9]{1,18}$", description="A next_cursor from before")
@@ -899,7 +946,7 @@ def build_app(settings: TasksSettings | None = None) -> FastAPI:
         # "status" in a problem document is the HTTP status: a refused item's state is
         # reported as current_status
         facts = {("current_status" if k == "status" else k): v for k, v in exc.facts.items()}
-        return await handler(request, Refusal(exc.reason, exc.detail, **facts))  # type: ignore[no-any-return,misc]
+        return await handler(request, Refusal(exc.reason, exc.detail, **facts))  # type: ignore[no-any-return,misc,arg-type]
 
     @app.exception_handler(handlers.NotFound)
     async def _missing(request: Request, exc: handlers.NotFound) -> Response:
