@@ -15,7 +15,7 @@ import pytest
 from jifen.points.audit.offline import load_keys
 from jifen.points.audit.report import write_report
 from jifen.points.db import MIGRATIONS
-from tests.integration.audit_fixtures import ledger_in, sample_batches
+from tests.integration.test_audit_fixtures import ledger_in, sample_batches
 
 FreshDb = Callable[[Path], Awaitable[str]]
 

@@ -1,6 +1,6 @@
-"""Shared pieces of the audit integration tests: a real ledger built through the real
-LedgerWorker.append in a fresh database, the points API in-process on that database, and
-exports fetched through the audit API."""
+"""Shared pieces of the audit integration tests (helpers only, no tests here): a real
+ledger built through the real LedgerWorker.append in a fresh database, the points API
+in-process on that database, and exports fetched through the audit API."""
 
 from __future__ import annotations
 
