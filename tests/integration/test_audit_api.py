@@ -11,10 +11,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from jifen.points.audit import store
 from jifen.points.audit.domain.checkpoint import Checkpoint, public_key_from_raw
 from jifen.points.audit.domain.merkle import verify_consistency, verify_inclusion
 from jifen.points.audit.offline import load_keys, verify_files
-from jifen.points.db import MIGRATIONS
+from jifen.points.db import MIGRATIONS, queries
 from tests.integration.test_audit_fixtures import ORG, OTHER_ORG, ledger_in, sample_batches
 
 FreshDb = Callable[[Path], Awaitable[str]]
@@ -108,6 +109,13 @@ async def test_only_auditors_of_the_organisation_see_content(
         assert r.status_code == 404
         r = await lg.http.get(f"/v1/audit/entries/{entry_id}/inclusion", headers=lg.auth())
         assert r.status_code == 200
+        # an entry placed in the tree after the latest checkpoint: ask for a newer one
+        await lg.append(sample_batches(lg.book)[1][:1])
+        async with lg.pool.acquire() as conn:
+            assert await store.sequence(conn, queries()) == 1
+        newest = (await lg.rows("vol-c"))[0]["id"]
+        r = await lg.http.get(f"/v1/audit/entries/{newest}/inclusion", headers=lg.auth())
+        assert r.status_code == 409 and r.json()["reason"] == "not_yet_checkpointed", r.text
         r = await lg.http.get(
             "/v1/audit/consistency", params={"first": 5, "second": 2}, headers=lg.auth()
         )
