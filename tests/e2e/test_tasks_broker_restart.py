@@ -30,7 +30,7 @@ def own_stack() -> Iterator[DevStack]:
     home = Path(tempfile.mkdtemp(prefix="jifen-restart-"))
     os.chmod(home, 0o755)  # noqa: S103 - the 'postgres' user must reach the data dir
     s = DevStack(
-        home, _free_ports(), say=False, extra_env={"JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "3"}
+        home, _free_ports(), say=False, extra_env={"JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "2"}
     )
     try:
         s.start_infra()

@@ -686,9 +686,15 @@ async def list_hazards(
 ) -> list[HazardOut]:
     account = who.subject if who.role == Role.VOLUNTEER else None
     rows = await conn.fetch(
-        q["list_hazards"], who.org, status.value if status else None, community_id, account, limit
+        q["list_hazards"],
+        who.org,
+        status.value if status else None,
+        community_id,
+        account,
+        limit,
+        kind.value if kind else None,
     )
-    return [await _hazard_out(conn, q, r) for r in rows if kind is None or r["kind"] == kind]
+    return [await _hazard_out(conn, q, r) for r in rows]
 
 
 @hazards.get(

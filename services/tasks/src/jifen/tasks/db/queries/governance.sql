@@ -194,7 +194,7 @@ SELECT * FROM hazard_report WHERE id = $1 AND org_id = $2 FOR UPDATE;
 -- name: list_hazards
 SELECT * FROM hazard_report
 WHERE org_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR community_id = $3)
-  AND ($4::text IS NULL OR account_id = $4)
+  AND ($4::text IS NULL OR account_id = $4) AND ($6::text IS NULL OR kind = $6)
 ORDER BY created_at, id LIMIT $5;
 
 -- name: set_hazard
