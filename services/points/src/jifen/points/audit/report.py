@@ -172,7 +172,7 @@ body {{ font-family: sans-serif; margin: 2em; max-width: 60em; color: #1a202c; }
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #cbd5e0; padding: 4px 8px; }}
 .figure {{ font-size: 1.4em; font-weight: bold; }}
 </style></head><body>
-<h1>积分 ledger audit report</h1>
+<h1>Jifen (积分) points ledger: audit report</h1>
 <p>Generated {generated:%Y-%m-%d %H:%M} UTC, offline, from an export of
 {result.tree_size} ledger positions ({result.entries_checked} entries of your organisation,
 {result.redacted} of others checked by hash only).</p>
