@@ -317,3 +317,66 @@ async def test_fifty_concurrent_claims_on_five_places(apis: dict[str, Api]) -> N
     assert {r.json()["reason"] for r in results if r.status_code == 409} == {"job_full"}
     r = await tasks.http.get(f"/v1/jobs/{job['id']}", headers=app)
     assert r.json()["claimed"] == 5
+
+
+async def test_a_monthly_repair_day_rolls_into_the_next_months_once(apis: dict[str, Api]) -> None:
+    tasks = apis["tasks"]
+    org = _org()
+    officer = tasks.auth("officer", org=org)
+    start = datetime(2032, 5, 15, 1, tzinfo=UTC)
+    repair = await _job(
+        tasks,
+        org,
+        title="免费维修电动车 Free e-bike repair day",
+        category="free_repair_day",
+        points=30,
+        capacity=4,
+        recurrence="monthly",
+        place={"address": "蓬莱路 1 号"},
+        starts_at=start.isoformat(),
+        ends_at=(start + timedelta(hours=8)).isoformat(),
+    )
+    assert repair["recurrence"] == "monthly" and repair["series_id"] == repair["id"]
+    await _job(
+        tasks, org, starts_at=start.isoformat(), ends_at=(start + timedelta(hours=1)).isoformat()
+    )
+
+    r = await tasks.http.post(
+        "/v1/menus/roll", headers=officer, json={"community_id": "penglai-grid", "month": "2032-06"}
+    )
+    assert r.status_code == 201, r.text
+    [june] = r.json()  # only the recurring job rolls
+    assert june["starts_at"].startswith("2032-06-15T01:00:00")
+    assert june["ends_at"].startswith("2032-06-15T09:00:00")
+    assert (june["series_id"], june["points"], june["capacity"], june["claimed"]) == (
+        repair["id"],
+        30,
+        4,
+        0,
+    )
+    assert june["place_address"] == "蓬莱路 1 号"
+    # rolling the same month again adds nothing
+    r = await tasks.http.post(
+        "/v1/menus/roll", headers=officer, json={"community_id": "penglai-grid", "month": "2032-06"}
+    )
+    assert r.status_code == 201 and r.json() == []
+    r = await tasks.http.get("/v1/jobs", headers=officer, params={"month": "2032-06"})
+    assert [j["id"] for j in r.json()] == [june["id"]]
+
+    # a monthly job on the 30th could not recur in February: refused, said why
+    late = datetime(2032, 5, 30, 1, tzinfo=UTC)
+    r = await tasks.http.post(
+        "/v1/jobs",
+        headers=officer,
+        json={
+            "community_id": "penglai-grid",
+            "title": "月底 month end",
+            "category": "other",
+            "points": 5,
+            "capacity": 1,
+            "recurrence": "monthly",
+            "starts_at": late.isoformat(),
+            "ends_at": (late + timedelta(hours=1)).isoformat(),
+        },
+    )
+    assert r.status_code == 409 and "day 1-28" in r.json()["detail"]

@@ -116,3 +116,21 @@ def test_hazard_and_need_moves() -> None:
     assert move_need(NeedStatus.CLAIMED, NeedStatus.IN_PROGRESS) is NeedStatus.IN_PROGRESS
     with pytest.raises(WrongState):
         move_need(NeedStatus.CLOSED, NeedStatus.CLAIMED)
+
+
+def test_a_monthly_job_recurs_on_its_day_with_its_time_and_length() -> None:
+    from jifen.tasks.domain.jobs import Recurrence, check_recurrence, occurrence_in
+
+    repair = Window(
+        datetime(2026, 11, 15, 1, 0, tzinfo=UTC), datetime(2026, 11, 15, 9, 30, tzinfo=UTC)
+    )
+    dec = occurrence_in(repair, "2026-12")
+    assert dec == Window(
+        datetime(2026, 12, 15, 1, 0, tzinfo=UTC), datetime(2026, 12, 15, 9, 30, tzinfo=UTC)
+    )
+    assert occurrence_in(repair, "2027-02").starts_at == datetime(2027, 2, 15, 1, tzinfo=UTC)
+    check_recurrence(Recurrence.MONTHLY, repair)
+    late = Window(datetime(2026, 1, 30, tzinfo=UTC), datetime(2026, 1, 30, 2, tzinfo=UTC))
+    check_recurrence(None, late)
+    with pytest.raises(WrongState, match="day 1-28"):
+        check_recurrence(Recurrence.MONTHLY, late)

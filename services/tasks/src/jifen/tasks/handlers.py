@@ -26,6 +26,7 @@ from jifen.tasks.api.schemas import (
     MenuIn,
     MenuJob,
     NeedIn,
+    Place,
 )
 from jifen.tasks.domain.intake import HazardStatus, NeedStatus, move_hazard, move_need
 from jifen.tasks.domain.jobs import (
@@ -36,6 +37,7 @@ from jifen.tasks.domain.jobs import (
     JobFull,
     NeedsAdmin,
     NoClaim,
+    Recurrence,
     SelfVerification,
     UnknownCommunity,
     VerificationMode,
@@ -43,11 +45,14 @@ from jifen.tasks.domain.jobs import (
     WrongState,
     check_category,
     check_checkin_code,
+    check_recurrence,
     check_rejectable,
     check_revocable,
     check_verifier,
     check_window,
     check_withdrawal,
+    month_of,
+    occurrence_in,
 )
 from jifen.tasks.domain.limits import (
     Hold,
@@ -84,15 +89,22 @@ async def insert_job(
     officer: str,
     community_id: str,
     job: JobIn | MenuJob,
+    series: tuple[uuid.UUID, str] | None = None,
 ) -> asyncpg.Record:
-    """Insert one job and its event; the caller holds the transaction."""
+    """Insert one job and its event; the caller holds the transaction.
+
+    ``series`` (id, month) adds a month to a recurring series; None if that month has it."""
     custom = {r["code"] for r in await conn.fetch(q["list_categories"], org)}
     check_category(job.category, custom)
+    check_recurrence(job.recurrence, Window(job.starts_at, job.ends_at))
     mode = VerificationMode(job.verification)
     place = job.place
+    job_id = uuid.uuid4()
+    if series is None and job.recurrence is not None:
+        series = (job_id, month_of(job.starts_at.astimezone(UTC)))
     row = await conn.fetchrow(
         q["insert_job"],
-        uuid.uuid4(),
+        job_id,
         org,
         community_id,
         job.title,
@@ -108,7 +120,12 @@ async def insert_job(
         place.address if place else None,
         place.lat if place else None,
         place.lng if place else None,
+        job.recurrence.value if job.recurrence else None,
+        series[0] if series else None,
+        series[1] if series else None,
     )
+    if row is None:  # this month of the series exists already
+        return None
     event = contracts.new_event(
         "jifen.tasks.job.published.v1",
         source=SOURCE,
@@ -910,3 +927,50 @@ async def close_need(
         row = await conn.fetchrow(q["set_need"], need_id, to.value, None, None)
         await _history(conn, q, contracts, org, "need", need_id, to.value, officer, reason)
     return row
+
+
+async def roll_menu(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    officer: str,
+    community_id: str,
+    month: str,
+) -> list[asyncpg.Record]:
+    """Publish ``month``'s occurrence of every recurring job of a community. Idempotent: a
+    month a series already has is skipped, so rolling twice adds nothing."""
+    made = []
+    async with conn.transaction():
+        for t in await conn.fetch(q["series_templates"], org, community_id, month):
+            w = occurrence_in(Window(t["starts_at"], t["ends_at"]), month)
+            job = MenuJob(
+                title=t["title"],
+                description=t["description"],
+                category=t["category"],
+                points=t["points"],
+                capacity=t["capacity"],
+                starts_at=w.starts_at,
+                ends_at=w.ends_at,
+                verification=VerificationMode(t["verification"]),
+                place=Place(
+                    address=t["place_address"] or "", lat=t["place_lat"], lng=t["place_lng"]
+                )
+                if t["place_address"] is not None
+                else None,
+                recurrence=Recurrence(t["recurrence"]),
+            )
+            row = await insert_job(
+                conn,
+                q,
+                contracts,
+                org=org,
+                officer=officer,
+                community_id=community_id,
+                job=job,
+                series=(t["series_id"], month),
+            )
+            if row is not None:
+                made.append(row)
+    return made

@@ -57,6 +57,7 @@ from jifen.tasks.api.schemas import (
     OrganisationIn,
     OrganisationOut,
     ReasonIn,
+    RollIn,
     StatusChangeOut,
     TriageIn,
 )
@@ -312,6 +313,31 @@ async def publish_menu(
 ) -> list[JobOut]:
     rows = await handlers.publish_menu(
         conn, q, contracts, org=who.org, officer=who.subject, menu=body
+    )
+    return [_job_out(r, who) for r in rows]
+
+
+@menus.post(
+    "/roll",
+    status_code=201,
+    response_model=list[JobOut],
+    summary="Publish a month's occurrence of every recurring job of a community (idempotent)",
+    description="Each monthly series (e.g. a repair day on the 15th) gets its job for the "
+    "month: same day, time, length, points and places. A month a series already has is "
+    "skipped, so the list is empty when rolled twice.",
+    responses=REFUSALS,
+)
+async def roll_menu(
+    body: RollIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> list[JobOut]:
+    rows = await handlers.roll_menu(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        officer=who.subject,
+        community_id=body.community_id,
+        month=body.month,
     )
     return [_job_out(r, who) for r in rows]
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from jifen.tasks.domain.intake import HazardKind, NeedKind
-from jifen.tasks.domain.jobs import VerificationMode
+from jifen.tasks.domain.jobs import Recurrence, VerificationMode
 
 IdStr = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", examples=["vol-0001"])]
 CategoryCode = Annotated[
@@ -85,6 +85,11 @@ class JobIn(BaseModel):
         "Organisation limits apply in every mode.",
     )
     place: Place | None = None
+    recurrence: Recurrence | None = Field(
+        default=None,
+        description="monthly: the job repeats on the same day of each month (day 1-28); "
+        "POST /v1/menus/roll publishes the next months.",
+    )
 
     @model_validator(mode="after")
     def _window(self) -> JobIn:
@@ -114,6 +119,8 @@ class JobOut(BaseModel):
     checkin_code: str | None = Field(
         default=None, description="Shown to officers and admins only, to display at the site."
     )
+    recurrence: str | None = None
+    series_id: UUID | None = None
 
 
 class ClaimIn(BaseModel):
@@ -316,6 +323,7 @@ class MenuJob(BaseModel):
     ends_at: When
     verification: VerificationMode = VerificationMode.OFFICER
     place: Place | None = None
+    recurrence: Recurrence | None = None
 
 
 class MenuIn(BaseModel):
@@ -565,3 +573,12 @@ class AuditPage(BaseModel):
     )
     items: list[AuditCompletion]
     next_cursor: str | None
+
+
+class RollIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"community_id": "penglai-grid", "month": "2027-01"}]},
+    )
+    community_id: IdStr
+    month: Annotated[str, Field(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2027-01"])]

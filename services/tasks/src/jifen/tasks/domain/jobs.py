@@ -197,3 +197,28 @@ def check_rejectable(status: CompletionStatus, rejecter: str, volunteer: str) ->
             f"only a submitted or held completion can be rejected; this one is {status.value}",
             status=status.value,
         )
+
+
+class Recurrence(StrEnum):
+    MONTHLY = "monthly"  # the same day of every month, same time, same length
+
+
+def month_of(at: datetime) -> str:
+    return f"{at.year:04d}-{at.month:02d}"
+
+
+def occurrence_in(window: Window, month: str) -> Window:
+    """The window of a monthly job's occurrence in ``month`` ("YYYY-MM"): same day of the
+    month, same time of day, same length. Days above 28 are refused when the series is made,
+    so every month has the day."""
+    year, mon = map(int, month.split("-"))
+    start = window.starts_at.replace(year=year, month=mon)
+    return Window(start, start + (window.ends_at - window.starts_at))
+
+
+def check_recurrence(recurrence: Recurrence | None, window: Window) -> None:
+    if recurrence is Recurrence.MONTHLY and window.starts_at.day > 28:
+        raise WrongState(
+            "a monthly job must start on day 1-28, so that every month has its day",
+            day=window.starts_at.day,
+        )

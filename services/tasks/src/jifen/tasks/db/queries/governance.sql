@@ -239,3 +239,10 @@ SELECT EXISTS (
     WHERE (verified_event IS NOT NULL AND credited_at IS NULL AND verified_at < now() - $1::interval)
        OR (status = 'revoked' AND reversed_at IS NULL AND revoked_at < now() - $1::interval)
 );
+
+-- name: series_templates
+-- the latest job of each recurring series of a community before the given month
+SELECT DISTINCT ON (series_id) *
+FROM job
+WHERE org_id = $1 AND community_id = $2 AND recurrence IS NOT NULL AND series_month < $3
+ORDER BY series_id, starts_at DESC;

@@ -1,8 +1,9 @@
 -- name: insert_job
 INSERT INTO job (id, org_id, community_id, title, description, category, points, capacity,
                  starts_at, ends_at, verification, created_by, checkin_code,
-                 place_address, place_lat, place_lng)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                 place_address, place_lat, place_lng, recurrence, series_id, series_month)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+ON CONFLICT (series_id, series_month) DO NOTHING
 RETURNING *;
 
 -- name: get_job
