@@ -340,6 +340,10 @@ async def get_wallet(
 ) -> WalletOut:
     if who.role == Role.VOLUNTEER and who.subject != account_id:
         raise HTTPException(404, f"no wallet {account_id} visible to you")
+    if who.role != Role.VOLUNTEER and not await conn.fetchval(
+        q["wallet_in_org"], account_id, who.org
+    ):
+        raise HTTPException(404, f"no wallet {account_id} in organisation {who.org}")
     w, window = await handlers.wallet_view(conn, q, account_id, who.org)
     return WalletOut(
         account_id=account_id,

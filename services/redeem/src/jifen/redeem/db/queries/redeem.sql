@@ -218,3 +218,9 @@ WHERE w.ledger_balance - w.held < 0
   AND EXISTS (SELECT 1 FROM wallet_credit c WHERE c.account_id = w.account_id AND c.org_id = $1)
 ORDER BY w.account_id
 LIMIT $2;
+
+-- name: wallet_in_org
+-- staff of an organisation see a wallet only if the account earned or spent there: account
+-- ids are global, so without this another organisation's officer could read any balance
+SELECT EXISTS (SELECT 1 FROM wallet_credit WHERE account_id = $1 AND org_id = $2)
+    OR EXISTS (SELECT 1 FROM redemption WHERE account_id = $1 AND org_id = $2);
