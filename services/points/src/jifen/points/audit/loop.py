@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import asyncpg
 from prometheus_client import Counter, Gauge
 
 from jifen.points.audit import store
+from jifen.points.audit.domain.canonical import entry_from_row, leaf_bytes, recompute_entry_hash
+from jifen.points.audit.domain.checkpoint import Checkpoint, checkpoint_signature_ok
+from jifen.points.audit.domain.merkle import leaf_hash, verify_consistency
+from jifen.points.audit.keys import public_keys
 from jifen.points.db import queries
 from jifen.points.settings import PointsSettings
 
@@ -36,6 +41,45 @@ CHECKPOINT_TIME = Gauge(
 )
 
 
+VERIFIED_OK = Gauge(
+    "jifen_points_audit_verification_ok",
+    "1 if the last self-verification held (new checkpoint signed by a published key and "
+    "consistent with the previous one; every newly placed entry's hash and leaf recomputed), "
+    "0 if it failed: possible tampering, see the worker's log.",
+)
+VERIFIED_AT = Gauge(
+    "jifen_points_audit_last_verification_timestamp_seconds", "When the last self-verification ran."
+)
+
+
+async def self_verify(
+    conn: asyncpg.Connection, keys_dir: Path, previous: Checkpoint | None, cp: Checkpoint
+) -> list[str]:
+    """What an auditor would check of the step from ``previous`` to ``cp``; the problems found."""
+    q = queries()
+    problems: list[str] = []
+    why = checkpoint_signature_ok(cp, public_keys(keys_dir))
+    if why:
+        problems.append(f"checkpoint {cp.tree_size}: {why}")
+    first = previous.tree_size if previous else 0
+    if previous is not None and previous.tree_size < cp.tree_size:
+        proof = await store.consistency(conn, q, previous.tree_size, cp.tree_size)
+        if not verify_consistency(
+            previous.tree_size, cp.tree_size, previous.root_hash, cp.root_hash, proof
+        ):
+            problems.append(f"checkpoint {cp.tree_size} is not consistent with {first}")
+    for row in await conn.fetch(q["audit_export_range"], first, cp.tree_size):
+        if row["entry_id"] is None:
+            problems.append(f"position {row['position']}: its entry {row['placed_id']} is gone")
+            continue
+        entry = entry_from_row(row)
+        if recompute_entry_hash(entry) != row["entry_hash"]:
+            problems.append(f"entry {row['entry_id']}: content does not match its entry_hash")
+        elif leaf_hash(leaf_bytes(entry)) != bytes(row["leaf_hash"]):
+            problems.append(f"entry {row['entry_id']}: content does not match its tree leaf")
+    return problems
+
+
 class AuditSettings(PointsSettings):
     """``JIFEN_POINTS_AUDIT_SEQUENCE_SECONDS`` and ``JIFEN_POINTS_AUDIT_CHECKPOINT_SECONDS``."""
 
@@ -48,6 +92,7 @@ async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
     q = queries()
     clock = asyncio.get_running_loop()
     last_checkpoint = clock.time()
+    previous: Checkpoint | None = None
     while True:
         try:
             async with pool.acquire() as conn:
@@ -58,6 +103,13 @@ async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
                     last_checkpoint = clock.time()
                     CHECKPOINT_SIZE.set(cp.tree_size)
                     CHECKPOINT_TIME.set_to_current_time()
+                    if previous is None or cp.tree_size != previous.tree_size:
+                        problems = await self_verify(conn, settings.keys_dir, previous, cp)
+                        VERIFIED_OK.set(0 if problems else 1)
+                        VERIFIED_AT.set_to_current_time()
+                        for problem in problems[:50]:
+                            log.error("self-verification: %s", problem)
+                        previous = cp
                     log.info("audit checkpoint %s root %s", cp.tree_size, cp.root_hash.hex())
         except asyncio.CancelledError:
             raise
