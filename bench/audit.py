@@ -100,18 +100,25 @@ def proof_sizes(n: int) -> tuple[int, int]:
     return longest * 32, consistency * 32
 
 
-def bench_audit(home: Path, rep: Report, n: int) -> None:
-    export = home / "export.ndjson"
-    t = time.perf_counter()
-    key, _ = write_export(export, n)
-    rep.notes.append(f"audit: wrote the {n:,}-entry export in {time.perf_counter() - t:.1f}s")
-    keys = home / "keys-public"
-    keys.mkdir(exist_ok=True)
-    (keys / "k1.pem").write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+def bench_audit(home: Path, rep: Report, n: int, cache: Path | None = None) -> None:
+    """``cache``: a folder (under the ignored results/) keeping the export and its public key
+    between runs, since writing a million chained entries takes minutes in Python."""
+    folder = cache or home
+    folder.mkdir(parents=True, exist_ok=True)
+    export = folder / f"export-{n}.ndjson"
+    keys = folder / f"keys-{n}"
+    if not (export.exists() and (keys / "k1.pem").exists()):
+        t = time.perf_counter()
+        key, _ = write_export(export, n)
+        rep.notes.append(f"audit: wrote the {n:,}-entry export in {time.perf_counter() - t:.1f}s")
+        keys.mkdir(exist_ok=True)
+        (keys / "k1.pem").write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
         )
-    )
+    else:
+        rep.notes.append(f"audit: reused the export in {folder} (delete it to write a new one)")
     size = export.stat().st_size
     jifen = Path(sys.executable).parent / "jifen"
     t = time.perf_counter()
@@ -164,7 +171,6 @@ def bench_audit(home: Path, rep: Report, n: int) -> None:
         target=1,
         met=took < 10,
     )
-    export.unlink()
     for m in (1_000, 1_000_000):
         inc, cons = proof_sizes(m)
         bound = math.ceil(math.log2(m)) * 32

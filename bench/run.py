@@ -35,7 +35,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from jifen.kernel.contracts import Contracts, isoformat
-from jifen.kernel.devstack import SERVICES, DevStack, Ports
+from jifen.kernel.devstack import SERVICES, DevStack, Ports, Proc
 from jifen.kernel.kafka import ensure_topics
 from jifen.kernel.settings import REPO_ROOT
 from jifen.kernel.stack import free_port
@@ -511,8 +511,9 @@ print(json.dumps({{"seconds": took, "stored": stored, "version": version("events
 # services for (4) and (5)
 
 
-def start_services(stack: DevStack) -> None:
-    """The six service processes (not the signals app: it would replay every benchmark event)."""
+def start_services(stack: DevStack, profile: bool = False) -> None:
+    """The six service processes (not the signals app: it would replay every benchmark event).
+    ``profile``: the redeem API runs under pyinstrument (redeem-api-profile.txt)."""
     for s in SERVICES:
         subprocess.run(
             [sys.executable, "-m", f"jifen.{s}", "migrate"],
@@ -523,7 +524,20 @@ def start_services(stack: DevStack) -> None:
         )
     order = [(s, k) for s in SERVICES for k in ("api", "worker")]
     for s, k in order:
-        stack.start_process(s, k)
+        if profile and (s, k) == ("redeem", "api"):
+            out = stack.home / "redeem-api-profile.txt"
+            log = (stack.home / "log" / "redeem-api.log").open("ab")
+            cmd = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", str(out)]
+            popen = subprocess.Popen(
+                [*cmd, "-m", "jifen.redeem", "api"],
+                env=stack.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+            )
+            stack.procs["redeem-api"] = Proc("redeem-api", stack.ports.redeem, popen)
+        else:
+            stack.start_process(s, k)
     for s, k in order:
         stack.wait_ready(stack.procs[f"{s}-{k}"])
 
@@ -876,7 +890,7 @@ def bench_audit(home: Path, rep: Report, n: int) -> None:
     from bench.audit import bench_audit as run_audit
 
     try:
-        run_audit(home, rep, n)
+        run_audit(home, rep, n, cache=REPO_ROOT / "results" / ".audit-cache")
     except Exception as exc:  # the verifier is someone else's work in progress
         rep.add("6 audit", "not done: " + type(exc).__name__, None, "")
         rep.notes.append(f"audit part not done: {exc!r}")
@@ -901,6 +915,21 @@ def ratios(rep: Report) -> None:
     p99 = next((r["value"] for r in rep.rows if "ledger tx, p99" in r["what"]), None)
     if p99 is not None:
         rep.add("ratio", "latency p99 / 1 s target", p99 / 1000, "×", target=1, met=p99 < 1000)
+    verify = next((r for r in rep.rows if r["what"] == "verify rate"), None)
+    sha = next((r for r in rep.rows if r["what"].startswith("reference: bare SHA-256")), None)
+    if verify and sha:
+        rep.add(
+            "ratio",
+            "audit verify / bare SHA-256 of the export, entries/s",
+            verify["value"] / sha["value"],
+            "×",
+        )
+    edge = next((r for r in rep.rows if r["what"].startswith("completions posted")), None)
+    health = next((r for r in rep.rows if r["what"].startswith("reference: GET /healthz")), None)
+    if edge and health:
+        rep.add(
+            "ratio", "completion POSTs / GET /healthz, req/s", edge["value"] / health["value"], "×"
+        )
     api = next(
         (r for r in rep.rows if r["what"].startswith("API: ") and r["unit"] == "accepted/s"), None
     )
@@ -926,7 +955,7 @@ def chart(rep: Report, out: Path) -> None:
     pairs = [
         (r["what"], r["value"])
         for r in rep.rows
-        if r["unit"] in ("rows/s", "events/s", "accepted/s", "req/s") and r["value"]
+        if r["unit"] in ("rows/s", "events/s", "accepted/s", "req/s", "entries/s") and r["value"]
     ]
     ratio_rows = [(r["what"], r["value"]) for r in rep.rows if r["part"] == "ratio"]
     fig, (a, b) = plt.subplots(
@@ -972,7 +1001,7 @@ async def main_async(args: argparse.Namespace) -> Report:
         stack.start_infra()
         await ensure_topics(stack.broker.bootstrap)
         if only & {"4", "5"}:
-            start_services(stack)
+            start_services(stack, profile=args.profile)
             if "5" in only:
                 await bench_http(stack, rep, size["http"], size["http_clients"])
             if "4" in only:
@@ -995,7 +1024,7 @@ async def main_async(args: argparse.Namespace) -> Report:
             )
         if "3" in only:
             bench_peer(stack, rep, size["n"], size["accounts"], 2000)
-        for extra in ("worker-profile.txt", "worker-metrics.txt"):
+        for extra in ("worker-profile.txt", "worker-metrics.txt", "redeem-api-profile.txt"):
             if (home / extra).exists():
                 (REPO_ROOT / "results" / stamp).mkdir(parents=True, exist_ok=True)
                 shutil.copy(home / extra, REPO_ROOT / "results" / stamp / extra)
@@ -1049,7 +1078,9 @@ def main() -> int:
     p.add_argument("--n", type=int, default=0, help="ingest events (overrides the size's n)")
     p.add_argument("--only", default="", help="comma-separated parts to run, e.g. 1,2,3")
     p.add_argument(
-        "--profile", action="store_true", help="run the ingest worker under pyinstrument"
+        "--profile",
+        action="store_true",
+        help="run the ingest worker and the redeem API under pyinstrument",
     )
     args = p.parse_args()
     rep = asyncio.run(main_async(args))
