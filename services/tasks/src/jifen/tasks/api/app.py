@@ -1,4 +1,6 @@
-"""The tasks API: jobs, claims, completions, verification."""
+"""The tasks API: organisations and communities, jobs and monthly menus, claims, completions
+and their review (verify, hold, approve, reject, revoke), appeals, hazard reports, wishes and
+offers, and the auditors' listing of verified completions."""
 
 from __future__ import annotations
 
