@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -1006,6 +1007,11 @@ async def main_async(args: argparse.Namespace) -> Report:
                 await bench_http(stack, rep, size["http"], size["http_clients"])
             if "4" in only:
                 await bench_redeem(stack, rep, size["redeem"], size["clients"])
+            profiled = stack.procs.get("redeem-api") if args.profile else None
+            if profiled is not None:  # pyinstrument renders its report on exit: give it time
+                profiled.popen.send_signal(signal.SIGINT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    profiled.popen.wait(120)
             for name in list(stack.procs):
                 stack.stop_process(name)
         else:
