@@ -10,11 +10,12 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help deps system run stop test lint typecheck unit integration e2e fmt clean bench
+.PHONY: help deps system run demo stop test lint typecheck unit integration e2e fmt clean bench
 
 help:
 	@echo "make run    - start PostgreSQL, the broker and the three services, seed demo data"
 	@echo "make stop   - stop a running 'make run' from another shell"
+	@echo "make demo   - with 'make run' up: a simulated month of a district, then an audit"
 	@echo "make test   - lint, type-check and run the whole test suite (own broker and PostgreSQL)"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - benchmarks with ratios to references (SIZE=quick|full, N=events); docs/BENCH.md"
@@ -50,6 +51,10 @@ deps: $(VENV)/.synced system
 run: deps
 	@$(VENV)/bin/jifen stack up
 
+# with `make run` up, in another shell: a simulated month that moves every metric
+demo: $(VENV)/.synced
+	@$(VENV)/bin/jifen demo
+
 stop: $(VENV)/.synced
 	@$(VENV)/bin/jifen stack down
 
@@ -76,7 +81,7 @@ unit: deps
 SIZE ?= quick
 N ?=
 BENCH_VENV := .tools/bench-venv
-bench: $(UV) postgres
+bench: deps
 	@UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --frozen --all-packages --group dev --group bench --quiet
 	@$(BENCH_VENV)/bin/python -m bench --size $(SIZE) $(if $(N),--n $(N)) $(BENCH_ARGS)
 

@@ -61,6 +61,29 @@ def stack_down() -> None:
     sys.exit(down())
 
 
+@app.command("demo")
+def demo(
+    volunteers: Annotated[int, typer.Option(min=10, max=2000)] = 300,
+    jobs: Annotated[int, typer.Option(min=5, max=500)] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 7,
+    keys_dir: KeysDir = REPO_ROOT / "var" / "keys",
+) -> None:
+    """Drive the running stack (`make run`) through a simulated month of a district."""
+    import os
+
+    from jifen.kernel.simulate import main as simulate
+
+    def url(name: str, port: int) -> str:
+        return f"http://127.0.0.1:{os.environ.get(f'JIFEN_{name.upper()}_PORT', port)}"
+
+    urls = {
+        "tasks": url("tasks", 8001),
+        "points": url("points", 8002),
+        "redeem": url("redeem", 8003),
+    }
+    sys.exit(simulate(urls, keys_dir, url("prometheus", 9090), volunteers, jobs, seed))
+
+
 def _load_plugins() -> None:
     """Services add their own command groups (e.g. ``jifen audit``) through the ``jifen.cli``
     entry-point group, so the kernel never imports a service."""
