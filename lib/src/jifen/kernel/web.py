@@ -6,6 +6,7 @@ words carry a machine-readable ``reason`` and the numbers involved.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -51,6 +52,9 @@ class _Observe(BaseHTTPMiddleware):
             return problem(
                 413, "Payload Too Large", f"body of {length} bytes exceeds {MAX_BODY_BYTES}"
             )
+        refused = await _unstorable_text(request)
+        if refused is not None:
+            return refused
         start = time.perf_counter()
         status = 500
         try:
@@ -64,6 +68,55 @@ class _Observe(BaseHTTPMiddleware):
             HTTP_LATENCY.labels(self.service, template, request.method).observe(
                 time.perf_counter() - start
             )
+
+
+def _bad_text(value: Any, where: str) -> str | None:
+    """Where a decoded JSON value holds text PostgreSQL cannot store (NUL) or that is not
+    Unicode at all (a lone surrogate from a ``\\ud800`` escape); None when it is all fine."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where}: text may not contain NUL (U+0000)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where}: not valid Unicode (a lone surrogate escape)"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _bad_text(k, f"{where}.{k}") or _bad_text(v, f"{where}.{k}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _bad_text(v, f"{where}.{i}")
+            if found:
+                return found
+    return None
+
+
+async def _unstorable_text(request: Request) -> JSONResponse | None:
+    """Refuse (413/422) a body over the bound even when sent without Content-Length, and NUL
+    or lone surrogates in the body, query or path: they would reach the database driver and
+    come back as a 500 instead of saying what was wrong."""
+    for name, value in [("path", request.url.path), *request.query_params.multi_items()]:
+        found = _bad_text(value, "path" if name == "path" else f"query.{name}")
+        if found:
+            return problem(422, "Unprocessable Content", found)
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return problem(
+            413, "Payload Too Large", f"body of {len(body)} bytes exceeds {MAX_BODY_BYTES}"
+        )
+    if b"\\u" not in body and b"\x00" not in body:
+        return None  # no escapes: the JSON decoder itself rejects raw NUL and bad UTF-8
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return None  # malformed JSON: the validation handler says so
+    found = _bad_text(decoded, "body")
+    return problem(422, "Unprocessable Content", found) if found else None
 
 
 def create_app(

@@ -1,0 +1,92 @@
+"""The shared HTTP edge refuses text the database cannot store and bodies over the bound,
+with a 4xx that says what was wrong, before any handler runs."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from jifen.kernel.web import MAX_BODY_BYTES, create_app
+
+
+class Note(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+
+
+def _app() -> httpx.AsyncClient:
+    app = create_app(service="t", title="t", description="t")
+
+    @app.post("/notes")
+    async def post(note: Note) -> dict[str, str]:
+        return {"text": note.text}
+
+    @app.get("/notes")
+    async def get(q: str = "") -> dict[str, str]:
+        return {"q": q}
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_fine_chinese_text_with_combining_marks_and_rtl_passes_through() -> None:
+    text = "为独居老人送餐 e\u0301 \u202e\u4e2d\u6587 \U0001f6b2"
+    async with _app() as c:
+        r = await c.post("/notes", json={"text": text})
+    assert r.status_code == 200 and r.json()["text"] == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b'{"text": "a\\u0000b"}', "body.text: text may not contain NUL"),
+        (b'{"text": "\\ud800"}', "body.text: not valid Unicode"),
+        (b'{"text": "\\udfff\\ud800"}', "body.text: not valid Unicode"),
+        (b'{"te\\u0000xt": "a"}', "may not contain NUL"),
+    ],
+)
+async def test_nul_and_lone_surrogates_in_a_body_are_422(raw: bytes, said: str) -> None:
+    async with _app() as c:
+        r = await c.post("/notes", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert said in r.json()["detail"]
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_valid_surrogate_pair_escape_is_fine() -> None:
+    async with _app() as c:
+        r = await c.post(
+            "/notes",
+            content=b'{"text": "\\ud83d\\udeb2"}',
+            headers={"content-type": "application/json"},
+        )
+    assert r.status_code == 200 and r.json()["text"] == "\U0001f6b2"
+
+
+async def test_nul_in_a_query_is_422() -> None:
+    async with _app() as c:
+        r = await c.get("/notes", params={"q": "a\x00b"})
+    assert r.status_code == 422 and "query.q" in r.json()["detail"]
+
+
+async def test_a_body_over_the_bound_is_413_even_without_content_length() -> None:
+    big = b'{"text": "' + b"x" * (MAX_BODY_BYTES + 10) + b'"}'
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for i in range(0, len(big), 65536):
+            yield big[i : i + 65536]
+
+    async with _app() as c:
+        r = await c.post("/notes", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413, r.text
+        assert str(MAX_BODY_BYTES) in r.json()["detail"]
+        r = await c.post("/notes", content=big, headers={"content-type": "application/json"})
+        assert r.status_code == 413
+
+
+async def test_malformed_json_is_still_the_validation_handlers_422() -> None:
+    async with _app() as c:
+        r = await c.post(
+            "/notes", content=b'{"text": ', headers={"content-type": "application/json"}
+        )
+    assert r.status_code == 422 and "json" in r.json()["detail"].lower()
