@@ -73,6 +73,62 @@ async def test_ledger_counters_equal_the_ledger(services: DevStack, apis: dict[s
     assert total(samples, "jifen_kafka_events_consumed_total") >= sum(by_kind.values())
 
 
+async def test_redemption_counters_equal_the_redeem_database_and_the_ledger(
+    services: DevStack, apis: dict[str, Api]
+) -> None:
+    tasks, redeem = apis["tasks"], apis["redeem"]
+    account = f"vol-metrics-{uuid.uuid4().hex[:6]}"
+    await earn(tasks, account, 40)
+    reward = await redeem.http.post(
+        "/v1/rewards",
+        headers=redeem.auth("admin"),
+        json={
+            "merchant_id": "union",
+            "name_zh": "电影票",
+            "name_en": "Cinema",
+            "points": 25,
+            "stock": 5,
+        },
+    )
+    vol = redeem.auth("volunteer", account)
+
+    async def funded() -> bool:
+        r = await redeem.http.get(f"/v1/wallets/{account}", headers=vol)
+        return bool(r.json()["spendable"] == 40)
+
+    await eventually(funded, what="the wallet funded")
+    for _ in range(2):  # the second is refused: 15 points left
+        await redeem.http.post(
+            "/v1/redemptions",
+            json={"reward_id": reward.json()["id"]},
+            headers={**vol, "Idempotency-Key": f"m-{uuid.uuid4()}"},
+        )
+    redeem_db = await asyncpg.connect(services.owner_dsn("redeem"))
+    points_db = await asyncpg.connect(services.owner_dsn("points"))
+    try:
+        placed = await redeem_db.fetchval("SELECT count(*) FROM redemption")
+
+        async def debited() -> bool:
+            n = await points_db.fetchval(
+                "SELECT count(*) FROM ledger_entry WHERE kind = 'debit' AND account_id = $1",
+                account,
+            )
+            return bool(n == 1)
+
+        await eventually(debited, what="the debit")
+        spent = await points_db.fetchval(
+            "SELECT coalesce(-sum(amount), 0) FROM ledger_entry WHERE kind = 'debit'"
+        )
+    finally:
+        await redeem_db.close()
+        await points_db.close()
+    api = scrape(services.ports.redeem)
+    assert total(api, "jifen_redeem_redemptions_total", outcome="placed") == placed
+    assert total(api, "jifen_redeem_redemptions_total", outcome="insufficient_points") >= 1
+    worker = scrape(services.ports.points_worker)
+    assert total(worker, "jifen_points_redeemed_points_total") == spent
+
+
 @pytest.fixture(scope="module")
 def prometheus(services: DevStack) -> Iterator[PrometheusServer]:
     if shutil.which("prometheus") is None:
