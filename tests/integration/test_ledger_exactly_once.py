@@ -166,3 +166,24 @@ async def test_two_workers_applying_the_same_records_at_once_stay_exact(
     assert_chains_intact(state["rows"])
     for account, (count, total) in expected(sent).items():
         assert state["heads"][account] == total and count > 0
+
+
+async def test_a_cause_sent_again_is_announced_again_with_the_same_event(
+    worker_factory: Callable[[], Awaitable[LedgerWorker]],
+) -> None:
+    """A sender that did not hear back sends again; the entry is not appended twice, but its
+    ledger event is published again (same id), so a consumer that missed it can apply it."""
+    worker = await worker_factory()
+    sent = completions(3, accounts=3)
+    records = [r for _, _, r in sent]
+    await worker.apply_records(records)
+    async with worker.pool.acquire() as conn:
+        first = await conn.fetch("SELECT event_id, payload FROM outbox ORDER BY id")
+        await conn.execute("DELETE FROM outbox")  # as the relay does once published
+        plan = await worker.apply_records(records[1:2])
+        again = await conn.fetch("SELECT event_id, payload FROM outbox ORDER BY id")
+        assert await conn.fetchval("SELECT count(*) FROM ledger_entry") == 3
+    assert len(plan.entries) == 0 and len(plan.duplicates) == 1
+    assert len(first) == 3 and len(again) == 1
+    assert again[0]["event_id"] == first[1]["event_id"]
+    assert orjson.loads(again[0]["payload"])["data"] == orjson.loads(first[1]["payload"])["data"]

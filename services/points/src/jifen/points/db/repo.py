@@ -71,6 +71,8 @@ async def append_postings(
         )
     }
     plan = plan_batch(postings, heads, applied, refs)
+    if plan.duplicates:
+        await announce_again(conn, q, contracts, [p.event_id for p in plan.duplicates])
     if not plan.entries:
         return plan, []
     recorded_at = datetime.now(UTC)
@@ -103,6 +105,53 @@ async def append_postings(
         ],
     )
     return plan, ids
+
+
+async def announce_again(
+    conn: asyncpg.Connection, q: Queries, contracts: Contracts, cause_event_ids: list[str]
+) -> None:
+    """Publish again the ledger events of entries whose cause arrived a second time.
+
+    A cause is sent again when its sender did not hear back (tasks republishes an uncredited
+    completion, redeem a placed redemption without its debit), e.g. after a broker that forgot
+    its topics let a consumer skip the first announcement. The event keeps its id, so a
+    consumer that did apply it ignores it; one that missed it applies it now.
+    """
+    rows = await conn.fetch(q["entries_by_cause"], cause_event_ids)
+    await enqueue_many(
+        conn,
+        [
+            (topics.POINTS_LEDGER, r["account_id"], ledger_event_from_row(contracts, r))
+            for r in rows
+        ],
+    )
+
+
+def ledger_event_from_row(contracts: Contracts, r: Any) -> dict[str, Any]:
+    return contracts.new_event(
+        "jifen.points.entry.appended.v1",
+        source=SOURCE,
+        subject=r["account_id"],
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"jifen:ledger-entry:{r['cause_event_id']}"),
+        data={
+            "entry_id": r["id"],
+            "account_id": r["account_id"],
+            "account_seq": r["account_seq"],
+            "kind": r["kind"],
+            "amount": r["amount"],
+            "balance_after": r["balance_after"],
+            "org_id": r["org_id"],
+            "category": r["category"],
+            "cause_event_id": r["cause_event_id"],
+            "cause_type": r["cause_type"],
+            "job_id": r["job_id"],
+            "completion_id": r["completion_id"],
+            "redemption_id": r["redemption_id"],
+            "entry_hash": r["entry_hash"],
+            "occurred_at": isoformat(r["occurred_at"]),
+            "recorded_at": isoformat(r["recorded_at"]),
+        },
+    )
 
 
 def ledger_event(

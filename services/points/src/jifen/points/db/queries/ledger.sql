@@ -76,3 +76,10 @@ SELECT coalesce(sum(amount), 0)::bigint FROM ledger_entry WHERE account_id = $1 
 
 -- name: liability_by_org
 SELECT org_id, sum(amount)::bigint AS points FROM ledger_entry GROUP BY org_id;
+
+-- name: entries_by_cause
+SELECT id, account_id, account_seq, kind, amount, balance_after, org_id, category,
+       cause_event_id::text, cause_type, job_id::text, completion_id::text, redemption_id::text,
+       occurred_at, recorded_at, entry_hash
+FROM ledger_entry WHERE cause_event_id = ANY($1::uuid[])
+ORDER BY id;
