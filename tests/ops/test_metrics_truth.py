@@ -129,6 +129,40 @@ async def test_redemption_counters_equal_the_redeem_database_and_the_ledger(
     assert total(worker, "jifen_points_redeemed_points_total") == spent
 
 
+async def test_job_and_completion_gauges_equal_the_tasks_database(
+    services: DevStack, apis: dict[str, Api]
+) -> None:
+    await earn(apis["tasks"], f"vol-metrics-{uuid.uuid4().hex[:6]}", 9)
+    conn = await asyncpg.connect(services.owner_dsn("tasks"))
+    try:
+
+        async def matches() -> bool:
+            jobs = {
+                (r["org_id"], r["category"]): r["n"]
+                for r in await conn.fetch(
+                    "SELECT org_id, category, count(*) AS n FROM job GROUP BY 1, 2"
+                )
+            }
+            done = {
+                (r["org_id"], r["status"]): r["n"]
+                for r in await conn.fetch(
+                    "SELECT org_id, status, count(*) AS n FROM completion GROUP BY 1, 2"
+                )
+            }
+            samples = scrape(services.ports.tasks)
+            return all(
+                total(samples, "jifen_tasks_jobs", org=o, category=c) == n
+                for (o, c), n in jobs.items()
+            ) and all(
+                total(samples, "jifen_tasks_completions", org=o, status=st) == n
+                for (o, st), n in done.items()
+            )
+
+        await eventually(matches, timeout=30, what="tasks gauges equal to the database")
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="module")
 def prometheus(services: DevStack) -> Iterator[PrometheusServer]:
     if shutil.which("prometheus") is None:

@@ -949,6 +949,9 @@ async def audit_completions(
 
 
 def build_app(settings: TasksSettings | None = None) -> FastAPI:
+    from jifen.kernel.runtime import cancel, spawn
+    from jifen.tasks.metrics import refresh_loop
+
     settings = settings or TasksSettings()
 
     @asynccontextmanager
@@ -961,9 +964,11 @@ def build_app(settings: TasksSettings | None = None) -> FastAPI:
         app.state.contracts = Contracts(settings.schemas_dir)
         app.state.pool = await create_pool(settings.database_url)
         app.state.ready_checks["database"] = lambda: pool_check(app.state.pool)
+        gauges = spawn(refresh_loop(app.state.pool), "business-metrics")
         try:
             yield
         finally:
+            await cancel(gauges)
             await app.state.pool.close()
 
     app = create_app(
