@@ -39,7 +39,7 @@ def stack() -> Iterator[DevStack]:
     finally:
         s.stop()
         if os.environ.get("JIFEN_KEEP_TEST_HOME"):  # to read the services' logs after a failure
-            print(f"\ntest stack kept in {home}")  # noqa: T201
+            print(f"\ntest stack kept in {home}")
         else:
             shutil.rmtree(home, ignore_errors=True)
 
