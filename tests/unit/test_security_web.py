@@ -90,3 +90,20 @@ async def test_malformed_json_is_still_the_validation_handlers_422() -> None:
             "/notes", content=b'{"text": ', headers={"content-type": "application/json"}
         )
     assert r.status_code == 422 and "json" in r.json()["detail"].lower()
+
+
+async def test_bytes_that_are_not_utf8_are_a_problem_document_saying_so() -> None:
+    async with _app() as c:
+        r = await c.post(
+            "/notes", content=b'{"text": "\xff"}', headers={"content-type": "application/json"}
+        )
+    assert r.status_code == 400
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "could not be parsed" in r.json()["detail"]
+
+
+async def test_an_unknown_route_is_a_problem_document() -> None:
+    async with _app() as c:
+        r = await c.get("/nowhere")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")

@@ -16,6 +16,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from jifen.kernel.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -138,6 +139,18 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         response = problem(exc.status_code, _title(exc.status_code), exc.detail)
+        for k, v in (exc.headers or {}).items():
+            response.headers[k] = v
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # routing's 404/405 and FastAPI's "error parsing the body" (bytes that are not UTF-8,
+        # JSON nested too deeply for the decoder) arrive here: problem+json like the rest
+        detail = exc.detail
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = "the body could not be parsed: not UTF-8, or JSON nested too deeply"
+        response = problem(exc.status_code, _title(exc.status_code), detail)
         for k, v in (exc.headers or {}).items():
             response.headers[k] = v
         return response

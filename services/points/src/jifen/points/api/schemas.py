@@ -88,7 +88,10 @@ class AdjustmentIn(BaseModel):
         },
     }
     account_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-    amount: int = Field(ge=-1_000_000, le=1_000_000, description="Non-zero whole points.")
+    # strict: JSON true or 5.0 are not points
+    amount: int = Field(
+        ge=-1_000_000, le=1_000_000, strict=True, description="Non-zero whole points."
+    )
     reason: str = Field(min_length=1, max_length=500)
 
 

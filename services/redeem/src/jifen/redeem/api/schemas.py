@@ -74,7 +74,7 @@ class RewardIn(BaseModel):
     name_zh: Name
     name_en: Name
     kind: Literal["goods", "service", "voucher"] = "goods"
-    points: int = Field(ge=1, le=1_000_000)
+    points: int = Field(ge=1, le=1_000_000, strict=True)  # strict: JSON true is not 1 point
     stock: int | None = Field(default=None, ge=0, le=10_000_000, description="null: unlimited")
     daily_quota: int | None = Field(
         default=None, ge=1, le=1_000_000, description="Unlimited rewards only: per UTC day."
