@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from jifen.kernel.ratelimit import TokenBuckets, retry_after_header
+
 ISSUER = "jifen"
 DEFAULT_TTL_SECONDS = 12 * 3600
 
@@ -40,6 +42,9 @@ class Principal:
     subject: str
     role: Role
     org: str
+    # set on tokens exchanged for an app credential (credentials.py): which one, and its limit
+    credential: str | None = None
+    writes_per_minute: int | None = None
 
 
 class InvalidToken(Exception):
@@ -96,6 +101,7 @@ def issue_token(
     role: Role | str,
     org: str,
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    extra_claims: dict[str, Any] | None = None,
 ) -> str:
     kid = ensure_signing_key(keys_dir)
     key = serialization.load_pem_private_key(
@@ -109,6 +115,7 @@ def issue_token(
         "org": org,
         "iat": now,
         "exp": now + ttl_seconds,
+        **(extra_claims or {}),
     }
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})  # type: ignore[arg-type]
 
@@ -151,10 +158,15 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from None
         try:
+            rl = claims.get("rl")
             return Principal(
-                subject=str(claims["sub"]), role=Role(claims["role"]), org=str(claims["org"])
+                subject=str(claims["sub"]),
+                role=Role(claims["role"]),
+                org=str(claims["org"]),
+                credential=str(claims["cred"]) if "cred" in claims else None,
+                writes_per_minute=int(rl) if rl is not None else None,
             )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             raise InvalidToken(f"bad claims: {exc}") from None
 
 
@@ -184,13 +196,45 @@ def require(*roles: Role) -> Any:
     """A dependency that admits only the given roles (403 for any other valid token)."""
     allowed = frozenset(roles)
 
-    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def dependency(
+        request: Request, principal: Annotated[Principal, Depends(authenticate)]
+    ) -> Principal:
         if principal.role not in allowed:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 detail=f"role {principal.role.value!r} may not do this; allowed: "
                 + ", ".join(sorted(r.value for r in allowed)),
             )
+        if request.method in WRITE_METHODS:
+            _limit_writes(request, principal)
         return principal
 
     return Depends(dependency)
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _limit_writes(request: Request, who: Principal) -> None:
+    """429 with Retry-After when this caller's writes exceed its rate: an app credential's own
+    ``writes_per_minute``, else ``JIFEN_WRITE_RATE_PER_MINUTE`` (unset or 0: no limit)."""
+    per_minute = who.writes_per_minute
+    if per_minute is None:
+        per_minute = int(os.environ.get("JIFEN_WRITE_RATE_PER_MINUTE", "0") or 0)
+    if per_minute <= 0:
+        return
+    buckets: TokenBuckets | None = getattr(request.app.state, "write_buckets", None)
+    if buckets is None:
+        buckets = request.app.state.write_buckets = TokenBuckets()
+    key = f"{who.org}/{who.role.value}/{who.subject}/{who.credential or ''}"
+    # a burst of ten seconds' worth, at least one
+    wait = buckets.take(
+        key, rate=per_minute / 60, burst=max(1, per_minute // 6), now=time.monotonic()
+    )
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"more than {per_minute} writes a minute from {who.subject}; "
+            f"retry in {wait:.1f} s",
+            headers={"Retry-After": retry_after_header(wait)},
+        )

@@ -25,6 +25,7 @@ from fastapi import (
 
 from jifen.kernel.auth import Principal, Role, TokenVerifier, require
 from jifen.kernel.contracts import Contracts
+from jifen.kernel.credentials import credentials_router
 from jifen.kernel.db import Queries, create_pool
 from jifen.kernel.web import Refusal, create_app, pool_check
 from jifen.tasks import handlers
@@ -994,4 +995,6 @@ def build_app(settings: TasksSettings | None = None) -> FastAPI:
 
     for router in (orgs, menus, jobs, completions, appeals, hazards, needs, audit):
         app.include_router(router)
+    # community apps' credentials live here, where apps post; the tokens work on every service
+    app.include_router(credentials_router())
     return app

@@ -1,0 +1,174 @@
+"""Community app credentials: issued per app by an organisation's admin, stored only as a
+SHA-256 hash, revocable, and exchanged by the app for a short-lived bearer token.
+
+The secret is 32 random bytes (``jfa_`` + base64url), shown once at issue. At that entropy a
+plain SHA-256 is as strong as a slow password hash and costs nothing per exchange. The token an
+app gets back is an ordinary Jifen token (role ``app``, the app id as subject, the
+credential's organisation) that also names the credential (``cred``) and its write limit
+(``rl``, writes a minute), so every service limits it without a shared store. Revoking stops
+new exchanges at once; a token already issued lives out its short TTL (15 minutes).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
+
+from jifen.kernel.auth import Principal, Role, issue_token, require
+from jifen.kernel.db import Queries
+
+PREFIX = "jfa_"
+TOKEN_TTL_SECONDS = 15 * 60
+QUERIES_DIR = Path(__file__).with_name("queries")
+
+
+def new_secret() -> str:
+    return PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def secret_hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8")).digest()
+
+
+class CredentialIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    app_id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+        description="The app's name, used as the subject of its tokens",
+        examples=["app-zhongbao"],
+    )
+    writes_per_minute: int = Field(default=600, ge=1, le=60_000, strict=True)
+
+
+class CredentialOut(BaseModel):
+    id: uuid.UUID
+    org_id: str
+    app_id: str
+    writes_per_minute: int
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class IssuedCredential(CredentialOut):
+    secret: str = Field(description="Shown once; only its SHA-256 is stored")
+
+
+class ExchangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    credential: str = Field(min_length=8, max_length=200, pattern=r"^jfa_[A-Za-z0-9_-]+$")
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 (the scheme name, not a secret)
+    expires_in: int
+    app_id: str
+    org_id: str
+
+
+async def _conn(request: Request) -> AsyncIterator[Any]:
+    async with request.app.state.pool.acquire() as conn:
+        yield conn
+
+
+def _queries(request: Request) -> Queries:
+    q: Queries | None = getattr(request.app.state, "credential_queries", None)
+    if q is None:
+        q = request.app.state.credential_queries = Queries(QUERIES_DIR)
+    return q
+
+
+Conn = Annotated[Any, Depends(_conn)]
+Q = Annotated[Queries, Depends(_queries)]
+Admin = Annotated[Principal, require(Role.ADMIN)]
+
+
+def credentials_router() -> APIRouter:
+    """The endpoints; a service includes this router (it needs ``app.state.pool`` and the
+    kernel's migrations, which every service applies)."""
+    router = APIRouter(prefix="/v1/apps", tags=["app credentials"])
+
+    @router.post(
+        "/credentials",
+        status_code=201,
+        response_model=IssuedCredential,
+        summary="Issue a credential to a community app (admin; the secret is shown once)",
+    )
+    async def issue(body: CredentialIn, conn: Conn, q: Q, who: Admin) -> IssuedCredential:
+        secret = new_secret()
+        row = await conn.fetchrow(
+            q["insert_app_credential"],
+            uuid.uuid4(),
+            who.org,
+            body.app_id,
+            secret_hash(secret),
+            body.writes_per_minute,
+            who.subject,
+        )
+        return IssuedCredential(**dict(row), secret=secret)
+
+    @router.get(
+        "/credentials",
+        response_model=list[CredentialOut],
+        summary="Credentials of your organisation (never their secrets)",
+    )
+    async def list_credentials(
+        conn: Conn, q: Q, who: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    ) -> list[CredentialOut]:
+        rows = await conn.fetch(q["list_app_credentials"], who.org, limit)
+        return [CredentialOut(**dict(r)) for r in rows]
+
+    @router.post(
+        "/credentials/{credential_id}/revoke",
+        response_model=CredentialOut,
+        summary="Revoke a credential: no new tokens from it (admin)",
+        responses={404: {"description": "No such credential in your organisation"}},
+    )
+    async def revoke(
+        credential_id: Annotated[uuid.UUID, PathParam()], conn: Conn, q: Q, who: Admin
+    ) -> CredentialOut:
+        row = await conn.fetchrow(q["revoke_app_credential"], credential_id, who.org, who.subject)
+        if row is None:
+            raise HTTPException(404, f"no credential {credential_id} in organisation {who.org}")
+        return CredentialOut(**dict(row))
+
+    @router.post(
+        "/token",
+        response_model=TokenOut,
+        summary="Exchange an app credential for a short-lived bearer token",
+        responses={401: {"description": "Unknown or revoked credential"}},
+    )
+    async def exchange(body: ExchangeIn, request: Request, conn: Conn, q: Q) -> TokenOut:
+        row = await conn.fetchrow(q["app_credential_by_secret"], secret_hash(body.credential))
+        if row is None or row["revoked_at"] is not None:
+            # one answer for both, so a guess learns nothing about which credentials exist
+            raise HTTPException(
+                401, "unknown or revoked app credential", headers={"WWW-Authenticate": "Bearer"}
+            )
+        token = issue_token(
+            request.app.state.settings.keys_dir,
+            subject=row["app_id"],
+            role=Role.APP,
+            org=row["org_id"],
+            ttl_seconds=TOKEN_TTL_SECONDS,
+            extra_claims={"cred": str(row["id"]), "rl": row["writes_per_minute"]},
+        )
+        return TokenOut(
+            access_token=token,
+            expires_in=TOKEN_TTL_SECONDS,
+            app_id=row["app_id"],
+            org_id=row["org_id"],
+        )
+
+    return router
