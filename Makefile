@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help deps system run demo stop test lint typecheck unit integration e2e fmt clean bench
+.PHONY: audit-deps help deps system run demo stop test lint typecheck unit integration e2e fmt clean bench
 
 help:
 	@echo "make run    - start PostgreSQL, the broker and the three services, seed demo data"
@@ -63,12 +63,18 @@ lint: deps
 	@$(VENV)/bin/ruff check lib services tests
 	@$(VENV)/bin/ruff format --check lib services tests
 	@$(MAKE) --no-print-directory typecheck
+	@$(MAKE) --no-print-directory audit-deps
 
 typecheck: deps
 	@echo "mypy (strict on the domain code)"
 	@$(VENV)/bin/mypy lib/src/jifen/kernel services/points/src/jifen/points/domain \
 		services/tasks/src/jifen/tasks/domain services/redeem/src/jifen/redeem/domain \
 		services/points/src/jifen/points/audit
+
+# known vulnerabilities in the locked requirements (pip-audit); says so plainly, without
+# failing, when the advisory database cannot be reached from this machine
+audit-deps: deps
+	@$(PY) -m tests.security.audit_deps
 
 test: lint
 	@$(VENV)/bin/pytest -q -p no:cacheprovider
