@@ -61,7 +61,7 @@ SIZES: dict[str, dict[str, int]] = {
         "seconds": 30,
         "redeem": 2_000,
         "clients": 300,
-        "http": 6_000,
+        "http": 4_000,
         "http_clients": 64,
         "audit": 1_000_000,
     },
