@@ -127,6 +127,21 @@ def test_below_zero_and_rule_breaks_are_flagged() -> None:
     assert ("duplicate_cause", 4) in found(r)
 
 
+def test_a_reversal_below_zero_is_a_recorded_freeze_not_a_finding() -> None:
+    entries = build(
+        [
+            posting("a", Kind.CREDIT, 30, "c1"),
+            posting("a", Kind.DEBIT, -25, "r1"),
+            posting("a", Kind.REVERSAL, -30, "c1"),  # the credit was wrong; spent already
+            posting("a", Kind.CREDIT, 40, "c2"),  # earns it back: no longer frozen
+        ]
+    )
+    r = run(entries)
+    assert r.ok, found(r)
+    assert (r.accounts["a"].min_balance, r.accounts["a"].frozen_entries) == (-25, 1)
+    assert r.accounts["a"].balance == 15
+
+
 def test_signatures_and_saved_checkpoints_are_checked() -> None:
     entries = good_ledger()
     forged = Checkpoint(5, bytes(32), "2026-10-02T00:00:00Z", "k1", bytes(64))

@@ -336,8 +336,10 @@ def audit(points_url: str, keys_dir: Path) -> str:
             capture_output=True,
             text=True,
         )
-        last = (verify.stdout.strip().splitlines() or ["(no output)"])[-1]
-        return ("passed: " if verify.returncode == 0 else "FAILED: ") + last
+        lines = verify.stdout.strip().splitlines() or ["(no output)"]
+        if verify.returncode == 0:
+            return "passed: " + lines[-1]
+        return "FAILED: " + " | ".join(lines[-6:])
 
 
 def main(

@@ -13,6 +13,7 @@ from jifen.kernel.db import Queries
 from jifen.kernel.outbox import enqueue
 from jifen.points.db.repo import append_postings
 from jifen.points.domain.ledger import adjustment
+from jifen.points.metrics import ENTRIES_APPENDED
 
 
 class NotFound(LookupError):
@@ -95,6 +96,7 @@ async def decide_adjustment(
         if not plan.entries:
             raise AdjustmentRefused("not_appended", "; ".join(r for _, r in plan.refused))
         await enqueue(conn, topics.POINTS_ADJUSTMENTS, adj["account_id"], event)
+        ENTRIES_APPENDED.labels("adjustment").inc()
         return await conn.fetchrow(
             q["decide_adjustment"], adjustment_id, "approved", admin, note, uuid.UUID(event["id"])
         )

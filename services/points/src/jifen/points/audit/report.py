@@ -115,7 +115,12 @@ def _anomalies(entries: list[dict[str, Any]], result: Result) -> list[str]:
                 )
                 break
     for account, s in sorted(result.accounts.items()):
-        if s.min_balance < 0:
+        if s.min_balance < 0 and s.frozen_entries:
+            notes.append(
+                f"{account}: frozen — a reversal came after the points were spent "
+                f"(lowest balance {s.min_balance})"
+            )
+        elif s.min_balance < 0:
             notes.append(f"{account}: balance went below zero (lowest {s.min_balance})")
     return notes
 

@@ -10,7 +10,10 @@ What is checked, per entry the union may see (its organisation's):
 - the account's chain: ``account_seq`` follows the previous one with no gap, ``prev_hash``
   is the previous entry's ``entry_hash`` (tree order must equal chain order, because an
   account's entries are committed one batch after the other);
-- ``balance_after`` = previous balance + ``amount``; a balance below zero is flagged;
+- ``balance_after`` = previous balance + ``amount``; a debit that leaves the balance below
+  zero is an overdraft and flagged; a reversal or adjustment that does is a recorded freeze
+  (the points were already spent; the account may not redeem until it is back above zero),
+  counted on the account, not a finding;
 - the ledger's rules: one entry per cause event, at most one credit and one reversal per
   completion and one debit and one refund per redemption, a reversal only after a credit, a
   refund only after a debit, amounts signed by kind;
@@ -90,6 +93,8 @@ class AccountState:
     earned: int = 0
     spent: int = 0
     entries: int = 0
+    # entries after which the balance was below zero because of a reversal or adjustment
+    frozen_entries: int = 0
 
 
 @dataclass
@@ -269,14 +274,17 @@ class Verifier:
                             entry_id=eid,
                             account_id=acct,
                         )
-                    if after < 0:
+                    if after < 0 and kind == "debit":
                         add(
                             "below_zero",
-                            f"balance went below zero: {after}",
+                            f"a debit took the balance below zero (overdraft): {after}",
                             position=pos,
                             entry_id=eid,
                             account_id=acct,
                         )
+                    elif after < 0:
+                        st.frozen_entries += 1  # a freeze: spent points later reversed
+                    if after < 0:
                         st.min_balance = min(st.min_balance, after)
                     st.balance = after
                     if kind == "credit" or kind == "reversal":
