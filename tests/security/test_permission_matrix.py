@@ -143,6 +143,9 @@ class World:
         )
         self.ids["need_id"] = need["id"]
 
+        cred = await self.post(t, "/v1/apps/credentials", "admin", {"app_id": "app-matrix"})
+        self.ids["credential_id"] = cred["id"]
+
         r = "redeem"
         await self.post(
             r,
@@ -217,6 +220,7 @@ class World:
                 "reward_id",
                 "redemption_id",
                 "adjustment_id",
+                "credential_id",
             )
         ] + [self.home, self.volunteer, community]
 
