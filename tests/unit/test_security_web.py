@@ -107,3 +107,9 @@ async def test_an_unknown_route_is_a_problem_document() -> None:
         r = await c.get("/nowhere")
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_nul_in_a_path_is_422() -> None:
+    async with _app() as c:
+        r = await c.get("/notes/a%00b")
+    assert r.status_code == 422 and r.json()["detail"].startswith("path:")
