@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,8 +172,9 @@ class LedgerWorker:
                 offset=record.offset,
                 consumer=self.settings.consumer_group,
             )
-        for p in postings:
-            EVENTS_CONSUMED.labels("points", _topic_of(p), p.event_type).inc()
+        consumed = Counter((_topic_of(p), p.event_type) for p in postings)
+        for (topic, event_type), n in consumed.items():
+            EVENTS_CONSUMED.labels("points", topic, event_type).inc(n)
         return plan
 
     async def _append_with_retry(self, postings: list[Posting]) -> Plan:
@@ -210,17 +211,27 @@ class LedgerWorker:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(plan.entries) + len(plan.duplicates) + len(plan.refused))
         metrics.DUPLICATES.inc(len(plan.duplicates))
-        by_kind: dict[tuple[str, str], int] = defaultdict(int)
+        # aggregated per batch: a labels() lookup per entry cost ~6% of the worker's CPU
+        entries: Counter[str] = Counter()
+        issued: Counter[tuple[str, str]] = Counter()
+        redeemed: Counter[str] = Counter()
+        moved: Counter[tuple[str, str]] = Counter()
         for e in plan.entries:
             p = e.posting
-            metrics.ENTRIES_APPENDED.labels(p.kind.value).inc()
+            entries[p.kind.value] += 1
             if p.kind is Kind.CREDIT:
-                metrics.ISSUED.labels(p.org_id, p.category or "other").inc(p.amount)
+                issued[(p.org_id, p.category or "other")] += p.amount
             elif p.kind is Kind.DEBIT:
-                metrics.REDEEMED.labels(p.org_id).inc(-p.amount)
-            by_kind[(p.kind.value, p.org_id)] += abs(p.amount)
+                redeemed[p.org_id] -= p.amount
+            moved[(p.kind.value, p.org_id)] += abs(p.amount)
             metrics.EVENT_TO_COMMIT.observe(max(0.0, now - p.occurred_at.timestamp()))
-        for (kind, org), points in by_kind.items():
+        for kind, n in entries.items():
+            metrics.ENTRIES_APPENDED.labels(kind).inc(n)
+        for (org, category), points in issued.items():
+            metrics.ISSUED.labels(org, category).inc(points)
+        for org, points in redeemed.items():
+            metrics.REDEEMED.labels(org).inc(points)
+        for (kind, org), points in moved.items():
             metrics.POINTS_APPENDED.labels(kind, org).inc(points)
         self.applied += len(plan.entries)
 
