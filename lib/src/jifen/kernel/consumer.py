@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 
 from jifen.kernel.contracts import Contracts, ContractViolation
 from jifen.kernel.kafka import dead_letter, ensure_topics, make_consumer
-from jifen.kernel.metrics import EVENTS_CONSUMED, observe_lag
+from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ class EventConsumer:
                 await self._dead_letter(record, f"rejected: {exc}")
                 return
             except _TRANSIENT:
+                EVENTS_FAILED.labels(self.service, record.topic, event["type"]).inc()
                 log.warning("%s: database unavailable, retrying %s", self.service, event["id"])
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

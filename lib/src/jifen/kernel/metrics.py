@@ -29,6 +29,13 @@ EVENTS_PRODUCED = Counter(
     "Events published to the broker by the outbox relay, by topic and type.",
     ["service", "topic", "type"],
 )
+EVENTS_FAILED = Counter(
+    "jifen_kafka_events_failed_total",
+    "Attempts to apply consumed events that failed and were retried (database unavailable, "
+    "a lock conflict), by service, topic and type; a refused or invalid event is dead-lettered "
+    "instead (jifen_kafka_events_dead_lettered_total).",
+    ["service", "topic", "type"],
+)
 DEAD_LETTERED = Counter(
     "jifen_kafka_events_dead_lettered_total",
     "Records sent to a dead-letter topic, by source topic and reason class.",

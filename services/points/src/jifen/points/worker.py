@@ -26,7 +26,7 @@ from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, ContractViolation, parse_time
 from jifen.kernel.db import Queries
 from jifen.kernel.kafka import dead_letter, ensure_topics, make_consumer
-from jifen.kernel.metrics import EVENTS_CONSUMED, observe_lag
+from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 from jifen.points import metrics
 from jifen.points.db.repo import append_postings
 from jifen.points.domain.ledger import ImpossibleEvent, Kind, Plan, Posting, posting_from_event
@@ -183,6 +183,9 @@ class LedgerWorker:
             try:
                 return await self.append(postings)
             except _RETRY as exc:
+                failed = Counter((_topic_of(p), p.event_type) for p in postings)
+                for (topic, event_type), n in failed.items():
+                    EVENTS_FAILED.labels("points", topic, event_type).inc(n)
                 log.warning("append failed (%s); retrying the batch", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
