@@ -7,7 +7,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from jifen.kernel.web import MAX_BODY_BYTES, create_app
+from jifen.kernel.web import MAX_BODY_BYTES, create_app, max_body
 
 
 class Note(BaseModel):
@@ -113,3 +113,23 @@ async def test_nul_in_a_path_is_422() -> None:
     async with _app() as c:
         r = await c.get("/notes/a%00b")
     assert r.status_code == 422 and r.json()["detail"].startswith("path:")
+
+
+async def test_an_endpoint_can_declare_a_smaller_bound_and_the_document_shows_it() -> None:
+    app = create_app(service="t", title="t", description="t")
+
+    @app.post("/small", openapi_extra=max_body(64))
+    async def small(note: Note) -> dict[str, str]:
+        return {"text": note.text}
+
+    @app.post("/big")
+    async def big(note: Note) -> dict[str, str]:
+        return {"text": note.text}
+
+    body = {"text": "x" * 100}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.post("/small", json=body)
+        assert r.status_code == 413 and "exceeds 64" in r.json()["detail"]
+        assert (await c.post("/small", json={"text": "ok"})).status_code == 200
+        assert (await c.post("/big", json=body)).status_code == 200
+    assert app.openapi()["paths"]["/small"]["post"]["x-max-body-bytes"] == 64

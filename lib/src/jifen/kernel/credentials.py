@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jifen.kernel.auth import Principal, Role, issue_token, require
 from jifen.kernel.db import Queries
+from jifen.kernel.web import max_body
 
 PREFIX = "jfa_"
 TOKEN_TTL_SECONDS = 15 * 60
@@ -101,6 +102,7 @@ def credentials_router() -> APIRouter:
 
     @router.post(
         "/credentials",
+        openapi_extra=max_body(4096),
         status_code=201,
         response_model=IssuedCredential,
         summary="Issue a credential to a community app (admin; the secret is shown once)",
@@ -131,6 +133,7 @@ def credentials_router() -> APIRouter:
 
     @router.post(
         "/credentials/{credential_id}/revoke",
+        openapi_extra=max_body(1024),
         response_model=CredentialOut,
         summary="Revoke a credential: no new tokens from it (admin)",
         responses={404: {"description": "No such credential in your organisation"}},
@@ -145,6 +148,7 @@ def credentials_router() -> APIRouter:
 
     @router.post(
         "/token",
+        openapi_extra=max_body(1024),
         response_model=TokenOut,
         summary="Exchange an app credential for a short-lived bearer token",
         responses={401: {"description": "Unknown or revoked credential"}},

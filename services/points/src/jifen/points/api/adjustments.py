@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
-from jifen.kernel.web import Refusal
+from jifen.kernel.web import Refusal, max_body
 from jifen.points import handlers
 from jifen.points.api.schemas import AdjustmentIn, AdjustmentOut, DecisionIn
 
@@ -27,6 +27,8 @@ async def _conn(request: Request) -> Any:
 Conn = Annotated[asyncpg.Connection, Depends(_conn)]
 
 router = APIRouter(prefix="/v1/adjustments", tags=["adjustments"])
+# an adjustment or a decision is a few fields: bounded well below the global 256 KiB
+SMALL_BODY = max_body(16 * 1024)
 REFUSALS = {
     409: {"description": "Refused: `reason` is same_person or already_decided"},
     404: {"description": "No such adjustment in your organisation"},
@@ -42,6 +44,7 @@ def _out(row: asyncpg.Record) -> AdjustmentOut:
 
 @router.post(
     "",
+    openapi_extra=SMALL_BODY,
     status_code=201,
     response_model=AdjustmentOut,
     summary="Request an adjustment (takes effect when a second admin approves)",
@@ -106,6 +109,7 @@ async def _decide(
 
 @router.post(
     "/{adjustment_id}/approve",
+    openapi_extra=SMALL_BODY,
     response_model=AdjustmentOut,
     responses=REFUSALS,
     summary="Approve as the second admin: the entry is appended",
@@ -118,6 +122,7 @@ async def approve(
 
 @router.post(
     "/{adjustment_id}/reject",
+    openapi_extra=SMALL_BODY,
     response_model=AdjustmentOut,
     responses=REFUSALS,
     summary="Reject as the second admin",

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from jifen.kernel.auth import Principal, Role, TokenVerifier, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries, create_pool
-from jifen.kernel.web import Refusal, create_app, pool_check
+from jifen.kernel.web import Refusal, create_app, max_body, pool_check
 from jifen.redeem import handlers
 from jifen.redeem.api.schemas import (
     AuditPage,
@@ -82,6 +82,9 @@ REFUSALS = {
     404: {"description": "No such reward or redemption in your organisation"},
 }
 
+# every write here takes a small JSON document: bounded well below the global 256 KiB
+SMALL_BODY = max_body(16 * 1024)
+
 rewards = APIRouter(prefix="/v1/rewards", tags=["rewards"])
 merchants = APIRouter(prefix="/v1/merchants", tags=["merchants"])
 redemptions = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
@@ -97,7 +100,13 @@ Canceller = Annotated[
 Auditor = Annotated[Principal, require(Role.AUDITOR)]
 
 
-@merchants.post("", status_code=201, response_model=MerchantOut, summary="Register a merchant")
+@merchants.post(
+    "",
+    openapi_extra=SMALL_BODY,
+    status_code=201,
+    response_model=MerchantOut,
+    summary="Register a merchant",
+)
 async def add_merchant(body: MerchantIn, conn: Conn, q: Q, who: Officer) -> MerchantOut:
     row = await conn.fetchrow(
         q["insert_merchant"], who.org, body.id, body.name_zh, body.name_en, body.kind
@@ -114,7 +123,9 @@ async def list_merchants(
     return [MerchantOut(**dict(r)) for r in await conn.fetch(q["list_merchants"], who.org, limit)]
 
 
-@rewards.post("", status_code=201, response_model=RewardOut, summary="List a reward")
+@rewards.post(
+    "", openapi_extra=SMALL_BODY, status_code=201, response_model=RewardOut, summary="List a reward"
+)
 async def add_reward(body: RewardIn, conn: Conn, q: Q, who: Lister) -> RewardOut:
     if who.role == Role.MERCHANT and body.merchant_id != who.subject:
         raise HTTPException(403, "a merchant may list rewards only as itself")
@@ -181,7 +192,12 @@ async def get_reward(reward_id: UUID, conn: Conn, q: Q, who: Anyone) -> RewardOu
     return RewardOut(**dict(row))
 
 
-@rewards.patch("/{reward_id}", response_model=RewardOut, summary="Change stock, window or offer")
+@rewards.patch(
+    "/{reward_id}",
+    openapi_extra=SMALL_BODY,
+    response_model=RewardOut,
+    summary="Change stock, window or offer",
+)
 async def update_reward(
     reward_id: UUID, body: RewardPatch, conn: Conn, q: Q, who: Lister
 ) -> RewardOut:
@@ -208,6 +224,7 @@ def _out(row: asyncpg.Record, who: Principal) -> RedemptionOut:
 
 @redemptions.post(
     "",
+    openapi_extra=SMALL_BODY,
     status_code=201,
     response_model=RedemptionOut,
     summary="Redeem a reward (idempotent by Idempotency-Key)",
@@ -278,6 +295,7 @@ async def get_redemption(redemption_id: UUID, conn: Conn, q: Q, who: Anyone) -> 
 
 @redemptions.post(
     "/{redemption_id}/fulfil",
+    openapi_extra=SMALL_BODY,
     response_model=RedemptionOut,
     summary="Hand over the item against the voucher code (the reward's merchant, once)",
     responses={
@@ -304,6 +322,7 @@ async def fulfil(
 
 @redemptions.post(
     "/{redemption_id}/cancel",
+    openapi_extra=SMALL_BODY,
     response_model=RedemptionOut,
     summary="Cancel before fulfilment: the item goes back, the points are refunded",
     responses={409: {"description": "`already_fulfilled`"}},
@@ -364,7 +383,9 @@ async def get_settings(conn: Conn, q: Q, who: Anyone) -> OrgSettingsOut:
     return OrgSettingsOut(**dict(row))
 
 
-@org_settings.put("", response_model=OrgSettingsOut, summary="Set the fraud window")
+@org_settings.put(
+    "", openapi_extra=SMALL_BODY, response_model=OrgSettingsOut, summary="Set the fraud window"
+)
 async def put_settings(body: OrgSettingsIn, conn: Conn, q: Q, who: Officer) -> OrgSettingsOut:
     row = await conn.fetchrow(q["put_org_setting"], who.org, body.fraud_window_seconds)
     return OrgSettingsOut(**dict(row))
