@@ -79,6 +79,10 @@ async def test_issue_store_hash_only_exchange_and_use_everywhere(
         f"/v1/apps/credentials/{cred['id']}/revoke", headers=tasks.auth("admin", org=org)
     )
     assert r.status_code == 200 and r.json()["revoked_at"] is not None
+    again = await tasks.http.post(
+        f"/v1/apps/credentials/{cred['id']}/revoke", headers=tasks.auth("admin", org=org)
+    )
+    assert again.status_code == 409 and again.json()["reason"] == "already_revoked"
     r = await exchange(tasks, secret)
     assert r.status_code == 401 and "unknown or revoked" in r.json()["detail"]
     r = await exchange(tasks, "jfa_" + "A" * 43)

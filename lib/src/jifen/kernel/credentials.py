@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jifen.kernel.auth import Principal, Role, issue_token, require
 from jifen.kernel.db import Queries
-from jifen.kernel.web import max_body
+from jifen.kernel.web import Refusal, max_body
 
 PREFIX = "jfa_"
 TOKEN_TTL_SECONDS = 15 * 60
@@ -42,7 +42,10 @@ def secret_hash(secret: str) -> bytes:
 
 
 class CredentialIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"app_id": "app-zhongbao", "writes_per_minute": 600}]},
+    )
     app_id: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
         description="The app's name, used as the subject of its tokens",
@@ -66,7 +69,10 @@ class IssuedCredential(CredentialOut):
 
 
 class ExchangeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"credential": "jfa_" + "x" * 43}]},
+    )
     credential: str = Field(min_length=8, max_length=200, pattern=r"^jfa_[A-Za-z0-9_-]+$")
 
 
@@ -136,13 +142,23 @@ def credentials_router() -> APIRouter:
         openapi_extra=max_body(1024),
         response_model=CredentialOut,
         summary="Revoke a credential: no new tokens from it (admin)",
-        responses={404: {"description": "No such credential in your organisation"}},
+        responses={
+            404: {"description": "No such credential in your organisation"},
+            409: {"description": "`already_revoked`: revoked before (when: `revoked_at`)"},
+        },
     )
     async def revoke(
         credential_id: Annotated[uuid.UUID, PathParam()], conn: Conn, q: Q, who: Admin
     ) -> CredentialOut:
         row = await conn.fetchrow(q["revoke_app_credential"], credential_id, who.org, who.subject)
         if row is None:
+            revoked_at = await conn.fetchval(q["app_credential_revoked_at"], credential_id, who.org)
+            if revoked_at is not None:
+                raise Refusal(
+                    "already_revoked",
+                    f"credential {credential_id} was revoked before",
+                    revoked_at=revoked_at.isoformat(),
+                )
             raise HTTPException(404, f"no credential {credential_id} in organisation {who.org}")
         return CredentialOut(**dict(row))
 

@@ -8,10 +8,12 @@ SELECT id, org_id, app_id, writes_per_minute, created_by, created_at, revoked_at
 FROM app_credential WHERE org_id = $1 ORDER BY created_at DESC LIMIT $2;
 
 -- name: revoke_app_credential
-UPDATE app_credential SET revoked_at = COALESCE(revoked_at, now()),
-    revoked_by = COALESCE(revoked_by, $3)
-WHERE id = $1 AND org_id = $2
+UPDATE app_credential SET revoked_at = now(), revoked_by = $3
+WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL
 RETURNING id, org_id, app_id, writes_per_minute, created_by, created_at, revoked_at;
+
+-- name: app_credential_revoked_at
+SELECT revoked_at FROM app_credential WHERE id = $1 AND org_id = $2;
 
 -- name: app_credential_by_secret
 SELECT id, org_id, app_id, writes_per_minute, revoked_at
