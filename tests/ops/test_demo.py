@@ -48,6 +48,8 @@ def test_the_demo_runs_end_to_end_and_the_audit_passes(services: DevStack) -> No
     }
     assert summary["audit verification"].startswith("passed"), out
     assert int(summary["points issued (net of reversals)"]) > 0
+    assert int(summary.get("redemption accepted", "0")) > 0, out
+    assert summary["redemptions not debited after 1 min"] == "0", out
     assert int(summary["points redeemed"]) > 0
     assert summary.get("hazard report done") == "1", out
     assert summary.get("credits still pending after 2 min") == "0", out

@@ -38,9 +38,9 @@ CATEGORIES = [
     ("free_repair_day", "电动车免费维修日 Free e-bike repair day", 40),
 ]
 MERCHANTS = [
-    ("merchant-battery", "电池更换券", "Battery swap voucher", 50),
-    ("merchant-shop", "食用油一桶", "Cooking oil", 90),
-    ("merchant-clinic", "体检套餐", "Health check", 150),
+    ("merchant-battery", "电池更换券", "Battery swap voucher", 30),
+    ("merchant-shop", "食用油一桶", "Cooking oil", 60),
+    ("merchant-clinic", "体检套餐", "Health check", 120),
 ]
 
 
@@ -267,6 +267,7 @@ class Demo:
             )
             rewards.append(r.json())
         shoppers = self.rng.sample(self.volunteers, k=min(120, len(self.volunteers)))
+        await self.wallets_caught_up(shoppers)
         step = progress.add_task("redemptions", total=len(shoppers))
 
         async def shop(volunteer: str) -> None:
@@ -281,9 +282,45 @@ class Demo:
             )
             outcome = "accepted" if r.status_code == 201 else r.json().get("reason", r.status_code)
             self.tally.outcomes[f"redemption {outcome}"] += 1
+            if r.status_code == 201:
+                placed.append((who, r.json()["id"]))
             progress.advance(step)
 
+        placed: list[tuple[dict[str, str], str]] = []
         await asyncio.gather(*(shop(v) for v in shoppers))
+        # the ledger debits asynchronously: wait until every accepted redemption is confirmed
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while placed and loop.time() < deadline:
+            states = await asyncio.gather(
+                *(self.call("GET", "redeem", f"/v1/redemptions/{rid}", who) for who, rid in placed)
+            )
+            placed = [
+                p
+                for p, r in zip(placed, states, strict=True)
+                if r.json().get("status") == "pending"
+            ]
+            if placed:
+                await asyncio.sleep(0.3)
+        self.tally.outcomes["redemptions not debited after 1 min"] = len(placed)
+
+    async def wallets_caught_up(self, accounts: list[str], timeout: float = 30) -> None:
+        """The redeem service learns balances from the ledger's events: let it catch up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        behind = list(accounts)
+        while behind and loop.time() < deadline:
+
+            async def lagging(account: str) -> bool:
+                who = self.auth("volunteer", account)
+                ledger = await self.call("GET", "points", f"/v1/accounts/{account}/balance", who)
+                wallet = await self.call("GET", "redeem", f"/v1/wallets/{account}", who)
+                return bool(ledger.json()["balance"] != wallet.json()["ledger_balance"])
+
+            flags = await asyncio.gather(*(lagging(a) for a in behind))
+            behind = [a for a, late in zip(behind, flags, strict=True) if late]
+            if behind:
+                await asyncio.sleep(0.3)
 
     async def summary(self) -> dict[str, Any]:
         issued = redeemed = outstanding = 0
