@@ -126,7 +126,7 @@ async def test_every_verified_completion_is_credited_exactly_once_across_a_broke
     # a second completion for an account credited before the restart
     owed[f"vol-{run}-0"][await _earn(tasks, f"vol-{run}-0", 5)] = 5
 
-    await eventually(all_credited, timeout=120, what="every completion credited after restart")
+    await eventually(all_credited, timeout=180, what="every completion credited after restart")
 
     # exactly once: one credit per completion, balances equal what was owed
     for account, completions in owed.items():
@@ -147,4 +147,4 @@ async def test_every_verified_completion_is_credited_exactly_once_across_a_broke
                     return False
         return True
 
-    await eventually(all_acked, timeout=60, what="credit acknowledgements after restart")
+    await eventually(all_acked, timeout=180, what="credit acknowledgements after restart")
