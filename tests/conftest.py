@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,6 +23,17 @@ from tests.helpers import Api
 
 def _free_ports() -> Ports:
     return Ports(**{name: free_port() for name in Ports.__dataclass_fields__})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A terminated run (CI's time limit, `timeout`) still tears its stacks down: SIGTERM becomes
+    the KeyboardInterrupt on which pytest runs the fixtures' finalizers. Without it PostgreSQL
+    (daemonised by pg_ctl) and the broker (its own session) outlive the run."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt("terminated")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @pytest.fixture(scope="session")
