@@ -224,6 +224,9 @@ async def complete_job(
         check_checkin_code(job["checkin_code"], body.checkin_code)
         done = await conn.fetchrow(q["completion_by_claim"], claim["id"])
         if done is not None:
+            if done["submitted_by"] == by and done["idempotency_key"] == idempotency_key:
+                # the same request, committed by a concurrent retry after our key lookup
+                return _same_request(done, job_id, body.account_id), False
             raise AlreadyCompleted(
                 "this claim already has a completion", completion_id=str(done["id"])
             )
