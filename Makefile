@@ -31,12 +31,14 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml lib/pyproject.toml services/*/pypr
 	@touch $@
 
 # Debian packages, installed in one go when missing: the PostgreSQL server, Prometheus (with
-# promtool, which tests the alert rules), and Chromium (renders the audit report in a test).
+# promtool, which tests the alert rules), Chromium (renders the audit report in a test) and
+# libfaketime (runs one service with a skewed clock in tests/faults).
 system:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing="$$missing faketime"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing Debian packages:$$missing (a minute or two, once)"; \
