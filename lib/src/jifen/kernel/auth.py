@@ -123,8 +123,15 @@ def issue_token(
 class TokenVerifier:
     """Verifies tokens against every published key (re-read when an unknown kid appears)."""
 
-    def __init__(self, keys_dir: Path) -> None:
+    def __init__(self, keys_dir: Path, max_clock_skew_seconds: float | None = None) -> None:
         self.keys_dir = keys_dir
+        # the issuer's clock may run ahead of ours: `iat`/`nbf` up to this far in the future
+        # are accepted (JIFEN_MAX_CLOCK_SKEW_SECONDS); `exp` stays exact, never extended
+        self.max_clock_skew_seconds = (
+            max_clock_skew_seconds
+            if max_clock_skew_seconds is not None
+            else float(os.environ.get("JIFEN_MAX_CLOCK_SKEW_SECONDS", "300") or 300)
+        )
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._load()
 
@@ -153,10 +160,15 @@ class TokenVerifier:
                 key,
                 algorithms=["EdDSA"],
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss"]},
+                options={
+                    "require": ["exp", "iat", "sub", "iss"],
+                    "verify_iat": False,  # checked below, within the allowed clock skew
+                    "verify_nbf": False,
+                },
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from None
+        self._check_not_from_the_future(claims)
         try:
             rl = claims.get("rl")
             return Principal(
@@ -168,6 +180,21 @@ class TokenVerifier:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidToken(f"bad claims: {exc}") from None
+
+    def _check_not_from_the_future(self, claims: dict[str, Any]) -> None:
+        now = time.time()
+        for claim in ("iat", "nbf"):
+            value = claims.get(claim)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidToken(f"{claim} must be a number")
+            ahead = value - now
+            if ahead > self.max_clock_skew_seconds:
+                raise InvalidToken(
+                    f"token {claim} is {ahead:.0f} s in the future, more than the allowed "
+                    f"clock skew of {self.max_clock_skew_seconds:g} s"
+                )
 
 
 _bearer = HTTPBearer(auto_error=False, description="A Jifen token: `jifen token create`.")

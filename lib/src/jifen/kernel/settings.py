@@ -51,5 +51,10 @@ class ServiceSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(10_000, validation_alias="JIFEN_KAFKA_SESSION_TIMEOUT_MS")
     topic_partitions: int = Field(4, validation_alias="JIFEN_TOPIC_PARTITIONS")
 
+    # clocks of different hosts drift: an event's `time` or a token's `iat`/`nbf` up to this
+    # far ahead of this process's clock is accepted as sent; further ahead is refused
+    # (dead-lettered, or 401), since no honest clock in the deployment is that far off
+    max_clock_skew_seconds: float = Field(300.0, validation_alias="JIFEN_MAX_CLOCK_SKEW_SECONDS")
+
     outbox_batch: int = 500
     outbox_poll_seconds: float = 0.5

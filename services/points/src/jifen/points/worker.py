@@ -16,6 +16,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -29,7 +30,14 @@ from jifen.kernel.kafka import dead_letter, ensure_topics, make_consumer
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 from jifen.points import metrics
 from jifen.points.db.repo import append_postings
-from jifen.points.domain.ledger import ImpossibleEvent, Kind, Plan, Posting, posting_from_event
+from jifen.points.domain.ledger import (
+    ImpossibleEvent,
+    Kind,
+    Plan,
+    Posting,
+    check_clock_skew,
+    posting_from_event,
+)
 from jifen.points.settings import PointsSettings
 
 log = logging.getLogger(__name__)
@@ -141,10 +149,12 @@ class LedgerWorker:
         dead: list[tuple[Record, str]] = []
         postings: list[Posting] = []
         by_event: dict[str, Record] = {}
+        now = datetime.now(UTC)  # one reading a batch, for the clock-skew bound
         for record in records:
             try:
                 event = self.contracts.decode(record.value)
                 posting = posting_from_event(event, parse_time(event["time"]))
+                check_clock_skew(posting.occurred_at, now, self.settings.max_clock_skew_seconds)
             except ContractViolation as exc:
                 dead.append((record, exc.reason))
                 continue

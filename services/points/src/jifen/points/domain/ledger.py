@@ -102,6 +102,23 @@ def posting_from_event(event: dict[str, Any], occurred_at: datetime) -> Posting:
     )
 
 
+def check_clock_skew(occurred_at: datetime, now: datetime, max_skew_seconds: float) -> None:
+    """Refuse an event stamped further in the future than the allowed clock skew.
+
+    Another host's clock may run a little ahead of the ledger's: such an event is applied and
+    keeps the time it was sent with. One further ahead than any honest clock can be is not
+    trusted (its time would misplace the entry in statements and windows): it is refused with
+    a reason naming the skew and the bound. Events from the past are never refused here: a
+    republished or redelivered event is legitimately old.
+    """
+    ahead = (occurred_at - now).total_seconds()
+    if ahead > max_skew_seconds:
+        raise ImpossibleEvent(
+            f"clock skew: event time is {ahead:.0f} s ahead of the ledger's clock, more than "
+            f"the allowed {max_skew_seconds:g} s (JIFEN_MAX_CLOCK_SKEW_SECONDS)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Head:
     """The tip of one account's chain."""
