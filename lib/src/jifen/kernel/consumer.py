@@ -3,7 +3,8 @@
 One record at a time, each in its own transaction with its inbox row; offsets committed
 after the database commit. A record that fails its contract, or that the handler refuses
 as impossible, goes to the dead-letter topic with the reason and never blocks the partition.
-A database outage is waited out (the record is retried, never skipped).
+A database outage is waited out (the record is retried, never skipped), and a broker that
+restarted empty is noticed (``OffsetGuard``) and read again from its beginning.
 (The points ledger has its own batched path: see ``jifen.points.worker``.)
 """
 
@@ -20,7 +21,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from jifen.kernel.contracts import Contracts, ContractViolation
-from jifen.kernel.kafka import dead_letter, ensure_topics, make_consumer
+from jifen.kernel.kafka import BrokerForgot, OffsetGuard, dead_letter, ensure_topics, make_consumer
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 
 log = logging.getLogger(__name__)
@@ -92,16 +93,21 @@ class EventConsumer:
             try:
                 await ensure_topics(self.bootstrap, self.topic_names)
                 await consumer.start()
+                guard = OffsetGuard(consumer, self.group_id)
                 while True:
                     batch = await consumer.getmany(timeout_ms=500, max_records=500)
                     self.assigned = bool(consumer.assignment())
                     for tp, records in batch.items():
                         for record in records:
                             await self._apply(record)
-                        await consumer.commit({tp: records[-1].offset + 1})
+                        await guard.commit({tp: records[-1].offset + 1})
+                    if not batch:
+                        await guard.idle()
                     await observe_lag(consumer, self.group_id)
             except asyncio.CancelledError:
                 raise
+            except BrokerForgot as exc:
+                log.warning("%s: %s; re-reading from the beginning", self.service, exc)
             except KafkaError:
                 log.exception("%s consumer lost the broker; restarting it", self.service)
                 await asyncio.sleep(1.0)

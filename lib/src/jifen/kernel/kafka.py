@@ -13,13 +13,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from jifen.kernel import topics
 from jifen.kernel.contracts import isoformat, utcnow
-from jifen.kernel.metrics import DEAD_LETTERED
+from jifen.kernel.metrics import CONSUMER_RESTARTS, DEAD_LETTERED
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,68 @@ def make_consumer(
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topic_names, **options)
+
+
+class BrokerForgot(KafkaError):  # type: ignore[misc]
+    """The broker no longer has the group's committed offsets: it restarted empty."""
+
+
+class OffsetGuard:
+    """Commits a consumer's offsets, and notices a broker that has forgotten them.
+
+    The embedded broker keeps everything in memory. After a restart its topics begin again
+    at offset 0 and the group's committed offsets are gone, but a running aiokafka consumer
+    keeps its in-memory fetch position: past the first records of the new log, which it
+    would silently never read. So before each commit, and every ``check_every`` seconds when
+    idle, the guard asks the broker for the group's committed offsets of the partitions it
+    holds. One missing, or lower than the last offset this consumer committed or started
+    from, means the broker forgot: :class:`BrokerForgot` is raised *instead of* committing,
+    and the caller restarts its consumer, which joins the group afresh and (with nothing
+    committed) reads from the beginning. Records already applied come again and the
+    idempotent consumers absorb them; nothing is skipped. On Apache Kafka committed offsets
+    do not vanish, so the check costs one OffsetFetch round trip and never fires.
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, group: str, *, check_every: float = 2.0) -> None:
+        self.consumer = consumer
+        self.group = group
+        self.check_every = check_every
+        self.known: dict[TopicPartition, int] = {}
+        self._checked = 0.0
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self.check()
+        await self.consumer.commit(offsets)
+        self.known.update(offsets)
+
+    async def idle(self) -> None:
+        """Check now and then while no records come (a restart may leave a consumer idle)."""
+        if asyncio.get_running_loop().time() - self._checked >= self.check_every:
+            await self.check()
+
+    async def check(self) -> None:
+        self._checked = asyncio.get_running_loop().time()
+        held = self.consumer.assignment()
+        self.known = {tp: o for tp, o in self.known.items() if tp in held}
+        if not held:
+            return
+        try:
+            # one OffsetFetch for every partition held (consumer.committed() asks one at a time)
+            theirs = await asyncio.wait_for(
+                self.consumer._coordinator.fetch_committed_offsets(list(held)), 5.0
+            )
+        except TimeoutError:
+            return  # the broker is away: the commit that follows will fail and say so
+        lost = [tp for tp, o in self.known.items() if tp not in theirs or theirs[tp].offset < o]
+        if lost:
+            CONSUMER_RESTARTS.labels(self.group).inc()
+            raise BrokerForgot(
+                f"the broker has forgotten group {self.group}'s offsets for "
+                + ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(lost)[:8])
+            )
+        for tp in held:
+            if tp not in self.known and tp in theirs:
+                self.known[tp] = theirs[tp].offset  # where this member started from
 
 
 async def ensure_topics(

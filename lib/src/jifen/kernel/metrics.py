@@ -51,6 +51,12 @@ OUTBOX_OLDEST_AGE = Gauge(
     "Age of the oldest unpublished outbox event (0 when empty).",
     ["service"],
 )
+CONSUMER_RESTARTS = Counter(
+    "jifen_kafka_consumer_broker_forgot_total",
+    "Times a consumer found the broker had forgotten its group's committed offsets (the "
+    "embedded broker restarted) and re-read its partitions from the beginning; by group.",
+    ["group"],
+)
 CONSUMER_LAG = Gauge(
     "jifen_kafka_consumer_lag_events",
     "Records behind the partition's high watermark, by consumer group, topic and partition. "

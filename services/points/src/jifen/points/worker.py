@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, ContractViolation, parse_time
 from jifen.kernel.db import Queries
-from jifen.kernel.kafka import dead_letter, ensure_topics, make_consumer
+from jifen.kernel.kafka import BrokerForgot, OffsetGuard, dead_letter, ensure_topics, make_consumer
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 from jifen.points import metrics
 from jifen.points.db.repo import append_postings
@@ -107,6 +107,8 @@ class LedgerWorker:
                 await self._pipeline(consumer)
             except asyncio.CancelledError:
                 raise
+            except BrokerForgot as exc:
+                log.warning("%s; re-reading from the beginning", exc)
             except KafkaError:
                 log.exception("ledger worker lost the broker; restarting its consumer")
                 await asyncio.sleep(1.0)
@@ -123,6 +125,7 @@ class LedgerWorker:
         """
         in_flight: asyncio.Task[Plan] | None = None
         offsets: dict[Any, int] = {}
+        guard = OffsetGuard(consumer, self.settings.consumer_group)
         try:
             while True:
                 batch = await consumer.getmany(
@@ -131,9 +134,13 @@ class LedgerWorker:
                 decoded = self.decode([r for rs in batch.values() for r in rs]) if batch else None
                 if in_flight is not None:
                     await in_flight
-                    await consumer.commit(offsets)
+                    # raises BrokerForgot instead of committing, dropping the batch just
+                    # fetched: it is read again with everything else after the restart
+                    await guard.commit(offsets)
                     in_flight = None
                     await observe_lag(consumer, self.settings.consumer_group)
+                elif decoded is None:
+                    await guard.idle()
                 if decoded is not None:
                     in_flight = asyncio.create_task(self.apply_decoded(decoded))
                     offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items()}

@@ -232,14 +232,6 @@ RETURNING *;
 UPDATE need SET status = 'done' WHERE job_id = $1 AND status IN ('claimed', 'in_progress')
 RETURNING id, org_id;
 
--- name: acks_overdue
--- completions whose credit or reversal the ledger should have acknowledged long ago
-SELECT EXISTS (
-    SELECT 1 FROM completion
-    WHERE (verified_event IS NOT NULL AND credited_at IS NULL AND verified_at < now() - $1::interval)
-       OR (status = 'revoked' AND reversed_at IS NULL AND revoked_at < now() - $1::interval)
-);
-
 -- name: series_templates
 -- the latest job of each recurring series of a community before the given month
 SELECT DISTINCT ON (series_id) *

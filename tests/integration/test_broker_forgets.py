@@ -1,0 +1,106 @@
+"""A consumer outlives a broker that restarts empty (the embedded broker keeps everything in
+memory): the records published after the restart start again at offset 0, below the
+consumer's position. aiokafka's heartbeat, finding the group gone, usually rejoins and resets
+the position in time; when a commit from the old position comes first, the records below it
+would never be read. The kernel's OffsetGuard checks before every commit, so the restart is
+always noticed and every record is applied exactly once.
+
+Real Tansu on a free port (restarted by the test) and the session's PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from jifen.kernel.consumer import EventConsumer
+from jifen.kernel.contracts import Contracts, encode
+from jifen.kernel.kafka import ensure_topics, make_producer
+from jifen.kernel.metrics import CONSUMER_RESTARTS
+from jifen.kernel.settings import REPO_ROOT
+from jifen.kernel.stack import Broker, free_port
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.integration
+CONTRACTS = Contracts(REPO_ROOT / "schemas")
+EXAMPLE = REPO_ROOT / "schemas/examples/jifen.tasks.job.published.v1/valid-repair-day.json"
+TOPIC = "jifen.test.forgetful"
+
+
+def _event() -> bytes:
+    event: dict[str, Any] = orjson.loads(EXAMPLE.read_bytes())
+    event["id"] = str(uuid.uuid4())
+    CONTRACTS.validate(event)
+    return encode(event)
+
+
+async def _publish(bootstrap: str, n: int) -> list[str]:
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        values = [_event() for _ in range(n)]
+        await asyncio.gather(*[await producer.send(TOPIC, v, partition=0) for v in values])
+        return [orjson.loads(v)["id"] for v in values]
+    finally:
+        await producer.stop()
+
+
+async def test_consumer_reads_everything_after_the_broker_forgets(
+    fresh_db: Callable[[Path], Awaitable[str]], tmp_path: Path
+) -> None:
+    dsn = await fresh_db(tmp_path)  # the kernel's tables only (applied_event)
+    broker = Broker(free_port(), tmp_path / "broker.log")
+    broker.start()
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    producer = make_producer(broker.bootstrap)
+    applied: list[str] = []
+
+    async def handler(_conn: asyncpg.Connection, event: dict[str, Any]) -> None:
+        applied.append(event["id"])
+
+    group = f"forgetful-{uuid.uuid4().hex[:6]}"
+    consumer = EventConsumer(
+        service="test", bootstrap=broker.bootstrap, group_id=group, topic_names=[TOPIC],
+        contracts=CONTRACTS, pool=pool, producer=producer,
+        handlers={"jifen.tasks.job.published.v1": handler}, session_timeout_ms=30_000,
+    )  # fmt: skip
+    task: asyncio.Task[None] | None = None
+    try:
+        await ensure_topics(broker.bootstrap, [TOPIC], partitions=1)
+        await producer.start()
+        before = await _publish(broker.bootstrap, 30)
+        task = asyncio.create_task(consumer.run())
+        await eventually(lambda: _ready(applied, before), timeout=60, what="first records")
+        forgot = CONSUMER_RESTARTS.labels(group)._value.get()
+
+        broker.stop()
+        broker.start()  # empty: no topic, no record, no committed offset
+        await ensure_topics(broker.bootstrap, [TOPIC], partitions=1)
+        # offsets 0..59: the consumer, still at position 30, would read 30..59 and commit 60
+        # before its next heartbeat (every 7.5 s here) tells it the group is gone
+        after = await _publish(broker.bootstrap, 60)
+
+        await eventually(
+            lambda: _ready(applied, before + after), timeout=90, what="records after the restart"
+        )
+        assert sorted(applied) == sorted(before + after), "each record applied exactly once"
+        assert CONSUMER_RESTARTS.labels(group)._value.get() > forgot, "the restart was noticed"
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await producer.stop()
+        await pool.close()
+        broker.stop()
+
+
+async def _ready(applied: list[str], wanted: list[str]) -> bool:
+    return set(wanted) <= set(applied)
