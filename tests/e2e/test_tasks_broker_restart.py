@@ -1,7 +1,9 @@
 """Credit after a broker restart: the embedded broker forgets every topic and offset when it
 restarts. Completions verified before, during and after the outage must each end up credited
 exactly once — the outbox keeps what the broker lost, the tasks worker republishes what the
-ledger has not acknowledged, and the ledger ignores what it already applied.
+ledger has not acknowledged, and the ledger ignores what it already applied. Redemptions in
+flight across the restart are debited once and confirmed (or, cancelled, refunded once): the
+redeem worker sends again what the ledger has not answered.
 
 This test disrupts the broker, so it runs its own stack (module-scoped), not the session's."""
 
@@ -20,6 +22,7 @@ import pytest
 
 from jifen.kernel.devstack import DevStack
 from tests.conftest import _free_ports
+from tests.e2e.test_redeem_wallet import add_reward, redeem_once, wallet_when
 from tests.helpers import Api, eventually
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +33,13 @@ def own_stack() -> Iterator[DevStack]:
     home = Path(tempfile.mkdtemp(prefix="jifen-restart-"))
     os.chmod(home, 0o755)  # noqa: S103 - the 'postgres' user must reach the data dir
     s = DevStack(
-        home, _free_ports(), say=False, extra_env={"JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "2"}
+        home,
+        _free_ports(),
+        say=False,
+        extra_env={
+            "JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "2",
+            "JIFEN_REDEEM_RESEND_AFTER_SECONDS": "3",
+        },
     )
     try:
         s.start_infra()
@@ -43,7 +52,7 @@ def own_stack() -> Iterator[DevStack]:
 
 @pytest.fixture
 async def own_apis(own_stack: DevStack) -> AsyncIterator[dict[str, Api]]:
-    clients = {s: Api(own_stack, s) for s in ("tasks", "points")}
+    clients = {s: Api(own_stack, s) for s in ("tasks", "points", "redeem")}
     yield clients
     for c in clients.values():
         await c.close()
@@ -93,7 +102,7 @@ async def _entries(points: Api, account: str) -> list[dict[str, Any]]:
 async def test_every_verified_completion_is_credited_exactly_once_across_a_broker_restart(
     own_stack: DevStack, own_apis: dict[str, Api]
 ) -> None:
-    tasks, points = own_apis["tasks"], own_apis["points"]
+    tasks, points, redeem = own_apis["tasks"], own_apis["points"], own_apis["redeem"]
     run = uuid.uuid4().hex[:6]
     owed: dict[str, dict[str, int]] = {}  # account -> completion -> points
 
@@ -115,8 +124,22 @@ async def test_every_verified_completion_is_credited_exactly_once_across_a_broke
 
     await eventually(all_credited, timeout=60, what="credits before the restart")
 
+    # redemptions placed just before the restart: their debits may or may not have been read
+    reward = await add_reward(redeem, 4)
+    spender, canceller = f"vol-{run}-1", f"vol-{run}-2"
+    for account in (spender, canceller):
+        await wallet_when(redeem, account, spendable=owed[account][next(iter(owed[account]))])
+    kept = await redeem_once(redeem, spender, reward)
+    dropped = await redeem_once(redeem, canceller, reward)
+    assert kept.status_code == 201 and dropped.status_code == 201, (kept.text, dropped.text)
+
     # verified while the broker is down: they wait in the outbox
     own_stack.broker.stop()
+    r = await redeem.http.post(
+        f"/v1/redemptions/{dropped.json()['id']}/cancel",
+        headers=redeem.auth("volunteer", canceller),
+    )
+    assert r.status_code == 200, r.text
     for i in range(3, 5):
         await earn(i, "during")
     own_stack.broker.start()
@@ -128,15 +151,10 @@ async def test_every_verified_completion_is_credited_exactly_once_across_a_broke
 
     await eventually(all_credited, timeout=180, what="every completion credited after restart")
 
-    # exactly once: one credit per completion, balances equal what was owed
+    # exactly once: one credit per completion (balances are checked at the end)
     for account, completions in owed.items():
-        entries = await _entries(points, account)
-        assert sorted(e["completion_id"] for e in entries) == sorted(completions), account
-        assert all(e["kind"] == "credit" for e in entries)
-        r = await points.http.get(
-            f"/v1/accounts/{account}/balance", headers=points.auth("volunteer", account)
-        )
-        assert r.json()["balance"] == sum(completions.values()), account
+        credits = [e for e in await _entries(points, account) if e["kind"] == "credit"]
+        assert sorted(e["completion_id"] for e in credits) == sorted(completions), account
 
     # and the tasks service heard back about every one of them (end-to-end acknowledgement)
     async def all_acked() -> bool:
@@ -148,3 +166,40 @@ async def test_every_verified_completion_is_credited_exactly_once_across_a_broke
         return True
 
     await eventually(all_acked, timeout=180, what="credit acknowledgements after restart")
+
+    # the redemption in flight was debited once and confirmed; the cancelled one refunded once
+    async def settled(redemption: str, account: str, status: str) -> bool:
+        r = await redeem.http.get(
+            f"/v1/redemptions/{redemption}", headers=redeem.auth("volunteer", account)
+        )
+        return r.json()["status"] == status
+
+    await eventually(
+        lambda: settled(kept.json()["id"], spender, "confirmed"), timeout=180, what="confirmed"
+    )
+    await eventually(
+        lambda: settled(dropped.json()["id"], canceller, "cancelled"), timeout=180, what="cancel"
+    )
+    for account, redemption, kinds in (
+        (spender, kept.json()["id"], ["debit"]),
+        (canceller, dropped.json()["id"], ["debit", "refund"]),
+    ):
+
+        async def answered(account: str = account, kinds: list[str] = kinds) -> bool:
+            spent = [e for e in await _entries(points, account) if e["kind"] != "credit"]
+            return len(spent) >= len(kinds)
+
+        await eventually(answered, timeout=180, what=f"ledger answers for {account}")
+        entries = [e for e in await _entries(points, account) if e["kind"] != "credit"]
+        assert sorted(e["kind"] for e in entries) == kinds, (account, entries)
+        assert all(e["redemption_id"] == redemption for e in entries)
+        owed_points = sum(owed[account].values()) - (4 if account == spender else 0)
+        await wallet_when(redeem, account, ledger_balance=owed_points, held=0)
+
+    # every balance equals what was earned, less the one confirmed redemption
+    for account, completions in owed.items():
+        r = await points.http.get(
+            f"/v1/accounts/{account}/balance", headers=points.auth("volunteer", account)
+        )
+        spent = 4 if account == spender else 0
+        assert r.json()["balance"] == sum(completions.values()) - spent, account
