@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: audit-deps help deps system run demo stop test lint typecheck unit integration e2e fmt clean bench
+.PHONY: audit-deps help deps system run demo stop test lint typecheck unit integration e2e fmt clean bench soak
 
 help:
 	@echo "make run    - start PostgreSQL, the broker and the three services, seed demo data"
@@ -19,6 +19,7 @@ help:
 	@echo "make test   - lint, type-check and run the whole test suite (own broker and PostgreSQL)"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - benchmarks with ratios to references (SIZE=quick|full, N=events); docs/BENCH.md"
+	@echo "make soak   - chaos soak: workload while workers, broker, PostgreSQL restart (DURATION=10m); docs/RELIABILITY.md"
 
 $(UV):
 	@echo "installing uv $(UV_VERSION) into .tools/"
@@ -100,6 +101,15 @@ BENCH_VENV := .tools/bench-venv
 bench: deps
 	@UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --frozen --all-packages --group dev --group bench --quiet
 	@$(BENCH_VENV)/bin/python -m bench --size $(SIZE) $(if $(N),--n $(N)) $(BENCH_ARGS)
+
+# `make soak DURATION=10m`: a mixed workload on a stack of its own (free ports, temp folder)
+# while a seeded chaos loop kills and restarts the workers, the broker and PostgreSQL; then it
+# converges, reconciles, verifies the audit trail and prints a verdict (docs/RELIABILITY.md).
+# SEED=n repeats a run's choices.
+DURATION ?= 10m
+SEED ?=
+soak: deps
+	@$(PY) -m tests.soak --duration $(DURATION) $(if $(SEED),--seed $(SEED))
 
 fmt: deps
 	@$(VENV)/bin/ruff format lib services tests
