@@ -79,16 +79,8 @@ typecheck: deps
 audit-deps: deps
 	@$(PY) -m tests.security.audit_deps
 
-# The broker-restart test passes alone but failed 3 of 6 full runs on two shared cores (a
-# service dropping a connection while the broker restarts): it runs in `make test-faults` until
-# the consumers handle a restart themselves (issue 11), so CI stays deterministic.
-FLAKY := tests/e2e/test_tasks_broker_restart.py
-
 test: lint
-	@$(VENV)/bin/pytest -q -p no:cacheprovider --ignore=$(FLAKY)
-
-test-faults: deps
-	@$(VENV)/bin/pytest -q -p no:cacheprovider $(FLAKY)
+	@$(VENV)/bin/pytest -q -p no:cacheprovider
 
 unit: deps
 	@$(VENV)/bin/pytest -q tests/unit
