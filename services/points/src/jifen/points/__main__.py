@@ -6,8 +6,15 @@ from jifen.kernel.service import main
 from jifen.points.api.app import build_app
 from jifen.points.db import MIGRATIONS
 from jifen.points.settings import PointsSettings
-from jifen.points.stream.app import run as run_signals
 from jifen.points.worker_app import build_worker_app
+
+
+def run_signals(settings: PointsSettings) -> None:
+    """The faust app, imported only by the process that runs it."""
+    from jifen.points.stream.app import run
+
+    run(settings)
+
 
 if __name__ == "__main__":
     main(

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from jifen.kernel.auth import Principal, Role, require
+from jifen.points.db.signals import current_flags
 from jifen.points.domain.signals import Thresholds
-from jifen.points.stream.app import current_flags
 
 Reader = Annotated[Principal, require(Role.OFFICER, Role.AUDITOR, Role.ADMIN)]
 router = APIRouter(prefix="/v1/signals", tags=["signals"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -22,9 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_late
 
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, ContractViolation, parse_time
-from jifen.kernel.db import Queries, create_pool
+from jifen.kernel.db import create_pool
 from jifen.points.db import queries
-from jifen.points.domain.signals import SIGNALS, Tally, Thresholds, evaluate, tallies
+from jifen.points.db.signals import current_flags, record
+from jifen.points.domain.signals import SIGNALS, Thresholds
 from jifen.points.settings import PointsSettings
 
 log = logging.getLogger(__name__)
@@ -43,47 +44,6 @@ LAST_EVENT = Gauge(
 )
 
 VERIFIED = "jifen.tasks.completion.verified.v1"
-
-
-async def record(pool: asyncpg.Pool, q: Queries, events: list[dict[str, Any]]) -> int:
-    """Tally a batch once: the inbox of event ids and the counts commit together."""
-    async with pool.acquire() as conn, conn.transaction():
-        fresh = {
-            r["event_id"]
-            for r in await conn.fetch(q["claim_signal_events"], [e["id"] for e in events])
-        }
-        new = [e for e in events if e["id"] in fresh]
-        rows = tallies(new, parse_time)
-        if rows:
-            await conn.execute(
-                q["add_tallies"],
-                [t.signal for t in rows],
-                [t.org_id for t in rows],
-                [t.community_id for t in rows],
-                [t.subject for t in rows],
-                [t.window_start for t in rows],
-                [t.window_seconds for t in rows],
-                [t.count for t in rows],
-                [t.points for t in rows],
-            )
-    return len(new)
-
-
-async def current_flags(
-    conn: asyncpg.Connection,
-    q: Queries,
-    org: str | None,
-    thresholds: Thresholds,
-    lookback: timedelta,
-) -> list[Any]:
-    now = datetime.now(UTC)
-    rows = [Tally(**dict(r)) for r in await conn.fetch(q["recent_tallies"], org, now - lookback)]
-    pairs = [
-        Tally(**dict(r))
-        for r in await conn.fetch(q["officer_pairs_since"], org, now - timedelta(days=30))
-    ]
-    rows = [r for r in rows if r.signal != "officer_volunteer_completions_per_day"] + pairs
-    return evaluate(rows, thresholds)
 
 
 def make_faust_app(settings: PointsSettings) -> faust.App:
