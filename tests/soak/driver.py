@@ -89,6 +89,7 @@ class Soak:
         self.args = args
         self.seed = seed
         self.began = time.monotonic()
+        self.stall = (0.0, 0.0)  # the longest pause in appending: from, to (soak seconds)
         self.meter = Meter(stack)
         self.dead_letters = DeadLetters()
         self.chaos = Chaos(
@@ -118,6 +119,19 @@ class Soak:
         except Exception:  # PostgreSQL restarting: say so rather than stop
             return "?"
 
+    async def watch_ledger(self, every: float = 2.0) -> None:
+        """The longest pause in appending while the workload runs (how long a fault held the
+        ledger up before the system noticed and recovered)."""
+        last, since = -1, self.elapsed()
+        while True:
+            text = await self.applied()
+            now = self.elapsed()
+            if text != "?" and int(text) != last:
+                last, since = int(text), now
+            elif now - since > self.stall[1] - self.stall[0]:
+                self.stall = (since, now)
+            await asyncio.sleep(every)
+
     async def progress(self) -> None:
         while True:
             await asyncio.sleep(self.args.progress)
@@ -134,6 +148,7 @@ class Soak:
         background = [
             asyncio.create_task(self.meter.loop()),
             asyncio.create_task(self.chaos.watch()),
+            asyncio.create_task(self.watch_ledger()),
             asyncio.create_task(self.progress()),
         ]
         stop_chaos = asyncio.Event()
@@ -144,6 +159,7 @@ class Soak:
             self.workload.stopping.set()
             stop_chaos.set()
             background[-1].cancel()  # the progress line
+            background[-2].cancel()  # the stall watch: only while the workload runs
             say(f"[{clock(self.elapsed())}] time is up: chaos stopping, workload finishing")
             await chaos
             await work
@@ -291,6 +307,8 @@ class Soak:
                     if recoveries
                     else ""
                 )
+                + f"\n{'':22}timeline: "
+                + ", ".join(f"{clock(x.at)} {x.kind}" for x in self.chaos.faults)
                 + "".join(
                     f"\n{'':22}{x.kind} at {clock(x.at)}: {x.note}"
                     for x in self.chaos.faults
@@ -301,6 +319,12 @@ class Soak:
                     if self.chaos.unexpected
                     else "; no process exited by itself"
                 ),
+            ),
+            (
+                "ledger pauses",
+                f"longest pause in appending while the workload ran: "
+                f"{self.stall[1] - self.stall[0]:.0f} s "
+                f"(from {clock(self.stall[0])} to {clock(self.stall[1])})",
             ),
             (
                 "convergence",
