@@ -110,8 +110,14 @@ def make_faust_app(settings: PointsSettings) -> faust.App:
     async def refresh_flags() -> None:
         if "pool" not in state:
             return
-        async with state["pool"].acquire() as conn:
-            flags = await current_flags(conn, q, None, thresholds, timedelta(days=1))
+        try:
+            async with state["pool"].acquire() as conn:
+                flags = await current_flags(conn, q, None, thresholds, timedelta(days=1))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # a timer that raises crashes the whole faust worker: a database restart would
+            # take the signals down for good. Wait it out; the next tick refreshes.
+            log.warning("refreshing integrity flags failed; retrying", exc_info=True)
+            return
         counts: dict[tuple[str, str], int] = {}
         for f in flags:
             counts[(f.org_id, f.signal)] = counts.get((f.org_id, f.signal), 0) + 1
