@@ -29,7 +29,7 @@ PROCESSES.append(("points", "signals"))
 
 @pytest.fixture(scope="package")
 def fault_stack() -> Iterator[DevStack]:
-    home = Path(tempfile.mkdtemp(prefix="jifen-faults-"))
+    home = Path(tempfile.mkdtemp(prefix="jifen-faultpkg-"))
     os.chmod(home, 0o755)  # noqa: S103 - the 'postgres' user must reach the data dir
     s = DevStack(
         home,
