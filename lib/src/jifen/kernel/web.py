@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from jifen.kernel.errors import DomainRefusal, NotFound
 from jifen.kernel.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
@@ -179,6 +180,15 @@ def create_app(
     @app.exception_handler(Refusal)
     async def _refusal(_: Request, exc: Refusal) -> JSONResponse:
         return problem(exc.status, "Refused", exc.detail, reason=exc.reason, **exc.facts)
+
+    @app.exception_handler(DomainRefusal)
+    async def _domain_refusal(_: Request, exc: DomainRefusal) -> JSONResponse:
+        facts = {("current_status" if k == "status" else k): v for k, v in exc.facts.items()}
+        return problem(exc.status, "Refused", exc.detail, reason=exc.reason, **facts)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, _title(404), str(exc))
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:

@@ -10,21 +10,16 @@ import asyncpg
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
+from jifen.kernel.errors import DomainRefusal, NotFound
 from jifen.kernel.outbox import enqueue
 from jifen.points.db.repo import append_postings
 from jifen.points.domain.ledger import adjustment
 from jifen.points.metrics import ENTRIES_APPENDED
 
 
-class NotFound(LookupError):
-    pass
-
-
-class AdjustmentRefused(Exception):
+class AdjustmentRefused(DomainRefusal):
     def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+        super().__init__(detail, reason=reason)
 
 
 async def request_adjustment(

@@ -18,6 +18,7 @@ from jifen.kernel import topics
 from jifen.kernel.consumer import RejectedEvent
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
+from jifen.kernel.errors import NotFound
 from jifen.kernel.outbox import enqueue
 from jifen.redeem.domain.lifecycle import Status, check_fulfil, plan_cancel
 from jifen.redeem.domain.wallet import RedeemRefusal, Reward, Usage, Wallet, decide
@@ -28,10 +29,6 @@ PLACED = "jifen.redeem.redemption.placed.v1"
 CANCELLED = "jifen.redeem.redemption.cancelled.v1"
 
 log = logging.getLogger(__name__)
-
-
-class NotFound(LookupError):
-    pass
 
 
 class IdempotencyKeyReused(RedeemRefusal):

@@ -16,6 +16,7 @@ import asyncpg
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
+from jifen.kernel.errors import NotFound
 from jifen.kernel.outbox import enqueue
 from jifen.tasks.api.schemas import (
     AppealIn,
@@ -66,10 +67,6 @@ from jifen.tasks.domain.limits import (
 )
 
 SOURCE = "/jifen/tasks"
-
-
-class NotFound(LookupError):
-    pass
 
 
 # check-in codes: no 0/O/1/I, so a code read off a poster is typed right

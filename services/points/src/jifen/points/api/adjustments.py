@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
-from jifen.kernel.web import Refusal, max_body
+from jifen.kernel.web import max_body
 from jifen.points import handlers
 from jifen.points.api.schemas import AdjustmentIn, AdjustmentOut, DecisionIn
 
@@ -89,21 +89,16 @@ async def _decide(
 ) -> AdjustmentOut:
     q: Queries = request.app.state.queries
     contracts: Contracts = request.app.state.contracts
-    try:
-        row = await handlers.decide_adjustment(
-            conn,
-            q,
-            contracts,
-            org=who.org,
-            admin=who.subject,
-            adjustment_id=adjustment_id,
-            approve=approve,
-            note=note,
-        )
-    except handlers.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except handlers.AdjustmentRefused as exc:
-        raise Refusal(exc.reason, exc.detail) from None
+    row = await handlers.decide_adjustment(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        admin=who.subject,
+        adjustment_id=adjustment_id,
+        approve=approve,
+        note=note,
+    )
     return _out(row)
 
 

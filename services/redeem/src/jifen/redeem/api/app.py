@@ -35,7 +35,6 @@ from jifen.redeem.api.schemas import (
     RewardPatch,
     WalletOut,
 )
-from jifen.redeem.domain.wallet import RedeemRefusal
 from jifen.redeem.settings import RedeemSettings
 
 
@@ -484,17 +483,6 @@ def build_app(settings: RedeemSettings | None = None) -> FastAPI:
         "overdraw a balance or oversell an item.",
         lifespan=lifespan,
     )
-
-    @app.exception_handler(RedeemRefusal)
-    async def _refused(request: Request, exc: RedeemRefusal) -> Response:
-        handler = app.exception_handlers[Refusal]
-        refusal = Refusal(exc.reason, exc.detail, status=exc.status, **exc.facts)
-        return await handler(request, refusal)  # type: ignore[no-any-return]
-
-    @app.exception_handler(handlers.NotFound)
-    async def _missing(request: Request, exc: handlers.NotFound) -> Response:
-        handler = app.exception_handlers[HTTPException]
-        return await handler(request, HTTPException(404, str(exc)))  # type: ignore[no-any-return]
 
     for router in (merchants, rewards, redemptions, wallets, org_settings, audit):
         app.include_router(router)

@@ -13,15 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from jifen.kernel.errors import DomainRefusal
 
-class RedeemRefusal(Exception):
-    reason = "refused"
-    status = 409
 
-    def __init__(self, detail: str, **facts: object) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.facts = facts
+class RedeemRefusal(DomainRefusal):
+    """A redemption refused: 409 with the balance, stock or limit that refused it."""
 
 
 class InsufficientPoints(RedeemRefusal):

@@ -65,7 +65,7 @@ from jifen.tasks.api.schemas import (
     TriageIn,
 )
 from jifen.tasks.domain.intake import HazardKind, HazardStatus, NeedKind, NeedStatus
-from jifen.tasks.domain.jobs import Category, CompletionStatus, TasksRefusal
+from jifen.tasks.domain.jobs import Category, CompletionStatus
 from jifen.tasks.settings import TasksSettings
 
 
@@ -979,19 +979,6 @@ def build_app(settings: TasksSettings | None = None) -> FastAPI:
         "is committed with its event (transactional outbox).",
         lifespan=lifespan,
     )
-
-    @app.exception_handler(TasksRefusal)
-    async def _refused(request: Request, exc: TasksRefusal) -> Response:
-        handler = app.exception_handlers[Refusal]
-        # "status" in a problem document is the HTTP status: a refused item's state is
-        # reported as current_status
-        facts = {("current_status" if k == "status" else k): v for k, v in exc.facts.items()}
-        return await handler(request, Refusal(exc.reason, exc.detail, **facts))  # type: ignore[no-any-return,misc,arg-type]
-
-    @app.exception_handler(handlers.NotFound)
-    async def _missing(request: Request, exc: handlers.NotFound) -> Response:
-        handler = app.exception_handlers[HTTPException]
-        return await handler(request, HTTPException(404, str(exc)))  # type: ignore[no-any-return]
 
     for router in (orgs, menus, jobs, completions, appeals, hazards, needs, audit):
         app.include_router(router)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from jifen.kernel.errors import DomainRefusal
+
 
 class Category(StrEnum):
     MEAL_DELIVERY = "meal_delivery"
@@ -27,15 +29,8 @@ class CompletionStatus(StrEnum):
     REVOKED = "revoked"
 
 
-class TasksRefusal(Exception):
+class TasksRefusal(DomainRefusal):
     """A refusal in the domain's words; ``reason`` is machine-readable."""
-
-    reason = "refused"
-
-    def __init__(self, detail: str, **facts: object) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.facts = facts
 
 
 class JobFull(TasksRefusal):

@@ -1,0 +1,27 @@
+"""The domain's two ways of saying no, shared by every service and mapped to HTTP once
+(``jifen.kernel.web.create_app``): a refusal in the domain's words, and a thing not found.
+
+Kept free of web imports: domain code raises these without knowing about HTTP."""
+
+from __future__ import annotations
+
+
+class DomainRefusal(Exception):
+    """A request the domain refuses: ``reason`` is machine-readable, ``status`` the HTTP
+    status (409 unless a subclass says otherwise), and ``facts`` go into the problem body
+    (a fact named ``status`` is reported as ``current_status``: in a problem document
+    ``status`` is the HTTP status)."""
+
+    reason = "refused"
+    status = 409
+
+    def __init__(self, detail: str, *, reason: str | None = None, **facts: object) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.facts = facts
+        if reason is not None:
+            self.reason = reason
+
+
+class NotFound(LookupError):
+    """Something named in the request does not exist, or the caller may not see it: 404."""
