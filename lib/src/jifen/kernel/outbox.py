@@ -53,7 +53,7 @@ async def enqueue_many(
             (
                 topic,
                 key.encode() if key is not None else None,
-                uuid.UUID(str(ev["id"])),
+                _uuid(ev["id"]),
                 ev["type"],
                 encode(ev),
             )
@@ -61,6 +61,11 @@ async def enqueue_many(
         ],
         columns=["topic", "key", "event_id", "event_type", "payload"],
     )
+
+
+def _uuid(value: Any) -> uuid.UUID | str:
+    # asyncpg encodes a uuid column from its text form directly: no UUID object per row
+    return value if isinstance(value, str) else uuid.UUID(str(value))
 
 
 class OutboxRelay:
