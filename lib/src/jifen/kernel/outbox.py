@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from jifen.kernel.contracts import encode
 from jifen.kernel.metrics import EVENTS_PRODUCED, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
@@ -24,6 +26,8 @@ from jifen.kernel.metrics import EVENTS_PRODUCED, OUTBOX_OLDEST_AGE, OUTBOX_PEND
 log = logging.getLogger(__name__)
 
 _RELAY_LOCK = 4_242_001
+_PARTITIONER = DefaultPartitioner()
+_CHOSEN_MAX = 200_000
 
 
 async def enqueue(
@@ -85,6 +89,8 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.published = 0
         self._wake = asyncio.Event()
+        # (topic, partition count, key) -> partition, as the default partitioner chose it
+        self._chosen: dict[tuple[str, int, bytes], int] = {}
 
     async def run(self) -> None:
         """Publish forever; reconnect after database or broker faults."""
@@ -130,15 +136,13 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            futures = [
-                await self.producer.send(r["topic"], r["payload"], key=r["key"]) for r in rows
-            ]
-            await asyncio.gather(*futures)
+            await asyncio.gather(*await self._send(rows))
             await conn.execute(
                 "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
-        for r in rows:
-            EVENTS_PRODUCED.labels(self.service, r["topic"], r["event_type"]).inc()
+        produced = Counter((r["topic"], r["event_type"]) for r in rows)
+        for (topic, event_type), n in produced.items():
+            EVENTS_PRODUCED.labels(self.service, topic, event_type).inc(n)
         log.info(
             "published %d events",
             len(rows),
@@ -146,6 +150,46 @@ class OutboxRelay:
         )
         self.published += len(rows)
         return len(rows)
+
+    async def _send(self, rows: list[asyncpg.Record]) -> list[asyncio.Future[Any]]:
+        """Hand ``rows`` to the producer as one record batch per partition (and more when one
+        fills up); the futures resolve when the broker acknowledged them.
+
+        ``send`` per record cost ~14% of the points worker's CPU (metadata wait, serialiser,
+        partitioner and accumulator per record); a batch builder appends in C. Partitions are
+        chosen as the producer's default partitioner does (murmur2 of the key over all the
+        topic's partitions), so a key's events land where ``send`` would have put them, in
+        id order: one partition's batches are queued in order, and the producer keeps one
+        batch per partition in flight.
+        """
+        futures: list[asyncio.Future[Any]] = []
+        partitions: dict[str, list[int]] = {}
+        batches: dict[tuple[str, int], Any] = {}
+        for r in rows:
+            topic, key = r["topic"], r["key"]
+            if topic not in partitions:
+                partitions[topic] = sorted(await self.producer.partitions_for(topic))
+            every = partitions[topic]
+            where = self._chosen.get((topic, len(every), key)) if key is not None else None
+            if where is None:
+                where = _PARTITIONER(key, every, every)  # murmur2, in Python: remember it
+                if key is not None:  # a keyless record may go anywhere
+                    if len(self._chosen) >= _CHOSEN_MAX:
+                        self._chosen.clear()
+                    self._chosen[(topic, len(every), key)] = where
+            batch = batches.get((topic, where))
+            if batch is None:
+                batch = batches[(topic, where)] = self.producer.create_batch()
+            if batch.append(key=key, value=r["payload"], timestamp=None) is None:  # full
+                futures.append(await self.producer.send_batch(batch, topic, partition=where))
+                batch = batches[(topic, where)] = self.producer.create_batch()
+                if batch.append(key=key, value=r["payload"], timestamp=None) is None:
+                    raise ValueError(f"outbox row {r['id']} does not fit in a record batch")
+        for (topic, where), batch in batches.items():
+            if batch.record_count():
+                batch.close()  # ours alone: no other sender's record joins it
+                futures.append(await self.producer.send_batch(batch, topic, partition=where))
+        return futures
 
     async def _observe(self, conn: asyncpg.Connection) -> None:
         row = await conn.fetchrow(
