@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import httpx
 
 from jifen.kernel.devstack import DevStack
 
@@ -66,6 +67,16 @@ async def pending(stack: DevStack) -> dict[str, int]:
     out["wallets behind the ledger"] = sum(
         1 for a in set(ledger) | set(wallets) if ledger.get(a, 0) != wallets.get(a, 0)
     )
+    # a process that is up but not ready (e.g. a worker whose consumer holds no partitions)
+    async with httpx.AsyncClient(timeout=3) as http:
+        for name, proc in list(stack.procs.items()):
+            try:
+                r = await http.get(f"http://127.0.0.1:{proc.port}/readyz")
+                ready, why = r.status_code == 200, r.text[:160]
+            except httpx.HTTPError as exc:
+                ready, why = False, type(exc).__name__
+            if not ready:
+                out[f"{name} not ready ({why})"] = 1
     return out
 
 
@@ -213,7 +224,7 @@ async def figures(
         str(r["id"]): r
         for r in await rows(
             redeem,
-            "SELECT id, status, placed_event_id, cancelled_event_id FROM redemption"
+            "SELECT id, status, placed_event_id, cancelled_at FROM redemption"
             " WHERE id = ANY($1::uuid[])",
             list(placed),
         )
@@ -222,7 +233,9 @@ async def figures(
         if rid not in found or found[rid]["placed_event_id"] is None:
             f.missing_at_source.append(f"redemption {rid} placed, not found")
     for rid in sorted(cancelled):
+        # a cancellation is recorded at once (cancelled_at); its event, and so its id, only
+        # once the debit is seen (a `cancelling` redemption waits for it: docs/REDEEM.md)
         got = found.get(rid)
-        if got is None or got["cancelled_event_id"] is None:
+        if got is None or got["cancelled_at"] is None:
             f.missing_at_source.append(f"redemption {rid} cancelled, no cancellation recorded")
     return f
