@@ -127,6 +127,150 @@ def digest_lines(lines: Sequence[bytes]) -> Digests:
     return digest_records(records)
 
 
+class ChunkSummary(NamedTuple):
+    """A run of export records that verified cleanly on its own, as ``summarize_records``
+    found it: what it needs from the records before it, and what it adds to the state."""
+
+    first_position: int
+    leaves: bytes  # 32 bytes per record
+    entry_ids: bytes  # array("q") bytes, one per record (-1 where none)
+    entries: int
+    redacted: int
+    # account -> (first seq, first prev_hash, balance before its first entry, last seq, last
+    # entry_hash, last balance, last entry id, entries, freezes, lowest balance, earned, spent)
+    accounts: dict[Any, tuple[Any, ...]]
+    causes: list[Any]  # every entry's cause event, all different
+    refs: list[tuple[Any, Any]]  # (reference, kind) of every signed entry, all different
+    needs: list[tuple[Any, str]]  # (reference, kind) that must come before this run
+    monthly: dict[tuple[Any, Any], int]
+
+
+def summarize_records(records: Sequence[Any]) -> ChunkSummary | None:
+    """Verify a run of export records as far as it can be without the records before it: every
+    leaf and entry hash recomputed (``digest_records``), positions consecutive, and each
+    account's entries in the run chained (seq, prev_hash, balance), amounts and signs valid,
+    cause events and references not repeated. What the run needs from before it (each
+    account's state at its first entry, references a reversal or refund needs) is returned for
+    ``Verifier.merge`` to check. ``None`` as soon as anything is not plainly right or
+    unusual: a finding is possible, and the verifier replays that run record by record
+    (``feed_many``), so findings, their order and wording never depend on this shortcut."""
+    if not records:
+        return None
+    blob, leaf_differs, own_differs, malformed = digest_records(records)
+    if leaf_differs or own_differs or malformed:
+        return None
+    first = records[0].get("position") if isinstance(records[0], dict) else None
+    if type(first) is not int:
+        return None
+    leaves: bytearray | None = None
+    eids = array("q")
+    accounts: dict[Any, list[Any]] = {}
+    causes: list[Any] = []
+    seen_causes: set[Any] = set()
+    refs: list[tuple[Any, Any]] = []
+    seen_refs: set[tuple[Any, Any]] = set()
+    needs: list[tuple[Any, str]] = []
+    monthly: dict[tuple[Any, Any], int] = {}
+    entries = redacted = 0
+    position = first
+    try:
+        for i, rec in enumerate(records):
+            if type(rec) is not dict or rec.get("position") != position:
+                return None
+            position += 1
+            entry = rec.get("entry")
+            if entry is None:
+                claimed = rec.get("leaf_hash")
+                if rec.get("missing") or type(claimed) is not str or len(claimed) != 64:
+                    return None
+                if leaves is None:
+                    leaves = bytearray(blob)
+                leaves[32 * i : 32 * i + 32] = bytes.fromhex(claimed)  # ValueError: not hex
+                eid = rec.get("entry_id")
+                eids.append(eid if type(eid) is int else -1)
+                redacted += 1
+                continue
+            if type(entry) is not dict:
+                return None
+            entries += 1
+            eid = entry["entry_id"]
+            eids.append(eid if type(eid) is int else -1)
+            acct = entry["account_id"]
+            seq = entry["account_seq"]
+            amount = entry["amount"]
+            after = entry["balance_after"]
+            kind = entry["kind"]
+            prev = entry["prev_hash"]
+            if type(seq) is not int or type(amount) is not int or type(after) is not int:
+                return None
+            if amount == 0 or (after < 0 and kind == "debit"):
+                return None
+            st = accounts.get(acct)
+            if st is None:
+                st = accounts[acct] = [seq, prev, after - amount, 0, "", 0, None, 0, 0, 0, 0, 0]
+            elif seq != st[3] + 1 or prev != st[4] or after != st[5] + amount:
+                return None
+            st[3] = seq
+            st[4] = entry["entry_hash"]
+            st[5] = after
+            st[6] = eid
+            st[7] += 1
+            if after < 0:
+                st[8] += 1
+                if after < st[9]:
+                    st[9] = after
+            if kind == "credit" or kind == "reversal":
+                st[10] += amount
+            elif kind == "debit" or kind == "refund":
+                st[11] -= amount
+            mk = (entry["occurred_at"][:7], kind)
+            monthly[mk] = monthly.get(mk, 0) + amount
+            cause = entry["cause_event_id"]
+            if cause in seen_causes:
+                return None
+            seen_causes.add(cause)
+            causes.append(cause)
+            sign = SIGNS.get(kind)
+            if sign is None:
+                continue
+            ref = (
+                entry["completion_id"]
+                if kind == "credit" or kind == "reversal"
+                else entry["redemption_id"]
+            )
+            key = (ref, kind)
+            if amount * sign <= 0 or ref is None or key in seen_refs:
+                return None
+            need = NEEDS.get(kind)
+            if need is not None and (ref, need) not in seen_refs:
+                needs.append((ref, need))
+            seen_refs.add(key)
+            refs.append(key)
+    except (TypeError, ValueError):  # unhashable or unsliceable values, leaf_hash not hex
+        return None
+    return ChunkSummary(
+        first,
+        blob if leaves is None else bytes(leaves),
+        eids.tobytes(),
+        entries,
+        redacted,
+        {a: tuple(st) for a, st in accounts.items()},
+        causes,
+        refs,
+        needs,
+        monthly,
+    )
+
+
+def summarize_lines(lines: Sequence[bytes]) -> ChunkSummary | None:
+    """``summarize_records`` of raw export lines (what a worker process is sent)."""
+    try:
+        records = [orjson.loads(line) for line in lines]
+    except orjson.JSONDecodeError:
+        return None
+    return summarize_records(records)
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     code: str
@@ -435,6 +579,52 @@ class Verifier:
         finally:
             self.entries += entries
             self.redacted += redacted
+
+    def merge(self, s: ChunkSummary) -> bool:
+        """Take a run ``summarize_records`` verified on its own, if it fits exactly where the
+        export stands: it starts at the next position, each of its accounts continues its
+        chain and balance, no cause event or reference was seen before, and every credit or
+        debit a reversal or refund in it needs came earlier. Then the state is what
+        ``feed_many`` of the same records would leave (and no finding, as it would have
+        found none). False, changing nothing, otherwise: replay the run with ``feed_many``."""
+        if s.first_position != len(self.leaves):
+            return False
+        accounts = self.accounts
+        for acct, (seq, prev, before, *_) in s.accounts.items():
+            st = accounts.get(acct)
+            if st is None:
+                if seq != 1 or prev != GENESIS or before != 0:
+                    return False
+            elif seq != st.seq + 1 or prev != st.hash or before != st.balance:
+                return False
+        refs = self.refs
+        if not self.causes.isdisjoint(s.causes) or not refs.isdisjoint(s.refs):
+            return False
+        for need in s.needs:
+            if need not in refs:
+                return False
+        for acct, a in s.accounts.items():
+            st = accounts.get(acct)
+            if st is None:
+                st = accounts[acct] = AccountState()
+            st.seq, st.hash, st.balance, st.last_entry = a[3], a[4], a[5], a[6]
+            st.entries += a[7]
+            st.frozen_entries += a[8]
+            if a[9] < st.min_balance:
+                st.min_balance = a[9]
+            st.earned += a[10]
+            st.spent += a[11]
+        self.causes.update(s.causes)
+        refs.update(s.refs)
+        monthly = self.monthly
+        for mk, amount in s.monthly.items():
+            monthly[mk] = monthly.get(mk, 0) + amount
+        blob = s.leaves
+        self.leaves.extend([blob[k : k + 32] for k in range(0, len(blob), 32)])
+        self.entry_ids.frombytes(s.entry_ids)
+        self.entries += s.entries
+        self.redacted += s.redacted
+        return True
 
     def _seq_finding(self, e: dict[str, Any], pos: int, st: AccountState) -> None:
         seq = e["account_seq"]
