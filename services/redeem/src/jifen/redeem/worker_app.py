@@ -46,7 +46,12 @@ def build_worker_app(settings: RedeemSettings | None = None) -> FastAPI:
                     continue  # more are due: no pause
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+            ):
                 # a database outage is waited out; nothing is lost, the vouchers stay due
                 log.exception("voucher expiry failed; retrying")
             await asyncio.sleep(settings.expiry_poll_seconds)
@@ -65,7 +70,12 @@ def build_worker_app(settings: RedeemSettings | None = None) -> FastAPI:
                     log.warning("sent %d redemption events again: the ledger had not answered", n)
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+            ):
                 log.exception("re-sending overdue redemption events failed; retrying")
             await asyncio.sleep(max(1.0, settings.resend_after_seconds / 4))
 

@@ -48,6 +48,11 @@ async def refresh_loop(pool: asyncpg.Pool, every: float = 5.0) -> None:
         try:
             async with pool.acquire() as conn:
                 await refresh(conn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ):
             pass  # /readyz reports the database; the gauges keep their last values
         await asyncio.sleep(every)

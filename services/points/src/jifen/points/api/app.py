@@ -141,7 +141,12 @@ async def _refresh_liability(pool: asyncpg.Pool, q: Queries, every: float = 10.0
             async with pool.acquire() as conn:
                 for r in await conn.fetch(q["liability_by_org"]):
                     LIABILITY.labels(r["org_id"]).set(r["points"])
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ):
             pass  # /readyz reports the database; the gauge keeps its last value
         await asyncio.sleep(every)
 

@@ -99,7 +99,12 @@ def make_faust_app(settings: PointsSettings) -> faust.App:
                 try:
                     n = await record(await pool(), q, events)
                     break
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except (
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    asyncpg.InternalClientError,
+                ):
                     log.exception("tallying failed; retrying the batch")
                     await asyncio.sleep(delay)
                     delay = min(2 * delay, 5.0)
@@ -113,7 +118,12 @@ def make_faust_app(settings: PointsSettings) -> faust.App:
         try:
             async with state["pool"].acquire() as conn:
                 flags = await current_flags(conn, q, None, thresholds, timedelta(days=1))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ):
             # a timer that raises crashes the whole faust worker: a database restart would
             # take the signals down for good. Wait it out; the next tick refreshes.
             log.warning("refreshing integrity flags failed; retrying", exc_info=True)
