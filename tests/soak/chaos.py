@@ -210,6 +210,10 @@ def last_error(log: Path) -> str:
             lines = f.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return "no log"
+    for line in reversed(lines):  # the loop that died says so; prefer that line
+        if "background loop" in line and "died" in line:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                return str(orjson.loads(line).get("msg", ""))[:200]
     for line in reversed(lines):
         try:
             doc = orjson.loads(line)

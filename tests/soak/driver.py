@@ -23,16 +23,18 @@ import random
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+
 from jifen.kernel.devstack import DevStack
 from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.simulate import audit
-from jifen.points.audit.client import run_reconcile
+from jifen.points.audit.client import fetch_export, run_reconcile
 from tests.conftest import _free_ports
 from tests.soak import checks
 from tests.soak.chaos import FAULTS, Chaos, DeadLetters, Meter, clock
@@ -81,6 +83,43 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def say(line: str) -> None:
     print(line, flush=True)
+
+
+async def audit_verify(stack: DevStack) -> str:
+    """What a union runs (docs/AUDIT.md): a fresh signed checkpoint, `jifen audit fetch` of the
+    export and the public keys, then `jifen audit verify` offline. On a failure, the last words
+    of both its outputs."""
+    points = stack.url("points")
+    async with httpx.AsyncClient(timeout=120) as http:
+        r = await http.post(
+            f"{points}/v1/audit/checkpoints",
+            headers={"Authorization": f"Bearer {stack.token('admin')}"},
+        )
+        if r.status_code not in (200, 201):
+            return f"FAILED: no checkpoint ({r.status_code} {r.text[:200]})"
+    with tempfile.TemporaryDirectory() as tmp:
+        export, keys = Path(tmp) / "export.ndjson", Path(tmp) / "keys.json"
+        await fetch_export(points, stack.token("auditor"), export, keys)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "jifen.kernel.cli",
+            "audit",
+            "verify",
+            str(export),
+            "--keys",
+            str(keys),
+            "--no-progress",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=REPO_ROOT,
+        )
+        out, err = await proc.communicate()
+    lines = out.decode(errors="replace").strip().splitlines()
+    if proc.returncode == 0 and lines:
+        return "passed: " + lines[-1]
+    tail = lines[-6:] + err.decode(errors="replace").strip().splitlines()[-6:]
+    return f"FAILED (exit {proc.returncode}): " + " | ".join(tail or ["(no output)"])
 
 
 class Soak:
@@ -215,7 +254,7 @@ class Soak:
         mismatches = await run_reconcile(
             stack.url("points"), stack.url("tasks"), stack.url("redeem"), auditor, settle_seconds=0
         )
-        verification = await asyncio.to_thread(audit, stack.url("points"), stack.keys_dir)
+        verification = await audit_verify(stack)
         lost = [m for m in mismatches if m.code.endswith("_missing")]
         doubled = [m for m in mismatches if m.code.endswith("_duplicated")]
         other = [m for m in mismatches if m not in lost and m not in doubled]
