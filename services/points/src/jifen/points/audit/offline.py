@@ -30,8 +30,8 @@ from jifen.points.audit.domain.verify import (
     ChunkSummary,
     Result,
     Verifier,
-    summarize_lines,
-    summarize_records,
+    export_lines,
+    summarize_block,
 )
 
 
@@ -81,9 +81,9 @@ def default_jobs() -> int:
     return max(0, min(cpus - 1, 3))
 
 
-def _chunks(exports: list[Path], v: Verifier) -> Iterator[tuple[list[bytes], int]]:
-    """The export lines after each file's header (the first file's header is fed to ``v``),
-    blank lines left out, a chunk at a time, with the bytes each chunk covers."""
+def _blocks(exports: list[Path], v: Verifier) -> Iterator[bytes]:
+    """The export after each file's header (the first file's header is fed to ``v``), in
+    blocks of whole lines of about ``CHUNK_BYTES``."""
     first = True
     for path in exports:
         with path.open("rb") as f:
@@ -91,27 +91,33 @@ def _chunks(exports: list[Path], v: Verifier) -> Iterator[tuple[list[bytes], int
             if first:
                 v.feed_header(header)
                 first = False
-            while chunk := f.readlines(CHUNK_BYTES):
-                yield [line for line in chunk if not line.isspace()], sum(map(len, chunk))
+            rest = b""
+            while data := f.read(CHUNK_BYTES):
+                if rest:
+                    data = rest + data
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    yield data[:cut] if rest else data
+            if rest:
+                yield rest
 
 
 @dataclass(slots=True)
 class _Pending:
-    lines: list[bytes]
-    size: int
+    block: bytes
     future: Future[ChunkSummary | None]
-    records: list[Any] | None = None
     summary: ChunkSummary | None = None
     done_here: bool = False
 
 
 def _feed_pooled(
-    chunks: Iterator[tuple[list[bytes], int]],
+    blocks: Iterator[bytes],
     v: Verifier,
     jobs: int,
     on_progress: Callable[[int], Any] | None,
 ) -> None:
-    """Workers verify chunks on their own (``summarize_lines``: every leaf and entry hash
+    """Workers verify chunks on their own (``summarize_block``: every leaf and entry hash
     recomputed from the content, each account's chain, balances and rules within the chunk)
     while this process joins them in order (``Verifier.merge``: each chunk continues every
     account exactly where the previous ones left it). A chunk that shows anything unusual,
@@ -126,12 +132,7 @@ def _feed_pooled(
     def steal() -> bool:
         for p in reversed(pending):
             if not p.done_here and p.future.cancel():
-                try:
-                    p.records = [loads(line) for line in p.lines]
-                except orjson.JSONDecodeError:
-                    p.records = None  # replayed in order, where the error surfaces
-                else:
-                    p.summary = summarize_records(p.records)
+                p.summary = summarize_block(p.block)
                 p.done_here = True
                 return True
         return False
@@ -143,16 +144,16 @@ def _feed_pooled(
         summary = p.summary if p.done_here else p.future.result()
         pending.popleft()
         if summary is None or not v.merge(summary):
-            v.feed_many(p.records or [loads(line) for line in p.lines])
+            v.feed_many([loads(line) for line in export_lines(p.block)])
         if on_progress is not None:
-            on_progress(p.size)
+            on_progress(len(p.block))
 
     # fork: the workers need nothing but this module's code, already loaded (a spawned
     # interpreter would re-import the whole CLI first); they touch no lock of this process
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
     try:
-        for lines, size in chunks:
-            pending.append(_Pending(lines, size, pool.submit(summarize_lines, lines)))
+        for block in blocks:
+            pending.append(_Pending(block, pool.submit(summarize_block, block)))
             while len(pending) > depth:
                 feed_oldest()
         while pending:
@@ -180,15 +181,15 @@ def verify_files(
     if jobs is None:
         big = sum(p.stat().st_size for p in exports) >= PARALLEL_FROM
         jobs = default_jobs() if big else 0
-    chunks = _chunks(exports, v)
+    blocks = _blocks(exports, v)
     if jobs > 0:
-        _feed_pooled(chunks, v, jobs, on_progress)
+        _feed_pooled(blocks, v, jobs, on_progress)
     else:
         loads = orjson.loads
-        for lines, size in chunks:
-            v.feed_many([loads(line) for line in lines])
+        for block in blocks:
+            v.feed_many([loads(line) for line in export_lines(block)])
             if on_progress is not None:
-                on_progress(size)
+                on_progress(len(block))
     result = v.finish()
     if result.ok and result.checkpoint is not None:
         if checkpoints is not None:

@@ -111,22 +111,6 @@ def digest_records(records: Sequence[Any]) -> Digests:
     return Digests(b"".join(out), frozenset(leaf_differs), own_differs, malformed)
 
 
-def digest_lines(lines: Sequence[bytes]) -> Digests:
-    """``digest_records`` of raw export lines (what a worker process is sent); a line that is
-    not JSON gets a zero slot: the verifier, parsing the same line, stops on it."""
-    loads = orjson.loads
-    try:
-        records: list[Any] = [loads(line) for line in lines]
-    except orjson.JSONDecodeError:
-        records = []
-        for line in lines:
-            try:
-                records.append(loads(line))
-            except orjson.JSONDecodeError:
-                records.append(None)
-    return digest_records(records)
-
-
 class ChunkSummary(NamedTuple):
     """A run of export records that verified cleanly on its own, as ``summarize_records``
     found it: what it needs from the records before it, and what it adds to the state."""
@@ -145,24 +129,20 @@ class ChunkSummary(NamedTuple):
     monthly: dict[tuple[Any, Any], int]
 
 
-def summarize_records(records: Sequence[Any]) -> ChunkSummary | None:
+def summarize_records(records: Iterable[Any]) -> ChunkSummary | None:
     """Verify a run of export records as far as it can be without the records before it: every
-    leaf and entry hash recomputed (``digest_records``), positions consecutive, and each
-    account's entries in the run chained (seq, prev_hash, balance), amounts and signs valid,
-    cause events and references not repeated. What the run needs from before it (each
-    account's state at its first entry, references a reversal or refund needs) is returned for
-    ``Verifier.merge`` to check. ``None`` as soon as anything is not plainly right or
-    unusual: a finding is possible, and the verifier replays that run record by record
-    (``feed_many``), so findings, their order and wording never depend on this shortcut."""
-    if not records:
-        return None
-    blob, leaf_differs, own_differs, malformed = digest_records(records)
-    if leaf_differs or own_differs or malformed:
-        return None
-    first = records[0].get("position") if isinstance(records[0], dict) else None
-    if type(first) is not int:
-        return None
-    leaves: bytearray | None = None
+    leaf and entry hash recomputed from the content (as ``digest_records`` does), positions
+    consecutive, and each account's entries in the run chained (seq, prev_hash, balance),
+    amounts and signs valid, cause events and references not repeated. What the run needs
+    from before it (each account's state at its first entry, references a reversal or refund
+    needs) is returned for ``Verifier.merge`` to check. ``None`` as soon as anything is not
+    plainly right or unusual: a finding is possible, and the verifier replays that run record
+    by record (``feed_many``), so findings, their order and wording never depend on this
+    shortcut. Streams: ``records`` may be a generator, nothing is kept per record but its
+    leaf, entry id, cause and reference."""
+    dumps, sort, sha = _dumps, _SORT, _sha256
+    leaf_only = _LEAF_ONLY
+    leaves: list[bytes] = []
     eids = array("q")
     accounts: dict[Any, list[Any]] = {}
     causes: list[Any] = []
@@ -172,26 +152,43 @@ def summarize_records(records: Sequence[Any]) -> ChunkSummary | None:
     needs: list[tuple[Any, str]] = []
     monthly: dict[tuple[Any, Any], int] = {}
     entries = redacted = 0
-    position = first
+    first: Any = None
+    position: Any = None
     try:
-        for i, rec in enumerate(records):
-            if type(rec) is not dict or rec.get("position") != position:
+        for rec in records:
+            if type(rec) is not dict:
+                return None
+            if position is None:
+                first = position = rec.get("position")
+                if type(position) is not int:
+                    return None
+            elif rec.get("position") != position:
                 return None
             position += 1
             entry = rec.get("entry")
+            claimed = rec.get("leaf_hash")
             if entry is None:
-                claimed = rec.get("leaf_hash")
                 if rec.get("missing") or type(claimed) is not str or len(claimed) != 64:
                     return None
-                if leaves is None:
-                    leaves = bytearray(blob)
-                leaves[32 * i : 32 * i + 32] = bytes.fromhex(claimed)  # ValueError: not hex
+                leaves.append(bytes.fromhex(claimed))  # ValueError: not hex
                 eid = rec.get("entry_id")
                 eids.append(eid if type(eid) is int else -1)
                 redacted += 1
                 continue
-            if type(entry) is not dict:
+            if type(entry) is not dict or entry.keys() != LEAF_KEYS:
                 return None
+            # the same canonical encodings as digest_records
+            leaf_data = dumps(entry, option=sort)
+            content = entry.copy()
+            for k in leaf_only:
+                del content[k]
+            entry_hash = entry["entry_hash"]
+            if sha(dumps(content, option=sort)).hexdigest() != entry_hash:
+                return None
+            leaf = sha(b"\x00" + leaf_data).digest()
+            if claimed and leaf.hex() != claimed:
+                return None
+            leaves.append(leaf)
             entries += 1
             eid = entry["entry_id"]
             eids.append(eid if type(eid) is int else -1)
@@ -211,7 +208,7 @@ def summarize_records(records: Sequence[Any]) -> ChunkSummary | None:
             elif seq != st[3] + 1 or prev != st[4] or after != st[5] + amount:
                 return None
             st[3] = seq
-            st[4] = entry["entry_hash"]
+            st[4] = entry_hash
             st[5] = after
             st[6] = eid
             st[7] += 1
@@ -246,11 +243,13 @@ def summarize_records(records: Sequence[Any]) -> ChunkSummary | None:
                 needs.append((ref, need))
             seen_refs.add(key)
             refs.append(key)
-    except (TypeError, ValueError):  # unhashable or unsliceable values, leaf_hash not hex
+    except (TypeError, ValueError):  # unhashable or unsliceable values, not JSON, not hex
+        return None
+    if first is None:
         return None
     return ChunkSummary(
         first,
-        blob if leaves is None else bytes(leaves),
+        b"".join(leaves),
         eids.tobytes(),
         entries,
         redacted,
@@ -262,13 +261,15 @@ def summarize_records(records: Sequence[Any]) -> ChunkSummary | None:
     )
 
 
-def summarize_lines(lines: Sequence[bytes]) -> ChunkSummary | None:
-    """``summarize_records`` of raw export lines (what a worker process is sent)."""
-    try:
-        records = [orjson.loads(line) for line in lines]
-    except orjson.JSONDecodeError:
-        return None
-    return summarize_records(records)
+def export_lines(block: bytes) -> list[bytes]:
+    """The records of a block of whole export lines: blank lines are no records."""
+    return [line for line in block.split(b"\n") if line and not line.isspace()]
+
+
+def summarize_block(block: bytes) -> ChunkSummary | None:
+    """``summarize_records`` of a block of whole export lines (what a worker is sent)."""
+    loads = orjson.loads
+    return summarize_records(loads(line) for line in export_lines(block))
 
 
 @dataclass(frozen=True, slots=True)
