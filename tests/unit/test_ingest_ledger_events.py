@@ -6,7 +6,7 @@ construction; and the events built for every kind of posting validate in full.""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -21,6 +21,7 @@ from jifen.points.db.repo import (
     ledger_event,
     ledger_event_id,
     ledger_event_unchecked,
+    utc_text,
 )
 from jifen.points.domain.ledger import (
     ADJUSTMENT_TYPE,
@@ -158,3 +159,15 @@ def test_a_wrong_sample_fails_the_batch(contracts: Contracts) -> None:
     bad = {**good, "data": {**good["data"], "account_seq": 0}}
     with pytest.raises(ContractViolation, match="account_seq"):
         check_sample(contracts, [bad, good])
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.just(UTC)))
+def test_utc_text_is_isoformat(ts: datetime) -> None:
+    assert utc_text(ts) == isoformat(ts)
+    assert utc_text(ts.astimezone(timezone(timedelta(hours=8)))) == isoformat(ts)
+
+
+def test_utc_text_keeps_four_digit_years() -> None:
+    assert utc_text(datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "0999-01-02T03:04:05.000006Z"
+    with pytest.raises(ValueError, match="naive"):
+        utc_text(datetime(2026, 1, 1))

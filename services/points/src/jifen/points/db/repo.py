@@ -240,10 +240,21 @@ def ledger_event_unchecked(entry_id: int, e: Entry, recorded_text: str) -> dict[
             "completion_id": p.completion_id,
             "redemption_id": p.redemption_id,
             "entry_hash": e.entry_hash,
-            "occurred_at": isoformat(p.occurred_at),
+            "occurred_at": utc_text(p.occurred_at),
             "recorded_at": recorded_text,
         },
     )
+
+
+def utc_text(ts: datetime) -> str:
+    """:func:`isoformat`'s text (``…T…:….ffffffZ``) from ``datetime.isoformat``, 3x faster than
+    ``strftime``, and with four-digit years always (``strftime`` drops the zeros of a year
+    below 1000, which the schemas' time pattern refuses)."""
+    if ts.tzinfo is None:
+        raise ValueError("naive datetime: Jifen keeps UTC timestamps only")
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    return ts.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _row(entry_id: int, e: Entry, recorded_at: datetime) -> tuple[Any, ...]:
