@@ -87,6 +87,18 @@ class AuditSettings(PointsSettings):
     audit_checkpoint_seconds: float = 60.0
 
 
+# While the ledger is busy (a pass found at least a worker batch to place), pass less often:
+# each pass costs a scan of the recent window whatever it finds, in this process and in
+# PostgreSQL, both shared with the ledger consumer; the tree is read at checkpoints, which
+# are unchanged, so it only lags a few seconds more under a backlog.
+BUSY_PLACED = 2_000
+BUSY_SLOWDOWN = 5.0
+
+
+def next_pass_in(placed: int, every: float) -> float:
+    return every * BUSY_SLOWDOWN if placed >= BUSY_PLACED else every
+
+
 async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
     knobs = AuditSettings()  # type: ignore[call-arg]  # pydantic-settings reads the env
     q = queries()
@@ -94,9 +106,11 @@ async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
     last_checkpoint = clock.time()
     previous: Checkpoint | None = None
     while True:
+        placed = 0
         try:
             async with pool.acquire() as conn:
-                PLACED.inc(await store.sequence(conn, q, window=store.RECENT_WINDOW))
+                placed = await store.sequence(conn, q, window=store.RECENT_WINDOW)
+                PLACED.inc(placed)
                 if clock.time() - last_checkpoint >= knobs.audit_checkpoint_seconds:
                     PLACED.inc(await store.sequence(conn, q))  # the full pass
                     cp = await store.make_checkpoint(conn, q, settings.keys_dir, place_first=False)
@@ -118,4 +132,4 @@ async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
             ERRORS.inc()
             log.exception("audit sequencer failed; retrying")
             await asyncio.sleep(min(30.0, 10 * knobs.audit_sequence_seconds))
-        await asyncio.sleep(knobs.audit_sequence_seconds)
+        await asyncio.sleep(next_pass_in(placed, knobs.audit_sequence_seconds))
