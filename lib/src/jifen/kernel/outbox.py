@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 _RELAY_LOCK = 4_242_001
 _PARTITIONER = DefaultPartitioner()
 _CHOSEN_MAX = 200_000
+_OBSERVE_EVERY = 1.0  # seconds between outbox gauge refreshes while busy
 
 
 async def enqueue(
@@ -111,10 +112,15 @@ class OutboxRelay:
             while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
                 await asyncio.sleep(self.poll_seconds)
             await conn.add_listener("outbox", self._on_notify)
+            observed = 0.0
             while True:
                 self._wake.clear()
                 sent = await self.publish_batch(conn)
-                await self._observe(conn)
+                now = asyncio.get_running_loop().time()
+                if sent < self.batch or now - observed >= _OBSERVE_EVERY:
+                    # counting the outbox scans it: once a second while working off a backlog
+                    await self._observe(conn)
+                    observed = now
                 if sent < self.batch:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
