@@ -46,15 +46,15 @@ def verify(
     json_out: Annotated[bool, typer.Option("--json", help="Findings as JSON lines.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     jobs: Annotated[
-        int | None,
+        int,
         typer.Option(
             "--jobs",
             "-j",
             min=0,
-            help="Processes hashing entries besides this one (0: none; default: one per "
-            "spare CPU for large exports). The result is the same.",
+            help="Processes verifying chunks of the export besides this one (default 0: "
+            "record by record here). The result is the same; more only helps with idle CPUs.",
         ),
-    ] = None,
+    ] = 0,
 ) -> None:
     """Recompute every hash, chain, balance and the tree; check signatures and your saved
     checkpoints. Exits 1 with the list of findings if anything is wrong."""

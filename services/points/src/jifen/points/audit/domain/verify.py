@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -55,62 +55,6 @@ def sign_ref_completion(kind: str) -> bool:
 NEEDS = {"reversal": "credit", "refund": "debit"}
 
 
-class Digests(NamedTuple):
-    """What ``digest_records`` computes from a run of export records, one slot per record."""
-
-    leaves: bytes  # 32 bytes per record: the leaf hash recomputed from the entry; zeros if none
-    leaf_differs: frozenset[int]  # records whose ``leaf_hash`` is not the recomputed leaf
-    own_differs: dict[int, str]  # record -> entry hash recomputed, where it is not entry_hash
-    malformed: dict[int, str]  # record -> why its entry cannot be encoded
-
-
-_ZERO = bytes(32)
-
-
-def digest_records(records: Sequence[Any]) -> Digests:
-    """The part of verifying an entry that depends on nothing but the entry itself: encode its
-    leaf and its hash input canonically (schemas/ledger/README.md), hash both, and compare them
-    with the ``leaf_hash`` and ``entry_hash`` it claims. Pure and order-free, so it can run in
-    another process over a chunk of the export while ``Verifier.feed_digested`` replays the
-    chains; it always recomputes from the content, never trusting a claimed hash. Records that
-    are not entries (redacted, missing, not even a JSON object) get a zero slot and are judged
-    by the verifier."""
-    out: list[bytes] = []
-    append = out.append
-    leaf_differs: list[int] = []
-    own_differs: dict[int, str] = {}
-    malformed: dict[int, str] = {}
-    i = -1
-    for rec in records:
-        i += 1
-        entry = rec.get("entry") if isinstance(rec, dict) else None
-        if not isinstance(entry, dict):
-            append(_ZERO)
-            continue
-        try:
-            if entry.keys() == LEAF_KEYS:
-                leaf_data = _dumps(entry, option=_SORT)
-                content = entry.copy()
-                for k in _LEAF_ONLY:
-                    del content[k]
-            else:
-                leaf_data = _dumps({f: entry[f] for f in LEAF_FIELDS}, option=_SORT)
-                content = {f: entry[f] for f in CANONICAL_FIELDS}
-            own = _sha256(_dumps(content, option=_SORT)).hexdigest()
-        except (KeyError, TypeError) as exc:
-            malformed[i] = f"cannot encode: {exc}"
-            append(_ZERO)
-            continue
-        leaf = _sha256(b"\x00" + leaf_data).digest()
-        append(leaf)
-        claimed = rec.get("leaf_hash")
-        if claimed and leaf.hex() != claimed:
-            leaf_differs.append(i)
-        if own != entry["entry_hash"]:
-            own_differs[i] = own
-    return Digests(b"".join(out), frozenset(leaf_differs), own_differs, malformed)
-
-
 class ChunkSummary(NamedTuple):
     """A run of export records that verified cleanly on its own, as ``summarize_records``
     found it: what it needs from the records before it, and what it adds to the state."""
@@ -131,7 +75,7 @@ class ChunkSummary(NamedTuple):
 
 def summarize_records(records: Iterable[Any]) -> ChunkSummary | None:
     """Verify a run of export records as far as it can be without the records before it: every
-    leaf and entry hash recomputed from the content (as ``digest_records`` does), positions
+    leaf and entry hash recomputed from the content (as ``feed_many`` does), positions
     consecutive, and each account's entries in the run chained (seq, prev_hash, balance),
     amounts and signs valid, cause events and references not repeated. What the run needs
     from before it (each account's state at its first entry, references a reversal or refund
@@ -177,7 +121,7 @@ def summarize_records(records: Iterable[Any]) -> ChunkSummary | None:
                 continue
             if type(entry) is not dict or entry.keys() != LEAF_KEYS:
                 return None
-            # the same canonical encodings as digest_records
+            # the same canonical encodings as feed_many
             leaf_data = dumps(entry, option=sort)
             content = entry.copy()
             for k in leaf_only:
@@ -375,25 +319,13 @@ class Verifier:
         self.feed_many((rec,))
 
     def feed_many(self, records: Iterable[dict[str, Any]]) -> None:
-        """Export lines after the header, in order."""
-        recs = records if isinstance(records, list) else list(records)
-        self.feed_digested(recs, digest_records(recs))
-
-    def feed_digested(self, records: Sequence[dict[str, Any]], digests: Digests) -> None:
-        """Export lines after the header, in order, with what ``digest_records`` computed from
-        the very same records (in this process or another). The hot path of a million-entry
-        run: one flat loop over locals on purpose (no per-entry method calls or attribute
-        lookups)."""
+        """Export lines after the header, in order. The hot path of a million-entry run: one
+        flat loop over locals on purpose (no per-entry method calls or attribute lookups)."""
         leaves, entry_ids, accounts = self.leaves, self.entry_ids, self.accounts
         causes, refs, monthly, add = self.causes, self.refs, self.monthly, self._add
-        blob, leaf_differs, own_differs, malformed = digests
-        if len(blob) != 32 * len(records):
-            raise ValueError(f"{len(blob) // 32} digests for {len(records)} records")
         entries = redacted = 0
-        i = -1
         try:
             for rec in records:
-                i += 1
                 position = rec.get("position")
                 expected = len(leaves)
                 if position != expected:
@@ -406,9 +338,9 @@ class Verifier:
                     if not isinstance(position, int) or position < expected:
                         continue
                     # keep going so later entries are still checked; the tree will not match
+                claimed_hex = rec.get("leaf_hash") or ""
                 entry = rec.get("entry")
                 if entry is None:
-                    claimed_hex = rec.get("leaf_hash") or ""
                     eid_missing = rec.get("entry_id")
                     if rec.get("missing"):
                         add(
@@ -426,25 +358,31 @@ class Verifier:
                 entries += 1
                 pos = position
                 eid = entry.get("entry_id")
-                if malformed and i in malformed:
-                    claimed_hex = rec.get("leaf_hash") or ""
-                    add("malformed_entry", malformed[i], position=pos, entry_id=eid)
+                try:
+                    if entry.keys() == LEAF_KEYS:
+                        leaf_data = _dumps(entry, option=_SORT)
+                        content = entry.copy()
+                        for k in _LEAF_ONLY:
+                            del content[k]
+                    else:
+                        leaf_data = _dumps({f: entry[f] for f in LEAF_FIELDS}, option=_SORT)
+                        content = {f: entry[f] for f in CANONICAL_FIELDS}
+                    own = _sha256(_dumps(content, option=_SORT)).hexdigest()
+                    acct = entry["account_id"]
+                    seq = entry["account_seq"]
+                    amount = entry["amount"]
+                    after = entry["balance_after"]
+                    kind = entry["kind"]
+                    entry_hash = entry["entry_hash"]
+                except (KeyError, TypeError) as exc:
+                    add("malformed_entry", f"cannot encode: {exc}", position=pos, entry_id=eid)
                     leaves.append(bytes.fromhex(claimed_hex) if claimed_hex else bytes(32))
                     entry_ids.append(-1)
                     continue
-                # every leaf field is there (digest_records encoded them all)
-                acct = entry["account_id"]
-                seq = entry["account_seq"]
-                amount = entry["amount"]
-                after = entry["balance_after"]
-                kind = entry["kind"]
-                entry_hash = entry["entry_hash"]
-                k = 32 * i
-                leaf = blob[k : k + 32]
+                leaf = _sha256(b"\x00" + leaf_data).digest()
                 leaves.append(leaf)
                 entry_ids.append(eid if type(eid) is int else -1)
-                if leaf_differs and i in leaf_differs:
-                    claimed_hex = rec.get("leaf_hash") or ""
+                if claimed_hex and leaf.hex() != claimed_hex:
                     self.claimed_differs[pos] = bytes.fromhex(claimed_hex)
                     add(
                         "leaf_mismatch",
@@ -454,11 +392,11 @@ class Verifier:
                         entry_id=eid,
                         account_id=acct,
                     )
-                if own_differs and i in own_differs:
+                if own != entry_hash:
                     add(
                         "entry_hash_mismatch",
                         f"entry_hash {str(entry_hash)[:16]}… is not the hash of its content "
-                        f"({own_differs[i][:16]}…): the entry was altered",
+                        f"({own[:16]}…): the entry was altered",
                         position=pos,
                         entry_id=eid,
                         account_id=acct,
@@ -497,19 +435,18 @@ class Verifier:
                             entry_id=eid,
                             account_id=acct,
                         )
+                    if after < 0 and kind == "debit":
+                        add(
+                            "below_zero",
+                            f"a debit took the balance below zero (overdraft): {after}",
+                            position=pos,
+                            entry_id=eid,
+                            account_id=acct,
+                        )
+                    elif after < 0:
+                        st.frozen_entries += 1  # a freeze: spent points later reversed
                     if after < 0:
-                        if kind == "debit":
-                            add(
-                                "below_zero",
-                                f"a debit took the balance below zero (overdraft): {after}",
-                                position=pos,
-                                entry_id=eid,
-                                account_id=acct,
-                            )
-                        else:
-                            st.frozen_entries += 1  # a freeze: spent points later reversed
-                        if after < st.min_balance:
-                            st.min_balance = after
+                        st.min_balance = min(st.min_balance, after)
                     st.balance = after
                     if kind == "credit" or kind == "reversal":
                         st.earned += amount
@@ -545,9 +482,7 @@ class Verifier:
                         account_id=acct,
                     )
                 ref = (
-                    entry["completion_id"]
-                    if kind == "credit" or kind == "reversal"
-                    else entry["redemption_id"]
+                    entry["completion_id"] if sign_ref_completion(kind) else entry["redemption_id"]
                 )
                 if ref is None:
                     add(
