@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from jifen.kernel.contracts import Contracts, ContractViolation
+from jifen.kernel.db import DATABASE_UNAVAILABLE
 from jifen.kernel.kafka import BrokerForgot, OffsetGuard, dead_letter, ensure_topics, make_consumer
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 
@@ -28,13 +29,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[None]]
 
-_TRANSIENT = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncio.TimeoutError,
-)
+_TRANSIENT = DATABASE_UNAVAILABLE
 
 
 class RejectedEvent(Exception):

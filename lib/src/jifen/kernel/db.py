@@ -20,6 +20,21 @@ import orjson
 
 log = logging.getLogger(__name__)
 
+# What an outage or restart of PostgreSQL looks like to a client: the connection refused or
+# lost, the server shutting down or not yet accepting (57P01..57P03), a pooled connection
+# caught mid-protocol ("cannot switch to state ..."), a timeout. Consumers and background
+# loops wait these out and retry; the APIs answer 503 with Retry-After.
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
 _MIGRATION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _MIGRATION_LOCK = 7_261_536  # any constant; one lock per database
 

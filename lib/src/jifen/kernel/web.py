@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from jifen.kernel.db import DATABASE_UNAVAILABLE
 from jifen.kernel.errors import DomainRefusal, NotFound
 from jifen.kernel.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -165,6 +166,13 @@ async def _unstorable_text(request: Request) -> JSONResponse | None:
     return problem(422, "Unprocessable Content", found) if found else None
 
 
+# DATABASE_UNAVAILABLE without the whole of OSError (a file error is not an outage)
+_API_DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError,
+    *(e for e in DATABASE_UNAVAILABLE if e is not OSError and issubclass(e, Exception)),
+)
+
+
 def create_app(
     *,
     service: str,
@@ -217,6 +225,26 @@ def create_app(
         ]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
         return problem(422, "Unprocessable Content", detail, errors=errors)
+
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # an outage or restart of PostgreSQL: say so with 503 and Retry-After, as a handled
+        # response (a 500 from the catch-all would also make the server drop the connection)
+        import logging
+
+        logging.getLogger("jifen.web").warning(
+            "database unavailable on %s %s: %r", request.method, request.url.path, exc
+        )
+        response = problem(
+            503,
+            "Service Unavailable",
+            "the database is unavailable; retry shortly (with the same Idempotency-Key, "
+            "a write that did commit is not done twice)",
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+
+    for unavailable in _API_DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

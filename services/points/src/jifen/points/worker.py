@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, ContractViolation, parse_time
-from jifen.kernel.db import Queries
+from jifen.kernel.db import DATABASE_UNAVAILABLE, Queries
 from jifen.kernel.kafka import BrokerForgot, OffsetGuard, dead_letter, ensure_topics, make_consumer
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 from jifen.points import metrics
@@ -48,11 +48,7 @@ _RETRY = (
     asyncpg.UniqueViolationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.SerializationError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    OSError,
-    asyncio.TimeoutError,
+    *DATABASE_UNAVAILABLE,
 )
 
 Record = ConsumerRecord[bytes, bytes]

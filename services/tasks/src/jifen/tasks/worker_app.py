@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from jifen.kernel import topics
 from jifen.kernel.consumer import Handler
+from jifen.kernel.db import DATABASE_UNAVAILABLE
 from jifen.kernel.worker import build_worker_app as _build
 from jifen.tasks import handlers
 from jifen.tasks.db import queries
@@ -40,7 +41,7 @@ async def _republish_loop(pool: asyncpg.Pool, settings: TasksSettings) -> None:
                     log.warning("republished %d verified completions not yet credited", n)
         except asyncio.CancelledError:
             raise
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except (asyncpg.PostgresError, *DATABASE_UNAVAILABLE):
             log.exception("republish pass failed; will retry")
         await asyncio.sleep(max(1.0, settings.credit_timeout_seconds / 3))
 
