@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -45,16 +44,6 @@ def verify(
     state: State = None,
     json_out: Annotated[bool, typer.Option("--json", help="Findings as JSON lines.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            "--jobs",
-            "-j",
-            min=0,
-            help="Processes verifying chunks of the export besides this one (default 0: "
-            "record by record here). The result is the same; more only helps with idle CPUs.",
-        ),
-    ] = 0,
 ) -> None:
     """Recompute every hash, chain, balance and the tree; check signatures and your saved
     checkpoints. Exits 1 with the list of findings if anything is wrong."""
@@ -66,7 +55,6 @@ def verify(
 
     console = Console(stderr=True)
     total = sum(p.stat().st_size for p in export)
-    # refreshed from the loop, not by a thread of its own: the hashing workers are forked
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -75,25 +63,14 @@ def verify(
         console=console,
         disable=not progress or total < 50_000_000,
         transient=True,
-        auto_refresh=False,
     ) as bar:
         task = bar.add_task("verifying", total=total)
-        last = 0.0
-
-        def advance(n: int) -> None:
-            nonlocal last
-            bar.advance(task, n)
-            if time.monotonic() - last > 0.2:
-                last = time.monotonic()
-                bar.refresh()
-
         result = verify_files(
             export,
             load_keys(keys),
             checkpoints,
             state,
-            on_progress=advance,
-            jobs=jobs,
+            on_progress=lambda n: bar.advance(task, n),
         )
     out = Console()
     if json_out:
