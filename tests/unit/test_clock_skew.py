@@ -1,6 +1,6 @@
 """Clock skew between services, within a bound: an event or a token from a clock running a
 little ahead is accepted as sent; one further ahead than the bound is refused with a reason
-that names the skew and the bound. The past is never refused (redeliveries are old)."""
+that names the skew and the bound. The past is refused only before 2000 (redeliveries are old)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def test_an_event_ahead_by_at_most_the_bound_is_accepted(ahead: float) -> None:
 @pytest.mark.parametrize("behind", [1, 3600, 90 * 24 * 3600])
 def test_an_event_from_the_past_is_never_refused_for_skew(behind: float) -> None:
     check_clock_skew(NOW - timedelta(seconds=behind), NOW, 300)
+
+
+@pytest.mark.parametrize("year", [1, 999, 1999])
+def test_an_event_from_before_the_system_could_exist_is_refused(year: int) -> None:
+    with pytest.raises(ImpossibleEvent, match="before 2000-01-01"):
+        check_clock_skew(datetime(year, 12, 31, tzinfo=UTC), NOW, 300)
 
 
 def test_an_event_beyond_the_bound_is_refused_naming_skew_and_bound() -> None:

@@ -10,7 +10,7 @@ the worker); it never stops the events after it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -102,15 +102,26 @@ def posting_from_event(event: dict[str, Any], occurred_at: datetime) -> Posting:
     )
 
 
+# the earliest event time accepted: long before any Jifen deployment
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def check_clock_skew(occurred_at: datetime, now: datetime, max_skew_seconds: float) -> None:
     """Refuse an event stamped further in the future than the allowed clock skew.
 
     Another host's clock may run a little ahead of the ledger's: such an event is applied and
     keeps the time it was sent with. One further ahead than any honest clock can be is not
     trusted (its time would misplace the entry in statements and windows): it is refused with
-    a reason naming the skew and the bound. Events from the past are never refused here: a
-    republished or redelivered event is legitimately old.
+    a reason naming the skew and the bound. Events from the past are refused only before
+    ``EARLIEST_EVENT_TIME``: a republished or redelivered event is legitimately old.
     """
+    if occurred_at < EARLIEST_EVENT_TIME:
+        # no redelivery is that old; such a time would also print as a short year ("999-…")
+        # in the canonical leaf, which the schemas' four-digit years would not match
+        raise ImpossibleEvent(
+            f"event time {occurred_at.isoformat()} is before {EARLIEST_EVENT_TIME.date()}: "
+            "not a time this ledger could have been sent"
+        )
     ahead = (occurred_at - now).total_seconds()
     if ahead > max_skew_seconds:
         raise ImpossibleEvent(
