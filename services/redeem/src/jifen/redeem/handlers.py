@@ -39,8 +39,9 @@ async def wallet_view(
     conn: asyncpg.Connection, q: Queries, account_id: str, org: str, *, lock: bool = False
 ) -> tuple[Wallet, int]:
     """The account's wallet (locked when asked) with its organisation's fraud window."""
-    row = await conn.fetchrow(q["lock_wallet" if lock else "get_wallet"], account_id)
+    # the organisation's setting first: it needs no lock, so it is not read while holding one
     window = await conn.fetchval(q["fraud_window"], org) or 0
+    row = await conn.fetchrow(q["lock_wallet" if lock else "get_wallet"], account_id)
     recent = await conn.fetchval(q["recent_credits"], account_id, float(window)) if window else 0
     balance, held = (row["ledger_balance"], row["held"]) if row else (0, 0)
     return Wallet(account_id, balance, held, recent), window
@@ -112,10 +113,10 @@ async def redeem(
         except RedeemRefusal as exc:
             REDEMPTIONS.labels(exc.reason).inc()
             raise
-        await conn.execute(q["hold"], account_id, r["points"])
-        await conn.execute(q["take_stock"], reward_id)
+        # hold, take the item, record: one statement, since every round trip here is made
+        # while the wallet and reward rows are locked (docs/BENCH.md, part 4)
         row = await conn.fetchrow(
-            q["insert_redemption"],
+            q["place_redemption"],
             uuid.uuid4(),
             account_id,
             org,

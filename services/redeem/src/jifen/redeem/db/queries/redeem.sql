@@ -97,18 +97,19 @@ WHERE account_id = $1 AND reward_id = $2
 -- name: redemption_by_key
 SELECT * FROM redemption WHERE account_id = $1 AND idempotency_key = $2;
 
--- name: hold
-UPDATE wallet SET held = held + $2, updated_at = now() WHERE account_id = $1;
-
--- name: take_stock
-UPDATE reward SET stock = stock - 1 WHERE id = $1 AND stock IS NOT NULL;
-
 -- name: release_stock
 UPDATE reward SET stock = stock + 1 WHERE id = $1 AND stock IS NOT NULL;
 
--- name: insert_redemption
+-- name: place_redemption
+-- hold the points ($5), take the item if it is counted, and record the redemption, in one
+-- round trip (the wallet and reward rows are locked by the caller).
 -- created_at is the clock at insert (after the locks were granted), not the transaction's
 -- start: the auditors' feed pages by it and must not see rows commit far behind their time
+WITH held AS (
+    UPDATE wallet SET held = held + $5, updated_at = now() WHERE account_id = $2
+), taken AS (
+    UPDATE reward SET stock = stock - 1 WHERE id = $4 AND stock IS NOT NULL
+)
 INSERT INTO redemption (id, account_id, org_id, reward_id, points, requested_by, idempotency_key,
                         placed_event_id, community_id, created_at, asked_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp(), clock_timestamp())
