@@ -18,7 +18,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-import pytest
 
 from jifen.kernel.consumer import EventConsumer
 from jifen.kernel.contracts import Contracts, encode
@@ -28,7 +27,6 @@ from jifen.kernel.settings import REPO_ROOT
 from jifen.kernel.stack import Broker, free_port
 from tests.helpers import eventually
 
-pytestmark = pytest.mark.integration
 CONTRACTS = Contracts(REPO_ROOT / "schemas")
 EXAMPLE = REPO_ROOT / "schemas/examples/jifen.tasks.job.published.v1/valid-repair-day.json"
 TOPIC = "jifen.test.forgetful"
