@@ -139,62 +139,25 @@ async def announce_again(
     )
 
 
+# the entry.appended data fields a ledger_entry row holds under the same names
+_ROW_FIELDS = (
+    "account_id", "account_seq", "kind", "amount", "balance_after", "org_id", "category",
+    "cause_event_id", "cause_type", "job_id", "completion_id", "redemption_id", "entry_hash",
+)  # fmt: skip
+
+
 def ledger_event_from_row(contracts: Contracts, r: Any) -> dict[str, Any]:
+    """The entry's event again, from its stored row (validated: this path is rare)."""
+    data = {k: r[k] for k in _ROW_FIELDS}
+    data["entry_id"] = r["id"]
+    data["occurred_at"] = isoformat(r["occurred_at"])
+    data["recorded_at"] = isoformat(r["recorded_at"])
     return contracts.new_event(
         "jifen.points.entry.appended.v1",
         source=SOURCE,
         subject=r["account_id"],
-        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"jifen:ledger-entry:{r['cause_event_id']}"),
-        data={
-            "entry_id": r["id"],
-            "account_id": r["account_id"],
-            "account_seq": r["account_seq"],
-            "kind": r["kind"],
-            "amount": r["amount"],
-            "balance_after": r["balance_after"],
-            "org_id": r["org_id"],
-            "category": r["category"],
-            "cause_event_id": r["cause_event_id"],
-            "cause_type": r["cause_type"],
-            "job_id": r["job_id"],
-            "completion_id": r["completion_id"],
-            "redemption_id": r["redemption_id"],
-            "entry_hash": r["entry_hash"],
-            "occurred_at": isoformat(r["occurred_at"]),
-            "recorded_at": isoformat(r["recorded_at"]),
-        },
-    )
-
-
-def ledger_event(
-    contracts: Contracts, entry_id: int, e: Entry, recorded_at: datetime | str
-) -> dict[str, Any]:
-    p = e.posting
-    recorded_text = recorded_at if isinstance(recorded_at, str) else isoformat(recorded_at)
-    return contracts.new_event(
-        "jifen.points.entry.appended.v1",
-        source=SOURCE,
-        subject=p.account_id,
-        # deterministic: the same entry always announces itself with the same id
-        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"jifen:ledger-entry:{p.event_id}"),
-        data={
-            "entry_id": entry_id,
-            "account_id": p.account_id,
-            "account_seq": e.account_seq,
-            "kind": p.kind.value,
-            "amount": p.amount,
-            "balance_after": e.balance_after,
-            "org_id": p.org_id,
-            "category": p.category,
-            "cause_event_id": p.event_id,
-            "cause_type": p.event_type,
-            "job_id": p.job_id,
-            "completion_id": p.completion_id,
-            "redemption_id": p.redemption_id,
-            "entry_hash": e.entry_hash,
-            "occurred_at": isoformat(p.occurred_at),
-            "recorded_at": recorded_text,
-        },
+        event_id=uuid.UUID(ledger_event_id(r["cause_event_id"])),
+        data=data,
     )
 
 
@@ -216,8 +179,8 @@ def ledger_event_id(cause_event_id: str) -> str:
 
 
 def ledger_event_unchecked(entry_id: int, e: Entry, recorded_text: str) -> dict[str, Any]:
-    """The ``entry.appended`` event of ``e``, equal to :func:`ledger_event`'s except that it
-    is not validated here (see :func:`check_sample`) and its time is ``recorded_text``."""
+    """The ``entry.appended`` event of ``e``, not validated here (see :func:`check_sample`),
+    timed ``recorded_text``."""
     p = e.posting
     return envelope(
         "jifen.points.entry.appended.v1",
