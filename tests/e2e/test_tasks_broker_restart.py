@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 from jifen.kernel.devstack import DevStack
 from tests.conftest import _free_ports
 from tests.e2e.test_redeem_wallet import add_reward, redeem_once, wallet_when
+from tests.e2e.test_typical_journey import earn
 from tests.helpers import Api, eventually
 
 pytestmark = pytest.mark.e2e
@@ -59,34 +59,7 @@ async def own_apis(own_stack: DevStack) -> AsyncIterator[dict[str, Api]]:
 
 
 async def _earn(tasks: Api, account: str, points: int) -> str:
-    now = datetime.now(UTC)
-    officer, app = tasks.auth("officer"), tasks.auth("app")
-    r = await tasks.http.post(
-        "/v1/jobs",
-        headers=officer,
-        json={
-            "community_id": "penglai-grid",
-            "title": "应急响应 Emergency response",
-            "category": "emergency_response",
-            "points": points,
-            "capacity": 1,
-            "starts_at": (now - timedelta(hours=1)).isoformat(),
-            "ends_at": (now + timedelta(hours=1)).isoformat(),
-        },
-    )
-    assert r.status_code == 201, r.text
-    job = r.json()["id"]
-    r = await tasks.http.post(f"/v1/jobs/{job}/claims", headers=app, json={"account_id": account})
-    assert r.status_code == 201, r.text
-    r = await tasks.http.post(
-        f"/v1/jobs/{job}/completions",
-        headers={**app, "Idempotency-Key": f"k-{uuid.uuid4()}"},
-        json={"account_id": account},
-    )
-    assert r.status_code == 201, r.text
-    completion: str = r.json()["id"]
-    r = await tasks.http.post(f"/v1/completions/{completion}/verify", headers=officer)
-    assert r.status_code == 200 and r.json()["status"] == "verified", r.text
+    completion: str = (await earn(tasks, account, points))["id"]
     return completion
 
 

@@ -40,8 +40,8 @@ async def publish_job(tasks: Api, *, points: int, capacity: int = 3) -> dict[str
     return job
 
 
-async def earn(tasks: Api, account: str, points: int) -> dict[str, Any]:
-    """Claim, complete and verify one job for ``account``; return the verified completion."""
+async def complete(tasks: Api, account: str, points: int) -> dict[str, Any]:
+    """Claim and complete one job for ``account``; return the completion, not yet verified."""
     job = await publish_job(tasks, points=points)
     app = tasks.auth("app")
     r = await tasks.http.post(
@@ -54,9 +54,14 @@ async def earn(tasks: Api, account: str, points: int) -> dict[str, Any]:
         json={"account_id": account},
     )
     assert r.status_code == 201, r.text
-    r = await tasks.http.post(
-        f"/v1/completions/{r.json()['id']}/verify", headers=tasks.auth("officer")
-    )
+    completion: dict[str, Any] = r.json()
+    return completion
+
+
+async def earn(tasks: Api, account: str, points: int) -> dict[str, Any]:
+    """Claim, complete and verify one job for ``account``; return the verified completion."""
+    done = await complete(tasks, account, points)
+    r = await tasks.http.post(f"/v1/completions/{done['id']}/verify", headers=tasks.auth("officer"))
     assert r.status_code == 200, r.text
     completion: dict[str, Any] = r.json()
     return completion

@@ -8,12 +8,12 @@ DELETE; the ledger credits; the worker is killed; its transaction never commits.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
 from jifen.kernel.devstack import DevStack
+from tests.e2e.test_typical_journey import complete
 from tests.faults.conftest import account_ledger, assert_consistent, kill, metric, start
 from tests.helpers import Api, eventually
 
@@ -39,42 +39,12 @@ DROP TABLE IF EXISTS fault_hold;
 """
 
 
-async def _completed_unverified(tasks: Api, account: str, points: int) -> str:
-    now = datetime.now(UTC)
-    officer, app = tasks.auth("officer"), tasks.auth("app")
-    r = await tasks.http.post(
-        "/v1/jobs",
-        headers=officer,
-        json={
-            "community_id": "penglai-grid",
-            "title": "消防通道巡查 Fire lane patrol",
-            "category": "hazard_patrol",
-            "points": points,
-            "capacity": 1,
-            "starts_at": (now - timedelta(hours=1)).isoformat(),
-            "ends_at": (now + timedelta(hours=1)).isoformat(),
-        },
-    )
-    assert r.status_code == 201, r.text
-    job = r.json()["id"]
-    r = await tasks.http.post(f"/v1/jobs/{job}/claims", headers=app, json={"account_id": account})
-    assert r.status_code == 201, r.text
-    r = await tasks.http.post(
-        f"/v1/jobs/{job}/completions",
-        headers={**app, "Idempotency-Key": f"k-{uuid.uuid4()}"},
-        json={"account_id": account},
-    )
-    assert r.status_code == 201, r.text
-    completion: str = r.json()["id"]
-    return completion
-
-
 async def test_relay_killed_between_publishing_and_deleting_publishes_again_credited_once(
     fstack: DevStack, fapis: dict[str, Api], ledger_db: asyncpg.Connection
 ) -> None:
     tasks = fapis["tasks"]
     account = f"vol-relay-{uuid.uuid4().hex[:6]}"
-    completion = await _completed_unverified(tasks, account, 23)
+    completion = (await complete(tasks, account, 23))["id"]
     outbox = await asyncpg.connect(fstack.owner_dsn("tasks"))
     try:
 
