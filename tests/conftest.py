@@ -4,10 +4,7 @@ and the six service processes for the end-to-end tests. Nothing here is mocked."
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -16,13 +13,8 @@ import asyncpg
 import pytest
 
 from jifen.kernel.db import migrate
-from jifen.kernel.devstack import DevStack, Ports
-from jifen.kernel.stack import free_port
-from tests.helpers import Api
-
-
-def _free_ports() -> Ports:
-    return Ports(**{name: free_port() for name in Ports.__dataclass_fields__})
+from jifen.kernel.devstack import DevStack
+from tests.helpers import Api, isolated_stack
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -39,21 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     """PostgreSQL and the broker, started for the session and stopped after it."""
-    # /tmp itself, not pytest's 0700 tmp folder: the 'postgres' user must reach the data dir
-    home = Path(tempfile.mkdtemp(prefix="jifen-test-"))
-    os.chmod(home, 0o755)  # noqa: S103
-    s = DevStack(
-        home, _free_ports(), say=False, extra_env={"JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "3"}
-    )
-    try:
-        s.start_infra()
+    with isolated_stack("jifen-test-", {"JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "3"}) as s:
         yield s
-    finally:
-        s.stop()
-        if os.environ.get("JIFEN_KEEP_TEST_HOME"):  # to read the services' logs after a failure
-            print(f"\ntest stack kept in {home}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

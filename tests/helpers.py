@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import os
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
-from jifen.kernel.devstack import DevStack
+from jifen.kernel.devstack import DevStack, Ports
+from jifen.kernel.stack import free_port
 
 T = TypeVar("T")
 
@@ -26,6 +32,31 @@ async def eventually(
             return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+
+
+def free_ports() -> Ports:
+    return Ports(**{name: free_port() for name in Ports.__dataclass_fields__})
+
+
+@contextmanager
+def isolated_stack(prefix: str, extra_env: dict[str, str] | None = None) -> Iterator[DevStack]:
+    """PostgreSQL and the broker of the caller's own, on free ports in a new folder under /tmp
+    (never clashing with `make run` or another test's stack), started, and stopped and removed
+    after. For tests that kill, freeze or restart things. ``JIFEN_KEEP_TEST_HOME=1`` keeps the
+    folder (the services' logs are in ``log/``)."""
+    # /tmp itself, not pytest's 0700 tmp folder: the 'postgres' user must reach the data dir
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(home, 0o755)  # noqa: S103
+    stack = DevStack(home, free_ports(), say=False, extra_env=extra_env)
+    try:
+        stack.start_infra()
+        yield stack
+    finally:
+        stack.stop()
+        if os.environ.get("JIFEN_KEEP_TEST_HOME"):
+            print(f"\ntest stack kept in {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 class Api:

@@ -4,16 +4,12 @@ every event applied exactly once (count and sum per account) and every chain int
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -22,11 +18,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from jifen.kernel.contracts import Contracts, isoformat
-from jifen.kernel.devstack import DevStack, Ports
+from jifen.kernel.devstack import DevStack
 from jifen.kernel.kafka import ensure_topics
 from jifen.kernel.settings import REPO_ROOT
 from jifen.kernel.stack import free_port
-from tests.helpers import eventually
+from tests.helpers import eventually, isolated_stack
 from tests.integration.test_ledger_exactly_once import assert_chains_intact
 
 pytestmark = pytest.mark.e2e
@@ -36,19 +32,11 @@ CONTRACTS = Contracts(REPO_ROOT / "schemas")
 @pytest.fixture(scope="module")
 def own_stack() -> Iterator[DevStack]:
     """A broker and PostgreSQL of this module's own: these tests kill and restart workers."""
-    home = Path(tempfile.mkdtemp(prefix="jifen-faults-"))
-    os.chmod(home, 0o755)  # noqa: S103 - the postgres user must reach the data folder
-    stack = DevStack(home, Ports(**{n: free_port() for n in Ports.__dataclass_fields__}),
-                     say=False, extra_env={"JIFEN_KAFKA_SESSION_TIMEOUT_MS": "6000",
-                                           "JIFEN_POINTS_BATCH_MAX": "100"})  # fmt: skip
-    try:
-        stack.start_infra()
+    env = {"JIFEN_KAFKA_SESSION_TIMEOUT_MS": "6000", "JIFEN_POINTS_BATCH_MAX": "100"}  # fmt: skip
+    with isolated_stack("jifen-faults-", env) as stack:
         subprocess.run([sys.executable, "-m", "jifen.points", "migrate"], env=stack.env(),
                        check=True, capture_output=True)  # fmt: skip
         yield stack
-    finally:
-        stack.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

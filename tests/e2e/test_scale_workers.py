@@ -4,24 +4,19 @@ exact (count and sum per account) with every chain intact."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
-from jifen.kernel.devstack import DevStack, Ports
+from jifen.kernel.devstack import DevStack
 from jifen.kernel.kafka import ensure_topics
-from jifen.kernel.stack import free_port
 from tests.e2e.test_ledger_faults import chains, kill, ledger_of, produce, start_worker
-from tests.helpers import eventually
+from tests.helpers import eventually, isolated_stack
 from tests.integration.test_ledger_exactly_once import assert_chains_intact
 
 pytestmark = pytest.mark.e2e
@@ -31,20 +26,12 @@ PARTITIONS = 6
 @pytest.fixture(scope="module")
 def scale_stack() -> Iterator[DevStack]:
     """A broker and PostgreSQL of this module's own: topics of six partitions, workers killed."""
-    home = Path(tempfile.mkdtemp(prefix="jifen-scale-"))
-    os.chmod(home, 0o755)  # noqa: S103 - the postgres user must reach the data folder
     env = {"JIFEN_TOPIC_PARTITIONS": str(PARTITIONS), "JIFEN_KAFKA_SESSION_TIMEOUT_MS": "6000",
            "JIFEN_POINTS_BATCH_MAX": "100"}  # fmt: skip
-    stack = DevStack(home, Ports(**{n: free_port() for n in Ports.__dataclass_fields__}),
-                     say=False, extra_env=env)  # fmt: skip
-    try:
-        stack.start_infra()
+    with isolated_stack("jifen-scale-", env) as stack:
         subprocess.run([sys.executable, "-m", "jifen.points", "migrate"], env=stack.env(),
                        check=True, capture_output=True)  # fmt: skip
         yield stack
-    finally:
-        stack.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

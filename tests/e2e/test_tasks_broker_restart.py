@@ -9,50 +9,31 @@ This test disrupts the broker, so it runs its own stack (module-scoped), not the
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jifen.kernel.devstack import DevStack
-from tests.conftest import _free_ports
 from tests.e2e.test_redeem_wallet import add_reward, redeem_once, wallet_when
 from tests.e2e.test_typical_journey import earn
-from tests.helpers import Api, eventually
+from tests.helpers import Api, eventually, isolated_stack
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def own_stack() -> Iterator[DevStack]:
-    home = Path(tempfile.mkdtemp(prefix="jifen-restart-"))
-    os.chmod(home, 0o755)  # noqa: S103 - the 'postgres' user must reach the data dir
-    s = DevStack(
-        home,
-        _free_ports(),
-        say=False,
-        extra_env={
-            "JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "2",
-            "JIFEN_REDEEM_RESEND_AFTER_SECONDS": "3",
-        },
-    )
-    try:
-        s.start_infra()
+def restart_stack() -> Iterator[DevStack]:
+    env = {"JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "2", "JIFEN_REDEEM_RESEND_AFTER_SECONDS": "3"}
+    with isolated_stack("jifen-restart-", env) as s:
         s.start_services()
         yield s
-    finally:
-        s.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
-async def own_apis(own_stack: DevStack) -> AsyncIterator[dict[str, Api]]:
-    clients = {s: Api(own_stack, s) for s in ("tasks", "points", "redeem")}
+async def own_apis(restart_stack: DevStack) -> AsyncIterator[dict[str, Api]]:
+    clients = {s: Api(restart_stack, s) for s in ("tasks", "points", "redeem")}
     yield clients
     for c in clients.values():
         await c.close()
@@ -73,7 +54,7 @@ async def _entries(points: Api, account: str) -> list[dict[str, Any]]:
 
 
 async def test_every_verified_completion_is_credited_exactly_once_across_a_broker_restart(
-    own_stack: DevStack, own_apis: dict[str, Api]
+    restart_stack: DevStack, own_apis: dict[str, Api]
 ) -> None:
     tasks, points, redeem = own_apis["tasks"], own_apis["points"], own_apis["redeem"]
     run = uuid.uuid4().hex[:6]
@@ -107,7 +88,7 @@ async def test_every_verified_completion_is_credited_exactly_once_across_a_broke
     assert kept.status_code == 201 and dropped.status_code == 201, (kept.text, dropped.text)
 
     # verified while the broker is down: they wait in the outbox
-    own_stack.broker.stop()
+    restart_stack.broker.stop()
     r = await redeem.http.post(
         f"/v1/redemptions/{dropped.json()['id']}/cancel",
         headers=redeem.auth("volunteer", canceller),
@@ -115,7 +96,7 @@ async def test_every_verified_completion_is_credited_exactly_once_across_a_broke
     assert r.status_code == 200, r.text
     for i in range(3, 5):
         await earn(i, "during")
-    own_stack.broker.start()
+    restart_stack.broker.start()
     # and after it came back empty
     for i in range(5, 7):
         await earn(i, "after")

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import signal
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -20,8 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jifen.kernel.devstack import DevStack
-from tests.conftest import _free_ports
-from tests.helpers import Api
+from tests.helpers import Api, isolated_stack
 
 PROCESSES = [(s, k) for s in ("tasks", "points", "redeem") for k in ("api", "worker")]
 PROCESSES.append(("points", "signals"))
@@ -29,37 +24,25 @@ PROCESSES.append(("points", "signals"))
 
 @pytest.fixture(scope="package")
 def fault_stack() -> Iterator[DevStack]:
-    home = Path(tempfile.mkdtemp(prefix="jifen-faultpkg-"))
-    os.chmod(home, 0o755)  # noqa: S103 - the 'postgres' user must reach the data dir
-    s = DevStack(
-        home,
-        _free_ports(),
-        say=False,
-        extra_env={
-            # the tasks worker republishes what the ledger has not credited after this long;
-            # long enough that a test sees its own fault's redelivery, not this one
-            "JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "60",
-            # redeem asks the ledger again for unanswered redemptions after this long
-            "JIFEN_REDEEM_RESEND_AFTER_SECONDS": "5",
-            # a frozen or killed member's partitions move on quickly
-            "JIFEN_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            # small batches: a backlog takes many batches, so its lag is seen shrinking
-            "JIFEN_POINTS_BATCH_MAX": "20",
-        },
-    )
-    try:
-        s.start_infra()
-        s.start_services()
-        yield s
-    finally:
-        for proc in s.procs.values():  # a frozen process would not hear SIGTERM
-            with contextlib.suppress(ProcessLookupError):
-                proc.popen.send_signal(signal.SIGCONT)
-        s.stop()
-        if os.environ.get("JIFEN_KEEP_TEST_HOME"):
-            print(f"\nfault stack kept in {home}")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
+    env = {
+        # the tasks worker republishes what the ledger has not credited after this long;
+        # long enough that a test sees its own fault's redelivery, not this one
+        "JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "60",
+        # redeem asks the ledger again for unanswered redemptions after this long
+        "JIFEN_REDEEM_RESEND_AFTER_SECONDS": "5",
+        # a frozen or killed member's partitions move on quickly
+        "JIFEN_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        # small batches: a backlog takes many batches, so its lag is seen shrinking
+        "JIFEN_POINTS_BATCH_MAX": "20",
+    }
+    with isolated_stack("jifen-faultpkg-", env) as s:
+        try:
+            s.start_services()
+            yield s
+        finally:
+            for proc in s.procs.values():  # a frozen process would not hear SIGTERM
+                with contextlib.suppress(ProcessLookupError):
+                    proc.popen.send_signal(signal.SIGCONT)
 
 
 async def start(stack: DevStack, service: str, kind: str) -> None:

@@ -35,7 +35,7 @@ import httpx
 from jifen.kernel.devstack import DevStack
 from jifen.kernel.settings import REPO_ROOT
 from jifen.points.audit.client import fetch_export, run_reconcile
-from tests.conftest import _free_ports
+from tests.helpers import free_ports
 from tests.soak import checks
 from tests.soak.chaos import FAULTS, Chaos, DeadLetters, Meter, clock
 from tests.soak.workload import Workload
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(home, 0o755)  # noqa: S103
     stack = DevStack(
         home,
-        _free_ports(),
+        free_ports(),
         say=False,
         extra_env={
             # the bounds after which the outboxes' owners publish again what was not answered
