@@ -22,7 +22,14 @@ from aiokafka.errors import KafkaError
 
 from jifen.kernel.contracts import Contracts, ContractViolation
 from jifen.kernel.db import DATABASE_UNAVAILABLE
-from jifen.kernel.kafka import BrokerForgot, OffsetGuard, dead_letter, ensure_topics, make_consumer
+from jifen.kernel.kafka import (
+    BrokerForgot,
+    OffsetGuard,
+    dead_letter,
+    ensure_topics,
+    make_consumer,
+    stop_consumer,
+)
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 
 log = logging.getLogger(__name__)
@@ -108,7 +115,7 @@ class EventConsumer:
                 await asyncio.sleep(1.0)
             finally:
                 self.assigned = False
-                await consumer.stop()
+                await stop_consumer(consumer)
 
     async def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:

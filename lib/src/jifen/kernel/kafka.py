@@ -8,6 +8,7 @@ only after the database commit of the batch they belong to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -60,6 +61,26 @@ def make_consumer(
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topic_names, **options)
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """``consumer.stop()``, minus a stray CancelledError.
+
+    In aiokafka 0.14 ``Fetcher.close`` cancels its pending fetch tasks and awaits them without
+    catching their CancelledError, so ``stop()`` can raise it although nobody cancelled *us*
+    (seen after broker restarts): re-raised, it ended the consumer loop silently and left
+    the process up, consuming nothing. It is swallowed unless this task is being cancelled,
+    and the client's connections are closed, which that ``stop()`` did not reach.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("aiokafka raised CancelledError while stopping a consumer; ignored")
+        with contextlib.suppress(Exception):
+            await consumer._client.close()
 
 
 class BrokerForgot(KafkaError):  # type: ignore[misc]

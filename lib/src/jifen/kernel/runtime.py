@@ -7,7 +7,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+import weakref
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -45,20 +46,35 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
-def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-    """Start a loop meant to run forever; if it ever ends on an error, the process exits
-    (a supervisor restarts it) rather than limping on without, say, its relay."""
+# loops being stopped on purpose (by ``cancel``): any other end of a loop is a death
+_STOPPING: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
+
+
+def _exit_process() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def spawn(
+    coro: Coroutine[Any, Any, None], name: str, on_death: Callable[[], None] = _exit_process
+) -> asyncio.Task[None]:
+    """Start a loop meant to run forever; if it ever ends, other than by :func:`cancel`, the
+    process exits (a supervisor restarts it) rather than limping on without, say, its relay.
+    That includes a loop that returns, and one that ends cancelled without being asked to (a
+    library's stray CancelledError): otherwise the process would stay up doing nothing."""
     task = asyncio.create_task(coro, name=name)
 
     def _done(t: asyncio.Task[None]) -> None:
-        if t.cancelled():
+        if t in _STOPPING:
             return
-        exc = t.exception()
-        if exc is not None:
-            logging.getLogger(__name__).error(
-                "background loop %s died: %r", name, exc, exc_info=exc
-            )
-            os.kill(os.getpid(), signal.SIGTERM)
+        exc: BaseException | None = None
+        if t.cancelled():
+            why = "was cancelled unasked"
+        elif (exc := t.exception()) is not None:
+            why = f"died: {exc!r}"
+        else:
+            why = "returned"
+        logging.getLogger(__name__).error("background loop %s %s", name, why, exc_info=exc)
+        on_death()
 
     task.add_done_callback(_done)
     return task
@@ -66,6 +82,7 @@ def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
 
 async def cancel(*tasks: asyncio.Task[None]) -> None:
     for t in tasks:
+        _STOPPING.add(t)
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 

@@ -26,7 +26,14 @@ from aiokafka.errors import KafkaError
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, ContractViolation, parse_time
 from jifen.kernel.db import DATABASE_UNAVAILABLE, Queries
-from jifen.kernel.kafka import BrokerForgot, OffsetGuard, dead_letter, ensure_topics, make_consumer
+from jifen.kernel.kafka import (
+    BrokerForgot,
+    OffsetGuard,
+    dead_letter,
+    ensure_topics,
+    make_consumer,
+    stop_consumer,
+)
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 from jifen.points import metrics
 from jifen.points.db.repo import append_postings
@@ -110,7 +117,7 @@ class LedgerWorker:
                 await asyncio.sleep(1.0)
             finally:
                 self.consumer = None
-                await consumer.stop()
+                await stop_consumer(consumer)
 
     async def _pipeline(self, consumer: AIOKafkaConsumer) -> None:
         """Fetch and decode batch k+1 while batch k's transaction is in flight.
