@@ -1,5 +1,6 @@
 """`make run`'s supervisor, as a new user meets it: it comes up, prints its URLs and tokens and
-"ready", stops everything on Ctrl-C leaving no process or port behind, and keeps its data."""
+"ready", starts a service process again when it dies, stops everything on Ctrl-C leaving no
+process or port behind, and keeps its data."""
 
 from __future__ import annotations
 
@@ -97,6 +98,22 @@ def test_run_prints_urls_and_tokens_stops_clean_and_keeps_data(home: Path) -> No
             headers={"Authorization": f"Bearer {officer}"},
         ).json()
         assert len(jobs) > 20, "a month of demo jobs"
+
+        # a service process that dies is started again by the supervisor, like an orchestrator
+        worker = f"http://127.0.0.1:{ports['points_worker']}"
+        dead = httpx.get(f"{worker}/healthz", timeout=5).json()["pid"]
+        os.kill(int(dead), signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        back = None
+        while time.monotonic() < deadline and back in (None, dead):
+            try:
+                r = httpx.get(f"{worker}/readyz", timeout=2)
+                if r.status_code == 200:
+                    back = httpx.get(f"{worker}/healthz", timeout=2).json()["pid"]
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)  # polling with the deadline above
+        assert back not in (None, dead), "the points worker was not restarted"
     finally:
         stop(proc, lines)
     assert "stopped: no jifen process left running" in lines[-1]

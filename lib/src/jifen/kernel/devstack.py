@@ -243,6 +243,11 @@ class DevStack:
         )
 
 
+# `make run` restarts a service process that exits, unless it exited this often this recently
+RESTART_LIMIT = 5
+RESTART_WINDOW = 60.0
+
+
 def run(home: Path | None = None) -> int:
     """The foreground supervisor behind ``make run``."""
     from jifen.kernel.demo import seed
@@ -273,16 +278,35 @@ def run(home: Path | None = None) -> int:
         stack.start_prometheus()
         seed(stack)
         _print_ready(stack)
+        restarts: dict[str, list[float]] = {}
         while not stopping:
-            for proc in stack.procs.values():
-                if proc.popen.poll() is not None:
+            for proc in list(stack.procs.values()):
+                if proc.popen.poll() is None:
+                    continue
+                # a process exits when one of its loops dies (runtime.spawn): start it again,
+                # as an orchestrator would, unless it keeps dying
+                log = home / "log" / (proc.name + ".log")
+                now = time.monotonic()
+                recent = [t for t in restarts.get(proc.name, []) if now - t < RESTART_WINDOW]
+                if len(recent) >= RESTART_LIMIT:
                     print(
-                        f"{proc.name} exited with {proc.popen.returncode}; stopping "
-                        f"(log: {home / 'log' / (proc.name + '.log')})",
+                        f"{proc.name} exited with {proc.popen.returncode}, {len(recent)} times "
+                        f"in {RESTART_WINDOW:.0f} s; stopping (log: {log})",
                         file=sys.stderr,
                     )
                     stopping = True
                     break
+                restarts[proc.name] = [*recent, now]
+                print(
+                    f"{proc.name} exited with {proc.popen.returncode}; restarting it (log: {log})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                service, kind = proc.name.split("-", 1)
+                try:
+                    stack.start_process(service, kind)
+                except RuntimeError as exc:  # its port not free yet: the next pass tries again
+                    print(f"{proc.name}: {exc}", file=sys.stderr)
             time.sleep(0.3)
         return 0
     except Exception as exc:

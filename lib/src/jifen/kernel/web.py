@@ -7,6 +7,7 @@ words carry a machine-readable ``reason`` and the numbers involved.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -258,7 +259,7 @@ def create_app(
 
     @app.get("/healthz", tags=["operations"], summary="Process is alive")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+        return {"status": "ok", "service": service, "pid": str(os.getpid())}
 
     @app.get(
         "/readyz",
