@@ -34,7 +34,7 @@ async def redeem_once(redeem: Api, account: str, reward_id: str) -> Any:
     )
 
 
-async def add_reward(redeem: Api, points: int) -> str:
+async def add_reward(redeem: Api, points: int, stock: int = 50) -> str:
     r = await redeem.http.post(
         "/v1/rewards",
         headers=redeem.auth("admin"),
@@ -43,7 +43,7 @@ async def add_reward(redeem: Api, points: int) -> str:
             "name_zh": "毛巾",
             "name_en": "Towel",
             "points": points,
-            "stock": 50,
+            "stock": stock,
         },
     )
     assert r.status_code == 201, r.text

@@ -125,3 +125,17 @@ def assert_consistent(entries: list[asyncpg.Record]) -> None:
         assert e["balance_after"] == running, entries
         assert running >= 0, f"balance below zero: {entries}"
     assert len({e["event_id"] for e in entries}) == len(entries), entries
+
+
+async def assert_ledger_owes(
+    ledger_db: asyncpg.Connection, accounts: list[str], owed: dict[str, tuple[int, int]]
+) -> None:
+    """Exactly what is owed (entries, points) per account, and every chain consistent."""
+    rows = await ledger_db.fetch(
+        "SELECT account_id, count(*)::int AS n, sum(amount)::int AS s FROM ledger_entry"
+        " WHERE account_id = ANY($1) GROUP BY account_id",
+        accounts,
+    )
+    assert {r["account_id"]: (r["n"], r["s"]) for r in rows} == owed
+    for account in accounts:
+        assert_consistent(await account_ledger(ledger_db, account))

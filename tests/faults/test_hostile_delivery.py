@@ -25,7 +25,7 @@ from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.devstack import DevStack
 from jifen.kernel.settings import REPO_ROOT
 from tests.e2e.test_dlq import read_dlq
-from tests.faults.conftest import account_ledger, assert_consistent, metric
+from tests.faults.conftest import account_ledger, assert_consistent, assert_ledger_owes, metric
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -203,11 +203,4 @@ async def test_duplicates_at_a_high_rate_interleaved_are_absorbed_exactly_once(
 
     # every copy was read: as many absorbed as were sent beyond the first of each
     await eventually(all_duplicates_seen, timeout=150, what="every copy consumed")
-    rows = await ledger_db.fetch(
-        "SELECT account_id, count(*)::int AS n, sum(amount)::int AS s FROM ledger_entry"
-        " WHERE account_id = ANY($1) GROUP BY account_id",
-        accounts,
-    )
-    assert {r["account_id"]: (r["n"], r["s"]) for r in rows} == owed
-    for account in accounts:
-        assert_consistent(await account_ledger(ledger_db, account))
+    await assert_ledger_owes(ledger_db, accounts, owed)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from jifen.kernel.devstack import DevStack
-from tests.e2e.test_redeem_wallet import redeem_once, wallet_when
+from tests.e2e.test_redeem_wallet import add_reward, redeem_once, wallet_when
 from tests.e2e.test_typical_journey import earn
 from tests.faults.conftest import PROCESSES, account_ledger, assert_consistent
 from tests.helpers import Api, eventually
@@ -105,23 +105,6 @@ async def _redeem_forever(redeem: Api, account: str, reward: str, load: Load) ->
             await asyncio.sleep(0.2)
 
 
-async def add_reward(redeem: Api, points: int) -> str:
-    r = await redeem.http.post(
-        "/v1/rewards",
-        headers=redeem.auth("admin"),
-        json={
-            "merchant_id": "merchant-fault-tests",
-            "name_zh": "肥皂",
-            "name_en": "Soap",
-            "points": points,
-            "stock": 10_000,
-        },
-    )
-    assert r.status_code == 201, r.text
-    reward_id: str = r.json()["id"]
-    return reward_id
-
-
 def _exited(stack: DevStack) -> dict[str, object]:
     """Processes that exited, with their exit code and the end of their log."""
     out: dict[str, object] = {}
@@ -151,7 +134,7 @@ async def test_postgres_restart_under_load_loses_nothing_and_invents_nothing(
     run = uuid.uuid4().hex[:6]
     spender = f"vol-pg-{run}-spender"
     await earn(tasks, spender, 400)
-    reward = await add_reward(redeem, 2)
+    reward = await add_reward(redeem, 2, stock=10_000)
     await wallet_when(redeem, spender, spendable=400)
     pids = {name: p.popen.pid for name, p in fstack.procs.items()}
     load = Load()
