@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[None]]
 
-_TRANSIENT = DATABASE_UNAVAILABLE
-
 
 class RejectedEvent(Exception):
     """A valid event that cannot be applied (e.g. it names an unknown redemption)."""
@@ -138,7 +136,7 @@ class EventConsumer:
             except RejectedEvent as exc:
                 await self._dead_letter(record, f"rejected: {exc}")
                 return
-            except _TRANSIENT:
+            except DATABASE_UNAVAILABLE:
                 EVENTS_FAILED.labels(self.service, record.topic, event["type"]).inc()
                 log.warning("%s: database unavailable, retrying %s", self.service, event["id"])
                 await asyncio.sleep(delay)
