@@ -1,7 +1,13 @@
 """Commands of the redeem service; each owns its transaction.
 
+A wallet is (organisation, account): the ledger's entries of that organisation only. A
+redemption spends the wallet of the reward's organisation, which is always the caller's own
+(rewards are looked up within it).
+
 Lock order, everywhere: the wallet row, then the redemption row, then the reward row. Every
 command that takes more than one of them takes them in this order, so none can deadlock.
+Placing a redemption first takes a transaction-scoped advisory lock on its idempotency scope
+(organisation, caller, key); nothing else takes those, so the order stays acyclic.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -20,7 +26,15 @@ from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
 from jifen.kernel.errors import NotFound
 from jifen.kernel.outbox import enqueue
-from jifen.redeem.domain.lifecycle import Status, check_fulfil, plan_cancel
+from jifen.redeem.domain.lifecycle import (
+    AttemptLimit,
+    Status,
+    WrongVoucher,
+    attempts_left,
+    check_fulfil,
+    lockout,
+    plan_cancel,
+)
 from jifen.redeem.domain.wallet import RedeemRefusal, Reward, Usage, Wallet, decide
 from jifen.redeem.metrics import ASKED_AGAIN, REDEMPTIONS, SETTLED
 
@@ -38,11 +52,14 @@ class IdempotencyKeyReused(RedeemRefusal):
 async def wallet_view(
     conn: asyncpg.Connection, q: Queries, account_id: str, org: str, *, lock: bool = False
 ) -> tuple[Wallet, int]:
-    """The account's wallet (locked when asked) with its organisation's fraud window."""
+    """The account's wallet in ``org`` (locked when asked) with that organisation's fraud
+    window. Points the account holds in any other organisation are not in it."""
     # the organisation's setting first: it needs no lock, so it is not read while holding one
     window = await conn.fetchval(q["fraud_window"], org) or 0
-    row = await conn.fetchrow(q["lock_wallet" if lock else "get_wallet"], account_id)
-    recent = await conn.fetchval(q["recent_credits"], account_id, float(window)) if window else 0
+    row = await conn.fetchrow(q["lock_wallet" if lock else "get_wallet"], org, account_id)
+    recent = (
+        await conn.fetchval(q["recent_credits"], org, account_id, float(window)) if window else 0
+    )
     balance, held = (row["ledger_balance"], row["held"]) if row else (0, 0)
     return Wallet(account_id, balance, held, recent), window
 
@@ -75,24 +92,35 @@ async def redeem(
 ) -> tuple[asyncpg.Record, bool]:
     """Hold the points and the item and record the redemption with its event, atomically.
 
-    Locks: the wallet row first, then the reward row, always in that order, so concurrent
-    redemptions serialise per account and per item and never deadlock; the decision is made
-    on the locked rows (and on counts taken under them), so no interleaving can overdraw,
-    oversell, or exceed a quota or a member's limit.
+    ``org`` is the caller's organisation: the reward must be one of its own (else 404) and
+    the points spent are the account's in that organisation only. ``by`` is the caller's
+    subject: an Idempotency-Key is the caller's own within its organisation, so another
+    organisation (or another app) using the same key neither replays nor blocks this one.
+
+    Locks: the idempotency scope, then the wallet row, then the reward row, always in that
+    order, so concurrent redemptions serialise per key, per wallet and per item and never
+    deadlock; the decision is made on the locked rows (and on counts taken under them), so
+    no interleaving can overdraw, oversell, or exceed a quota or a member's limit.
     """
     async with conn.transaction():
-        await conn.execute(q["ensure_wallet"], account_id)
-        wallet, _ = await wallet_view(conn, q, account_id, org, lock=True)
-        # checked under the wallet lock: a concurrent retry with the same key waits, then sees it
-        previous = await conn.fetchrow(q["redemption_by_key"], account_id, idempotency_key)
+        # a concurrent retry with the same key (for any account) waits here, then sees it
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"redeem-key\x1f{org}\x1f{by}\x1f{idempotency_key}",
+        )
+        previous = await conn.fetchrow(q["redemption_by_key"], org, by, idempotency_key)
         if previous is not None:
-            if previous["reward_id"] != reward_id:
+            if previous["reward_id"] != reward_id or previous["account_id"] != account_id:
+                REDEMPTIONS.labels(IdempotencyKeyReused.reason).inc()
                 raise IdempotencyKeyReused(
+                    "此 Idempotency-Key 已用于另一次兑换 "
                     "this Idempotency-Key was already used for another redemption",
                     redemption_id=str(previous["id"]),
                 )
             REDEMPTIONS.labels("replayed").inc()
             return previous, False
+        await conn.execute(q["ensure_wallet"], org, account_id)
+        wallet, _ = await wallet_view(conn, q, account_id, org, lock=True)
         r = await conn.fetchrow(q["lock_reward"], reward_id, org)
         if r is None:
             raise NotFound(f"no reward {reward_id}")
@@ -179,25 +207,77 @@ async def fulfil(
     redemption_id: uuid.UUID,
     merchant: str,
     voucher_code: str,
+    per_redemption: AttemptLimit = AttemptLimit(5, 900),
+    per_merchant: AttemptLimit = AttemptLimit(30, 900),
 ) -> asyncpg.Record:
-    """The merchant hands over the item against the voucher code; at most once."""
+    """The merchant hands over the item against the voucher code; at most once.
+
+    Wrong codes are counted (committed even though the request is refused): after
+    ``per_redemption.limit`` of them on this redemption, or ``per_merchant.limit`` by this
+    merchant on any, within the window, fulfilment is refused with 429 — even with the
+    right code — until the oldest counted one leaves the window. The redemption's row lock
+    makes the per-redemption count exact; the per-merchant one may be passed by as many
+    requests as run at once.
+    """
+    wrong: WrongVoucher | None = None
     async with conn.transaction():
         row = await conn.fetchrow(q["lock_redemption"], redemption_id, org)
         if row is None:
             raise NotFound(f"no redemption {redemption_id}")
-        check_fulfil(
-            status=row["status"],
-            merchant_id=row["merchant_id"],
-            by_merchant=merchant,
-            voucher_code=row["voucher_code"],
-            presented=voucher_code,
-            expires_at=row["expires_at"],
-            now=datetime.now(UTC),
+        window = max(per_redemption.window_seconds, per_merchant.window_seconds)
+        seen = await conn.fetchrow(
+            q["voucher_failures"],
+            redemption_id,
+            merchant,
+            float(window),
+            org,
+            max(per_redemption.limit, 1),
+            max(per_merchant.limit, 1),
         )
-        done = await conn.fetchrow(q["fulfil_redemption"], redemption_id, merchant)
-        assert done is not None  # the row is locked and was confirmed
-        SETTLED.labels("fulfilled").inc()
-        return await conn.fetchrow(q["get_redemption"], redemption_id, org)
+        now: datetime = seen["now"]
+
+        def inside(times: list[datetime], rule: AttemptLimit) -> list[datetime]:
+            return [t for t in times if t > now - timedelta(seconds=rule.window_seconds)]
+
+        mine = inside(list(seen["by_redemption"]), per_redemption)
+        theirs = inside(list(seen["by_merchant"]), per_merchant)
+        waits = [
+            (w, scope)
+            for w, scope in (
+                (lockout(mine, per_redemption, now), "redemption"),
+                (lockout(theirs, per_merchant, now), "merchant"),
+            )
+            if w is not None
+        ]
+        locked_for, locked_by = max(waits) if waits else (None, "redemption")
+        try:
+            check_fulfil(
+                status=row["status"],
+                merchant_id=row["merchant_id"],
+                by_merchant=merchant,
+                voucher_code=row["voucher_code"],
+                presented=voucher_code,
+                expires_at=row["expires_at"],
+                now=now,
+                locked_for=locked_for,
+                locked_by=locked_by,
+            )
+        except WrongVoucher as exc:
+            await conn.execute(q["record_voucher_failure"], org, merchant, redemption_id)
+            left = [
+                n
+                for n in (attempts_left(mine, per_redemption), attempts_left(theirs, per_merchant))
+                if n is not None
+            ]
+            if left:
+                exc.facts["attempts_left"] = min(left)
+            wrong = exc  # raised once the failure is committed
+        else:
+            done = await conn.fetchrow(q["fulfil_redemption"], redemption_id, merchant)
+            assert done is not None  # the row is locked and was confirmed
+            SETTLED.labels("fulfilled").inc()
+            return await conn.fetchrow(q["get_redemption"], redemption_id, org)
+    raise wrong
 
 
 async def cancel(
@@ -229,7 +309,7 @@ async def cancel(
             or (merchant_id is not None and peek["merchant_id"] != merchant_id)
         ):
             raise NotFound(f"no redemption {redemption_id}")
-        await conn.fetchrow(q["lock_wallet"], peek["account_id"])
+        await conn.fetchrow(q["lock_wallet"], peek["org_id"], peek["account_id"])
         row = await conn.fetchrow(q["lock_redemption"], redemption_id, org)
         plan = plan_cancel(row["status"])
         if plan is None:
@@ -263,7 +343,7 @@ async def expire_due(pool: asyncpg.Pool, q: Queries, contracts: Contracts, *, ba
         expired = 0
         for d in due:
             async with conn.transaction():
-                await conn.fetchrow(q["lock_wallet"], d["account_id"])
+                await conn.fetchrow(q["lock_wallet"], d["org_id"], d["account_id"])
                 row = await conn.fetchrow(q["lock_expiring"], d["id"])
                 if row is None:
                     continue
@@ -324,30 +404,34 @@ async def apply_ledger_entry(
 ) -> None:
     """Keep the wallet from the ledger's own events; settle a redemption once debited.
 
-    Runs in the consumer's transaction (with its inbox row). Credits are remembered with the
-    ledger's ``recorded_at`` so young ones can be told apart (the fraud window); a reversal
-    marks its completion's credit reversed. A debit confirms a pending redemption (voucher
-    issued) or, for one cancelled while pending, asks for its refund now that it can be had.
+    The wallet is the entry's (org_id, account_id): ``balance_after`` and ``account_seq``
+    are those of that organisation's chain for the account. Runs in the consumer's
+    transaction (with its inbox row). Credits are remembered with the ledger's
+    ``recorded_at`` so young ones can be told apart (the fraud window); a reversal marks its
+    completion's credit reversed. A debit confirms a pending redemption (voucher issued) or,
+    for one cancelled while pending, asks for its refund now that it can be had.
     """
     d = event["data"]
-    account = d["account_id"]
-    await conn.execute(q["ensure_wallet"], account)
+    account, org = d["account_id"], d["org_id"]
+    await conn.execute(q["ensure_wallet"], org, account)
     # the wallet row first, as everywhere (see the module's lock order)
-    await conn.fetchrow(q["lock_wallet"], account)
-    await conn.execute(q["apply_ledger_balance"], account, d["balance_after"], d["account_seq"])
+    await conn.fetchrow(q["lock_wallet"], org, account)
+    await conn.execute(
+        q["apply_ledger_balance"], org, account, d["balance_after"], d["account_seq"]
+    )
     kind = d["kind"]
     if kind == "credit":
         await conn.execute(
             q["insert_credit"],
             d["entry_id"],
             account,
-            d["org_id"],
+            org,
             uuid.UUID(d["completion_id"]) if d.get("completion_id") else None,
             d["amount"],
             _utc(d["recorded_at"]),
         )
     elif kind == "reversal" and d.get("completion_id"):
-        await conn.execute(q["reverse_credit"], account, uuid.UUID(d["completion_id"]))
+        await conn.execute(q["reverse_credit"], org, account, uuid.UUID(d["completion_id"]))
     elif kind == "debit" and d.get("redemption_id"):
         redemption_id = uuid.UUID(d["redemption_id"])
         confirmed = await conn.fetchrow(
@@ -359,11 +443,13 @@ async def apply_ledger_entry(
         )
         if confirmed is not None:
             _check_amount(confirmed, d)
-            await conn.execute(q["release_hold"], confirmed["account_id"], confirmed["points"])
+            await conn.execute(
+                q["release_hold"], confirmed["org_id"], confirmed["account_id"], confirmed["points"]
+            )
             return
         if contracts is None:
             return
-        row = await conn.fetchrow(q["lock_redemption"], redemption_id, d["org_id"])
+        row = await conn.fetchrow(q["lock_redemption"], redemption_id, org)
         if row is None or row["status"] != Status.CANCELLING:
             return  # a redelivered debit of a redemption already settled
         _check_amount(row, d)
@@ -371,13 +457,18 @@ async def apply_ledger_entry(
             q["settle_cancelling"], redemption_id, d["entry_id"], uuid.uuid4()
         )
         await enqueue(conn, topics.REDEEM_REDEMPTIONS, account, cancelled_event(contracts, settled))
-        await conn.execute(q["release_hold"], account, row["points"])
+        await conn.execute(q["release_hold"], org, account, row["points"])
     elif kind == "refund" and d.get("redemption_id"):
         # the ledger's answer to a cancellation: nothing more to ask for
         await conn.execute(q["record_refund"], uuid.UUID(d["redemption_id"]), d["entry_id"])
 
 
 def _check_amount(row: asyncpg.Record, d: dict[str, Any]) -> None:
+    if row["org_id"] != d["org_id"]:
+        raise RejectedEvent(
+            f"debit in organisation {d['org_id']} for redemption {d['redemption_id']} "
+            f"of organisation {row['org_id']}"
+        )
     if row["points"] != -d["amount"]:
         raise RejectedEvent(
             f"debit of {-d['amount']} for redemption {d['redemption_id']} "

@@ -32,3 +32,9 @@ class RedeemSettings(ServiceSettings):
     # the ledger in this long is sent again, same id (a broker that forgets loses nothing)
     resend_after_seconds: float = 60.0
     resend_batch: int = 500
+    # wrong voucher codes at fulfilment: after this many on one redemption, or by one merchant
+    # on any of its rewards' redemptions, within the window, fulfilment answers 429 (even for
+    # the right code) until the oldest counted one leaves the window. 0 switches a limit off.
+    voucher_attempts_per_redemption: int = 5
+    voucher_attempts_per_merchant: int = 30
+    voucher_attempt_window_seconds: int = 900

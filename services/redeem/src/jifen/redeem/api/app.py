@@ -12,11 +12,14 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jifen.kernel.auth import Principal, Role, TokenVerifier, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries, create_pool
-from jifen.kernel.web import Refusal, create_app, max_body, pool_check
+from jifen.kernel.ratelimit import retry_after_header
+from jifen.kernel.web import Refusal, create_app, db_connection, max_body, pool_check, problem
 from jifen.redeem import handlers
 from jifen.redeem.api.schemas import (
     AuditPage,
@@ -35,12 +38,11 @@ from jifen.redeem.api.schemas import (
     RewardPatch,
     WalletOut,
 )
+from jifen.redeem.domain.lifecycle import AttemptLimit, VoucherAttemptsExceeded
 from jifen.redeem.settings import RedeemSettings
 
-
-async def _conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    async with request.app.state.pool.acquire() as conn:
-        yield conn
+# the kernel's: a connection lost after the answer never drops the client's connection
+_conn = db_connection
 
 
 def _q(request: Request) -> Queries:
@@ -300,14 +302,21 @@ async def get_redemption(redemption_id: UUID, conn: Conn, q: Q, who: Anyone) -> 
     responses={
         403: {"description": "`not_your_reward`: another merchant's voucher"},
         409: {
-            "description": "`reason`: wrong_voucher, already_fulfilled, not_confirmed, "
-            "redemption_cancelled or voucher_expired"
+            "description": "`reason`: wrong_voucher (with `attempts_left`), already_fulfilled, "
+            "not_confirmed, redemption_cancelled or voucher_expired"
+        },
+        429: {
+            "description": "`voucher_attempts_exceeded`: too many wrong codes on this "
+            "redemption or by this merchant within the window; refused even with the right "
+            "code until Retry-After (`scope`, `retry_after_seconds`)"
         },
     },
 )
 async def fulfil(
-    redemption_id: UUID, body: FulfilIn, conn: Conn, q: Q, who: Merchant
+    request: Request, redemption_id: UUID, body: FulfilIn, conn: Conn, q: Q, who: Merchant
 ) -> RedemptionOut:
+    s: RedeemSettings = request.app.state.settings
+    window = s.voucher_attempt_window_seconds
     row = await handlers.fulfil(
         conn,
         q,
@@ -315,6 +324,8 @@ async def fulfil(
         redemption_id=redemption_id,
         merchant=who.subject,
         voucher_code=body.voucher_code,
+        per_redemption=AttemptLimit(s.voucher_attempts_per_redemption, window),
+        per_merchant=AttemptLimit(s.voucher_attempts_per_merchant, window),
     )
     return _out(row, who)
 
@@ -358,8 +369,10 @@ async def get_wallet(
 ) -> WalletOut:
     if who.role == Role.VOLUNTEER and who.subject != account_id:
         raise HTTPException(404, f"no wallet {account_id} visible to you")
+    # the wallet of the caller's own organisation only: what the account holds in another
+    # scheme is neither shown nor counted
     if who.role != Role.VOLUNTEER and not await conn.fetchval(
-        q["wallet_in_org"], account_id, who.org
+        q["wallet_in_org"], who.org, account_id
     ):
         raise HTTPException(404, f"no wallet {account_id} in organisation {who.org}")
     w, window = await handlers.wallet_view(conn, q, account_id, who.org)
@@ -486,4 +499,42 @@ def build_app(settings: RedeemSettings | None = None) -> FastAPI:
 
     for router in (merchants, rewards, redemptions, wallets, org_settings, audit):
         app.include_router(router)
+
+    @app.exception_handler(VoucherAttemptsExceeded)
+    async def _too_many(_: Request, exc: VoucherAttemptsExceeded) -> JSONResponse:
+        response = problem(
+            exc.status, "Too Many Requests", exc.detail, reason=exc.reason, **exc.facts
+        )
+        response.headers["Retry-After"] = retry_after_header(exc.retry_after_seconds)
+        return response
+
+    app.add_middleware(NoStore)
     return app
+
+
+# balances, held points and voucher codes: never kept by a browser, a proxy or a CDN
+PRIVATE_PREFIXES = ("/v1/wallets", "/v1/redemptions", "/v1/audit")
+
+
+class NoStore:
+    """``Cache-Control: no-store`` on every response under :data:`PRIVATE_PREFIXES`,
+    refusals included (an ``insufficient_points`` problem names the balance)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PRIVATE_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
+                ]
+                headers += [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)

@@ -6,8 +6,11 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, model_validator
 
+# integers and booleans as JSON has them: "10", 10.0 and true are not 10 (422)
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
 IdStr = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -74,12 +77,12 @@ class RewardIn(BaseModel):
     name_zh: Name
     name_en: Name
     kind: Literal["goods", "service", "voucher"] = "goods"
-    points: int = Field(ge=1, le=1_000_000, strict=True)  # strict: JSON true is not 1 point
-    stock: int | None = Field(default=None, ge=0, le=10_000_000, description="null: unlimited")
-    daily_quota: int | None = Field(
+    points: Int = Field(ge=1, le=1_000_000)
+    stock: Int | None = Field(default=None, ge=0, le=10_000_000, description="null: unlimited")
+    daily_quota: Int | None = Field(
         default=None, ge=1, le=1_000_000, description="Unlimited rewards only: per UTC day."
     )
-    monthly_limit: int | None = Field(
+    monthly_limit: Int | None = Field(
         default=None, ge=1, le=1_000, description="Per member and calendar month (UTC)."
     )
     valid_from: AwareDatetime | None = None
@@ -87,7 +90,7 @@ class RewardIn(BaseModel):
     community_id: IdStr | None = Field(
         default=None, description="Only members redeeming for this community may take it."
     )
-    voucher_ttl_seconds: int | None = Field(
+    voucher_ttl_seconds: Int | None = Field(
         default=None,
         ge=1,
         le=366 * 24 * 3600,
@@ -107,8 +110,8 @@ class RewardPatch(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"active": False}, {"stock": 40}]}
     )
-    active: bool | None = None
-    stock: int | None = Field(default=None, ge=0, le=10_000_000, description="New stock level.")
+    active: Bool | None = None
+    stock: Int | None = Field(default=None, ge=0, le=10_000_000, description="New stock level.")
     valid_until: AwareDatetime | None = None
 
 
@@ -200,7 +203,7 @@ class OrgSettingsIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"fraud_window_seconds": 7 * 86400}]}
     )
-    fraud_window_seconds: int = Field(
+    fraud_window_seconds: Int = Field(
         ge=0, le=366 * 86400, description="Points credited less than this ago are not spendable."
     )
 

@@ -13,8 +13,10 @@ the refund only after the debit arrives. Every path asks for exactly one refund.
 from __future__ import annotations
 
 import hmac
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from jifen.redeem.domain.wallet import RedeemRefusal
@@ -58,6 +60,47 @@ class NotYourReward(RedeemRefusal):
     status = 403
 
 
+class VoucherAttemptsExceeded(RedeemRefusal):
+    """Too many wrong codes: fulfilment is refused, even with the right code, until the
+    window lets the oldest of them go (429 with Retry-After)."""
+
+    reason = "voucher_attempts_exceeded"
+    status = 429
+
+    @property
+    def retry_after_seconds(self) -> float:
+        wait = self.facts.get("retry_after_seconds", 1)
+        return float(wait) if isinstance(wait, int | float) else 1.0
+
+
+@dataclass(frozen=True)
+class AttemptLimit:
+    """At most ``limit`` wrong codes within any ``window_seconds``; 0 switches it off."""
+
+    limit: int
+    window_seconds: int
+
+
+def lockout(failures: Sequence[datetime], rule: AttemptLimit, now: datetime) -> float | None:
+    """Seconds until another code may be tried, or None if one may be now.
+
+    ``failures``: the wrong codes' times within the window, newest first. Once there are
+    ``limit`` of them, the next try waits until the ``limit``-th newest leaves the window.
+    """
+    if rule.limit <= 0 or len(failures) < rule.limit:
+        return None
+    frees = failures[rule.limit - 1] + timedelta(seconds=rule.window_seconds)
+    wait = (frees - now).total_seconds()
+    return wait if wait > 0 else None
+
+
+def attempts_left(failures: Sequence[datetime], rule: AttemptLimit) -> int | None:
+    """Wrong codes still allowed in the window after one more failure; None: no limit."""
+    if rule.limit <= 0:
+        return None
+    return max(0, rule.limit - len(failures) - 1)
+
+
 def check_fulfil(
     *,
     status: str,
@@ -67,8 +110,14 @@ def check_fulfil(
     presented: str,
     expires_at: datetime | None,
     now: datetime,
+    locked_for: float | None = None,
+    locked_by: str = "redemption",
 ) -> None:
-    """Raise unless ``by_merchant`` may fulfil this redemption with the ``presented`` code."""
+    """Raise unless ``by_merchant`` may fulfil this redemption with the ``presented`` code.
+
+    ``locked_for``: seconds left of a lockout after too many wrong codes (``locked_by`` says
+    whose: this ``redemption``'s or the ``merchant``'s); no code, not even the right one, is
+    compared meanwhile, so guessing gains nothing."""
     if merchant_id != by_merchant:
         raise NotYourReward("this voucher is for another merchant's reward")
     if status == Status.FULFILLED:
@@ -77,9 +126,16 @@ def check_fulfil(
         raise RedemptionCancelled(f"this redemption is {status}", status=status)
     if status == Status.PENDING or voucher_code is None:
         raise NotConfirmed("the ledger has not debited this redemption yet; no voucher issued")
+    if locked_for is not None:
+        raise VoucherAttemptsExceeded(
+            f"券码错误次数过多，请 {max(1, math.ceil(locked_for))} 秒后再试 "
+            f"too many wrong voucher codes for this {locked_by}; retry later",
+            scope=locked_by,
+            retry_after_seconds=max(1, math.ceil(locked_for)),
+        )
     # compared in constant time: the code is the bearer's proof
     if not hmac.compare_digest(normalise_code(presented), normalise_code(voucher_code)):
-        raise WrongVoucher("the voucher code does not match this redemption")
+        raise WrongVoucher("券码不符 the voucher code does not match this redemption")
     if expires_at is not None and now >= expires_at:
         raise VoucherExpired("this voucher has expired", expires_at=expires_at.isoformat())
 

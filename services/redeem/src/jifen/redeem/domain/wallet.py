@@ -147,7 +147,8 @@ def decide(
         )
     if wallet.spendable < reward.points:
         raise InsufficientPoints(
-            f"needs {reward.points} points, {wallet.spendable} spendable",
+            f"积分不足：需要 {reward.points}，可用 {wallet.spendable} "
+            f"insufficient points: needs {reward.points}, {wallet.spendable} spendable",
             needed=reward.points,
             spendable=wallet.spendable,
             maturing=wallet.maturing,

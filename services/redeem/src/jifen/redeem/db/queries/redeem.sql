@@ -47,18 +47,23 @@ WHERE id = $1 AND org_id = $2
 RETURNING *;
 
 -- name: ensure_wallet
-INSERT INTO wallet (account_id) VALUES ($1) ON CONFLICT DO NOTHING;
+-- a wallet is (organisation $1, account $2): points of one scheme only
+INSERT INTO wallet (org_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING;
 
 -- name: lock_wallet
-SELECT account_id, ledger_balance, held FROM wallet WHERE account_id = $1 FOR UPDATE;
+SELECT org_id, account_id, ledger_balance, held FROM wallet
+WHERE org_id = $1 AND account_id = $2
+FOR UPDATE;
 
 -- name: get_wallet
-SELECT account_id, ledger_balance, held, ledger_seq, updated_at FROM wallet WHERE account_id = $1;
+SELECT org_id, account_id, ledger_balance, held, ledger_seq, updated_at FROM wallet
+WHERE org_id = $1 AND account_id = $2;
 
 -- name: recent_credits
--- credits still inside the fraud window ($2 seconds), not reversed
+-- the organisation's credits still inside its fraud window ($3 seconds), not reversed
 SELECT COALESCE(sum(amount), 0)::bigint FROM wallet_credit
-WHERE account_id = $1 AND NOT reversed AND recorded_at > now() - make_interval(secs => $2);
+WHERE org_id = $1 AND account_id = $2 AND NOT reversed
+  AND recorded_at > now() - make_interval(secs => $3);
 
 -- name: fraud_window
 SELECT fraud_window_seconds FROM org_setting WHERE org_id = $1;
@@ -77,7 +82,8 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT DO NOTHING;
 
 -- name: reverse_credit
-UPDATE wallet_credit SET reversed = true WHERE account_id = $1 AND completion_id = $2;
+UPDATE wallet_credit SET reversed = true
+WHERE org_id = $1 AND account_id = $2 AND completion_id = $3;
 
 -- name: lock_reward
 SELECT * FROM reward WHERE id = $1 AND org_id = $2 FOR UPDATE;
@@ -95,7 +101,9 @@ WHERE account_id = $1 AND reward_id = $2
   AND status NOT IN ('cancelling', 'cancelled', 'expired');
 
 -- name: redemption_by_key
-SELECT * FROM redemption WHERE account_id = $1 AND idempotency_key = $2;
+-- a key is the caller's own within its organisation: (org $1, requested_by $2, key $3)
+SELECT * FROM redemption
+WHERE org_id = $1 AND requested_by = $2 AND idempotency_key = $3 AND key_scoped;
 
 -- name: release_stock
 UPDATE reward SET stock = stock + 1 WHERE id = $1 AND stock IS NOT NULL;
@@ -106,7 +114,7 @@ UPDATE reward SET stock = stock + 1 WHERE id = $1 AND stock IS NOT NULL;
 -- created_at is the clock at insert (after the locks were granted), not the transaction's
 -- start: the auditors' feed pages by it and must not see rows commit far behind their time
 WITH held AS (
-    UPDATE wallet SET held = held + $5, updated_at = now() WHERE account_id = $2
+    UPDATE wallet SET held = held + $5, updated_at = now() WHERE org_id = $3 AND account_id = $2
 ), taken AS (
     UPDATE reward SET stock = stock - 1 WHERE id = $4 AND stock IS NOT NULL
 )
@@ -134,8 +142,9 @@ ORDER BY r.created_at DESC, r.id DESC
 LIMIT $5;
 
 -- name: apply_ledger_balance
-UPDATE wallet SET ledger_balance = $2, ledger_seq = $3, updated_at = now()
-WHERE account_id = $1 AND ledger_seq < $3;
+-- the (org $1, account $2) chain's balance_after ($3) and account_seq ($4)
+UPDATE wallet SET ledger_balance = $3, ledger_seq = $4, updated_at = now()
+WHERE org_id = $1 AND account_id = $2 AND ledger_seq < $4;
 
 -- name: confirm_redemption
 -- the voucher lives for the reward's own time, else the service's default ($4 seconds)
@@ -144,7 +153,7 @@ UPDATE redemption r SET status = 'confirmed', confirmed_at = now(), voucher_code
     expires_at = now() + make_interval(secs => COALESCE(
         (SELECT voucher_ttl_seconds FROM reward WHERE id = r.reward_id), $4))
 WHERE r.id = $1 AND r.status = 'pending'
-RETURNING r.account_id, r.points;
+RETURNING r.org_id, r.account_id, r.points;
 
 -- name: settle_cancelling
 UPDATE redemption SET status = 'cancelled', debit_entry_id = $2, cancelled_event_id = $3,
@@ -198,7 +207,7 @@ WHERE id = $1 AND status = 'confirmed'
 RETURNING *;
 
 -- name: release_hold
-UPDATE wallet SET held = held - $2, updated_at = now() WHERE account_id = $1;
+UPDATE wallet SET held = held - $3, updated_at = now() WHERE org_id = $1 AND account_id = $2;
 
 -- name: audit_redemptions
 -- oldest first, strictly after the cursor; rows younger than the settle time ($5 seconds,
@@ -213,15 +222,29 @@ ORDER BY created_at, id
 LIMIT $4;
 
 -- name: frozen_wallets
--- accounts of the organisation (it credited them) that a reversal took below what is spent
+-- the organisation's wallets that a reversal took below what is spent
 SELECT w.account_id, w.ledger_balance, w.held, w.updated_at FROM wallet w
-WHERE w.ledger_balance - w.held < 0
-  AND EXISTS (SELECT 1 FROM wallet_credit c WHERE c.account_id = w.account_id AND c.org_id = $1)
+WHERE w.org_id = $1 AND w.ledger_balance - w.held < 0
 ORDER BY w.account_id
 LIMIT $2;
 
 -- name: wallet_in_org
--- staff of an organisation see a wallet only if the account earned or spent there: account
--- ids are global, so without this another organisation's officer could read any balance
-SELECT EXISTS (SELECT 1 FROM wallet_credit WHERE account_id = $1 AND org_id = $2)
-    OR EXISTS (SELECT 1 FROM redemption WHERE account_id = $1 AND org_id = $2);
+-- staff of an organisation see an account's wallet in their organisation only, and only if
+-- the ledger or a redemption has made one there
+SELECT EXISTS (SELECT 1 FROM wallet WHERE org_id = $1 AND account_id = $2);
+
+-- name: voucher_failures
+-- wrong codes within the window ($3 seconds), newest first: for this redemption ($1) and
+-- for its merchant ($2, within the redemption's organisation $4)
+SELECT
+    ARRAY(SELECT at FROM voucher_attempt
+          WHERE redemption_id = $1 AND at > clock_timestamp() - make_interval(secs => $3)
+          ORDER BY at DESC LIMIT $5) AS by_redemption,
+    ARRAY(SELECT at FROM voucher_attempt
+          WHERE org_id = $4 AND merchant_id = $2
+            AND at > clock_timestamp() - make_interval(secs => $3)
+          ORDER BY at DESC LIMIT $6) AS by_merchant,
+    clock_timestamp() AS now;
+
+-- name: record_voucher_failure
+INSERT INTO voucher_attempt (org_id, merchant_id, redemption_id) VALUES ($1, $2, $3);
