@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jifen.kernel.auth import Principal, Role, issue_token, require
 from jifen.kernel.db import Queries
-from jifen.kernel.web import Refusal, max_body
+from jifen.kernel.web import Refusal, db_connection, max_body
 
 PREFIX = "jfa_"
 TOKEN_TTL_SECONDS = 15 * 60
@@ -84,9 +84,8 @@ class TokenOut(BaseModel):
     org_id: str
 
 
-async def _conn(request: Request) -> AsyncIterator[Any]:
-    async with request.app.state.pool.acquire() as conn:
-        yield conn
+# the kernel's: a connection lost after the answer never drops the client's connection
+_conn = db_connection
 
 
 def _queries(request: Request) -> Queries:

@@ -11,9 +11,10 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request, Response
+import asyncpg
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -306,3 +307,30 @@ async def pool_check(pool: Any) -> tuple[bool, str]:
 
 async def lifespan_noop(_: FastAPI) -> AsyncIterator[None]:
     yield
+
+
+async def db_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """The request's connection from the service's pool.
+
+    FastAPI closes this after the response has been sent. If PostgreSQL went away meanwhile
+    (a restart), returning the connection to the pool fails; raised there, the error could no
+    longer become a 503: the server would log it and drop the client's keep-alive connection,
+    so the client's *next* request would get no answer at all. The pool has already discarded
+    the connection; the answer stands; log and carry on."""
+    pool = request.app.state.pool
+    conn = await pool.acquire()  # an outage here is a 503 (nothing has been sent yet)
+    try:
+        yield conn
+    finally:
+        try:
+            await pool.release(conn)
+        except _API_DATABASE_UNAVAILABLE as exc:
+            import logging
+
+            logging.getLogger("jifen.web").warning(
+                "connection lost on its way back to the pool (%r); the answer stands", exc
+            )
+
+
+# the request's pooled connection: ``async def endpoint(conn: Conn)``
+Conn = Annotated[asyncpg.Connection, Depends(db_connection)]

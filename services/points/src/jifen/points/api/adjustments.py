@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
-from jifen.kernel.web import max_body
+from jifen.kernel.web import db_connection, max_body
 from jifen.points import handlers
 from jifen.points.api.schemas import AdjustmentIn, AdjustmentOut, DecisionIn
 
@@ -19,9 +19,8 @@ Admin = Annotated[Principal, require(Role.ADMIN)]
 Reader = Annotated[Principal, require(Role.ADMIN, Role.AUDITOR)]
 
 
-async def _conn(request: Request) -> Any:
-    async with request.app.state.pool.acquire() as conn:
-        yield conn
+# the kernel's: a connection lost after the answer never drops the client's connection
+_conn = db_connection
 
 
 Conn = Annotated[asyncpg.Connection, Depends(_conn)]

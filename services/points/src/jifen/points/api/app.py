@@ -15,7 +15,7 @@ from jifen.kernel.auth import Principal, Role, TokenVerifier, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries, create_pool
 from jifen.kernel.runtime import cancel, spawn
-from jifen.kernel.web import create_app, pool_check
+from jifen.kernel.web import create_app, db_connection, pool_check
 from jifen.points.api.adjustments import router as adjustments_router
 from jifen.points.api.schemas import Balance, EntryOut, EntryPage, Statement
 from jifen.points.api.signals import router as signals_router
@@ -30,9 +30,8 @@ ACCOUNT_ID = Path(
 Reader = Annotated[Principal, require(Role.VOLUNTEER, Role.OFFICER, Role.AUDITOR, Role.ADMIN)]
 
 
-async def _conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    async with request.app.state.pool.acquire() as conn:
-        yield conn
+# the kernel's: a connection lost after the answer never drops the client's connection
+_conn = db_connection
 
 
 Conn = Annotated[asyncpg.Connection, Depends(_conn)]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from jifen.kernel.auth import Principal, Role, require
+from jifen.kernel.web import db_connection
 from jifen.points.db.signals import current_flags
 from jifen.points.domain.signals import Thresholds
 
@@ -17,9 +18,8 @@ Reader = Annotated[Principal, require(Role.OFFICER, Role.AUDITOR, Role.ADMIN)]
 router = APIRouter(prefix="/v1/signals", tags=["signals"])
 
 
-async def _conn(request: Request) -> Any:
-    async with request.app.state.pool.acquire() as conn:
-        yield conn
+# the kernel's: a connection lost after the answer never drops the client's connection
+_conn = db_connection
 
 
 Conn = Annotated[asyncpg.Connection, Depends(_conn)]

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.db import Queries
-from jifen.kernel.web import Refusal
+from jifen.kernel.web import Refusal, db_connection
 from jifen.points.audit import keys as audit_keys
 from jifen.points.audit import store
 from jifen.points.audit.domain.canonical import LEAF_FIELDS, entry_from_row
@@ -40,9 +40,8 @@ Requester = Annotated[Principal, require(Role.AUDITOR, Role.ADMIN)]
 MAX_SIZE = 2**62
 
 
-async def _conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    async with request.app.state.pool.acquire() as conn:
-        yield conn
+# the kernel's: a connection lost after the answer never drops the client's connection
+_conn = db_connection
 
 
 def _q(request: Request) -> Queries:

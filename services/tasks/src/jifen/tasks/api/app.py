@@ -27,7 +27,7 @@ from jifen.kernel.auth import Principal, Role, TokenVerifier, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.credentials import credentials_router
 from jifen.kernel.db import Queries, create_pool
-from jifen.kernel.web import Refusal, create_app, pool_check
+from jifen.kernel.web import Refusal, create_app, db_connection, pool_check
 from jifen.tasks import handlers
 from jifen.tasks.api.schemas import (
     AppealIn,
@@ -69,9 +69,8 @@ from jifen.tasks.domain.jobs import Category, CompletionStatus
 from jifen.tasks.settings import TasksSettings
 
 
-async def _conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    async with request.app.state.pool.acquire() as conn:
-        yield conn
+# the kernel's: a connection lost after the answer never drops the client's connection
+_conn = db_connection
 
 
 Conn = Annotated[asyncpg.Connection, Depends(_conn)]
