@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from jifen.kernel.devstack import Ports
-from jifen.kernel.stack import free_port, port_open
+from jifen.kernel.stack import SHARED_PG_ROOT, free_port, pg_data_dir, port_open
 
 pytestmark = pytest.mark.e2e
 PORT_ENV = {
@@ -128,3 +128,51 @@ def test_run_prints_urls_and_tokens_stops_clean_and_keeps_data(home: Path) -> No
         assert not any("created PostgreSQL cluster" in line for line in lines)
     finally:
         stop(again, lines)
+
+
+def test_run_from_a_home_the_postgres_user_cannot_reach() -> None:
+    """A root user's clone (under /root, mode 0700 on Debian): the cluster's data goes to a
+    folder of its own under /var/lib/jifen/, said in one line; `make stop` and the next
+    `make run` find the same data."""
+    private = Path(tempfile.mkdtemp(prefix="jifen-roothome-"))  # 0700, like /root
+    assert private.stat().st_mode & 0o777 == 0o700
+    home = private / "jifen" / "var"
+    home.mkdir(parents=True)
+    data = pg_data_dir(home)
+    ports = {k: free_port() for k in PORT_ENV}
+    try:
+        assert SHARED_PG_ROOT in data.parents, data
+        proc, lines = up(home, ports)
+        try:
+            said = [line for line in lines if "out of reach" in line]
+            assert said and str(data) in said[0], "\n".join(lines)
+            assert (
+                httpx.get(f"http://127.0.0.1:{ports['tasks']}/readyz", timeout=5).status_code == 200
+            )
+            assert (data / "PG_VERSION").exists()
+            assert not (home / "pgdata").exists()
+            # `make stop` from another shell finds the supervisor and the same cluster
+            env = {**os.environ, "JIFEN_HOME": str(home)}
+            down = subprocess.run(
+                [sys.executable, "-m", "jifen.kernel.cli", "stack", "down"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert down.returncode == 0, down.stdout + down.stderr
+            out, _ = proc.communicate(timeout=60)
+            assert "stopped: no jifen process left running" in out
+        finally:
+            if proc.poll() is None:
+                stop(proc, lines)
+        assert not (data / "postmaster.pid").exists(), "PostgreSQL left running"
+        again, lines = up(home, ports)
+        try:
+            assert any("demo data already there" in line for line in lines), "\n".join(lines)
+            assert not any("created PostgreSQL cluster" in line for line in lines)
+        finally:
+            stop(again, lines)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(data.parent, ignore_errors=True)

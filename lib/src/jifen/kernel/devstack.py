@@ -22,7 +22,14 @@ import httpx
 
 from jifen.kernel.auth import ensure_signing_key, issue_token
 from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.stack import Broker, PostgresCluster, PrometheusServer, port_open
+from jifen.kernel.stack import (
+    SHARED_PG_ROOT,
+    Broker,
+    PostgresCluster,
+    PrometheusServer,
+    pg_data_dir,
+    port_open,
+)
 
 SERVICES = ("tasks", "points", "redeem")
 # services that connect as their own narrow role (created by their migrations), not the owner
@@ -66,13 +73,19 @@ class Proc:
 
 class DevStack:
     def __init__(
-        self, home: Path, ports: Ports, *, say: bool = True, extra_env: dict[str, str] | None = None
+        self,
+        home: Path,
+        ports: Ports,
+        *,
+        say: bool = True,
+        extra_env: dict[str, str] | None = None,
+        pg_data: Path | None = None,
     ) -> None:
         self.home = home
         self.ports = ports
         self.say_enabled = say
         self.extra_env = extra_env or {}
-        self.pg = PostgresCluster(home / "pgdata", ports.pg)
+        self.pg = PostgresCluster(pg_data or pg_data_dir(home), ports.pg)
         self.broker = Broker(ports.broker, home / "log" / "broker.log")
         self.procs: dict[str, Proc] = {}
         self.prometheus = PrometheusServer(
@@ -123,6 +136,11 @@ class DevStack:
     def start_infra(self) -> None:
         (self.home / "log").mkdir(parents=True, exist_ok=True)
         t = time.monotonic()
+        if SHARED_PG_ROOT in self.pg.data_dir.parents:
+            self.say(
+                f"  {self.home} is out of reach of the 'postgres' user PostgreSQL runs as: "
+                f"its data is kept in {self.pg.data_dir} instead"
+            )
         if self.pg.init():
             self.say(
                 f"  created PostgreSQL cluster in {self.pg.data_dir} ({time.monotonic() - t:.1f}s)"
@@ -243,6 +261,12 @@ class DevStack:
         )
 
 
+def _configured_pg_data(home: Path) -> Path:
+    """``make run``'s cluster: ``JIFEN_PG_DATA`` when set, else the one that belongs to home."""
+    chosen = os.environ.get("JIFEN_PG_DATA")
+    return Path(chosen) if chosen else pg_data_dir(home)
+
+
 # `make run` restarts a service process that exits, unless it exited this often this recently
 RESTART_LIMIT = 5
 RESTART_WINDOW = 60.0
@@ -262,7 +286,7 @@ def run(home: Path | None = None) -> int:
             print(f"jifen is already running (pid {other}); `make stop` first", file=sys.stderr)
             return 1
     pidfile.write_text(str(os.getpid()))
-    stack = DevStack(home, Ports())
+    stack = DevStack(home, Ports(), pg_data=_configured_pg_data(home))
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -354,7 +378,7 @@ def down(home: Path | None = None, timeout: float = 60) -> int:
     except ProcessLookupError:
         pidfile.unlink(missing_ok=True)
         # the supervisor died without cleaning up: stop the database it left behind
-        PostgresCluster(home / "pgdata", Ports().pg).stop()
+        PostgresCluster(_configured_pg_data(home), Ports().pg).stop()
         print("jifen was not running (stale pid file removed)")
         return 0
     deadline = time.monotonic() + timeout

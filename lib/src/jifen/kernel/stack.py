@@ -8,11 +8,14 @@ as child processes; nothing here mocks anything.
 from __future__ import annotations
 
 import contextlib
+import grp
+import hashlib
 import os
 import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -65,6 +68,51 @@ def _run_as_owner(cmd: list[str], **kwargs: object) -> subprocess.CompletedProce
     return subprocess.run(cmd, check=True, capture_output=True, **kwargs)  # type: ignore[call-overload, no-any-return]
 
 
+def unreachable_parent(path: Path, user: pwd.struct_passwd) -> Path | None:
+    """The first existing folder above ``path`` that ``user`` cannot pass through (no search
+    bit for it as owner, group or other), or None when the whole way down is open to it."""
+    groups = {user.pw_gid, *(g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem)}
+    for parent in reversed(path.parents):
+        if not parent.exists():
+            break
+        st = parent.stat()
+        if st.st_uid == user.pw_uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in groups:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            return parent
+    return None
+
+
+# Where a cluster goes when its home is out of the 'postgres' user's reach (a root user's clone
+# under /root, mode 0700 on Debian): one folder per home, named after it, so `make stop` and the
+# next `make run` find the same data.
+SHARED_PG_ROOT = Path("/var/lib/jifen")
+
+
+def pg_data_dir(home: Path) -> Path:
+    """The data folder of the cluster that belongs to ``home``: ``home/pgdata`` when
+    PostgreSQL's unprivileged owner can reach it, else a folder named after ``home`` under
+    /var/lib/jifen/ (the server refuses to run as root, so it runs as 'postgres', which cannot
+    pass through a 0700 home such as root's)."""
+    inside = home / "pgdata"
+    if os.geteuid() != 0 or (inside / "PG_VERSION").exists():
+        return inside
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:  # no server installed yet: postgres_bin_dir() says so with the fix
+        return inside
+    if unreachable_parent(inside, owner) is None:
+        return inside
+    real = home.resolve()
+    tag = hashlib.sha256(str(real).encode()).hexdigest()[:10]
+    name = "-".join(p for p in real.parts[-2:] if p not in ("/", ""))
+    return SHARED_PG_ROOT / f"{name}-{tag}" / "pgdata"
+
+
 @dataclass
 class PostgresCluster:
     data_dir: Path
@@ -87,14 +135,12 @@ class PostgresCluster:
         if os.geteuid() == 0:
             pg = pwd.getpwnam("postgres")
             os.chown(self.data_dir, pg.pw_uid, pg.pw_gid)
-            # the owner must be able to reach the folder from / (a checkout under /root is not)
-            for parent in self.data_dir.parents:
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    raise RuntimeError(
-                        f"{parent} is not searchable by the 'postgres' user; "
-                        "set JIFEN_PG_DATA to a folder it can reach"
-                    )
+            blocked = unreachable_parent(self.data_dir, pg)
+            if blocked is not None:  # pg_data_dir chooses a reachable folder; a set one may not be
+                raise RuntimeError(
+                    f"{blocked} is not searchable by the 'postgres' user; "
+                    "unset JIFEN_PG_DATA to let jifen choose a folder it can reach"
+                )
         os.chmod(self.data_dir, 0o700)
         _run_as_owner(
             [
