@@ -86,8 +86,8 @@ async def test_a_union_verifies_and_reconciles_the_running_ledger(
     broken = [str(f) for f in result.findings if f.code in INTEGRITY]
     assert not broken, broken
     assert result.tree_size == checkpoint["tree_size"]
-    assert result.accounts[account].balance == 35
-    assert result.accounts[account].earned == 35
+    assert result.account(account).balance == 35
+    assert result.account(account).earned == 35
 
     # an inclusion proof of the volunteer's credit, checked against the signed root
     history = await points.http.get(f"/v1/audit/accounts/{account}/history", headers=auditor)

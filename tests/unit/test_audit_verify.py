@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -106,8 +107,8 @@ def good_ledger() -> list[dict[str, Any]]:
 def test_a_good_ledger_verifies_and_balances_are_recomputed() -> None:
     r = run(good_ledger())
     assert r.ok, found(r)
-    assert (r.accounts["a"].balance, r.accounts["a"].earned, r.accounts["a"].spent) == (50, 50, 0)
-    assert r.accounts["b"].balance == 0 and r.tree_size == 5
+    assert (r.account("a").balance, r.account("a").earned, r.account("a").spent) == (50, 50, 0)
+    assert r.account("b").balance == 0 and r.tree_size == 5
 
 
 def test_below_zero_and_rule_breaks_are_flagged() -> None:
@@ -138,8 +139,8 @@ def test_a_reversal_below_zero_is_a_recorded_freeze_not_a_finding() -> None:
     )
     r = run(entries)
     assert r.ok, found(r)
-    assert (r.accounts["a"].min_balance, r.accounts["a"].frozen_entries) == (-25, 1)
-    assert r.accounts["a"].balance == 15
+    assert (r.account("a").min_balance, r.account("a").frozen_entries) == (-25, 1)
+    assert r.account("a").balance == 15
 
 
 def test_signatures_and_saved_checkpoints_are_checked() -> None:
@@ -222,3 +223,142 @@ def test_any_single_tampering_is_caught_and_names_the_entry(data: st.DataObject)
         assert entries[victim]["entry_id"] in {
             f.entry_id for f in r.findings if f.position == victim
         }
+
+
+# --- the legacy cutover (migration 0011): per account_id up to it, per (org, account) after
+
+
+def in_org(p: Posting, org: str) -> Posting:
+    return replace(p, org_id=org)
+
+
+def build_across_cutover(
+    legacy: list[Posting], new: list[Posting]
+) -> tuple[list[dict[str, Any]], int]:
+    """Legacy entries chained per bare account (the old write path), then new ones per
+    (org, account), each continuing from its org's last legacy entry of the account (what
+    the migration's rebuilt projection hands the new write path). Returns (entries, cutover)."""
+    per_account: dict[str, Head] = {}
+    per_org: dict[tuple[str, str], Head] = {}
+    out: list[dict[str, Any]] = []
+
+    def add(p: Posting, head: Head) -> Head:
+        new_head, e = append(head, p)
+        content = e.content()
+        n = len(out) + 1
+        content.update(
+            entry_id=n,
+            cause_type=p.event_type,
+            recorded_at=(T0 + timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            entry_hash=e.entry_hash,
+        )
+        out.append(content)
+        return new_head
+
+    for p in legacy:
+        head = add(p, per_account.get(p.account_id) or Head(p.account_id))
+        per_account[p.account_id] = head
+        key = (p.org_id, p.account_id)
+        before = per_org.get(key) or Head(p.account_id, org_id=p.org_id)
+        per_org[key] = replace(
+            before, seq=head.seq, hash=head.hash, balance=before.balance + p.amount
+        )
+    cutover = len(out)
+    for p in new:
+        key = (p.org_id, p.account_id)
+        per_org[key] = add(p, per_org.get(key) or Head(p.account_id, org_id=p.org_id))
+    return out, cutover
+
+
+def run_export(
+    entries: list[dict[str, Any]],
+    cutover: int | None,
+    org: str | None = None,
+    previous_cutover: int | None = None,
+) -> Result:
+    """Verify as a union of ``org`` would (others' entries as leaf hashes), or in full."""
+    cp = checkpoint(entries)
+    v = Verifier(KEYS, [], b"", previous_cutover)
+    header: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "start": 0,
+        "end": len(entries),
+        "checkpoint": cp.to_json(),
+    }
+    if cutover is not None:
+        header["legacy_cutover"] = cutover
+    v.feed_header(header)
+    for i, e in enumerate(entries):
+        leaf = leaf_hash(leaf_bytes(e)).hex()
+        if org is not None and e["org_id"] != org:
+            v.feed({"position": i, "leaf_hash": leaf, "redacted": True})
+        else:
+            v.feed({"position": i, "leaf_hash": leaf, "entry": e})
+    return v.finish()
+
+
+def mixed_ledger() -> tuple[list[dict[str, Any]], int]:
+    """vol-x earned 50 in A; B's reward spent 30 of it (the old cross-organisation spend);
+    vol-y is of A only. Then new entries in A, in B, and a first one in C."""
+    return build_across_cutover(
+        [
+            in_org(posting("vol-x", Kind.CREDIT, 50, "c1"), "org-a"),
+            in_org(posting("vol-y", Kind.CREDIT, 7, "c2"), "org-a"),
+            in_org(posting("vol-x", Kind.DEBIT, -30, "r1"), "org-b"),
+            in_org(posting("vol-x", Kind.CREDIT, 4, "c3"), "org-a"),
+        ],
+        [
+            in_org(posting("vol-x", Kind.CREDIT, 10, "c4"), "org-a"),
+            in_org(posting("vol-x", Kind.CREDIT, 30, "c5"), "org-b"),
+            in_org(posting("vol-y", Kind.CREDIT, 1, "c6"), "org-a"),
+            in_org(posting("vol-x", Kind.CREDIT, 2, "c7"), "org-c"),
+            in_org(posting("vol-x", Kind.DEBIT, -5, "r2"), "org-a"),
+        ],
+    )
+
+
+def test_both_rules_verify_in_full_and_balances_are_per_organisation() -> None:
+    entries, cutover = mixed_ledger()
+    r = run_export(entries, cutover)
+    assert r.ok, found(r)
+    assert r.legacy_cutover == 4 and r.gaps_redacted == 0
+    assert r.account("vol-x", "org-a").balance == 50 + 4 + 10 - 5
+    assert r.account("vol-x", "org-b").balance == -30 + 30
+    assert r.account("vol-x", "org-b").min_balance == -30  # the legacy cross-org spend, shown
+    assert r.account("vol-x", "org-c").balance == 2
+    assert r.account("vol-y").balance == 8
+    # A's first new entry continues A's last legacy entry; C's chain starts at the genesis
+    a_first, c_first = entries[4], entries[7]
+    assert (a_first["account_seq"], a_first["prev_hash"]) == (4, entries[3]["entry_hash"])
+    assert (a_first["balance_after"], c_first["account_seq"]) == (64, 1)
+
+
+def test_a_union_sees_its_own_chains_and_the_redacted_legacy_gaps_are_explained() -> None:
+    entries, cutover = mixed_ledger()
+    for org in ("org-a", "org-b", "org-c"):
+        r = run_export(entries, cutover, org)
+        assert r.ok, (org, found(r))
+        assert {o for o, _ in r.accounts} == {org}
+    assert run_export(entries, cutover, "org-a").gaps_redacted == 1  # B's legacy debit
+    # without the cutover every entry is judged by the legacy rule: the new chains break
+    assert not run_export(entries, None).ok
+
+
+def test_tampering_on_either_side_of_the_cutover_is_caught() -> None:
+    entries, cutover = mixed_ledger()
+    for i, field, value in [
+        (1, "amount", 70),
+        (4, "balance_after", 99),
+        (5, "prev_hash", "1" * 64),
+    ]:
+        bad = [dict(e) for e in entries]
+        bad[i][field] = value
+        for org in (None, bad[i]["org_id"]):
+            r = run_export(bad, cutover, org)
+            assert not r.ok and bad[i]["entry_id"] in {f.entry_id for f in r.findings}, (i, org)
+    # a gap with no redacted entry to explain it (a full export) is a finding
+    full = run_export(entries[:2] + entries[3:], cutover)
+    assert "chain_gap" in {f.code for f in full.findings}
+    # moving the cutover after a union has seen it is a finding
+    moved = run_export(entries, cutover + 1, previous_cutover=cutover)
+    assert "cutover_changed" in {f.code for f in moved.findings}

@@ -15,6 +15,7 @@ from jifen.points.domain.ledger import (
     ImpossibleEvent,
     Kind,
     Posting,
+    adjustment_refusal,
     append,
     plan_batch,
     posting_from_event,
@@ -23,7 +24,9 @@ from jifen.points.domain.ledger import (
 T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 
 
-def posting(account: str, kind: Kind, amount: int, ref: str | None = None) -> Posting:
+def posting(
+    account: str, kind: Kind, amount: int, ref: str | None = None, org: str = "org"
+) -> Posting:
     ref = ref or str(uuid.uuid4())
     about_completion = kind in (Kind.CREDIT, Kind.REVERSAL)
     return Posting(
@@ -32,7 +35,7 @@ def posting(account: str, kind: Kind, amount: int, ref: str | None = None) -> Po
         account_id=account,
         kind=kind,
         amount=amount,
-        org_id="org",
+        org_id=org,
         category="meal_delivery" if about_completion else None,
         job_id=None,
         completion_id=ref if about_completion else None,
@@ -99,11 +102,52 @@ def test_event_mapping_refuses_a_subject_that_is_not_the_account() -> None:
         posting_from_event(event, T0)
 
 
+def test_one_person_has_a_separate_chain_and_balance_in_each_organisation() -> None:
+    a1 = posting("vol-1", Kind.CREDIT, 30, org="org-a")
+    b1 = posting("vol-1", Kind.CREDIT, 5, org="org-b")
+    b_debit = posting("vol-1", Kind.DEBIT, -20, org="org-b")  # B's reward spends B's points
+    a2 = posting("vol-1", Kind.CREDIT, 1, org="org-a")
+    plan = plan_batch([a1, b1, b_debit, a2], {}, set(), set())
+    got = [(e.posting.org_id, e.account_seq, e.balance_after) for e in plan.entries]
+    assert got == [("org-a", 1, 30), ("org-b", 1, 5), ("org-b", 2, -15), ("org-a", 2, 31)]
+    a, b = plan.heads[("org-a", "vol-1")], plan.heads[("org-b", "vol-1")]
+    assert (a.balance, b.balance) == (31, -15)
+    # each chain links only to its own organisation's entries
+    assert plan.entries[3].prev_hash == plan.entries[0].entry_hash
+    assert plan.entries[1].prev_hash == GENESIS
+    with pytest.raises(ValueError, match="another organisation"):
+        append(a, b1)
+
+
+def test_the_two_person_rule_compares_normalised_identities() -> None:
+    def why(requested_by: str, approver: str | None, account: str = "vol-1", bal: int = 0,
+            amount: int = 5) -> str | None:  # fmt: skip
+        r = adjustment_refusal(
+            requested_by=requested_by,
+            approver=approver,
+            account_id=account,
+            balance=bal,
+            amount=amount,
+        )
+        return r[0] if r else None
+
+    assert why("adm-a", "ADM-A") == "same_person"
+    assert why("adm-a", " adm-a ") == "same_person"
+    assert why("straße", "STRASSE") == "same_person"  # Unicode case folding
+    assert why("adm-a", "Vol-1") == "beneficiary"
+    assert why("adm-a", "adm-b") is None
+    assert why("adm-a", None, bal=10, amount=-11) == "adjustment_overdraws"
+    assert why("adm-a", "adm-b", bal=10, amount=-10) is None  # to exactly zero is fine
+    assert why("adm-a", None, bal=0, amount=-1_000_000) == "adjustment_overdraws"
+    assert why("adm-a", None, bal=-5, amount=3) is None  # a credit may lift a freeze
+
+
 moves = st.lists(
     st.tuples(
         st.sampled_from(["vol-1", "vol-2", "vol-3"]),
         st.sampled_from([Kind.CREDIT, Kind.DEBIT]),
         st.integers(min_value=1, max_value=10_000),
+        st.sampled_from(["org-a", "org-b"]),
     ),
     max_size=60,
 )
@@ -112,11 +156,11 @@ moves = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(moves, st.integers(min_value=1, max_value=7))
 def test_balance_is_the_sum_of_entries_however_the_batches_are_cut(
-    batch: list[tuple[str, Kind, int]], cut: int
+    batch: list[tuple[str, Kind, int, str]], cut: int
 ) -> None:
-    postings = [posting(a, k, n if k is Kind.CREDIT else -n) for a, k, n in batch]
+    postings = [posting(a, k, n if k is Kind.CREDIT else -n, org=o) for a, k, n, o in batch]
     # apply with redeliveries and in slices, as a worker would after crashes and rebalances
-    heads: dict[str, Head] = {}
+    heads: dict[tuple[str, str], Head] = {}
     applied: set[str] = set()
     refs: set[tuple[str, str, Kind]] = set()
     entries = []
@@ -129,8 +173,8 @@ def test_balance_is_the_sum_of_entries_however_the_batches_are_cut(
             refs.add((*e.posting.reference, e.posting.kind))
         entries += plan.entries
     assert len(entries) == len(postings)
-    for account, head in heads.items():
-        mine = [e for e in entries if e.posting.account_id == account]
+    for (org, account), head in heads.items():
+        mine = [e for e in entries if (e.posting.org_id, e.posting.account_id) == (org, account)]
         assert head.balance == sum(e.posting.amount for e in mine)
         assert [e.account_seq for e in mine] == list(range(1, len(mine) + 1))
         assert all(isinstance(e.posting.amount, int) for e in mine)

@@ -13,13 +13,18 @@ from jifen.kernel.db import Queries
 from jifen.kernel.errors import DomainRefusal, NotFound
 from jifen.kernel.outbox import enqueue
 from jifen.points.db.repo import append_postings
-from jifen.points.domain.ledger import adjustment
+from jifen.points.domain.ledger import adjustment, adjustment_refusal
 from jifen.points.metrics import ENTRIES_APPENDED
 
 
 class AdjustmentRefused(DomainRefusal):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail, reason=reason)
+
+
+async def _balance(conn: asyncpg.Connection, q: Queries, org: str, account_id: str) -> int:
+    row = await conn.fetchrow(q["balance"], org, account_id)
+    return int(row["balance"]) if row is not None else 0
 
 
 async def request_adjustment(
@@ -32,6 +37,17 @@ async def request_adjustment(
     amount: int,
     reason: str,
 ) -> asyncpg.Record:
+    """Record a pending adjustment of (``org``, ``account_id``): always the requesting
+    admin's own organisation, whatever other organisations the account id has points in."""
+    refusal = adjustment_refusal(
+        requested_by=admin,
+        approver=None,
+        account_id=account_id,
+        balance=await _balance(conn, q, org, account_id),
+        amount=amount,
+    )
+    if refusal is not None:
+        raise AdjustmentRefused(*refusal)
     return await conn.fetchrow(
         q["insert_adjustment"], uuid.uuid4(), org, account_id, amount, reason, admin
     )
@@ -55,10 +71,16 @@ async def decide_adjustment(
             raise NotFound(f"no adjustment {adjustment_id}")
         if adj["status"] != "pending":
             raise AdjustmentRefused("already_decided", f"the adjustment is already {adj['status']}")
-        if adj["requested_by"] == admin:
-            raise AdjustmentRefused(
-                "same_person", "the admin who requested an adjustment cannot also decide it"
-            )
+        # the same two-person rule for a rejection (the balance only matters for approval)
+        refusal = adjustment_refusal(
+            requested_by=adj["requested_by"],
+            approver=admin,
+            account_id=adj["account_id"],
+            balance=0,
+            amount=1,
+        )
+        if refusal is not None:
+            raise AdjustmentRefused(*refusal)
         if not approve:
             return await conn.fetchrow(
                 q["decide_adjustment"], adjustment_id, "rejected", admin, note, None
@@ -87,6 +109,19 @@ async def decide_adjustment(
             org_id=org,
             at=now,
         )
+        # lock the (org, account) head first, then check the balance it holds: nothing can
+        # spend between this check and the append below (same transaction, same row lock)
+        await conn.execute(q["ensure_accounts"], [org], [adj["account_id"]])
+        head = await conn.fetchrow(q["lock_accounts"], [org], [adj["account_id"]])
+        refusal = adjustment_refusal(
+            requested_by=adj["requested_by"],
+            approver=admin,
+            account_id=adj["account_id"],
+            balance=int(head["balance"]),
+            amount=adj["amount"],
+        )
+        if refusal is not None:
+            raise AdjustmentRefused(*refusal)
         plan, _ = await append_postings(conn, q, contracts, [posting])
         if not plan.entries:
             raise AdjustmentRefused("not_appended", "; ".join(r for _, r in plan.refused))

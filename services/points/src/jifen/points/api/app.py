@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 
 from jifen.kernel.auth import Principal, Role, TokenVerifier, require
 from jifen.kernel.contracts import Contracts
@@ -47,9 +47,17 @@ Q = Annotated[Queries, Depends(_q)]
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
 
-async def _may_read(conn: asyncpg.Connection, q: Queries, who: Principal, account_id: str) -> None:
-    """Volunteers read their own account; officers, auditors and admins the accounts that
-    hold entries of their organisation. Anything else is 404, so existence never leaks."""
+async def _may_read(
+    conn: asyncpg.Connection, q: Queries, who: Principal, account_id: str, response: Response
+) -> None:
+    """A ledger account is (organisation, account): every read is of the caller's token's
+    organisation's account, never another organisation's points of the same person.
+
+    Volunteers read their own account in that organisation (zeros if they have none there);
+    officers, auditors and admins an account that holds entries of their organisation. An
+    account with entries only in other organisations is 404 to them, so neither its
+    existence nor anything of those organisations leaks. Answers are never cached."""
+    response.headers["Cache-Control"] = "no-store"
     if who.role == Role.VOLUNTEER:
         if who.subject != account_id:
             raise HTTPException(404, f"no account {account_id} visible to you")
@@ -59,12 +67,16 @@ async def _may_read(conn: asyncpg.Connection, q: Queries, who: Principal, accoun
 
 
 @router.get("/{account_id}/balance", response_model=Balance, summary="Current balance")
-async def balance(conn: Conn, q: Q, who: Reader, account_id: Annotated[str, ACCOUNT_ID]) -> Balance:
-    await _may_read(conn, q, who, account_id)
-    row = await conn.fetchrow(q["balance"], account_id)
+async def balance(
+    conn: Conn, q: Q, who: Reader, response: Response, account_id: Annotated[str, ACCOUNT_ID]
+) -> Balance:
+    await _may_read(conn, q, who, account_id, response)
+    row = await conn.fetchrow(q["balance"], who.org, account_id)
     if row is None:
-        return Balance(account_id=account_id, balance=0, earned=0, spent=0, entries=0)
-    return Balance(**dict(row))
+        return Balance(
+            org_id=who.org, account_id=account_id, balance=0, earned=0, spent=0, entries=0
+        )
+    return Balance(org_id=who.org, **dict(row))
 
 
 @router.get("/{account_id}/entries", response_model=EntryPage, summary="Entries, newest first")
@@ -72,14 +84,15 @@ async def entries(
     conn: Conn,
     q: Q,
     who: Reader,
+    response: Response,
     account_id: Annotated[str, ACCOUNT_ID],
     before: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="Cursor from the previous page.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EntryPage:
-    await _may_read(conn, q, who, account_id)
-    rows = await conn.fetch(q["entries_page"], account_id, before or 2**31 - 1, limit)
+    await _may_read(conn, q, who, account_id, response)
+    rows = await conn.fetch(q["entries_page"], account_id, before or 2**31 - 1, limit, who.org)
     page = [EntryOut(entry_id=r["id"], **{k: r[k] for k in r.keys() if k != "id"}) for r in rows]
     cursor = page[-1].account_seq if len(page) == limit and page[-1].account_seq > 1 else None
     return EntryPage(entries=page, next_cursor=cursor)
@@ -94,19 +107,20 @@ async def statement(
     conn: Conn,
     q: Q,
     who: Reader,
+    response: Response,
     account_id: Annotated[str, ACCOUNT_ID],
     month: Annotated[str, Path(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-11"])],
 ) -> Statement:
     """Entries count in the month the ledger recorded them (UTC)."""
-    await _may_read(conn, q, who, account_id)
+    await _may_read(conn, q, who, account_id, response)
     year, mon = map(int, month.split("-"))
     start = datetime(year, mon, 1, tzinfo=UTC)
     end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=UTC)
-    opening = await conn.fetchval(q["balance_before"], account_id, start)
+    opening = await conn.fetchval(q["balance_before"], account_id, start, who.org)
     earned: dict[str, int] = {}
     spent: dict[str, int] = {}
     adjustments = entries = moved = 0
-    for r in await conn.fetch(q["statement_totals"], account_id, start, end):
+    for r in await conn.fetch(q["statement_totals"], account_id, start, end, who.org):
         entries += r["entries"]
         moved += r["points"]
         if r["kind"] in ("credit", "reversal"):
@@ -117,6 +131,7 @@ async def statement(
         else:
             adjustments += r["points"]
     return Statement(
+        org_id=who.org,
         account_id=account_id,
         month=month,
         opening_balance=opening,

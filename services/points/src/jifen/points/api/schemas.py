@@ -4,20 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 
 class Balance(BaseModel):
+    org_id: str = Field(description="The organisation (points scheme) these points belong to.")
     account_id: str
-    balance: int = Field(description="Sum of all entries of the account, in whole points.")
+    balance: int = Field(
+        description="Sum of the account's entries in this organisation, in whole points."
+    )
     earned: int = Field(description="Credits less reversals.")
     spent: int = Field(description="Debits less refunds.")
-    entries: int = Field(description="Number of entries in the account's chain.")
+    entries: int = Field(
+        description="Position of the newest entry in the (organisation, account) chain."
+    )
 
     model_config = {
         "json_schema_extra": {
             "examples": [
-                {"account_id": "vol-0001", "balance": 120, "earned": 150, "spent": 30, "entries": 4}
+                {
+                    "org_id": "jiangmen-riders",
+                    "account_id": "vol-0001",
+                    "balance": 120,
+                    "earned": 150,
+                    "spent": 30,
+                    "entries": 4,
+                }
             ]
         }
     }
@@ -49,6 +61,7 @@ class EntryPage(BaseModel):
 
 
 class Statement(BaseModel):
+    org_id: str
     account_id: str
     month: str
     opening_balance: int
@@ -64,6 +77,7 @@ class Statement(BaseModel):
         "json_schema_extra": {
             "examples": [
                 {
+                    "org_id": "jiangmen-riders",
                     "account_id": "vol-0001",
                     "month": "2026-11",
                     "opening_balance": 40,
@@ -87,10 +101,13 @@ class AdjustmentIn(BaseModel):
             ]
         },
     }
-    account_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-    # strict: JSON true or 5.0 are not points
-    amount: int = Field(
-        ge=-1_000_000, le=1_000_000, strict=True, description="Non-zero whole points."
+    account_id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+        description="The account in your organisation (the token's org) to adjust.",
+    )
+    # strict: JSON true, 5.0 or "5" are not points
+    amount: StrictInt = Field(
+        ge=-1_000_000, le=1_000_000, description="Non-zero whole points (a JSON integer)."
     )
     reason: str = Field(min_length=1, max_length=500)
 

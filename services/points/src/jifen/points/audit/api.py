@@ -4,6 +4,8 @@ handing in a witness cosignature are the only writes, and neither touches the le
 Checkpoints and proofs carry hashes only, so they are global; entry content (export,
 inclusion proofs, account history) is limited to the auditor's organisation, and other
 organisations' entries appear in the export as their leaf hash alone so the tree still checks.
+An account's history is the (auditor's organisation, account) chain: the same person's
+entries in another organisation belong to another account and are not listed.
 """
 
 from __future__ import annotations
@@ -230,7 +232,10 @@ async def inclusion(
     }
 
 
-@router.get("/accounts/{account_id}/history", summary="An account's entries with tree positions")
+@router.get(
+    "/accounts/{account_id}/history",
+    summary="Your organisation's entries of an account, with tree positions",
+)
 async def account_history(
     conn: Conn,
     q: Q,
@@ -239,9 +244,12 @@ async def account_history(
     after: Annotated[int, Query(ge=0, le=2**31 - 1, description="account_seq cursor")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
+    """The (auditor's organisation, account) chain only: the same person's entries in other
+    organisations are other accounts and are not listed (in the export they are leaf
+    hashes). An account with no entry of the auditor's organisation is 404."""
     if not await conn.fetchval(q["audit_account_in_org"], account_id, who.org):
         raise HTTPException(404, f"no account {account_id} in organisation {who.org}")
-    rows = await conn.fetch(q["audit_account_history"], account_id, after, limit)
+    rows = await conn.fetch(q["audit_account_history"], account_id, after, limit, who.org)
     entries = [
         {
             "position": r["position"],
@@ -251,7 +259,7 @@ async def account_history(
         for r in rows
     ]
     cursor = rows[-1]["account_seq"] if len(rows) == limit else None
-    return {"account_id": account_id, "entries": entries, "next_after": cursor}
+    return {"org_id": who.org, "account_id": account_id, "entries": entries, "next_after": cursor}
 
 
 @router.get(
@@ -272,6 +280,7 @@ async def export(
     pool: asyncpg.Pool = request.app.state.pool
     async with pool.acquire() as conn:
         cp = await _checkpoint(conn, q, tree_size)
+        cutover = await conn.fetchval(q["audit_cutover"])
     stop = cp.tree_size if end is None else end
     if not start <= stop <= cp.tree_size:
         raise HTTPException(
@@ -283,6 +292,9 @@ async def export(
         "start": start,
         "end": stop,
         "checkpoint": cp.to_json(),
+        # entries with entry_id <= this were chained per account_id (before migration 0011),
+        # later ones per (org_id, account_id); 0 when the ledger began under the new rule
+        "legacy_cutover": cutover if cutover is not None else 0,
         "hash_fields": list(CANONICAL_FIELDS),
         "leaf_fields": list(LEAF_FIELDS),
     }

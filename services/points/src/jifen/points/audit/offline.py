@@ -5,7 +5,8 @@ what a clean run proved (the checkpoint and the leaf hashes) for the next run.
 Files (docs/AUDIT.md): an export is the NDJSON the audit API streams; ``--keys`` is the JSON
 list ``GET /v1/audit/keys`` returns (or a folder of ``<key id>.pem`` public keys);
 ``--checkpoints`` a folder of checkpoint JSON files; ``--state`` a folder this writes
-``leaves.bin`` (32 bytes per position) and ``verified.json`` to after a clean run.
+``leaves.bin`` (32 bytes per position) and ``verified.json`` (the checkpoint and the
+legacy cutover, which must never move once seen) to after a clean run.
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ def verify_files(
 ) -> Result:
     """Verify; after a clean run keep the checkpoint (in ``checkpoints``) and the leaves."""
     previous = b""
+    previous_cutover: int | None = None
     if state is not None and (state / "leaves.bin").exists():
         previous = (state / "leaves.bin").read_bytes()
-    v = Verifier(keys, load_checkpoints(checkpoints), previous)
+    if state is not None and (state / "verified.json").exists():
+        previous_cutover = json.loads((state / "verified.json").read_text()).get("legacy_cutover")
+    v = Verifier(keys, load_checkpoints(checkpoints), previous, previous_cutover)
     loads = orjson.loads
     first = True
     for path in exports:
@@ -84,7 +88,6 @@ def verify_files(
         if state is not None:
             state.mkdir(parents=True, exist_ok=True)
             (state / "leaves.bin").write_bytes(result.leaves[: 32 * result.checkpoint.tree_size])
-            (state / "verified.json").write_text(
-                json.dumps(result.checkpoint.to_json(), indent=2) + "\n"
-            )
+            verified = {**result.checkpoint.to_json(), "legacy_cutover": result.legacy_cutover}
+            (state / "verified.json").write_text(json.dumps(verified, indent=2) + "\n")
     return result

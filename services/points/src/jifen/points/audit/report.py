@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from jifen.points.audit.domain.verify import Result
+from jifen.points.audit.domain.verify import AccountState, Result
 from jifen.points.audit.offline import verify_files
 
 BURST_WINDOW_SECONDS = 3600
@@ -87,9 +87,19 @@ def bar_chart(title: str, labels: list[str], series: dict[str, list[int]], ident
     return "".join(parts)
 
 
+def _labelled(result: Result) -> dict[str, AccountState]:
+    """Accounts by name: the account id in a one-organisation export, else ``org/account``
+    (a ledger account is (organisation, account))."""
+    orgs = {org for org, _ in result.accounts}
+    if len(orgs) <= 1:
+        return {acct: st for (_, acct), st in result.accounts.items()}
+    return {f"{org}/{acct}": st for (org, acct), st in result.accounts.items()}
+
+
 def _anomalies(entries: list[dict[str, Any]], result: Result) -> list[str]:
     notes: list[str] = []
-    earned = {a: s.earned for a, s in result.accounts.items()}
+    accounts = _labelled(result)
+    earned = {a: s.earned for a, s in accounts.items()}
     values = sorted(earned.values())
     if len(values) >= 5:
         median = statistics.median(values)
@@ -114,7 +124,7 @@ def _anomalies(entries: list[dict[str, Any]], result: Result) -> list[str]:
                     f"{span / 60:.0f} minutes from {times[i]:%Y-%m-%d %H:%M} UTC (burst)"
                 )
                 break
-    for account, s in sorted(result.accounts.items()):
+    for account, s in sorted(accounts.items()):
         if s.min_balance < 0 and s.frozen_entries:
             notes.append(
                 f"{account}: frozen — a reversal came after the points were spent "
@@ -142,7 +152,7 @@ def render(entries: list[dict[str, Any]], result: Result, generated: datetime) -
             by_category[e["category"] or "other"] += e["amount"]
             by_org[e["org_id"]] += e["amount"]
     liability = sum(s.balance for s in result.accounts.values())
-    top = sorted(result.accounts.items(), key=lambda kv: -kv[1].earned)[:10]
+    top = sorted(_labelled(result).items(), key=lambda kv: -kv[1].earned)[:10]
     cp = result.checkpoint
     status = "verified" if result.ok else f"{len(result.findings)} findings"
     anomalies = _anomalies(entries, result)

@@ -17,7 +17,15 @@ from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, envelope, isoformat
 from jifen.kernel.db import Queries
 from jifen.kernel.outbox import enqueue_many
-from jifen.points.domain.ledger import Entry, Head, Kind, Plan, Posting, plan_batch
+from jifen.points.domain.ledger import (
+    Entry,
+    Head,
+    Kind,
+    Plan,
+    Posting,
+    account_key,
+    plan_batch,
+)
 
 SOURCE = "/jifen/points"
 LEDGER_COLUMNS = [
@@ -47,19 +55,28 @@ async def append_postings(
 ) -> tuple[Plan, list[int]]:
     """Plan and append ``postings`` (in their order) in the open transaction of ``conn``.
 
-    Row locks on the accounts' chain heads serialise two writers on one account (a worker
+    A ledger account is (org_id, account_id): each posting moves the chain and balance of its
+    own organisation's account only. Row locks on the accounts' chain heads (taken in key
+    order, so two writers never deadlock) serialise two writers on one account (a worker
     during a rebalance, an adjustment), so chains never fork; the dedupe and rule checks run
     after the locks are held, on committed data.
     """
     if not postings:
         return Plan(entries=[], heads={}, duplicates=[], refused=[]), []
-    accounts = sorted({p.account_id for p in postings})
-    await conn.execute(q["ensure_accounts"], accounts)
+    keys = sorted({(p.org_id, p.account_id) for p in postings})
+    orgs, accounts = [k[0] for k in keys], [k[1] for k in keys]
+    await conn.execute(q["ensure_accounts"], orgs, accounts)
     heads = {
-        r["account_id"]: Head(
-            r["account_id"], r["seq"], r["balance"], r["earned"], r["spent"], r["head_hash"]
+        (r["org_id"], r["account_id"]): Head(
+            r["account_id"],
+            r["seq"],
+            r["balance"],
+            r["earned"],
+            r["spent"],
+            r["head_hash"],
+            r["org_id"],
         )
-        for r in await conn.fetch(q["lock_accounts"], accounts)
+        for r in await conn.fetch(q["lock_accounts"], orgs, accounts)
     }
     event_ids = list({p.event_id for p in postings})
     applied = {r["event_id"] for r in await conn.fetch(q["applied_event_ids"], event_ids)}
@@ -84,9 +101,10 @@ async def append_postings(
         records=[_row(i, e, recorded_at) for i, e in zip(ids, plan.entries, strict=True)],
         columns=LEDGER_COLUMNS,
     )
-    changed = [plan.heads[a] for a in sorted({e.posting.account_id for e in plan.entries})]
+    changed = [plan.heads[k] for k in sorted({account_key(e.posting) for e in plan.entries})]
     await conn.execute(
         q["update_heads"],
+        [h.org_id for h in changed],
         [h.account_id for h in changed],
         [h.seq for h in changed],
         [h.balance for h in changed],

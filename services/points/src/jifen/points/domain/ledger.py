@@ -132,7 +132,11 @@ def check_clock_skew(occurred_at: datetime, now: datetime, max_skew_seconds: flo
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """The tip of one account's chain."""
+    """The tip of one ledger account's chain: the account is (org_id, account_id).
+
+    ``org_id`` None is a head not yet bound to an organisation (tests, benchmarks); the
+    write path always binds it, and :func:`append` refuses a posting of another org.
+    """
 
     account_id: str
     seq: int = 0
@@ -140,6 +144,16 @@ class Head:
     earned: int = 0
     spent: int = 0
     hash: str = GENESIS
+    org_id: str | None = None
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        return (self.org_id, self.account_id)
+
+
+def account_key(p: Posting) -> tuple[str, str]:
+    """The ledger account a posting moves: (organisation, account)."""
+    return (p.org_id, p.account_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +211,8 @@ def append(head: Head, posting: Posting) -> tuple[Head, Entry]:
     """Place ``posting`` at the tip of its account's chain; return the new head and entry."""
     if posting.account_id != head.account_id:
         raise ValueError("posting for another account")
+    if head.org_id is not None and posting.org_id != head.org_id:
+        raise ValueError("posting for the same account id in another organisation")
     balance = head.balance + posting.amount
     if abs(balance) > MAX_BALANCE:
         raise ImpossibleEvent(f"balance of {posting.account_id} would overflow")
@@ -215,14 +231,14 @@ def append(head: Head, posting: Posting) -> tuple[Head, Entry]:
 @dataclass
 class Plan:
     entries: list[Entry]
-    heads: dict[str, Head]
+    heads: dict[tuple[str, str], Head]
     duplicates: list[Posting]
     refused: list[tuple[Posting, str]]
 
 
 def plan_batch(
     postings: list[Posting],
-    heads: dict[str, Head],
+    heads: dict[tuple[str, str], Head],
     applied_event_ids: set[str],
     existing_refs: set[tuple[str, str, Kind]],
 ) -> Plan:
@@ -230,6 +246,8 @@ def plan_batch(
 
     ``existing_refs`` holds (reference kind, reference id, entry kind) already in the ledger,
     e.g. ("completion", id, CREDIT). Pure: the worker feeds it what the database holds.
+    ``heads`` are keyed by (org_id, account_id): a posting moves only its organisation's
+    chain and balance of the account, never another organisation's.
     """
     refs = set(existing_refs)
     seen = set(applied_event_ids)
@@ -250,12 +268,48 @@ def plan_batch(
             )
             continue
         try:
-            head, entry = append(heads.get(p.account_id) or Head(p.account_id), p)
+            key = (p.org_id, p.account_id)
+            head, entry = append(heads.get(key) or Head(p.account_id, org_id=p.org_id), p)
         except ImpossibleEvent as exc:
             plan.refused.append((p, str(exc)))
             continue
-        heads[p.account_id] = head
+        heads[key] = head
         seen.add(p.event_id)
         refs.add((ref_kind, ref_id, p.kind))
         plan.entries.append(entry)
     return plan
+
+
+def person(subject: str) -> str:
+    """The identity a subject names, for the two-person rule: ``ADM-A`` and `` adm-a`` are
+    one person (Unicode case folding, surrounding white space dropped)."""
+    return subject.strip().casefold()
+
+
+def adjustment_refusal(
+    *, requested_by: str, approver: str | None, account_id: str, balance: int, amount: int
+) -> tuple[str, str] | None:
+    """Why an adjustment may not go ahead, as (reason, detail), or None.
+
+    The approver (when there is one) is a different person from the requester and from the
+    beneficiary; a debit never takes the (organisation, account) balance below zero.
+    """
+    if approver is not None:
+        if person(approver) == person(requested_by):
+            return (
+                "same_person",
+                "申请人不能审批自己的调整 the admin who requested an adjustment cannot also "
+                "decide it",
+            )
+        if person(approver) == person(account_id):
+            return (
+                "beneficiary",
+                "调整的受益账户不能审批该调整 the account an adjustment is for cannot decide it",
+            )
+    if amount < 0 and balance + amount < 0:
+        return (
+            "adjustment_overdraws",
+            f"积分不足 insufficient points: the balance is {balance}, an adjustment of "
+            f"{amount} would leave {balance + amount}",
+        )
+    return None

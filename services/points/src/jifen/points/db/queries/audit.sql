@@ -77,6 +77,10 @@ WHERE l.entry_id = $1;
 -- name: audit_account_in_org
 SELECT EXISTS (SELECT 1 FROM ledger_entry WHERE account_id = $1 AND org_id = $2);
 
+-- name: audit_cutover
+-- The last entry id written under the legacy chain rule (migration 0011); NULL before it.
+SELECT last_legacy_entry_id FROM ledger_cutover WHERE id = 1;
+
 -- name: audit_account_history
 SELECT l.position, n.hash AS leaf_hash,
        e.id AS entry_id, e.account_id, e.account_seq, e.kind, e.amount, e.balance_after,
@@ -86,6 +90,6 @@ SELECT l.position, n.hash AS leaf_hash,
 FROM ledger_entry e
 LEFT JOIN merkle_leaf l ON l.entry_id = e.id
 LEFT JOIN merkle_node n ON n.level = 0 AND n.idx = l.position
-WHERE e.account_id = $1 AND e.account_seq > $2
+WHERE e.org_id = $4 AND e.account_id = $1 AND e.account_seq > $2
 ORDER BY e.account_seq
 LIMIT $3;

@@ -1,11 +1,15 @@
 -- name: ensure_accounts
-INSERT INTO account (account_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING;
+-- a ledger account is (org_id, account_id): $1 orgs, $2 account ids, pairwise
+INSERT INTO account (org_id, account_id)
+SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING;
 
 -- name: lock_accounts
-SELECT account_id, seq, balance, earned, spent, head_hash
-FROM account WHERE account_id = ANY($1::text[])
-ORDER BY account_id
-FOR UPDATE;
+SELECT a.org_id, a.account_id, a.seq, a.balance, a.earned, a.spent, a.head_hash
+FROM account a
+JOIN unnest($1::text[], $2::text[]) AS k(org_id, account_id)
+    ON a.org_id = k.org_id AND a.account_id = k.account_id
+ORDER BY a.org_id, a.account_id
+FOR UPDATE OF a;
 
 -- name: applied_event_ids
 SELECT cause_event_id::text AS event_id FROM ledger_entry WHERE cause_event_id = ANY($1::uuid[]);
@@ -24,22 +28,25 @@ SELECT nextval('ledger_entry_id_seq') AS id FROM generate_series(1, $1::int);
 UPDATE account AS a
 SET seq = h.seq, balance = h.balance, earned = h.earned, spent = h.spent,
     head_hash = h.head_hash, updated_at = now()
-FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
-    AS h(account_id, seq, balance, earned, spent, head_hash)
-WHERE a.account_id = h.account_id;
+FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[],
+            $7::text[])
+    AS h(org_id, account_id, seq, balance, earned, spent, head_hash)
+WHERE a.org_id = h.org_id AND a.account_id = h.account_id;
 
 -- name: balance
-SELECT account_id, balance, earned, spent, seq AS entries FROM account WHERE account_id = $1;
+-- $1 org, $2 account: the (organisation, account) pair, nothing of other organisations
+SELECT account_id, balance, earned, spent, seq AS entries
+FROM account WHERE org_id = $1 AND account_id = $2;
 
 -- name: account_in_org
-SELECT EXISTS (SELECT 1 FROM ledger_entry WHERE account_id = $1 AND org_id = $2);
+SELECT EXISTS (SELECT 1 FROM account WHERE account_id = $1 AND org_id = $2 AND seq > 0);
 
 -- name: entries_page
 SELECT id, account_seq, kind, amount, balance_after, org_id, category, cause_event_id::text,
        cause_type, job_id::text, completion_id::text, redemption_id::text, occurred_at,
        recorded_at, entry_hash
 FROM ledger_entry
-WHERE account_id = $1 AND account_seq < $2
+WHERE org_id = $4 AND account_id = $1 AND account_seq < $2
 ORDER BY account_seq DESC
 LIMIT $3;
 
@@ -67,12 +74,13 @@ LIMIT $3;
 SELECT kind, coalesce(category, '') AS category, coalesce(reward_id::text, '') AS reward_id,
        sum(amount)::bigint AS points, count(*)::int AS entries
 FROM ledger_entry
-WHERE account_id = $1 AND recorded_at >= $2 AND recorded_at < $3
+WHERE org_id = $4 AND account_id = $1 AND recorded_at >= $2 AND recorded_at < $3
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3;
 
 -- name: balance_before
-SELECT coalesce(sum(amount), 0)::bigint FROM ledger_entry WHERE account_id = $1 AND recorded_at < $2;
+SELECT coalesce(sum(amount), 0)::bigint FROM ledger_entry
+WHERE org_id = $3 AND account_id = $1 AND recorded_at < $2;
 
 -- name: liability_by_org
 SELECT org_id, sum(amount)::bigint AS points FROM ledger_entry GROUP BY org_id;
