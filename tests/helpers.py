@@ -73,3 +73,31 @@ class Api:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+
+async def ensure_community(
+    tasks: Api, community_id: str = "penglai-grid", org: str | None = None
+) -> None:
+    """The community exists in the organisation (an officer adds it; there already: fine)."""
+    r = await tasks.http.post(
+        "/v1/communities",
+        headers=tasks.auth("officer", org=org),
+        json={"id": community_id, "name": community_id},
+    )
+    assert r.status_code == 201 or (
+        r.status_code == 409 and r.json()["reason"] == "community_exists"
+    ), r.text
+
+
+async def register(
+    tasks: Api, account: str, community_id: str = "penglai-grid", org: str | None = None
+) -> None:
+    """Report ``account`` in to the community (made first if need be), as its app does: only
+    registered accounts may claim, complete and be credited."""
+    await ensure_community(tasks, community_id, org)
+    r = await tasks.http.post(
+        f"/v1/communities/{community_id}/members",
+        headers=tasks.auth("app", org=org),
+        json={"account_id": account},
+    )
+    assert r.status_code in (200, 201), r.text

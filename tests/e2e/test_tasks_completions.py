@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Api, eventually
+from tests.helpers import Api, ensure_community, eventually, register
 
 pytestmark = pytest.mark.e2e
 
@@ -25,6 +25,7 @@ def _account() -> str:
 
 
 async def _job(tasks: Api, org: str, points: int = 10, capacity: int = 3) -> dict[str, Any]:
+    await ensure_community(tasks, org=org)
     now = datetime.now(UTC)
     r = await tasks.http.post(
         "/v1/jobs",
@@ -46,6 +47,7 @@ async def _job(tasks: Api, org: str, points: int = 10, capacity: int = 3) -> dic
 
 async def _submit(tasks: Api, org: str, account: str, points: int = 10) -> dict[str, Any]:
     job = await _job(tasks, org, points)
+    await register(tasks, account, org=org)
     app = tasks.auth("app", org=org)
     r = await tasks.http.post(
         f"/v1/jobs/{job['id']}/claims", headers=app, json={"account_id": account}
@@ -70,9 +72,9 @@ async def _verify(tasks: Api, org: str, completion_id: str) -> dict[str, Any]:
     return body
 
 
-async def _balance(points: Api, account: str) -> int:
+async def _balance(points: Api, account: str, org: str) -> int:
     r = await points.http.get(
-        f"/v1/accounts/{account}/balance", headers=points.auth("volunteer", account)
+        f"/v1/accounts/{account}/balance", headers=points.auth("volunteer", account, org=org)
     )
     assert r.status_code == 200, r.text
     return int(r.json()["balance"])
@@ -93,6 +95,7 @@ async def test_concurrent_retries_with_one_key_make_one_completion(apis: dict[st
     org, account = _org(), _account()
     job = await _job(tasks, org)
     app = tasks.auth("app", org=org)
+    await register(tasks, account, org=org)
     await tasks.http.post(f"/v1/jobs/{job['id']}/claims", headers=app, json={"account_id": account})
     key = f"retry-{uuid.uuid4()}"
     results = await asyncio.gather(
@@ -168,10 +171,23 @@ async def test_rejection_appeal_and_corrected_decision(apis: dict[str, Api]) -> 
     appeal = r.json()
     assert appeal["status"] == "open" and appeal["decisions"] == []
 
-    # dismissed first, then corrected by a second decision: both stay on record
+    # the officer who rejected it does not decide the appeal against their own decision,
+    # whatever the case of their name
+    for own in ("officer-zhao", "Officer-Zhao"):
+        r = await tasks.http.post(
+            f"/v1/appeals/{appeal['id']}/decisions",
+            headers=tasks.auth("officer", own, org=org),
+            json={"outcome": "dismissed", "reason": "I stand by it"},
+        )
+        assert r.status_code == 409 and r.json()["reason"] == "own_decision", r.text
+        assert r.json()["decided_by"] == "officer-zhao"
+    r = await tasks.http.get(f"/v1/appeals/{appeal['id']}", headers=vol)
+    assert r.json()["status"] == "open" and r.json()["decisions"] == []
+
+    # dismissed first by another officer, then corrected by a second decision: both stay
     r = await tasks.http.post(
         f"/v1/appeals/{appeal['id']}/decisions",
-        headers=officer,
+        headers=tasks.auth("officer", "officer-wang", org=org),
         json={"outcome": "dismissed", "reason": "no other evidence"},
     )
     assert r.status_code == 201, r.text
@@ -187,7 +203,7 @@ async def test_rejection_appeal_and_corrected_decision(apis: dict[str, Api]) -> 
     seen = r.json()
     assert seen["status"] == "upheld"
     assert [(d["outcome"], d["decided_by"], d["reason"]) for d in seen["decisions"]] == [
-        ("dismissed", "officer-zhao", "no other evidence"),
+        ("dismissed", "officer-wang", "no other evidence"),
         ("upheld", "admin-chen", "the canteen log shows the visit"),
     ]
     assert all(d["decided_at"] for d in seen["decisions"])
@@ -220,7 +236,7 @@ async def test_revocation_appends_a_reversal_to_the_ledger(apis: dict[str, Api])
     assert r.status_code == 409 and r.json()["reason"] == "not_revocable"
     await _verify(tasks, org, done["id"])
     await _credited(tasks, org, done["id"])
-    assert await _balance(points, account) == 25
+    assert await _balance(points, account, org) == 25
 
     # the volunteer themself (were they an officer) may not revoke it
     r = await tasks.http.post(
@@ -243,7 +259,7 @@ async def test_revocation_appends_a_reversal_to_the_ledger(apis: dict[str, Api])
 
     async def reversed_() -> list[dict[str, Any]] | None:
         r = await points.http.get(
-            f"/v1/accounts/{account}/entries", headers=points.auth("volunteer", account)
+            f"/v1/accounts/{account}/entries", headers=points.auth("volunteer", account, org=org)
         )
         entries: list[dict[str, Any]] = r.json()["entries"]
         return entries if len(entries) == 2 else None
@@ -254,7 +270,7 @@ async def test_revocation_appends_a_reversal_to_the_ledger(apis: dict[str, Api])
         ("credit", 25, 25),
     ]
     assert {e["completion_id"] for e in entries} == {done["id"]}
-    assert await _balance(points, account) == 0
+    assert await _balance(points, account, org) == 0
 
     async def acked() -> bool:
         r = await tasks.http.get(f"/v1/completions/{done['id']}", headers=officer)
@@ -336,7 +352,7 @@ async def test_limits_hold_completions_for_an_officer_then_the_admin(
     assert r.status_code == 200 and r.json()["status"] == "verified", r.text
 
     async def all_credited() -> bool:
-        return await _balance(points, account) == 60
+        return await _balance(points, account, org) == 60
 
     await eventually(all_credited, what="three credits after approvals")
     r = await tasks.http.get(f"/v1/completions/{third['id']}/history", headers=vol)
@@ -359,6 +375,7 @@ async def test_hourly_completion_limit_holds_automatic_jobs(apis: dict[str, Api]
     )
     assert r.status_code == 200
     app = tasks.auth("app", org=org)
+    await register(tasks, account, org=org)
     statuses = []
     for _ in range(2):
         now = datetime.now(UTC)
@@ -447,7 +464,7 @@ async def test_auditors_list_every_verified_completion_oldest_first(apis: dict[s
     async def credit_cause() -> str | None:
         r = await points.http.get(
             f"/v1/accounts/{accounts[0]}/entries",
-            headers=points.auth("volunteer", accounts[0]),
+            headers=points.auth("volunteer", accounts[0], org=org),
         )
         entries = r.json()["entries"]
         return entries[0]["cause_event_id"] if entries else None

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Api
+from tests.helpers import Api, ensure_community, register
 
 pytestmark = pytest.mark.e2e
 
@@ -32,6 +32,7 @@ def _job(title: str, points: int = 15) -> dict[str, Any]:
 
 async def _do_job(tasks: Api, org: str, job_id: str, account: str) -> dict[str, Any]:
     app = tasks.auth("app", org=org)
+    await register(tasks, account, org=org)
     r = await tasks.http.post(
         f"/v1/jobs/{job_id}/claims", headers=app, json={"account_id": account}
     )
@@ -56,6 +57,21 @@ async def test_a_hazard_report_is_followed_from_report_to_done(apis: dict[str, A
     reporter = "vol-rider-7"
     vol = tasks.auth("volunteer", reporter, org=org)
     officer = tasks.auth("officer", "officer-li", org=org)
+    hazard = {
+        "account_id": reporter,
+        "community_id": "penglai-grid",
+        "kind": "fire_risk",
+        "text": "楼道电动车充电 e-bike charging in the stairwell",
+    }
+    # a community the organisation does not have, and a reporter who is a member of nothing
+    r = await tasks.http.post("/v1/hazards", headers=vol, json=hazard)
+    assert r.status_code == 409 and r.json()["reason"] == "unknown_community", r.text
+    await ensure_community(tasks, org=org)
+    r = await tasks.http.post("/v1/hazards", headers=vol, json=hazard)
+    assert r.status_code == 409 and r.json()["reason"] == "not_a_member", r.text
+    r = await tasks.http.get("/v1/hazards", headers=officer)
+    assert r.json() == []
+    await register(tasks, reporter, org=org)
 
     r = await tasks.http.post(
         "/v1/hazards",
@@ -126,6 +142,7 @@ async def test_duplicates_are_merged_and_reports_closed_with_a_reason(
     org = _org()
     app = tasks.auth("app", org=org)
     officer = tasks.auth("officer", org=org)
+    await register(tasks, "vol-1", "xinhui-grid", org=org)
 
     async def report(text: str) -> dict[str, Any]:
         r = await tasks.http.post(
@@ -187,6 +204,14 @@ async def test_a_micro_wish_is_claimed_turned_into_a_job_and_done(apis: dict[str
     org = _org()
     officer = tasks.auth("officer", "officer-li", org=org)
     partner = tasks.auth("merchant", "partner-hardware", org=org)
+    wish_body = {
+        "community_id": "penglai-grid",
+        "kind": "wish",
+        "title": "修好楼道灯 Fix the stairwell light",
+    }
+    r = await tasks.http.post("/v1/needs", headers=tasks.auth("app", org=org), json=wish_body)
+    assert r.status_code == 409 and r.json()["reason"] == "unknown_community", r.text
+    await ensure_community(tasks, org=org)
 
     r = await tasks.http.post(
         "/v1/needs",

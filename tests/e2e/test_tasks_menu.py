@@ -9,9 +9,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
-from tests.helpers import Api, eventually
+from jifen.tasks.domain.checkin import code_for, step_of
+from jifen.tasks.settings import TasksSettings
+from tests.helpers import Api, ensure_community, eventually, register
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +32,7 @@ def _window(start_in: timedelta = timedelta(hours=-1), hours: int = 2) -> dict[s
 
 
 async def _job(tasks: Api, org: str, **over: Any) -> dict[str, Any]:
+    await ensure_community(tasks, org=org)
     body = {
         "community_id": "penglai-grid",
         "title": "交通劝导 Traffic guidance",
@@ -164,6 +168,11 @@ async def test_the_monthly_menu_is_published_at_once_and_listed(apis: dict[str, 
             | {"starts_at": "2031-04-01T02:00:00Z", "ends_at": "2031-04-01T05:00:00Z"},
         ],
     }
+    # a menu for a community the organisation does not have is refused, naming it
+    r = await tasks.http.post("/v1/menus", headers=officer, json=menu)
+    assert r.status_code == 409 and r.json()["reason"] == "unknown_community", r.text
+    assert "penglai-grid" in r.json()["detail"]
+    await register(tasks, "vol-m-1", org=org)  # makes the community too
     r = await tasks.http.post("/v1/menus", headers=officer, json=bad)
     assert r.status_code == 409 and "jobs[3]" in r.json()["detail"], r.text
     r = await tasks.http.get("/v1/jobs", headers=officer, params={"month": "2031-03"})
@@ -206,26 +215,61 @@ async def test_the_monthly_menu_is_published_at_once_and_listed(apis: dict[str, 
     assert r.status_code == 422 and "month" in r.json()["detail"]
 
 
-async def test_checkin_code_is_checked_server_side(apis: dict[str, Api]) -> None:
+async def _code_steps_ago(tasks: Api, job_id: str, steps: int) -> str:
+    """The code the job showed ``steps`` steps ago: what a photo of the screen holds. Read with
+    the job's secret from the database, as only the service itself can."""
+    conn = await asyncpg.connect(tasks.stack.owner_dsn("tasks"))
+    try:
+        secret = await conn.fetchval(
+            "SELECT checkin_secret FROM job WHERE id = $1", uuid.UUID(job_id)
+        )
+    finally:
+        await conn.close()
+    now = datetime.now(UTC)
+    return code_for(secret, job_id, step_of(now, TasksSettings().checkin_step_seconds) - steps)
+
+
+async def test_checkin_code_rotates_and_a_photo_of_it_does_not_work(apis: dict[str, Api]) -> None:
     tasks, points = apis["tasks"], apis["points"]
     org = _org()
-    account = f"vol-{uuid.uuid4().hex[:8]}"
+    account, other_account = (f"vol-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    officer = tasks.auth("officer", org=org)
     job = await _job(tasks, org, verification="checkin", points=12)
-    code = job["checkin_code"]
-    assert code and len(code) == 6
     other = await _job(tasks, org, verification="checkin")
-    assert other["checkin_code"] != code  # per job
+    assert "checkin_code" not in job and "checkin_secret" not in job  # never in a job
 
+    # an officer fetches the code to show at the place; apps and volunteers may not
+    r = await tasks.http.get(f"/v1/jobs/{job['id']}/checkin-code", headers=officer)
+    assert r.status_code == 200, r.text
+    shown = r.json()
+    code = shown["code"]
+    assert len(code) == 6 and shown["job_id"] == job["id"]
+    assert shown["valid_from"] < shown["refresh_at"] < shown["expires_at"]
+    assert shown["qr_payload"] == f"jifen:checkin?job={job['id']}&code={code}"
+    assert r.headers["cache-control"] == "no-store"
     app = tasks.auth("app", org=org)
-    r = await tasks.http.get(f"/v1/jobs/{job['id']}", headers=app)
-    assert r.json()["checkin_code"] is None  # apps never see it: it is shown at the site
-    r = await tasks.http.post(
-        f"/v1/jobs/{job['id']}/claims", headers=app, json={"account_id": account}
+    for who in (app, tasks.auth("volunteer", account, org=org)):
+        r = await tasks.http.get(f"/v1/jobs/{job['id']}/checkin-code", headers=who)
+        assert r.status_code == 403
+    r = await tasks.http.get(
+        f"/v1/jobs/{job['id']}/checkin-code", headers=tasks.auth("officer", org=_org())
     )
-    assert r.status_code == 201
+    assert r.status_code == 404  # another organisation's job
+    plain = await _job(tasks, org)
+    r = await tasks.http.get(f"/v1/jobs/{plain['id']}/checkin-code", headers=officer)
+    assert r.status_code == 409 and r.json()["reason"] == "not_checkin"
+    r = await tasks.http.get(f"/v1/jobs/{other['id']}/checkin-code", headers=officer)
+    other_code = r.json()["code"]
 
-    async def complete(code: str | None) -> Any:
-        body: dict[str, Any] = {"account_id": account}
+    for a in (account, other_account):
+        await register(tasks, a, org=org)
+        r = await tasks.http.post(
+            f"/v1/jobs/{job['id']}/claims", headers=app, json={"account_id": a}
+        )
+        assert r.status_code == 201, r.text
+
+    async def complete(code: str | None, who: str = account) -> Any:
+        body: dict[str, Any] = {"account_id": who}
         if code is not None:
             body["checkin_code"] = code
         return await tasks.http.post(
@@ -234,21 +278,48 @@ async def test_checkin_code_is_checked_server_side(apis: dict[str, Api]) -> None
             json=body,
         )
 
+    # no code: said, and not counted as a guess
     r = await complete(None)
     assert r.status_code == 409 and r.json()["reason"] == "wrong_checkin_code"
-    r = await complete(other["checkin_code"])
-    assert r.status_code == 409 and "does not match" in r.json()["detail"]
-    r = await complete(code.lower())
+    # the photo of the poster: the code of an earlier window is refused
+    photo = await _code_steps_ago(tasks, job["id"], 2)
+    r = await complete(photo)
+    assert r.status_code == 409 and r.json()["reason"] == "wrong_checkin_code", r.text
+    assert "expired" in r.json()["detail"] and r.json()["attempts_left"] == 4
+    # another job's code, and guesses: five wrong codes in all, then 429 with Retry-After
+    r = await complete(other_code)
+    assert r.status_code == 409 and r.json()["reason"] == "wrong_checkin_code"
+    for guess in ("AAAAAA", "BBBBBB", "CCCCCC"):
+        r = await complete(guess)
+        assert r.status_code == 409, r.text
+    assert r.json()["attempts_left"] == 0
+    r = await complete(code)  # locked out now: even the right code waits
+    assert r.status_code == 429, r.text
+    assert r.json()["reason"] == "too_many_attempts"
+    assert int(r.headers["retry-after"]) == r.json()["retry_after"] > 0
+    assert r.headers["content-type"].startswith("application/problem+json")
+    r = await tasks.http.get("/v1/completions", headers=officer, params={"account_id": account})
+    assert r.json() == []  # nothing recorded, nothing credited
+
+    # the right current code works for another volunteer at the place, verified at once;
+    # typed in lower case off the screen is fine
+    r = await tasks.http.get(f"/v1/jobs/{job['id']}/checkin-code", headers=officer)
+    r = await complete(r.json()["code"].lower(), other_account)
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "verified" and r.json()["verified_by"] == "system:checkin"
 
     async def credited() -> bool:
         b = await points.http.get(
-            f"/v1/accounts/{account}/balance", headers=points.auth("volunteer", account)
+            f"/v1/accounts/{other_account}/balance",
+            headers=points.auth("volunteer", other_account, org=org),
         )
         return b.json()["balance"] == 12
 
     await eventually(credited, what="check-in credit")
+    b = await points.http.get(
+        f"/v1/accounts/{account}/balance", headers=points.auth("volunteer", account, org=org)
+    )
+    assert b.json()["balance"] == 0
 
 
 async def test_a_claim_is_withdrawn_before_the_window_and_the_place_released(
@@ -258,6 +329,8 @@ async def test_a_claim_is_withdrawn_before_the_window_and_the_place_released(
     org = _org()
     app = tasks.auth("app", org=org)
     later = await _job(tasks, org, capacity=1, **_window(timedelta(hours=5)))
+    for a in ("vol-w-1", "vol-w-2"):
+        await register(tasks, a, org=org)
     r = await tasks.http.post(
         f"/v1/jobs/{later['id']}/claims", headers=app, json={"account_id": "vol-w-1"}
     )
@@ -304,6 +377,8 @@ async def test_fifty_concurrent_claims_on_five_places(apis: dict[str, Api]) -> N
     org = _org()
     job = await _job(tasks, org, capacity=5)
     app = tasks.auth("app", org=org)
+    for i in range(50):
+        await register(tasks, f"vol-c-{i:03d}", org=org)
     results = await asyncio.gather(
         *[
             tasks.http.post(

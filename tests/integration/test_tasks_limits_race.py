@@ -1,6 +1,6 @@
 """Tasks rules that only a real database can show: concurrent verifications of one
-volunteer's completions never slip past the daily cap together; the auditors' order is
-the order of commits; republishing leaves every event id unchanged."""
+volunteer's completions (or by one officer) never slip past the daily cap together; the
+auditors' order is the order of commits; republishing leaves every event id unchanged."""
 
 from __future__ import annotations
 
@@ -45,6 +45,16 @@ async def _submitted(pool: asyncpg.Pool, q: Queries, account: str, points: int) 
         ends_at=now + timedelta(hours=1),
     )
     async with pool.acquire() as conn:
+        await conn.execute(q["insert_community"], ORG, "penglai-grid", "蓬莱网格", "officer-li")
+        await handlers.register_member(
+            conn,
+            q,
+            CONTRACTS,
+            org=ORG,
+            community_id="penglai-grid",
+            account_id=account,
+            by="app-qishou",
+        )
         row = await handlers.publish_job(conn, q, CONTRACTS, org=ORG, officer="officer-li", job=job)
         await handlers.claim_job(
             conn, q, CONTRACTS, org=ORG, job_id=row["id"], account_id=account, by="app-qishou"
@@ -80,7 +90,17 @@ async def test_concurrent_verifications_never_pass_the_daily_cap_together(
     q = queries()
     async with pool.acquire() as conn:
         await conn.execute(
-            q["upsert_organisation"], ORG, "", "Asia/Shanghai", 30, None, None, None, "admin"
+            q["upsert_organisation"],
+            ORG,
+            "",
+            "Asia/Shanghai",
+            30,
+            None,
+            500,
+            None,
+            "admin",
+            3000,
+            300,
         )
     ids = [await _submitted(pool, q, "vol-cap", 10) for _ in range(8)]
     # eight officers verify at once: only three fit under 30 points; the rest wait, none lost
@@ -132,3 +152,38 @@ async def test_audit_order_is_commit_order_and_republishing_keeps_event_ids(
         republished = await conn.fetch("SELECT event_id, key FROM outbox ORDER BY id")
     assert {str(r["event_id"]) for r in republished} == set(first_ids.values())
     assert {r["key"].decode() for r in republished} == {f"vol-{i}" for i in range(6)}
+
+
+async def test_one_officer_verifying_at_once_never_passes_the_per_officer_cap(
+    pool: asyncpg.Pool,
+) -> None:
+    q = queries()
+    async with pool.acquire() as conn:
+        await conn.execute(
+            q["upsert_organisation"],
+            ORG,
+            "",
+            "Asia/Shanghai",
+            200,
+            None,
+            500,
+            None,
+            "admin",
+            30,
+            300,
+        )
+    ids = [await _submitted(pool, q, f"vol-o{i}", 10) for i in range(8)]
+    # eight volunteers, one officer, all at once (the name in any case): three fit under 30
+    statuses = await asyncio.gather(
+        *[
+            _verify(pool, q, cid, "officer-zhou" if i % 2 else "Officer-Zhou")
+            for i, cid in enumerate(ids)
+        ]
+    )
+    assert sorted(statuses) == ["held"] * 5 + ["verified"] * 3
+    async with pool.acquire() as conn:
+        held = await conn.fetch(
+            "SELECT hold_level, hold_reason FROM completion WHERE status = 'held'"
+        )
+    assert {h["hold_level"] for h in held} == {"admin"}
+    assert all("per-officer limit of 30" in h["hold_reason"] for h in held)

@@ -1,5 +1,6 @@
-"""The tasks service's pure rules: limits and escalation, check-in codes, withdrawal, and the
-status moves of hazard reports and needs."""
+"""The tasks service's pure rules: limits and escalation, rotating check-in codes and their
+attempt limit, who may be credited, withdrawal, and the status moves of hazard reports and
+needs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jifen.tasks.domain.checkin import (
+    ALPHABET,
+    check_code,
+    code_for,
+    current_code,
+    retry_after,
+    step_of,
+)
 from jifen.tasks.domain.intake import (
     HazardStatus,
     NeedStatus,
@@ -18,18 +27,29 @@ from jifen.tasks.domain.jobs import (
     NotRejectable,
     NotRevocable,
     NotWithdrawable,
+    OwnJob,
     SelfVerification,
     UnknownCategory,
     Window,
     WrongCheckinCode,
     WrongState,
     check_category,
-    check_checkin_code,
+    check_not_creator,
     check_rejectable,
     check_revocable,
+    check_verifier,
     check_withdrawal,
+    same_person,
 )
-from jifen.tasks.domain.limits import HoldLevel, Limits, Usage, assess, day_start, may_approve
+from jifen.tasks.domain.limits import (
+    DEFAULT_LIMITS,
+    HoldLevel,
+    Limits,
+    Usage,
+    assess,
+    day_start,
+    may_approve,
+)
 
 LIMITS = Limits(
     daily_points_officer=100,
@@ -71,13 +91,75 @@ def test_the_day_is_the_organisations_local_day() -> None:
     assert day_start(at, "UTC") == datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 
 
-def test_checkin_code_is_required_and_must_match() -> None:
-    check_checkin_code(None, None)  # officer-verified jobs have no code
-    check_checkin_code("K7QX2M", "k7qx2m ")  # as typed off a poster
+SECRET = bytes(range(32))
+JOB = "5d1c1f0e-0c4b-4d7a-9b57-3f0f1c3e2a11"
+STEP = 180
+
+
+def test_rotating_codes_are_per_job_and_step_and_accepted_for_two_steps() -> None:
+    at = datetime(2026, 11, 23, 4, 4, 30, tzinfo=UTC)
+    shown = current_code(SECRET, JOB, at, STEP)
+    assert len(shown.code) == 6 and set(shown.code) <= set(ALPHABET)
+    assert shown.valid_from <= at < shown.refresh_at == shown.valid_from + timedelta(seconds=STEP)
+    assert shown.expires_at == shown.refresh_at + timedelta(seconds=STEP)
+    s = step_of(at, STEP)
+    assert code_for(SECRET, JOB, s) == shown.code
+    assert code_for(SECRET, JOB, s + 1) != shown.code  # it rotates
+    assert code_for(SECRET, "another-job", s) != shown.code  # per job
+    assert code_for(bytes(32), JOB, s) != shown.code  # per secret
+    check_code(SECRET, JOB, shown.code.lower() + " ", at, STEP)  # as typed off a screen
+    # the next step still takes it (the volunteer typed it as it changed) ...
+    check_code(SECRET, JOB, shown.code, at + timedelta(seconds=STEP), STEP)
+    # ... but a photo of it, two steps later, is refused
+    with pytest.raises(WrongCheckinCode, match="expired"):
+        check_code(SECRET, JOB, shown.code, at + timedelta(seconds=2 * STEP), STEP)
     with pytest.raises(WrongCheckinCode, match="send the code"):
-        check_checkin_code("K7QX2M", None)
-    with pytest.raises(WrongCheckinCode, match="does not match"):
-        check_checkin_code("K7QX2M", "K7QX2N")
+        check_code(SECRET, JOB, None, at, STEP)
+    with pytest.raises(WrongCheckinCode):
+        check_code(SECRET, JOB, "K7QX2N", at, STEP)
+
+
+def test_wrong_codes_are_limited_per_window() -> None:
+    at = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
+    fails = [at - timedelta(seconds=s) for s in (600, 300, 200, 100)]
+    assert retry_after(fails, limit=5, window_seconds=900, at=at) == 0
+    fails.append(at - timedelta(seconds=10))
+    # five within the window: wait until the oldest (600 s ago) leaves it, 300 s from now
+    assert retry_after(fails, limit=5, window_seconds=900, at=at) == 300
+    assert retry_after(fails, limit=5, window_seconds=900, at=at + timedelta(seconds=301)) == 0
+
+
+def test_the_creator_is_never_the_credited_volunteer_whatever_the_case() -> None:
+    assert same_person("ADM-A", " adm-a") and not same_person("adm-a", "adm-b")
+    assert not same_person(None, "x")
+    check_not_creator("officer-li", "vol-1")
+    for volunteer in ("officer-li", "OFFICER-LI", " Officer-Li "):
+        with pytest.raises(OwnJob):
+            check_not_creator("officer-li", volunteer)
+    with pytest.raises(SelfVerification):
+        check_verifier("Officer-Li", "officer-li", CompletionStatus.SUBMITTED)
+
+
+def test_default_limits_are_set_and_ordered() -> None:
+    d = DEFAULT_LIMITS
+    assert None not in (d.daily_points_officer, d.daily_points_admin)
+    assert None not in (d.daily_points_per_officer, d.automatic_job_points)
+    assert d.daily_points_officer <= d.daily_points_admin  # type: ignore[operator]
+    # the attack of the issue: a 10,000-point automatic job is never credited unseen
+    hold = assess(d, Usage(0, 0), 10_000, automatic=True)
+    assert hold is not None and hold.level is HoldLevel.ADMIN
+
+
+def test_per_officer_and_per_automatic_job_limits() -> None:
+    limits = Limits(daily_points_per_officer=100, automatic_job_points=50)
+    assert assess(limits, Usage(0, 0, officer_points_today=80), 20) is None
+    hold = assess(limits, Usage(0, 0, officer_points_today=90), 20)
+    assert hold is not None and hold.level is HoldLevel.ADMIN and "per-officer" in hold.reason
+    assert assess(limits, Usage(0, 0, job_automatic_points=40), 10, automatic=True) is None
+    hold = assess(limits, Usage(0, 0, job_automatic_points=45), 10, automatic=True)
+    assert hold is not None and hold.level is HoldLevel.OFFICER and "automatic job" in hold.reason
+    # an officer-verified job is not an automatic one
+    assert assess(limits, Usage(0, 0, job_automatic_points=45), 10) is None
 
 
 def test_categories_are_built_in_or_the_organisations() -> None:

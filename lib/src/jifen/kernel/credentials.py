@@ -7,30 +7,106 @@ app gets back is an ordinary Jifen token (role ``app``, the app id as subject, t
 credential's organisation) that also names the credential (``cred``) and its write limit
 (``rl``, writes a minute), so every service limits it without a shared store. Revoking stops
 new exchanges at once; a token already issued lives out its short TTL (15 minutes).
+
+Exchanging is attempt-limited: after ``EXCHANGE_MAX_FAILURES`` failed exchanges within
+``EXCHANGE_WINDOW_SECONDS`` from one client address, every exchange from it (a right secret
+too) gets 429 with Retry-After until the oldest failure leaves the window; a revoked
+credential presented again and again is logged. The count is kept per process, like the write
+limits, and keyed by the peer address (behind a reverse proxy: the proxy's, so the proxy must
+limit too). A guess at a 256-bit secret is hopeless anyway; the limit keeps noise and load off
+the database and makes a guesser visible.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections import deque
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from jifen.kernel.auth import Principal, Role, issue_token, require
 from jifen.kernel.db import Queries
-from jifen.kernel.web import Refusal, db_connection, max_body
+from jifen.kernel.ratelimit import retry_after_header
+from jifen.kernel.web import Refusal, db_connection, max_body, problem
 
 PREFIX = "jfa_"
 TOKEN_TTL_SECONDS = 15 * 60
 QUERIES_DIR = Path(__file__).with_name("queries")
+EXCHANGE_MAX_FAILURES = 10
+EXCHANGE_WINDOW_SECONDS = 300.0
+
+log = logging.getLogger("jifen.credentials")
+
+
+class FailureLog:
+    """Failures per key within a sliding window, in process; pure (the clock is passed in)."""
+
+    def __init__(self, *, limit: int, window: float, max_keys: int = 100_000) -> None:
+        self.limit = limit
+        self.window = window
+        self._max_keys = max_keys
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float] | None:
+        d = self._failures.get(key)
+        if d is None:
+            return None
+        while d and d[0] <= now - self.window:
+            d.popleft()
+        if not d:
+            del self._failures[key]
+            return None
+        return d
+
+    def wait(self, key: str, now: float) -> float:
+        """0.0 if ``key`` may try now, else seconds until its oldest counted failure expires."""
+        d = self._recent(key, now)
+        if d is None or len(d) < self.limit:
+            return 0.0
+        return d[len(d) - self.limit] + self.window - now
+
+    def fail(self, key: str, now: float) -> None:
+        if key not in self._failures and len(self._failures) >= self._max_keys:
+            for k in list(self._failures):
+                self._recent(k, now)
+            if len(self._failures) >= self._max_keys:  # still full: forget the oldest half
+                for k in list(self._failures)[: len(self._failures) // 2]:
+                    del self._failures[k]
+        self._failures.setdefault(key, deque()).append(now)
+
+
+def _exchange_failures(request: Request) -> FailureLog:
+    f: FailureLog | None = getattr(request.app.state, "exchange_failures", None)
+    if f is None:
+        f = request.app.state.exchange_failures = FailureLog(
+            limit=EXCHANGE_MAX_FAILURES, window=EXCHANGE_WINDOW_SECONDS
+        )
+    return f
+
+
+def _too_many(wait: float) -> JSONResponse:
+    seconds = retry_after_header(wait)
+    response = problem(
+        429,
+        "Too Many Requests",
+        f"凭证兑换失败次数过多，请 {seconds} 秒后再试 too many failed credential exchanges: "
+        f"retry in {seconds} s",
+        reason="too_many_attempts",
+        retry_after=int(seconds),
+    )
+    response.headers["Retry-After"] = seconds
+    return response
 
 
 def new_secret() -> str:
@@ -166,11 +242,31 @@ def credentials_router() -> APIRouter:
         openapi_extra=max_body(1024),
         response_model=TokenOut,
         summary="Exchange an app credential for a short-lived bearer token",
-        responses={401: {"description": "Unknown or revoked credential"}},
+        responses={
+            401: {"description": "Unknown or revoked credential"},
+            429: {
+                "description": "`too_many_attempts`: too many failed exchanges from this "
+                "client lately; see Retry-After"
+            },
+        },
     )
-    async def exchange(body: ExchangeIn, request: Request, conn: Conn, q: Q) -> TokenOut:
+    async def exchange(
+        body: ExchangeIn, request: Request, conn: Conn, q: Q
+    ) -> TokenOut | JSONResponse:
+        failures = _exchange_failures(request)
+        client = f"client:{request.client.host if request.client else 'unknown'}"
+        now = time.monotonic()
+        wait = failures.wait(client, now)
+        if wait > 0:
+            return _too_many(wait)
         row = await conn.fetchrow(q["app_credential_by_secret"], secret_hash(body.credential))
         if row is None or row["revoked_at"] is not None:
+            failures.fail(client, now)
+            if row is not None:
+                credential = f"credential:{row['id']}"
+                failures.fail(credential, now)
+                if failures.wait(credential, now) > 0:
+                    log.warning("revoked app credential %s keeps being presented", row["id"])
             # one answer for both, so a guess learns nothing about which credentials exist
             raise HTTPException(
                 401, "unknown or revoked app credential", headers={"WWW-Authenticate": "Bearer"}

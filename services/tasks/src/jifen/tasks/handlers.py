@@ -6,7 +6,6 @@ in the same transaction.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +28,8 @@ from jifen.tasks.api.schemas import (
     NeedIn,
     Place,
 )
+from jifen.tasks.domain.checkin import CheckinRules, TooManyAttempts, check_code, new_secret
+from jifen.tasks.domain.checkin import retry_after as checkin_retry_after
 from jifen.tasks.domain.intake import HazardStatus, NeedStatus, move_hazard, move_need
 from jifen.tasks.domain.jobs import (
     AlreadyClaimed,
@@ -38,24 +39,30 @@ from jifen.tasks.domain.jobs import (
     JobFull,
     NeedsAdmin,
     NoClaim,
+    NotAMember,
+    OwnDecision,
     Recurrence,
     SelfVerification,
     UnknownCommunity,
     VerificationMode,
     Window,
+    WrongCheckinCode,
     WrongState,
     check_category,
-    check_checkin_code,
+    check_not_creator,
     check_recurrence,
     check_rejectable,
     check_revocable,
     check_verifier,
     check_window,
     check_withdrawal,
+    identity,
     month_of,
     occurrence_in,
+    same_person,
 )
 from jifen.tasks.domain.limits import (
+    DEFAULT_LIMITS,
     Hold,
     HoldLevel,
     Limits,
@@ -69,12 +76,41 @@ from jifen.tasks.domain.limits import (
 SOURCE = "/jifen/tasks"
 
 
-# check-in codes: no 0/O/1/I, so a code read off a poster is typed right
-_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+async def check_community(
+    conn: asyncpg.Connection, q: Queries, org: str, community_id: str
+) -> None:
+    """A job, hazard report or need names a community of the caller's own organisation."""
+    if await conn.fetchrow(q["get_community"], org, community_id) is None:
+        raise UnknownCommunity(
+            f"本组织没有社区 {community_id!r} your organisation has no community "
+            f"{community_id!r}; an officer adds it with POST /v1/communities",
+            community_id=community_id,
+        )
 
 
-def new_checkin_code() -> str:
-    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(6))
+async def check_member(
+    conn: asyncpg.Connection, q: Queries, org: str, job: asyncpg.Record, account_id: str
+) -> None:
+    """Only accounts registered (report-in) with the job's community may claim and complete
+    it; an open job takes any account registered with a community of the organisation. An
+    account that is a member of nothing is never credited."""
+    if job["open_to_all"]:
+        if not await conn.fetchval(q["is_member_anywhere"], org, account_id):
+            raise NotAMember(
+                f"账户未在本组织任何社区报到 {account_id} is registered with no community of "
+                "your organisation; register it first with POST /v1/communities/{id}/members",
+                account_id=account_id,
+            )
+        return
+    if not await conn.fetchval(q["is_member"], org, job["community_id"], account_id):
+        raise NotAMember(
+            f"账户未在该社区报到 {account_id} is not registered with community "
+            f"{job['community_id']!r}, the job's community; register it first with "
+            f"POST /v1/communities/{job['community_id']}/members (or publish the job with "
+            "open_to_all)",
+            account_id=account_id,
+            community_id=job["community_id"],
+        )
 
 
 async def insert_job(
@@ -94,6 +130,7 @@ async def insert_job(
     custom = {r["code"] for r in await conn.fetch(q["list_categories"], org)}
     check_category(job.category, custom)
     check_recurrence(job.recurrence, Window(job.starts_at, job.ends_at))
+    await check_community(conn, q, org, community_id)
     mode = VerificationMode(job.verification)
     place = job.place
     job_id = uuid.uuid4()
@@ -113,13 +150,14 @@ async def insert_job(
         job.ends_at,
         mode.value,
         officer,
-        new_checkin_code() if mode is VerificationMode.CHECKIN else None,
+        new_secret() if mode is VerificationMode.CHECKIN else None,
         place.address if place else None,
         place.lat if place else None,
         place.lng if place else None,
         job.recurrence.value if job.recurrence else None,
         series[0] if series else None,
         series[1] if series else None,
+        job.open_to_all,
     )
     if row is None:  # this month of the series exists already
         return None
@@ -173,6 +211,8 @@ async def claim_job(
         job = await conn.fetchrow(q["get_job"], job_id, org)
         if job is None:
             raise NotFound(f"no job {job_id}")
+        check_not_creator(job["created_by"], account_id)
+        await check_member(conn, q, org, job, account_id)
         existing = await conn.fetchrow(q["get_claim"], job_id, account_id)
         if existing is not None:
             raise AlreadyClaimed(
@@ -202,11 +242,45 @@ async def complete_job(
     by: str,
     idempotency_key: str,
     grace: timedelta,
+    checkin: CheckinRules | None = None,
 ) -> tuple[asyncpg.Record, bool]:
     """Record a completion; returns (completion, created). A repeated key returns the original.
 
-    In check-in mode the code is checked here, server-side; in check-in and automatic modes a
-    good completion is verified at once (organisation limits may hold it instead)."""
+    In check-in mode the rotating code is checked here, server-side, and a wrong one is
+    counted (after the transaction rolled back) against the (job, account); in check-in and
+    automatic modes a good completion is verified at once (organisation limits may hold it)."""
+    try:
+        return await _complete_job(
+            conn,
+            q,
+            contracts,
+            org=org,
+            job_id=job_id,
+            body=body,
+            by=by,
+            idempotency_key=idempotency_key,
+            grace=grace,
+            checkin=checkin or CheckinRules(),
+        )
+    except WrongCheckinCode as refused:
+        if refused.facts.pop("counted", False):
+            await conn.execute(q["record_checkin_failure"], job_id, body.account_id)
+        raise
+
+
+async def _complete_job(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    job_id: uuid.UUID,
+    body: CompletionIn,
+    by: str,
+    idempotency_key: str,
+    grace: timedelta,
+    checkin: CheckinRules,
+) -> tuple[asyncpg.Record, bool]:
     async with conn.transaction():
         previous = await conn.fetchrow(q["completion_by_key"], org, by, idempotency_key)
         if previous is not None:
@@ -214,11 +288,15 @@ async def complete_job(
         job = await conn.fetchrow(q["get_job"], job_id, org)
         if job is None:
             raise NotFound(f"no job {job_id}")
+        check_not_creator(job["created_by"], body.account_id)
         claim = await conn.fetchrow(q["get_claim"], job_id, body.account_id)
         if claim is None:
             raise NoClaim(f"{body.account_id} has no claim on job {job_id}; claim it first")
-        check_window(Window(job["starts_at"], job["ends_at"]), datetime.now(UTC), grace)
-        check_checkin_code(job["checkin_code"], body.checkin_code)
+        await check_member(conn, q, org, job, body.account_id)
+        now = datetime.now(UTC)
+        check_window(Window(job["starts_at"], job["ends_at"]), now, grace)
+        if job["verification"] == VerificationMode.CHECKIN.value:
+            await _check_presence(conn, q, job, body, checkin, now)
         done = await conn.fetchrow(q["completion_by_claim"], claim["id"])
         if done is not None:
             if done["submitted_by"] == by and done["idempotency_key"] == idempotency_key:
@@ -255,6 +333,46 @@ async def complete_job(
             return _same_request(previous, job_id, body.account_id), False
         raise AlreadyCompleted("this claim already has a completion")
     return row, True
+
+
+async def _check_presence(
+    conn: asyncpg.Connection,
+    q: Queries,
+    job: asyncpg.Record,
+    body: CompletionIn,
+    rules: CheckinRules,
+    now: datetime,
+) -> None:
+    failures = [
+        r["failed_at"]
+        for r in await conn.fetch(
+            q["checkin_failures"],
+            job["id"],
+            body.account_id,
+            timedelta(seconds=rules.window_seconds),
+        )
+    ]
+    wait = checkin_retry_after(
+        failures, limit=rules.max_failures, window_seconds=rules.window_seconds, at=now
+    )
+    if wait:
+        raise TooManyAttempts(
+            f"签到码错误次数过多，请 {wait} 秒后再试 too many wrong check-in codes for "
+            f"{body.account_id} on this job: retry in {wait} s",
+            retry_after=wait,
+            max_failures=rules.max_failures,
+            window_seconds=rules.window_seconds,
+        )
+    try:
+        check_code(
+            job["checkin_secret"], str(job["id"]), body.checkin_code, now, rules.step_seconds
+        )
+    except WrongCheckinCode as wrong:
+        # a code that was sent and is wrong counts against the limit; a missing one does not
+        wrong.facts["counted"] = bool(body.checkin_code)
+        left = rules.max_failures - len(failures) - int(bool(body.checkin_code))
+        wrong.facts["attempts_left"] = max(0, left)
+        raise
 
 
 def _same_request(previous: asyncpg.Record, job_id: uuid.UUID, account_id: str) -> asyncpg.Record:
@@ -301,13 +419,15 @@ async def _history(
 async def _limits(conn: asyncpg.Connection, q: Queries, org: str) -> tuple[Limits, str]:
     o = await conn.fetchrow(q["get_organisation"], org)
     if o is None:
-        return Limits(), "Asia/Shanghai"
+        return DEFAULT_LIMITS, "Asia/Shanghai"
     return (
         Limits(
             daily_points_officer=o["daily_points_officer"],
             hourly_completions_officer=o["hourly_completions_officer"],
             daily_points_admin=o["daily_points_admin"],
             hourly_completions_admin=o["hourly_completions_admin"],
+            daily_points_per_officer=o["daily_points_per_officer"],
+            automatic_job_points=o["automatic_job_points"],
         ),
         o["timezone"],
     )
@@ -326,18 +446,40 @@ async def _decide(
     """Verify a locked completion, or hold it when it goes beyond an organisation limit.
 
     ``approved`` is the reason of an explicit approval of a held completion: limits were
-    already weighed by the person approving, so it is verified whatever the usage."""
+    already weighed by the person approving, so it is verified whatever the usage.
+
+    Whatever the path (an officer, an approval, check-in, automatic), the credited volunteer
+    is never the job's creator nor the person verifying: refused here, last of all."""
+    check_not_creator(c["job_created_by"], c["account_id"])
+    if same_person(by, c["account_id"]):
+        raise SelfVerification(
+            "不能核验自己的完成记录 nobody verifies or approves their own completion"
+        )
     now = datetime.now(UTC)
     if approved is None:
         limits, tz = await _limits(conn, q, org)
         if limits != Limits():
-            # one verification at a time per volunteer, so two at once cannot both fit the cap
+            automatic = c["verification"] == VerificationMode.AUTOMATIC.value
+            # the officer on whose authority it counts: the verifier, or for check-in and
+            # automatic jobs the officer who published the job
+            responsible = identity(c["job_created_by"] if by.startswith("system:") else by)
+            since = day_start(now, tz)
+            # one verification at a time per volunteer, per officer and per automatic job
+            # (always in this order), so two at once cannot both fit a cap
             await conn.execute(q["lock_account_limits"], org, c["account_id"])
-            u = await conn.fetchrow(
-                q["usage_of"], org, c["account_id"], day_start(now, tz), hour_ago(now)
+            await conn.execute(q["lock_limit_key"], f"limits:officer:{org}:{responsible}")
+            if automatic:
+                await conn.execute(q["lock_limit_key"], f"limits:job:{c['job_id']}")
+            u = await conn.fetchrow(q["usage_of"], org, c["account_id"], since, hour_ago(now))
+            officer_points = await conn.fetchval(q["officer_points_today"], org, responsible, since)
+            job_points = (
+                await conn.fetchval(q["job_automatic_points"], c["job_id"]) if automatic else 0
             )
             hold: Hold | None = assess(
-                limits, Usage(u["points_today"], u["completions_last_hour"]), c["points"]
+                limits,
+                Usage(u["points_today"], u["completions_last_hour"], officer_points, job_points),
+                c["points"],
+                automatic=automatic,
             )
             if hold is not None:
                 row = await conn.fetchrow(q["mark_held"], c["id"], hold.level.value, hold.reason)
@@ -425,8 +567,10 @@ async def approve_completion(
         c = await conn.fetchrow(q["lock_completion"], completion_id, org)
         if c is None:
             raise NotFound(f"no completion {completion_id}")
-        if who == c["account_id"]:
-            raise SelfVerification("an officer may not approve their own completion")
+        if same_person(who, c["account_id"]):
+            raise SelfVerification(
+                "不能批准自己的完成记录 an officer may not approve their own completion"
+            )
         if c["status"] != CompletionStatus.HELD.value:
             raise WrongState(
                 f"only a held completion can be approved; this one is {c['status']}",
@@ -620,11 +764,7 @@ async def register_member(
     by: str,
 ) -> tuple[asyncpg.Record, bool]:
     async with conn.transaction():
-        if await conn.fetchrow(q["get_community"], org, community_id) is None:
-            raise UnknownCommunity(
-                f"your organisation has no community {community_id!r}; an officer adds it with "
-                "POST /v1/communities"
-            )
+        await check_community(conn, q, org, community_id)
         row = await conn.fetchrow(q["register_member"], org, community_id, account_id, by)
         if row is None:
             return await conn.fetchrow(q["get_member"], org, community_id, account_id), False
@@ -689,8 +829,9 @@ async def decide_appeal(
         a = await conn.fetchrow(q["lock_appeal"], appeal_id, org)
         if a is None:
             raise NotFound(f"no appeal {appeal_id}")
-        if who == a["account_id"]:
-            raise SelfVerification("an officer may not decide their own appeal")
+        if same_person(who, a["account_id"]):
+            raise SelfVerification("不能裁决自己的申诉 an officer may not decide their own appeal")
+        await _check_appeal_decider(conn, q, org, a, who)
         if a["status"] == body.outcome:
             raise WrongState(f"the appeal is already {a['status']}", status=a["status"])
         await conn.execute(q["insert_decision"], appeal_id, body.outcome, who, role, body.reason)
@@ -716,6 +857,29 @@ async def decide_appeal(
     return row
 
 
+async def _check_appeal_decider(
+    conn: asyncpg.Connection, q: Queries, org: str, a: asyncpg.Record, who: str
+) -> None:
+    """An appeal is decided by somebody other than the officer whose decision it appeals: the
+    one who rejected the completion, or whose verification put it on hold (for a check-in or
+    automatic job, the officer who published it)."""
+    c = await conn.fetchrow(q["get_completion"], a["completion_id"], org)
+    appealed: str | None = None
+    if a["kind"] == "rejection":
+        appealed = c["rejected_by"]
+    elif a["kind"] == "hold":
+        appealed = await conn.fetchval(q["held_by"], c["id"])
+        if appealed is not None and appealed.startswith("system:"):
+            appealed = c["job_created_by"]
+    if same_person(who, appealed):
+        raise OwnDecision(
+            f"申诉须由另一名工作人员裁决 this appeal concerns a decision of {appealed}: "
+            "another officer or the admin decides it",
+            decided_by=appealed,
+            kind=a["kind"],
+        )
+
+
 # -- hazard reports ------------------------------------------------------------------------
 
 
@@ -723,6 +887,13 @@ async def report_hazard(
     conn: asyncpg.Connection, q: Queries, contracts: Contracts, *, org: str, by: str, body: HazardIn
 ) -> asyncpg.Record:
     async with conn.transaction():
+        await check_community(conn, q, org, body.community_id)
+        if not await conn.fetchval(q["is_member_anywhere"], org, body.account_id):
+            raise NotAMember(
+                f"账户未在本组织任何社区报到 {body.account_id} is registered with no community of "
+                "your organisation; register it first with POST /v1/communities/{id}/members",
+                account_id=body.account_id,
+            )
         row = await conn.fetchrow(
             q["insert_hazard"],
             uuid.uuid4(),
@@ -843,6 +1014,7 @@ async def post_need(
     conn: asyncpg.Connection, q: Queries, contracts: Contracts, *, org: str, by: str, body: NeedIn
 ) -> asyncpg.Record:
     async with conn.transaction():
+        await check_community(conn, q, org, body.community_id)
         row = await conn.fetchrow(
             q["insert_need"],
             uuid.uuid4(),
@@ -960,6 +1132,7 @@ async def roll_menu(
                 if t["place_address"] is not None
                 else None,
                 recurrence=Recurrence(t["recurrence"]),
+                open_to_all=t["open_to_all"],
             )
             row = await insert_job(
                 conn,

@@ -20,3 +20,8 @@ class TasksSettings(ServiceSettings):
     completion_grace_hours: int = 24
     # a verified completion not credited within this bound is published again
     credit_timeout_seconds: float = 30.0
+    # rotating check-in codes: one per step (the previous step's is still accepted), and at
+    # most this many wrong codes per (job, account) within the window before a 429
+    checkin_step_seconds: int = 180
+    checkin_max_failures: int = 5
+    checkin_failure_window_seconds: int = 900

@@ -22,12 +22,13 @@ from fastapi import (
     Request,
     Response,
 )
+from fastapi.responses import JSONResponse
 
 from jifen.kernel.auth import Principal, Role, TokenVerifier, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.credentials import credentials_router
 from jifen.kernel.db import Queries, create_pool
-from jifen.kernel.web import Refusal, create_app, db_connection, pool_check
+from jifen.kernel.web import Refusal, create_app, db_connection, pool_check, problem
 from jifen.tasks import handlers
 from jifen.tasks.api.schemas import (
     AppealIn,
@@ -37,6 +38,7 @@ from jifen.tasks.api.schemas import (
     AuditPage,
     CategoryIn,
     CategoryOut,
+    CheckinCodeOut,
     ClaimIn,
     ClaimOut,
     ClaimOutFull,
@@ -64,10 +66,10 @@ from jifen.tasks.api.schemas import (
     StatusChangeOut,
     TriageIn,
 )
+from jifen.tasks.domain.checkin import CheckinRules, TooManyAttempts, current_code
 from jifen.tasks.domain.intake import HazardKind, HazardStatus, NeedKind, NeedStatus
 from jifen.tasks.domain.jobs import Category, CompletionStatus
 from jifen.tasks.settings import TasksSettings
-
 
 # the kernel's: a connection lost after the answer never drops the client's connection
 _conn = db_connection
@@ -138,11 +140,17 @@ def _acting_for(who: Principal, account_id: str) -> None:
 
 
 def _job_out(row: asyncpg.Record, who: Principal) -> JobOut:
-    out = JobOut(**dict(row))
-    if who.role not in (Role.OFFICER, Role.ADMIN):
-        # the code is shown at the site; handing it to apps would make check-in meaningless
-        out.checkin_code = None
-    return out
+    # the check-in secret never leaves the service; officers fetch the current code alone
+    return JobOut(**{k: v for k, v in dict(row).items() if k not in ("checkin_secret",)})
+
+
+def _checkin_rules(request: Request) -> CheckinRules:
+    s: TasksSettings = request.app.state.settings
+    return CheckinRules(
+        step_seconds=s.checkin_step_seconds,
+        max_failures=s.checkin_max_failures,
+        window_seconds=s.checkin_failure_window_seconds,
+    )
 
 
 async def _history(
@@ -256,10 +264,51 @@ async def complete(
         by=who.subject,
         idempotency_key=key,
         grace=grace,
+        checkin=_checkin_rules(request),
     )
     if not created:
         response.status_code = 200
     return CompletionOut(**dict(row))
+
+
+@jobs.get(
+    "/{job_id}/checkin-code",
+    response_model=CheckinCodeOut,
+    summary="The check-in code to show at the place now (officers and admins)",
+    description="A check-in job's code changes every step (`JIFEN_TASKS_CHECKIN_STEP_SECONDS`, "
+    "three minutes by default) and is accepted during its step and the next one, so a photo "
+    "of it is useless a few minutes later. Show it on a screen, or `qr_payload` as a QR code "
+    "for the app to scan; fetch again at `refresh_at`. The job's secret never leaves the "
+    "service.",
+    responses={
+        **REFUSALS,
+        409: {"description": "`not_checkin`: the job is not verified by check-in"},
+    },
+)
+async def checkin_code(
+    job_id: UUID, conn: Conn, q: Q, who: Officer, request: Request, response: Response
+) -> CheckinCodeOut:
+    row = await conn.fetchrow(q["get_job_secret"], job_id, who.org)
+    if row is None:
+        raise HTTPException(404, f"no job {job_id}")
+    if row["verification"] != "checkin" or row["checkin_secret"] is None:
+        raise Refusal(
+            "not_checkin",
+            f"此岗位不用签到码 job {job_id} is verified by {row['verification']}, not by check-in",
+            verification=row["verification"],
+        )
+    rules = _checkin_rules(request)
+    shown = current_code(row["checkin_secret"], str(job_id), datetime.now(UTC), rules.step_seconds)
+    response.headers["Cache-Control"] = "no-store"
+    return CheckinCodeOut(
+        job_id=job_id,
+        code=shown.code,
+        step_seconds=rules.step_seconds,
+        valid_from=shown.valid_from,
+        refresh_at=shown.refresh_at,
+        expires_at=shown.expires_at,
+        qr_payload=f"jifen:checkin?job={job_id}&code={shown.code}",
+    )
 
 
 @completions.get(
@@ -349,12 +398,20 @@ async def roll_menu(
 
 @orgs.get(
     "/organisation",
-    response_model=OrganisationOut | None,
-    summary="Your organisation's settings and limits (null: none set, no limits)",
+    response_model=OrganisationOut,
+    summary="Your organisation's settings and limits (the defaults until the admin sets them)",
 )
-async def get_organisation(conn: Conn, q: Q, who: AnyMember) -> OrganisationOut | None:
+async def get_organisation(conn: Conn, q: Q, who: AnyMember) -> OrganisationOut:
     row = await conn.fetchrow(q["get_organisation"], who.org)
-    return OrganisationOut(**dict(row)) if row else None
+    if row is None:
+        d = OrganisationIn()
+        return OrganisationOut(
+            id=who.org,
+            **d.model_dump(),
+            updated_by="default",
+            updated_at=None,
+        )
+    return OrganisationOut(**dict(row))
 
 
 @orgs.put(
@@ -362,8 +419,10 @@ async def get_organisation(conn: Conn, q: Q, who: AnyMember) -> OrganisationOut 
     response_model=OrganisationOut,
     summary="Set your organisation's name, timezone and limits (admin)",
     description="Beyond a first threshold (points a volunteer earns per local day, completions "
-    "per hour) a completion is held for an officer; beyond the second, for the admin. "
-    "A missing threshold means no limit.",
+    "per hour, points one automatic job pays) a completion is held for an officer; beyond the "
+    "second (and beyond the points one officer verifies per day), for the admin. The daily "
+    "and per-officer limits are never unset: a missing one takes its default "
+    "(docs/TASKS.md); the hourly ones may be left unset.",
 )
 async def put_organisation(body: OrganisationIn, conn: Conn, q: Q, who: Admin) -> OrganisationOut:
     row = await conn.fetchrow(
@@ -376,6 +435,8 @@ async def put_organisation(body: OrganisationIn, conn: Conn, q: Q, who: Admin) -
         body.daily_points_admin,
         body.hourly_completions_admin,
         who.subject,
+        body.daily_points_per_officer,
+        body.automatic_job_points,
     )
     return OrganisationOut(**dict(row))
 
@@ -978,6 +1039,12 @@ def build_app(settings: TasksSettings | None = None) -> FastAPI:
         "is committed with its event (transactional outbox).",
         lifespan=lifespan,
     )
+
+    @app.exception_handler(TooManyAttempts)
+    async def _too_many(_: Request, exc: TooManyAttempts) -> JSONResponse:
+        response = problem(429, "Too Many Requests", exc.detail, reason=exc.reason, **exc.facts)
+        response.headers["Retry-After"] = str(exc.facts.get("retry_after", 60))
+        return response
 
     for router in (orgs, menus, jobs, completions, appeals, hazards, needs, audit):
         app.include_router(router)

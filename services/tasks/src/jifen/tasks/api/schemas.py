@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from jifen.tasks.domain.intake import HazardKind, NeedKind
 from jifen.tasks.domain.jobs import Recurrence, VerificationMode
+from jifen.tasks.domain.limits import DEFAULT_LIMITS
 
 IdStr = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", examples=["vol-0001"])]
 CategoryCode = Annotated[
@@ -73,16 +74,28 @@ class JobIn(BaseModel):
     description: Annotated[Text, Field(max_length=4000)] = ""
     category: CategoryCode
     points: int = Field(
-        ge=1, le=10_000, description="Whole points credited per verified completion."
+        ge=1,
+        le=10_000,
+        strict=True,
+        description="Whole points credited per verified completion (a JSON integer).",
     )
-    capacity: int = Field(ge=1, le=1_000, description="How many volunteers may claim the job.")
+    capacity: int = Field(
+        ge=1, le=1_000, strict=True, description="How many volunteers may claim the job."
+    )
     starts_at: When
     ends_at: When
     verification: VerificationMode = Field(
         default=VerificationMode.OFFICER,
-        description="officer: an officer confirms; checkin: the volunteer sends the job's own "
-        "code shown at the site (checked server-side); automatic: counts on submission. "
-        "Organisation limits apply in every mode.",
+        description="officer: an officer confirms; checkin: the volunteer sends the rotating "
+        "code an officer shows at the site (GET /v1/jobs/{id}/checkin-code; checked "
+        "server-side); automatic: counts on submission. Organisation limits apply in every "
+        "mode, and the job's creator is never its credited volunteer.",
+    )
+    open_to_all: bool = Field(
+        default=False,
+        strict=True,
+        description="false: only accounts registered with the job's community may claim and "
+        "complete it; true: any account registered with a community of the organisation.",
     )
     place: Place | None = None
     recurrence: Recurrence | None = Field(
@@ -116,11 +129,35 @@ class JobOut(BaseModel):
     place_address: str | None = None
     place_lat: float | None = None
     place_lng: float | None = None
-    checkin_code: str | None = Field(
-        default=None, description="Shown to officers and admins only, to display at the site."
-    )
+    open_to_all: bool = False
     recurrence: str | None = None
     series_id: UUID | None = None
+
+
+class CheckinCodeOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "5d1c1f0e-0c4b-4d7a-9b57-3f0f1c3e2a11",
+                    "code": "K7QX2M",
+                    "step_seconds": 180,
+                    "valid_from": "2026-11-23T04:03:00Z",
+                    "refresh_at": "2026-11-23T04:06:00Z",
+                    "expires_at": "2026-11-23T04:09:00Z",
+                    "qr_payload": "jifen:checkin?job=5d1c1f0e-0c4b-4d7a-9b57-3f0f1c3e2a11"
+                    "&code=K7QX2M",
+                }
+            ]
+        }
+    )
+    job_id: UUID
+    code: str = Field(description="Show it at the place; it changes every step")
+    step_seconds: int
+    valid_from: datetime
+    refresh_at: datetime = Field(description="Fetch the next code from here on")
+    expires_at: datetime = Field(description="Accepted until here (this step and the next)")
+    qr_payload: str = Field(description="The text to render as a QR code for the app to scan")
 
 
 class ClaimIn(BaseModel):
@@ -159,7 +196,9 @@ class CompletionIn(BaseModel):
     account_id: IdStr
     evidence: Evidence = Evidence()
     checkin_code: Annotated[str, Field(min_length=4, max_length=16)] | None = Field(
-        default=None, description="Required for jobs in check-in mode: the code shown at the site."
+        default=None,
+        description="Required for jobs in check-in mode: the rotating code shown at the site "
+        "now (the previous one is still accepted). Too many wrong codes: 429.",
     )
 
 
@@ -230,10 +269,39 @@ class OrganisationIn(BaseModel):
     timezone: Annotated[str, Field(pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+){0,2}$")] = (
         "Asia/Shanghai"
     )
-    daily_points_officer: int | None = Field(default=None, ge=1, le=1_000_000)
-    daily_points_admin: int | None = Field(default=None, ge=1, le=1_000_000)
-    hourly_completions_officer: int | None = Field(default=None, ge=1, le=1_000)
-    hourly_completions_admin: int | None = Field(default=None, ge=1, le=1_000)
+    daily_points_officer: int = Field(
+        default=DEFAULT_LIMITS.daily_points_officer,
+        ge=1,
+        le=1_000_000,
+        strict=True,
+        description="Per volunteer and local day: beyond it a completion waits for an officer",
+    )
+    daily_points_admin: int = Field(
+        default=DEFAULT_LIMITS.daily_points_admin,
+        ge=1,
+        le=1_000_000,
+        strict=True,
+        description="Per volunteer and local day: beyond it a completion waits for the admin",
+    )
+    hourly_completions_officer: int | None = Field(default=None, ge=1, le=1_000, strict=True)
+    hourly_completions_admin: int | None = Field(default=None, ge=1, le=1_000, strict=True)
+    daily_points_per_officer: int = Field(
+        default=DEFAULT_LIMITS.daily_points_per_officer,
+        ge=1,
+        le=10_000_000,
+        strict=True,
+        description="Points verified per local day on one officer's authority (their "
+        "verifications and approvals, and what their check-in and automatic jobs paid): beyond "
+        "it a completion waits for the admin",
+    )
+    automatic_job_points: int = Field(
+        default=DEFAULT_LIMITS.automatic_job_points,
+        ge=1,
+        le=10_000_000,
+        strict=True,
+        description="Points one automatic job may pay in total without a person: beyond it a "
+        "completion waits for an officer",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> OrganisationIn:
@@ -243,6 +311,12 @@ class OrganisationIn(BaseModel):
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {self.timezone!r}") from None
+        if (
+            "daily_points_admin" not in self.model_fields_set
+            and self.daily_points_admin < self.daily_points_officer
+        ):
+            # raising the first threshold alone raises the default second one with it
+            self.daily_points_admin = self.daily_points_officer
         for first, second in (
             (self.daily_points_officer, self.daily_points_admin),
             (self.hourly_completions_officer, self.hourly_completions_admin),
@@ -256,12 +330,14 @@ class OrganisationOut(BaseModel):
     id: str
     name: str
     timezone: str
-    daily_points_officer: int | None
-    daily_points_admin: int | None
+    daily_points_officer: int
+    daily_points_admin: int
     hourly_completions_officer: int | None
     hourly_completions_admin: int | None
-    updated_by: str
-    updated_at: datetime
+    daily_points_per_officer: int
+    automatic_job_points: int
+    updated_by: str = Field(description="'default' until the admin sets them")
+    updated_at: datetime | None
 
 
 class CommunityIn(BaseModel):
@@ -317,13 +393,14 @@ class MenuJob(BaseModel):
     title: Annotated[Text, Field(min_length=1, max_length=200)]
     description: Annotated[Text, Field(max_length=4000)] = ""
     category: CategoryCode
-    points: int = Field(ge=1, le=10_000)
-    capacity: int = Field(ge=1, le=1_000)
+    points: int = Field(ge=1, le=10_000, strict=True)
+    capacity: int = Field(ge=1, le=1_000, strict=True)
     starts_at: When
     ends_at: When
     verification: VerificationMode = VerificationMode.OFFICER
     place: Place | None = None
     recurrence: Recurrence | None = None
+    open_to_all: bool = Field(default=False, strict=True)
 
 
 class MenuIn(BaseModel):

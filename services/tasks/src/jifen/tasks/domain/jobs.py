@@ -87,9 +87,47 @@ def check_window(window: Window, at: datetime, grace: timedelta) -> None:
         )
 
 
+def identity(subject: str) -> str:
+    """The normalised form in which two subjects are compared: ``ADM-A`` and `` adm-a`` are one
+    person for every rule that says "somebody else"."""
+    return subject.strip().casefold()
+
+
+def same_person(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and identity(a) == identity(b)
+
+
+class OwnJob(TasksRefusal):
+    reason = "own_job"
+
+
+class NotAMember(TasksRefusal):
+    reason = "not_a_member"
+
+
+class OwnDecision(TasksRefusal):
+    reason = "own_decision"
+
+
+class NotCheckin(TasksRefusal):
+    reason = "not_checkin"
+
+
+def check_not_creator(creator: str, volunteer: str) -> None:
+    """Whoever published a job is never credited for it, whatever its verification mode."""
+    if same_person(creator, volunteer):
+        raise OwnJob(
+            f"岗位发布者不能领取或完成自己发布的岗位 the job's creator ({creator}) can never be "
+            "its credited volunteer",
+            created_by=creator,
+        )
+
+
 def check_verifier(verifier: str, volunteer: str, status: CompletionStatus) -> None:
-    if verifier == volunteer:
-        raise SelfVerification("an officer may not verify their own completion")
+    if same_person(verifier, volunteer):
+        raise SelfVerification(
+            "不能核验自己的完成记录 an officer may not verify their own completion"
+        )
     if status is not CompletionStatus.SUBMITTED:
         raise NotVerifiable(
             f"the completion is {status.value}, not submitted"
@@ -163,19 +201,8 @@ def check_withdrawal(window: Window, at: datetime) -> None:
         )
 
 
-def check_checkin_code(expected: str | None, given: str | None) -> None:
-    import hmac
-
-    if expected is None:
-        return
-    if not given:
-        raise WrongCheckinCode("this job is verified by check-in: send the code shown at the site")
-    if not hmac.compare_digest(expected.encode(), given.strip().upper().encode()):
-        raise WrongCheckinCode("the check-in code does not match this job's code")
-
-
 def check_revocable(status: CompletionStatus, revoker: str, volunteer: str) -> None:
-    if revoker == volunteer:
+    if same_person(revoker, volunteer):
         raise SelfVerification("an officer may not revoke their own completion")
     if status is not CompletionStatus.VERIFIED:
         raise NotRevocable(
@@ -185,7 +212,7 @@ def check_revocable(status: CompletionStatus, revoker: str, volunteer: str) -> N
 
 
 def check_rejectable(status: CompletionStatus, rejecter: str, volunteer: str) -> None:
-    if rejecter == volunteer:
+    if same_person(rejecter, volunteer):
         raise SelfVerification("an officer may not decide on their own completion")
     if status not in (CompletionStatus.SUBMITTED, CompletionStatus.HELD):
         raise NotRejectable(

@@ -3,14 +3,17 @@ SELECT * FROM organisation WHERE id = $1;
 
 -- name: upsert_organisation
 INSERT INTO organisation (id, name, timezone, daily_points_officer, hourly_completions_officer,
-                          daily_points_admin, hourly_completions_admin, updated_by, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+                          daily_points_admin, hourly_completions_admin, updated_by,
+                          daily_points_per_officer, automatic_job_points, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
 ON CONFLICT (id) DO UPDATE SET
     name = EXCLUDED.name, timezone = EXCLUDED.timezone,
     daily_points_officer = EXCLUDED.daily_points_officer,
     hourly_completions_officer = EXCLUDED.hourly_completions_officer,
     daily_points_admin = EXCLUDED.daily_points_admin,
     hourly_completions_admin = EXCLUDED.hourly_completions_admin,
+    daily_points_per_officer = EXCLUDED.daily_points_per_officer,
+    automatic_job_points = EXCLUDED.automatic_job_points,
     updated_by = EXCLUDED.updated_by, updated_at = now()
 RETURNING *;
 
@@ -238,3 +241,44 @@ SELECT DISTINCT ON (series_id) *
 FROM job
 WHERE org_id = $1 AND community_id = $2 AND recurrence IS NOT NULL AND series_month < $3
 ORDER BY series_id, starts_at DESC;
+
+-- name: is_member
+SELECT EXISTS (SELECT 1 FROM community_member
+               WHERE org_id = $1 AND community_id = $2 AND account_id = $3) AS member;
+
+-- name: is_member_anywhere
+SELECT EXISTS (SELECT 1 FROM community_member WHERE org_id = $1 AND account_id = $2) AS member;
+
+-- name: lock_limit_key
+SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0));
+
+-- name: officer_points_today
+-- points verified since $3 on the authority of officer $2 (normalised): their own
+-- verifications and approvals, and what check-in and automatic jobs they published paid out
+SELECT coalesce(sum(j.points), 0)::int AS points
+FROM completion c JOIN job j ON j.id = c.job_id
+WHERE c.org_id = $1 AND c.status = 'verified' AND c.verified_at >= $3
+  AND (lower(btrim(c.verified_by)) = $2
+       OR (c.verified_by LIKE 'system:%' AND lower(btrim(j.created_by)) = $2));
+
+-- name: job_automatic_points
+SELECT coalesce(sum(j.points), 0)::int AS points
+FROM completion c JOIN job j ON j.id = c.job_id
+WHERE c.job_id = $1 AND c.status = 'verified' AND c.verified_by LIKE 'system:%';
+
+-- name: checkin_failures
+SELECT failed_at FROM checkin_failure
+WHERE job_id = $1 AND account_id = $2 AND failed_at > now() - $3::interval
+ORDER BY failed_at;
+
+-- name: record_checkin_failure
+INSERT INTO checkin_failure (job_id, account_id) VALUES ($1, $2);
+
+-- name: held_by
+-- who verified a completion into its current hold
+SELECT actor FROM status_change
+WHERE subject = 'completion' AND subject_id = $1 AND status LIKE 'held:%'
+ORDER BY id DESC LIMIT 1;
+
+-- name: get_job_secret
+SELECT id, verification, checkin_secret FROM job WHERE id = $1 AND org_id = $2;

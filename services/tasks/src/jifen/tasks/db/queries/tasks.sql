@@ -1,8 +1,10 @@
 -- name: insert_job
 INSERT INTO job (id, org_id, community_id, title, description, category, points, capacity,
-                 starts_at, ends_at, verification, created_by, checkin_code,
-                 place_address, place_lat, place_lng, recurrence, series_id, series_month)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                 starts_at, ends_at, verification, created_by, checkin_secret,
+                 place_address, place_lat, place_lng, recurrence, series_id, series_month,
+                 open_to_all)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20)
 ON CONFLICT (series_id, series_month) DO NOTHING
 RETURNING *;
 
@@ -44,12 +46,12 @@ ON CONFLICT DO NOTHING
 RETURNING *;
 
 -- name: get_completion
-SELECT c.*, j.points, j.category, j.community_id
+SELECT c.*, j.points, j.category, j.community_id, j.created_by AS job_created_by, j.verification
 FROM completion c JOIN job j ON j.id = c.job_id
 WHERE c.id = $1 AND c.org_id = $2;
 
 -- name: lock_completion
-SELECT c.*, j.points, j.category, j.community_id
+SELECT c.*, j.points, j.category, j.community_id, j.created_by AS job_created_by, j.verification
 FROM completion c JOIN job j ON j.id = c.job_id
 WHERE c.id = $1 AND c.org_id = $2
 FOR UPDATE OF c;
