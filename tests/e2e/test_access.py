@@ -4,6 +4,7 @@ operational endpoints open on every process."""
 from __future__ import annotations
 
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -55,6 +56,32 @@ async def test_an_expired_token_is_401(apis: dict[str, Api], services: DevStack)
     )
     r = await apis["tasks"].http.get("/v1/jobs", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and "expired" in r.json()["detail"].lower()
+
+
+@pytest.mark.parametrize(
+    ("claims", "says"),
+    [
+        ({"exp": int(time.time()) + 100 * 365 * 86400}, "days are accepted"),
+        ({"org": None}, "org must be a non-empty id"),
+        ({"org": ["jiangmen-riders", "other"]}, "org must be a non-empty id"),
+        ({"sub": ""}, "sub must be a non-empty id"),
+    ],
+    ids=["100-years", "org-null", "org-list", "sub-empty"],
+)
+async def test_a_validly_signed_token_with_bad_claims_is_401(
+    apis: dict[str, Api], services: DevStack, claims: dict[str, object], says: str
+) -> None:
+    """Signed with the stack's own key, so only the claims can be at fault."""
+    token = issue_token(
+        services.keys_dir,
+        subject="officer-li",
+        role="officer",
+        org="jiangmen-riders",
+        extra_claims=claims,
+    )
+    r = await apis["tasks"].http.get("/v1/jobs", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401, r.text
+    assert says in r.json()["detail"]
 
 
 @pytest.mark.parametrize(

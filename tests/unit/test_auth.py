@@ -39,3 +39,33 @@ def test_tampered_expired_and_foreign_tokens_are_refused(tmp_path: Path) -> None
         )
     with pytest.raises(InvalidToken, match="unknown signing key"):
         verifier.verify(issue_token(tmp_path / "theirs", subject="a", role="admin", org="jm"))
+
+
+@pytest.mark.parametrize(
+    ("claims", "why"),
+    [
+        ({"exp": 4_102_444_800 + 100 * 365 * 86400}, "days are accepted"),  # a century ahead
+        ({"org": None}, "org must be a non-empty id"),
+        ({"org": ["jm", "other"]}, "org must be a non-empty id"),
+        ({"org": ""}, "org must be a non-empty id"),
+        ({"sub": ""}, "sub must be a non-empty id"),
+        ({"sub": "a b"}, "sub must be a non-empty id"),
+        ({"role": ["admin"]}, "bad claims"),
+    ],
+)
+def test_tokens_that_live_for_years_or_name_no_one_are_refused(
+    tmp_path: Path, claims: dict[str, object], why: str
+) -> None:
+    token = issue_token(tmp_path, subject="a", role="app", org="jm", extra_claims=claims)
+    with pytest.raises(InvalidToken, match=why):
+        TokenVerifier(tmp_path).verify(token)
+
+
+def test_the_longest_lifetime_is_configurable_and_a_week_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    week = issue_token(tmp_path, subject="a", role="app", org="jm", ttl_seconds=7 * 86400)
+    assert TokenVerifier(tmp_path).verify(week).subject == "a"
+    monkeypatch.setenv("JIFEN_MAX_TOKEN_TTL_SECONDS", str(3600))
+    with pytest.raises(InvalidToken, match="at most 0.0416667 days"):
+        TokenVerifier(tmp_path).verify(week)

@@ -8,6 +8,7 @@ expire; the token header carries the key id (``kid``).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ from jifen.kernel.ratelimit import TokenBuckets, retry_after_header
 
 ISSUER = "jifen"
 DEFAULT_TTL_SECONDS = 12 * 3600
+# The longest a token may live (exp - iat), whoever signed it: a leaked token is good for days,
+# never for years (JIFEN_MAX_TOKEN_TTL_SECONDS; the development tokens of `make run` live 7 days)
+MAX_TTL_SECONDS = 7 * 24 * 3600
+# what a subject and an organisation look like: the id pattern of the event schemas
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
 class Role(StrEnum):
@@ -132,6 +138,9 @@ class TokenVerifier:
             if max_clock_skew_seconds is not None
             else float(os.environ.get("JIFEN_MAX_CLOCK_SKEW_SECONDS", "300") or 300)
         )
+        self.max_ttl_seconds = int(
+            os.environ.get("JIFEN_MAX_TOKEN_TTL_SECONDS", MAX_TTL_SECONDS) or MAX_TTL_SECONDS
+        )
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._load()
 
@@ -169,17 +178,38 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from None
         self._check_not_from_the_future(claims)
+        self._check_lifetime(claims)
+        for claim in ("sub", "org"):
+            value = claims.get(claim)
+            if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+                raise InvalidToken(
+                    f"bad claims: {claim} must be a non-empty id ({ID_PATTERN.pattern}), "
+                    f"got {value!r:.80}"
+                )
         try:
             rl = claims.get("rl")
+            if not isinstance(claims.get("role"), str):
+                raise TypeError("role must be a string")
             return Principal(
-                subject=str(claims["sub"]),
+                subject=claims["sub"],
                 role=Role(claims["role"]),
-                org=str(claims["org"]),
+                org=claims["org"],
                 credential=str(claims["cred"]) if "cred" in claims else None,
                 writes_per_minute=int(rl) if rl is not None else None,
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidToken(f"bad claims: {exc}") from None
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        exp, iat = claims["exp"], claims["iat"]
+        for name, value in (("exp", exp), ("iat", iat)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidToken(f"{name} must be a number")
+        if exp - iat > self.max_ttl_seconds or exp - time.time() > self.max_ttl_seconds:
+            raise InvalidToken(
+                f"token lives {(exp - iat) / 86400:.1f} days; at most "
+                f"{self.max_ttl_seconds / 86400:g} days are accepted"
+            )
 
     def _check_not_from_the_future(self, claims: dict[str, Any]) -> None:
         now = time.time()

@@ -158,14 +158,41 @@ async def _unstorable_text(request: Request) -> JSONResponse | None:
     body = await request.body()
     if len(body) > bound:
         return problem(413, "Payload Too Large", f"body of {len(body)} bytes exceeds {bound}")
-    if b"\\u" not in body and b"\x00" not in body:
-        return None  # no escapes: the JSON decoder itself rejects raw NUL and bad UTF-8
+    if not body:
+        return None
     try:
-        decoded = json.loads(body)
+        decoded = json.loads(body, object_pairs_hook=_refuse_duplicate_keys)
+    except _DuplicateKey as dup:
+        return problem(
+            422,
+            "Unprocessable Content",
+            f"JSON 对象中键重复 duplicate key {dup.key!r} in a JSON object: "
+            "say each field once (which one would count is not for the server to guess)",
+            reason="duplicate_key",
+        )
     except ValueError:
         return None  # malformed JSON: the validation handler says so
+    if b"\\u" not in body and b"\x00" not in body:
+        return None  # no escapes: the JSON decoder itself rejects raw NUL and bad UTF-8
     found = _bad_text(decoded, "body")
     return problem(422, "Unprocessable Content", found) if found else None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a JSON object naming a key twice is refused, never "last wins"
+    (two parsers in a chain could each see a different value)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
 
 
 # DATABASE_UNAVAILABLE without the whole of OSError (a file error is not an outage)
