@@ -1,7 +1,8 @@
 """Community app credentials through the real services: an admin issues one per app, the
 database holds only its hash, the app exchanges it for a short-lived token that works on
 every service, flooding one app's credential gets 429 with Retry-After while another app is
-unaffected, and a revoked credential buys no new token."""
+unaffected, a revoked credential buys no new token, and guessing credentials gets the guesser
+429 after ten failures."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import uuid
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from tests.helpers import Api
 
+from jifen.kernel.credentials import EXCHANGE_MAX_FAILURES, EXCHANGE_WINDOW_SECONDS
 from jifen.kernel.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
@@ -135,3 +138,31 @@ async def test_flooding_one_app_gets_429_while_another_app_is_unaffected(
     # and people of the organisation (tokens without an app credential) are not held back
     r = await hazard(tasks.auth("volunteer", "vol-flood", org=org))
     assert r.status_code != 429
+
+
+async def test_guessing_credentials_gets_429_for_that_client_only(apis: dict[str, Api]) -> None:
+    """After ten failed exchanges within five minutes, a client waits (429 with Retry-After),
+    even with a right secret; another client is unaffected. The guesser here connects from
+    another loopback address, so the rest of the session's clients are not held back."""
+    tasks = apis["tasks"]
+    org = f"guess-{uuid.uuid4().hex[:6]}"
+    cred = await issue(tasks, org, "app-guessed", 600)
+    guesser_address = f"127.{uuid.uuid4().int % 200 + 20}.0.{uuid.uuid4().int % 200 + 20}"
+    transport = httpx.AsyncHTTPTransport(local_address=guesser_address)
+    async with httpx.AsyncClient(base_url=tasks.base, transport=transport, timeout=20) as guesser:
+        statuses = []
+        for i in range(EXCHANGE_MAX_FAILURES):
+            r = await guesser.post("/v1/apps/token", json={"credential": f"jfa_guess{i:04d}x"})
+            statuses.append(r.status_code)
+        assert statuses == [401] * EXCHANGE_MAX_FAILURES
+        r = await guesser.post("/v1/apps/token", json={"credential": "jfa_guess-next"})
+        assert r.status_code == 429, r.text
+        assert r.json()["reason"] == "too_many_attempts"
+        assert 1 <= int(r.headers["Retry-After"]) <= EXCHANGE_WINDOW_SECONDS
+        assert r.headers["content-type"].startswith("application/problem+json")
+        # the right secret from the guessing client waits too: no token while locked out
+        r = await guesser.post("/v1/apps/token", json={"credential": cred["secret"]})
+        assert r.status_code == 429 and "access_token" not in r.text
+    # the app itself, from its own address, is not held back by someone else's guessing
+    r = await exchange(tasks, cred["secret"])
+    assert r.status_code == 200, r.text

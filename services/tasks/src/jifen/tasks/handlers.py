@@ -289,10 +289,10 @@ async def _complete_job(
         if job is None:
             raise NotFound(f"no job {job_id}")
         check_not_creator(job["created_by"], body.account_id)
+        await check_member(conn, q, org, job, body.account_id)
         claim = await conn.fetchrow(q["get_claim"], job_id, body.account_id)
         if claim is None:
             raise NoClaim(f"{body.account_id} has no claim on job {job_id}; claim it first")
-        await check_member(conn, q, org, job, body.account_id)
         now = datetime.now(UTC)
         check_window(Window(job["starts_at"], job["ends_at"]), now, grace)
         if job["verification"] == VerificationMode.CHECKIN.value:
