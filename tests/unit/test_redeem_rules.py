@@ -12,13 +12,17 @@ from fastapi import HTTPException
 from jifen.redeem.api.app import decode_cursor, encode_cursor
 from jifen.redeem.domain.lifecycle import (
     AlreadyFulfilled,
+    AttemptLimit,
     NotConfirmed,
     NotYourReward,
     RedemptionCancelled,
     Status,
+    VoucherAttemptsExceeded,
     VoucherExpired,
     WrongVoucher,
+    attempts_left,
     check_fulfil,
+    lockout,
     plan_cancel,
 )
 from jifen.redeem.domain.wallet import RedeemRefusal, Reward, Usage, Wallet, decide
@@ -125,6 +129,31 @@ def test_fulfil_checks() -> None:
         with pytest.raises(refusal):
             fulfil(**kw)
     assert NotYourReward.status == 403 and WrongVoucher.status == 409
+
+
+def test_a_lockout_refuses_even_the_right_code_and_says_for_how_long() -> None:
+    with pytest.raises(VoucherAttemptsExceeded) as info:
+        fulfil(locked_for=12.2, locked_by="merchant")
+    assert info.value.status == 429
+    assert info.value.facts == {"scope": "merchant", "retry_after_seconds": 13}
+    assert info.value.retry_after_seconds == 13
+    # the states that leave nothing to guess come first
+    with pytest.raises(AlreadyFulfilled):
+        fulfil(status="fulfilled", locked_for=5.0)
+    with pytest.raises(NotYourReward):
+        fulfil(by_merchant="other", locked_for=5.0)
+
+
+def test_wrong_codes_within_the_window_count_towards_the_limit() -> None:
+    rule = AttemptLimit(limit=3, window_seconds=60)
+    ago = [NOW - timedelta(seconds=s) for s in (5, 20, 50)]  # newest first
+    assert lockout(ago[:2], rule, NOW) is None and attempts_left(ago[:2], rule) == 0
+    assert attempts_left([], rule) == 2
+    # the third-newest failure leaves the window 60 s after it: 10 s from now
+    assert lockout(ago, rule, NOW) == pytest.approx(10.0)
+    assert lockout(ago, rule, NOW + timedelta(seconds=10)) is None
+    off = AttemptLimit(limit=0, window_seconds=60)
+    assert lockout(ago * 10, off, NOW) is None and attempts_left(ago, off) is None
 
 
 def test_voucher_codes_are_long_and_distinct() -> None:
