@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jifen.kernel.devstack import DevStack
+from jifen.kernel.metrics import SCRAPE_TOKEN_FILE
 from jifen.kernel.stack import PrometheusServer, free_port
 from tests.e2e.test_typical_journey import earn
 from tests.helpers import Api, eventually
@@ -20,8 +21,15 @@ from tests.helpers import Api, eventually
 pytestmark = pytest.mark.e2e
 
 
-def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+def scrape(
+    port: int, stack: DevStack | None = None, *, token: str | None = None
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """What a process exports; with the stack's scrape credential (or ``token``), the
+    per-organisation figures as well."""
+    if stack is not None:
+        token = (stack.keys_dir / SCRAPE_TOKEN_FILE).read_text().strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10, headers=headers).text
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)
@@ -63,8 +71,8 @@ async def test_ledger_counters_equal_the_ledger(services: DevStack, apis: dict[s
         }
     finally:
         await conn.close()
-    samples = scrape(services.ports.points_worker)
-    api = scrape(services.ports.points)  # adjustments are appended by the API process
+    samples = scrape(services.ports.points_worker, services)
+    api = scrape(services.ports.points, services)  # adjustments are appended by the API process
     for kind, n in by_kind.items():
         if kind == "adjustment":
             assert total(api, "jifen_points_ledger_entries_appended_total", kind=kind) == n
@@ -126,10 +134,10 @@ async def test_redemption_counters_equal_the_redeem_database_and_the_ledger(
     finally:
         await redeem_db.close()
         await points_db.close()
-    api = scrape(services.ports.redeem)
+    api = scrape(services.ports.redeem, services)
     assert total(api, "jifen_redeem_redemptions_total", outcome="placed") == placed
     assert total(api, "jifen_redeem_redemptions_total", outcome="insufficient_points") >= 1
-    worker = scrape(services.ports.points_worker)
+    worker = scrape(services.ports.points_worker, services)
     assert total(worker, "jifen_points_redeemed_points_total") == spent
 
 
@@ -153,7 +161,7 @@ async def test_job_and_completion_gauges_equal_the_tasks_database(
                     "SELECT org_id, status, count(*) AS n FROM completion GROUP BY 1, 2"
                 )
             }
-            samples = scrape(services.ports.tasks)
+            samples = scrape(services.ports.tasks, services)
             return all(
                 total(samples, "jifen_tasks_jobs", org=o, category=c) == n
                 for (o, c), n in jobs.items()
@@ -167,12 +175,37 @@ async def test_job_and_completion_gauges_equal_the_tasks_database(
         await conn.close()
 
 
+async def test_per_organisation_figures_only_behind_the_scrape_credential(
+    services: DevStack, apis: dict[str, Api]
+) -> None:
+    """Anyone reaching /metrics sees the operational figures; which organisations run schemes
+    and how many points each owes only a scraper holding the credential."""
+    await earn(apis["tasks"], f"vol-metrics-{uuid.uuid4().hex[:6]}", 4)
+    ports = [services.ports.tasks, services.ports.points, services.ports.points_worker]
+    for port in ports:
+        for token in (None, "not-the-credential"):
+            open_ = scrape(port, token=token)
+            assert open_, port
+            with_org = sorted({n for n, ls in open_ if any(k == "org" for k, _ in ls)})
+            assert not with_org, f"per-organisation series open on :{port}: {with_org}"
+
+    async def issued_behind_credential() -> bool:
+        samples = scrape(services.ports.points_worker, services)
+        return total(samples, "jifen_points_issued_points_total") > 0
+
+    await eventually(issued_behind_credential, timeout=60, what="issued points, with the token")
+    assert total(scrape(services.ports.tasks, services), "jifen_tasks_jobs") > 0
+
+
 @pytest.fixture(scope="module")
 def prometheus(services: DevStack) -> Iterator[PrometheusServer]:
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus missing: `make deps` installs it")
     server = PrometheusServer(
-        free_port(), services.home / "prometheus-test", services.prometheus.rules_dir
+        free_port(),
+        services.home / "prometheus-test",
+        services.prometheus.rules_dir,
+        scrape_token_file=services.keys_dir / SCRAPE_TOKEN_FILE,
     )
     server.start(services.scrape_jobs(), interval="1s")
     yield server

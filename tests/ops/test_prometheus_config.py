@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from jifen.kernel.devstack import DevStack
+from jifen.kernel.metrics import SCRAPE_TOKEN_FILE
 from jifen.kernel.settings import REPO_ROOT
 
 PROM = REPO_ROOT / "deploy" / "prometheus"
@@ -63,8 +64,14 @@ def _exported(services: DevStack) -> set[str]:
             "points_signals",
         )
     ]
+    # as Prometheus scrapes: with the credential that unlocks the per-organisation figures
+    token = (services.keys_dir / SCRAPE_TOKEN_FILE).read_text().strip()
     for port in ports:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        text = httpx.get(
+            f"http://127.0.0.1:{port}/metrics",
+            timeout=10,
+            headers={"Authorization": f"Bearer {token}"},
+        ).text
         for line in text.splitlines():
             if line.startswith("# TYPE "):
                 name, kind = line.split()[2:4]

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from jifen.kernel.auth import ensure_signing_key, issue_token
+from jifen.kernel.metrics import SCRAPE_TOKEN_FILE, ensure_scrape_token
 from jifen.kernel.settings import REPO_ROOT
 from jifen.kernel.stack import (
     SHARED_PG_ROOT,
@@ -89,7 +90,10 @@ class DevStack:
         self.broker = Broker(ports.broker, home / "log" / "broker.log")
         self.procs: dict[str, Proc] = {}
         self.prometheus = PrometheusServer(
-            ports.prometheus, home / "prometheus", REPO_ROOT / "deploy" / "prometheus" / "rules"
+            ports.prometheus,
+            home / "prometheus",
+            REPO_ROOT / "deploy" / "prometheus" / "rules",
+            scrape_token_file=self.keys_dir / SCRAPE_TOKEN_FILE,
         )
 
     # -- output -------------------------------------------------------------------------
@@ -150,6 +154,7 @@ class DevStack:
         self.broker.start()
         self.say(f"  broker      {self.broker.bootstrap}  (Tansu, in memory)")
         ensure_signing_key(self.keys_dir)
+        ensure_scrape_token(self.keys_dir)
 
     # -- services -----------------------------------------------------------------------
     def start_process(self, service: str, kind: str) -> Proc:

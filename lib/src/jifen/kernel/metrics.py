@@ -3,10 +3,57 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import os
+import secrets
+from pathlib import Path
 from typing import Any
 
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Figures per organisation (points issued, held and spent by each scheme, jobs and completions
+# per scheme) say who runs which scheme and how much they owe: they are served on /metrics only
+# to a scraper presenting the scrape credential (Prometheus: `authorization.credentials_file`).
+# Everything else on /metrics is operational and open, as before.
+ORG_REGISTRY = CollectorRegistry(auto_describe=True)
+SCRAPE_TOKEN_FILE = "metrics-scrape-token"  # noqa: S105 - a file name, not the secret
+
+
+def ensure_scrape_token(keys_dir: Path) -> Path:
+    """The scrape credential of a deployment, made on first run beside the signing keys."""
+    path = keys_dir / SCRAPE_TOKEN_FILE
+    if not path.exists():
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_urlsafe(32) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path
+
+
+def _scrape_token() -> str | None:
+    token = os.environ.get("JIFEN_METRICS_TOKEN")
+    if token:
+        return token
+    keys = os.environ.get("JIFEN_KEYS_DIR")
+    if keys:
+        path = Path(keys) / SCRAPE_TOKEN_FILE
+        if path.exists():
+            return path.read_text().strip() or None
+    return None
+
+
+def exposition(authorization: str | None) -> bytes:
+    """What /metrics serves: the open figures, and the per-organisation ones behind the
+    scrape credential (``Authorization: Bearer <token>``)."""
+    body = generate_latest()
+    token = _scrape_token()
+    if token and authorization and authorization.startswith("Bearer "):
+        if hmac.compare_digest(authorization[7:].strip().encode(), token.encode()):
+            body += generate_latest(ORG_REGISTRY)
+    return body
+
 
 HTTP_REQUESTS = Counter(
     "jifen_http_requests_total",

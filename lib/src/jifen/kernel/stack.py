@@ -264,6 +264,8 @@ class PrometheusServer:
     port: int
     home: Path
     rules_dir: Path
+    # the scrape credential that unlocks the per-organisation figures on /metrics
+    scrape_token_file: Path | None = None
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
 
@@ -286,11 +288,10 @@ class PrometheusServer:
         ]
         for job, ports in jobs.items():
             targets = ", ".join(f'"{self.host}:{p}"' for p in ports)
-            lines += [
-                f"  - job_name: {job}",
-                "    static_configs:",
-                f"      - targets: [{targets}]",
-            ]
+            lines += [f"  - job_name: {job}"]
+            if self.scrape_token_file is not None:
+                lines += ["    authorization:", f"      credentials_file: {self.scrape_token_file}"]
+            lines += ["    static_configs:", f"      - targets: [{targets}]"]
         path = self.home / "prometheus.yml"
         path.write_text("\n".join(lines) + "\n")
         return path

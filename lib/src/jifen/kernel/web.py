@@ -17,13 +17,13 @@ import asyncpg
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from jifen.kernel.db import DATABASE_UNAVAILABLE
 from jifen.kernel.errors import DomainRefusal, NotFound
-from jifen.kernel.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from jifen.kernel.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 
 ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
 MAX_BODY_BYTES = 256 * 1024
@@ -311,8 +311,9 @@ def create_app(
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        body = exposition(request.headers.get("authorization"))
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
 

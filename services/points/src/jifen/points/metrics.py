@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from jifen.kernel.metrics import ORG_REGISTRY
+
 ENTRIES_APPENDED = Counter(
     "jifen_points_ledger_entries_appended_total", "Ledger entries appended, by kind.", ["kind"]
 )
@@ -11,6 +13,7 @@ POINTS_APPENDED = Counter(
     "jifen_points_ledger_points_total",
     "Points moved by appended entries (absolute value), by kind and organisation.",
     ["kind", "org"],
+    registry=ORG_REGISTRY,
 )
 DUPLICATES = Counter(
     "jifen_points_duplicate_events_total", "Events delivered again and absorbed (already applied)."
@@ -39,15 +42,18 @@ ISSUED = Counter(
     "jifen_points_issued_points",
     "Points credited for verified completions, by organisation and job category.",
     ["org", "category"],
+    registry=ORG_REGISTRY,
 )
 REDEEMED = Counter(
     "jifen_points_redeemed_points",
     "Points debited for redemptions, by organisation.",
     ["org"],
+    registry=ORG_REGISTRY,
 )
 LIABILITY = Gauge(
     "jifen_points_outstanding_liability_points",
     "Points held in accounts (issued, less reversed and spent), by the organisation that "
     "issued or took them; refreshed from the ledger every few seconds.",
     ["org"],
+    registry=ORG_REGISTRY,
 )

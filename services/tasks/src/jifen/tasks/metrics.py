@@ -8,19 +8,26 @@ import asyncio
 import asyncpg
 from prometheus_client import Gauge
 
+from jifen.kernel.metrics import ORG_REGISTRY
+
 JOBS = Gauge(
-    "jifen_tasks_jobs", "Jobs published, by organisation and category.", ["org", "category"]
+    "jifen_tasks_jobs",
+    "Jobs published, by organisation and category.",
+    ["org", "category"],
+    registry=ORG_REGISTRY,
 )
 COMPLETIONS = Gauge(
     "jifen_tasks_completions",
     "Completions by organisation and current status (submitted, held, verified, rejected, "
     "revoked).",
     ["org", "status"],
+    registry=ORG_REGISTRY,
 )
 UNCREDITED = Gauge(
     "jifen_tasks_verified_uncredited",
     "Verified completions the ledger has not acknowledged yet (republished after the bound).",
     ["org"],
+    registry=ORG_REGISTRY,
 )
 
 _JOBS = "SELECT org_id, category, count(*) AS n FROM job GROUP BY 1, 2"

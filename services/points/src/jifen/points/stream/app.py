@@ -18,11 +18,12 @@ from typing import Any
 
 import asyncpg
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge
 
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, ContractViolation, parse_time
 from jifen.kernel.db import create_pool
+from jifen.kernel.metrics import ORG_REGISTRY, exposition
 from jifen.points.db import queries
 from jifen.points.db.signals import current_flags, record
 from jifen.points.domain.signals import SIGNALS, Thresholds
@@ -37,6 +38,7 @@ FLAGS = Gauge(
     "jifen_points_signal_flags",
     "Current integrity flags by organisation and signal (see GET /v1/signals).",
     ["org", "signal"],
+    registry=ORG_REGISTRY,
 )
 LAST_EVENT = Gauge(
     "jifen_points_signal_last_event_timestamp_seconds",
@@ -140,7 +142,8 @@ def make_faust_app(settings: PointsSettings) -> faust.App:
     async def metrics(web: Any, request: Any) -> Any:
         # aiohttp wants the charset apart from the content type (UTF-8 is its default)
         return web.bytes(
-            generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
+            exposition(request.headers.get("Authorization")),
+            content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4",
         )
 
     @app.page("/healthz")
