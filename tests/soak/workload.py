@@ -122,6 +122,7 @@ class Workload(Demo):
     # -- setup ---------------------------------------------------------------------------
     async def setup(self, hours: float) -> None:
         admin = self.auth("admin", "admin-chen")
+        await self.report_in(self.ask)
         for merchant, zh, en, points in MERCHANTS:
             r = await self.ask(
                 "POST",

@@ -1,5 +1,6 @@
 """Demo data for ``make run``, created through the public APIs (so it exercises the real path):
-one union branch, two grids, a month of jobs, a few rewards, and three credited volunteers."""
+one union branch, two grids, a month of jobs, a few rewards, and three volunteers who report
+in to the first grid and are credited for a job there."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from jifen.kernel.devstack import DevStack
 
 COMMUNITIES = ("penglai-grid", "dongcheng-grid")
+COMMUNITY_NAMES = ("蓬莱路网格 Penglai grid", "东成网格 Dongcheng grid")
 # (day rule, category, title, points, capacity, start hour UTC, hours)
 MENU = [
     ("daily", "meal_delivery", "为独居老人送午餐 Lunch delivery to isolated elders", 20, 6, 3, 2),
@@ -72,6 +74,14 @@ def seed(stack: DevStack) -> None:
         if existing.status_code == 200 and existing.json():
             stack.say(f"  demo data already there (jobs for {month}); kept as is")
             return
+        for community, name in zip(COMMUNITIES, COMMUNITY_NAMES, strict=True):
+            r = http.post(
+                f"{stack.url('tasks')}/v1/communities",
+                headers=officer,
+                json={"id": community, "name": name},
+            )
+            if r.status_code != 409:  # there from an earlier seed: fine
+                _ok(r)
         jobs = 0
         for community in COMMUNITIES:
             for rule, category, title, points, capacity, hour, hours in MENU:
@@ -127,6 +137,13 @@ def seed(stack: DevStack) -> None:
         )
         volunteers = ["vol-0001", "vol-0002", "vol-0003"]
         for vol in volunteers:
+            # only volunteers registered with the job's community (report-in) are credited
+            r = http.post(
+                f"{stack.url('tasks')}/v1/communities/{COMMUNITIES[0]}/members",
+                headers=app,
+                json={"account_id": vol},
+            )
+            _ok(r)
             _ok(
                 http.post(
                     f"{stack.url('tasks')}/v1/jobs/{job['id']}/claims",

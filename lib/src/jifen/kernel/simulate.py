@@ -78,9 +78,39 @@ class Demo:
             raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
         return r
 
+    async def report_in(self, call: Any = None) -> None:
+        """The district's communities exist, and every volunteer reports in to both (riders
+        work across grids): only registered accounts may claim, complete and be credited."""
+        call = call or self.call
+        officer, app = self.auth("officer", "officer-li"), self.auth("app", "app-qishou")
+        for community in COMMUNITIES:
+            r = await call(
+                "POST",
+                "tasks",
+                "/v1/communities",
+                officer,
+                json={"id": community, "name": community},
+            )
+            if r.status_code not in (201, 409):
+                raise RuntimeError(f"could not add community {community}: {r.text}")
+
+        async def register(volunteer: str, community: str) -> None:
+            r = await call(
+                "POST",
+                "tasks",
+                f"/v1/communities/{community}/members",
+                app,
+                json={"account_id": volunteer},
+            )
+            if r.status_code not in (200, 201):
+                raise RuntimeError(f"could not register {volunteer}: {r.text}")
+
+        await asyncio.gather(*(register(v, c) for v in self.volunteers for c in COMMUNITIES))
+
     async def run(self, progress: Progress) -> dict[str, Any]:
         officer, admin = self.auth("officer", "officer-li"), self.auth("admin", "admin-chen")
         app = self.auth("app", "app-qishou")
+        await self.report_in()
         now = datetime.now(UTC)
         # 1. the month's menu: jobs whose windows are open now (a month compressed to minutes)
         step = progress.add_task("publishing jobs", total=self.jobs)
