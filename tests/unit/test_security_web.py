@@ -133,3 +133,25 @@ async def test_an_endpoint_can_declare_a_smaller_bound_and_the_document_shows_it
         assert (await c.post("/small", json={"text": "ok"})).status_code == 200
         assert (await c.post("/big", json=body)).status_code == 200
     assert app.openapi()["paths"]["/small"]["post"]["x-max-body-bytes"] == 64
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (b'{"text": "a", "text": "b"}', "text"),
+        (b'{"text": "a", "meta": [{"k": 1, "k": 2}]}', "k"),
+    ],
+)
+async def test_a_key_said_twice_is_422_not_last_wins(raw: bytes, key: str) -> None:
+    async with _app() as c:
+        r = await c.post("/notes", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["reason"] == "duplicate_key"
+    assert f"duplicate key {key!r}" in r.json()["detail"]
+
+
+async def test_json_nested_too_deep_for_the_duplicate_check_is_still_a_400() -> None:
+    raw = b'{"text": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    async with _app() as c:
+        r = await c.post("/notes", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text[:300]

@@ -170,8 +170,8 @@ async def _unstorable_text(request: Request) -> JSONResponse | None:
             "say each field once (which one would count is not for the server to guess)",
             reason="duplicate_key",
         )
-    except ValueError:
-        return None  # malformed JSON: the validation handler says so
+    except (ValueError, RecursionError):
+        return None  # malformed or too deeply nested: FastAPI's parser says so (422/400)
     if b"\\u" not in body and b"\x00" not in body:
         return None  # no escapes: the JSON decoder itself rejects raw NUL and bad UTF-8
     found = _bad_text(decoded, "body")
