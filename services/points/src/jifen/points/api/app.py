@@ -73,10 +73,8 @@ async def balance(
     await _may_read(conn, q, who, account_id, response)
     row = await conn.fetchrow(q["balance"], who.org, account_id)
     if row is None:
-        return Balance(
-            org_id=who.org, account_id=account_id, balance=0, earned=0, spent=0, entries=0
-        )
-    return Balance(org_id=who.org, **dict(row))
+        return Balance(account_id=account_id, balance=0, earned=0, spent=0, entries=0)
+    return Balance(**dict(row))
 
 
 @router.get("/{account_id}/entries", response_model=EntryPage, summary="Entries, newest first")

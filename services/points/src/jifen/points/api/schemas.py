@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field, StrictInt
 
 
 class Balance(BaseModel):
-    org_id: str = Field(description="The organisation (points scheme) these points belong to.")
+    """The account's points in the organisation of the caller's token (a ledger account is
+    (organisation, account); the same person's points elsewhere are not in it)."""
+
     account_id: str
     balance: int = Field(
         description="Sum of the account's entries in this organisation, in whole points."
@@ -22,14 +24,7 @@ class Balance(BaseModel):
     model_config = {
         "json_schema_extra": {
             "examples": [
-                {
-                    "org_id": "jiangmen-riders",
-                    "account_id": "vol-0001",
-                    "balance": 120,
-                    "earned": 150,
-                    "spent": 30,
-                    "entries": 4,
-                }
+                {"account_id": "vol-0001", "balance": 120, "earned": 150, "spent": 30, "entries": 4}
             ]
         }
     }
