@@ -1,9 +1,12 @@
-"""Hash chaining of ledger entries, per account.
+"""Hash chaining of ledger entries, per ledger account: (org_id, account_id).
 
 Each entry's hash covers its canonical content and its predecessor's hash in the same
 account, so changing, removing, inserting or reordering any past entry of an account breaks
 every later hash of that account. Chains are per account so that workers owning different
-partitions never serialise on one global chain.
+partitions never serialise on one global chain, and per organisation so that one
+organisation's chain never runs through another's entries. Entries written before migration
+0011 (ids up to the recorded cutover) were chained per bare account_id; schemas/ledger/
+README.md gives both rules and how the first new entry continues a legacy chain.
 
 Canonical encoding: the JSON object of ``CANONICAL_FIELDS`` with keys sorted, no
 whitespace, UTF-8, integers as integers, times as RFC 3339 UTC with microseconds and ``Z``,

@@ -9,7 +9,13 @@ What is checked, per entry the union may see (its organisation's):
 - ``entry_hash`` equals SHA-256 of the entry's canonical content;
 - the account's chain: ``account_seq`` follows the previous one with no gap, ``prev_hash``
   is the previous entry's ``entry_hash`` (tree order must equal chain order, because an
-  account's entries are committed one batch after the other);
+  account's entries are committed one batch after the other). The chain is the ledger
+  account's, (org_id, account_id), for entries after the header's ``legacy_cutover``; for
+  entries up to it (written before migration 0011) it is the bare account_id's, and the
+  first new entry of (org, account) continues from that org's last legacy entry of the
+  account (its seq + 1, its hash, the org's legacy sum as the previous balance). A legacy
+  chain gap no longer than the other organisations' redacted positions since the chain's
+  last visible entry is explained (counted, not a finding); a full export has none;
 - ``balance_after`` = previous balance + ``amount``; a debit that leaves the balance below
   zero is an overdraft and flagged; a reversal or adjustment that does is a recorded freeze
   (the points were already spent; the account may not redeem until it is back above zero),
