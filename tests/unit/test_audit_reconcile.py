@@ -117,3 +117,12 @@ def test_entries_still_in_flight_are_not_missing() -> None:
     ms = reconcile([fresh, old], [], [], now=NOW, settle=timedelta(seconds=60))
     assert codes(ms) == [("credit_missing", "c2")]
     assert codes(reconcile([fresh], [], [], now=NOW)) == [("credit_missing", "c1")]
+
+
+def test_points_moved_in_another_organisation_are_a_mismatch() -> None:
+    credited = {**entry("credit", "c1", 10, "ev-v-c1"), "org_id": "org-b"}
+    ms = reconcile([completion("c1", org_id="org-a")], [], [credited])
+    assert codes(ms) == [("org_mismatch", "c1")]
+    assert "organisation org-b, not org-a" in str(ms[0])
+    same = {**entry("credit", "c2", 10, "ev-v-c2"), "org_id": "org-a"}
+    assert reconcile([completion("c2", org_id="org-a")], [], [same]) == []

@@ -131,6 +131,17 @@ def _check(
                         ids,
                     )
                 )
+            if item.get("org_id") is not None and e.get("org_id") != item["org_id"]:
+                # a ledger account is (org, account): the points moved in another scheme
+                out.append(
+                    Mismatch(
+                        "org_mismatch",
+                        ref,
+                        f"{kind} went to organisation {e.get('org_id')}, not {item['org_id']}",
+                        account,
+                        ids,
+                    )
+                )
             if e["account_id"] != account:
                 out.append(
                     Mismatch(
