@@ -122,7 +122,7 @@ def test_built_events_validate_for_every_kind(
     entry_id: int,
     late: int,
 ) -> None:
-    head = Head(account, seq=seq, balance=balance)
+    head = Head(account, seq=seq, balance=balance, org_id="org-1")  # (org, account) is the key
     # reversals and refunds need their credit / debit first: plan them in order per reference
     postings: list[Posting] = []
     for made, undone in (
@@ -139,7 +139,7 @@ def test_built_events_validate_for_every_kind(
             event_id=str(uuid.uuid4()), account_id=account, amount=-points, org_id="o", at=T0
         )
     )
-    plan = plan_batch(postings, {account: head}, set(), set())
+    plan = plan_batch(postings, {("org-1", account): head}, set(), set())
     assert len(plan.entries) == len(postings), plan.refused
     recorded = isoformat(T0 + timedelta(seconds=1))
     events = [ledger_event_unchecked(entry_id + i, e, recorded) for i, e in enumerate(plan.entries)]
