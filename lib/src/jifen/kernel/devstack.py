@@ -1,9 +1,11 @@
 """``make run``: the whole system on one machine, on its embedded defaults.
 
 Starts (in order) our own PostgreSQL cluster (data under ``var/``, kept between runs), the
-Tansu broker, and each service's API and worker as child processes; waits for every
-``/readyz``; seeds demo data through the public APIs; prints URLs and development tokens;
-then stays in the foreground until Ctrl-C or ``make stop``, and stops everything it started.
+broker (Apache Kafka in KRaft mode, its log under ``var/kafka``, kept between runs; or, with
+``JIFEN_BROKER=tansu``, Tansu in memory), and each service's API and worker as child
+processes; waits for every ``/readyz``; seeds demo data through the public APIs; prints
+URLs and development tokens; then stays in the foreground until Ctrl-C or ``make stop``,
+restarting a service process or the broker that dies, and stops everything it started.
 The test session uses the same class on free ports in a temporary folder.
 """
 
@@ -25,9 +27,13 @@ from jifen.kernel.metrics import SCRAPE_TOKEN_FILE, ensure_scrape_token
 from jifen.kernel.settings import REPO_ROOT
 from jifen.kernel.stack import (
     SHARED_PG_ROOT,
-    Broker,
+    EmbeddedBroker,
+    KafkaBroker,
     PostgresCluster,
     PrometheusServer,
+    broker_kind,
+    kafka_version,
+    make_broker,
     pg_data_dir,
     port_open,
 )
@@ -81,13 +87,14 @@ class DevStack:
         say: bool = True,
         extra_env: dict[str, str] | None = None,
         pg_data: Path | None = None,
+        broker: EmbeddedBroker | None = None,
     ) -> None:
         self.home = home
         self.ports = ports
         self.say_enabled = say
         self.extra_env = extra_env or {}
         self.pg = PostgresCluster(pg_data or pg_data_dir(home), ports.pg)
-        self.broker = Broker(ports.broker, home / "log" / "broker.log")
+        self.broker: EmbeddedBroker = broker or make_broker(ports.broker, home)
         self.procs: dict[str, Proc] = {}
         self.prometheus = PrometheusServer(
             ports.prometheus,
@@ -122,6 +129,8 @@ class DevStack:
         env.update(
             {
                 "JIFEN_KAFKA_BOOTSTRAP": self.broker.bootstrap,
+                # the processes know which broker they talk to (Tansu lacks idempotent producers)
+                "JIFEN_BROKER": "tansu" if self.broker.kind == "tansu" else "kafka",
                 "JIFEN_KEYS_DIR": str(self.keys_dir),
                 "PYTHONUNBUFFERED": "1",
             }
@@ -151,10 +160,30 @@ class DevStack:
             )
         self.pg.start()
         self.say(f"  PostgreSQL  127.0.0.1:{self.ports.pg}  (data {self.pg.data_dir})")
-        self.broker.start()
-        self.say(f"  broker      {self.broker.bootstrap}  (Tansu, in memory)")
+        self.start_broker()
         ensure_signing_key(self.keys_dir)
         ensure_scrape_token(self.keys_dir)
+
+    def describe_broker(self) -> str:
+        b = self.broker
+        if isinstance(b, KafkaBroker):
+            return (
+                f"Apache Kafka {kafka_version()}, KRaft, log {b.data_dir}; "
+                f"started in {b.last_start_seconds:.1f}s"
+                + (
+                    f" after formatting in {b.last_format_seconds:.1f}s"
+                    if b.last_format_seconds
+                    else ""
+                )
+            )
+        if b.kind == "kafka-cluster":
+            took = getattr(b, "last_start_seconds", 0.0)
+            return f"Apache Kafka, 3 KRaft nodes; started in {took:.1f}s"
+        return "Tansu, in memory"
+
+    def start_broker(self) -> None:
+        self.broker.start()
+        self.say(f"  broker      {self.broker.bootstrap}  ({self.describe_broker()})")
 
     # -- services -----------------------------------------------------------------------
     def start_process(self, service: str, kind: str) -> Proc:
@@ -301,7 +330,8 @@ def run(home: Path | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        print("starting jifen (embedded: own PostgreSQL, Tansu broker, 3 services)", flush=True)
+        broker = "Tansu broker" if broker_kind() == "tansu" else "Apache Kafka broker"
+        print(f"starting jifen (embedded: own PostgreSQL, {broker}, 3 services)", flush=True)
         stack.start_infra()
         stack.start_services()
         stack.start_prometheus()
@@ -309,6 +339,22 @@ def run(home: Path | None = None) -> int:
         _print_ready(stack)
         restarts: dict[str, list[float]] = {}
         while not stopping:
+            if not stack.broker.running():
+                # the broker died (OOM, a kill): start it again on its kept log, as the services
+                now = time.monotonic()
+                recent = [t for t in restarts.get("broker", []) if now - t < RESTART_WINDOW]
+                if len(recent) >= RESTART_LIMIT:
+                    print(
+                        f"the broker keeps dying; stopping (log: {home / 'log'})", file=sys.stderr
+                    )
+                    stopping = True
+                    break
+                restarts["broker"] = [*recent, now]
+                print("the broker exited; restarting it", file=sys.stderr, flush=True)
+                try:
+                    stack.start_broker()
+                except (RuntimeError, TimeoutError) as exc:
+                    print(f"broker: {exc}", file=sys.stderr)
             for proc in list(stack.procs.values()):
                 if proc.popen.poll() is None:
                     continue

@@ -1,8 +1,9 @@
-"""Kafka clients tuned for both Tansu (embedded) and Apache Kafka (deployed).
+"""Kafka clients for Apache Kafka (embedded and deployed), and the opt-in Tansu broker.
 
-No idempotent producer and no transactions: Tansu refuses them, and correctness comes from
-the outbox plus idempotent consumers anyway (DESIGN.md). Offsets are committed by hand,
-only after the database commit of the batch they belong to.
+Producers are idempotent (no duplicates from the producer's own retries), except on Tansu,
+which refuses InitProducerId (``JIFEN_BROKER=tansu``). No transactions: correctness comes
+from the outbox plus idempotent consumers (DESIGN.md). Offsets are committed by hand, only
+after the database commit of the batch they belong to.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,11 +27,16 @@ from jifen.kernel.metrics import CONSUMER_RESTARTS, DEAD_LETTERED
 log = logging.getLogger(__name__)
 
 
+def on_tansu() -> bool:
+    """The opt-in light broker, which lacks idempotent producers (INFRA-FACTS.md)."""
+    return os.environ.get("JIFEN_BROKER", "").strip().lower() == "tansu"
+
+
 def make_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "acks": "all",
-        "enable_idempotence": False,
+        "enable_idempotence": not on_tansu(),
         "linger_ms": 5,
         "max_batch_size": 256 * 1024,
         "request_timeout_ms": 15_000,
@@ -50,7 +57,7 @@ def make_consumer(
         "bootstrap_servers": bootstrap,
         "group_id": group_id,
         "enable_auto_commit": False,
-        # 'latest' trusts end offsets, which Tansu gets wrong; a new group reads everything
+        # a new group (or a partition whose offsets are gone) reads everything from the start
         "auto_offset_reset": "earliest",
         "fetch_max_wait_ms": fetch_max_wait_ms,
         "session_timeout_ms": session_timeout_ms,
@@ -148,7 +155,9 @@ class OffsetGuard:
 async def ensure_topics(
     bootstrap: str, names: Iterable[str] | None = None, *, partitions: int = 4, timeout: float = 30
 ) -> None:
-    """Create the topics that do not exist yet (idempotent; safe from every process)."""
+    """Create the topics that do not exist yet (idempotent; safe from every process), with
+    their settings from deploy/kafka/topics.json: ``partitions`` (JIFEN_TOPIC_PARTITIONS),
+    replication and ``min.insync.replicas`` capped at the brokers the cluster has."""
     wanted = list(names or topics.with_dead_letters())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -159,15 +168,25 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [n for n in wanted if n not in existing]
             if missing:
+                brokers = len((await admin.describe_cluster())["brokers"])
+                specs = [topics.spec(n, partitions=partitions, brokers=brokers) for n in missing]
                 try:
                     await admin.create_topics(
                         [
-                            NewTopic(n, num_partitions=partitions, replication_factor=1)
-                            for n in missing
+                            NewTopic(
+                                t.name,
+                                num_partitions=t.partitions,
+                                replication_factor=t.replicas,
+                                topic_configs=t.config if not on_tansu() else {},
+                            )
+                            for t in specs
                         ]
                     )
                 except TopicAlreadyExistsError:
                     pass
+                missing = [n for n in wanted if n not in set(await admin.list_topics())]
+                if missing:  # created, but not yet in this broker's metadata: ask again
+                    raise KafkaError(f"topics not yet visible: {missing}")
             return
         except (KafkaError, OSError) as exc:
             if loop.time() > deadline:

@@ -1,8 +1,14 @@
-"""The embedded infrastructure: a PostgreSQL cluster of our own and the Tansu broker.
+"""The embedded infrastructure: a PostgreSQL cluster of our own and a broker.
 
 Used by ``make run`` (data under ``var/`` in the checkout, kept between runs) and by the
-test session (a temporary folder, free ports). Both are real servers, started and stopped
+test session (a temporary folder, free ports). All are real servers, started and stopped
 as child processes; nothing here mocks anything.
+
+The broker is Apache Kafka in KRaft mode (:class:`KafkaBroker`, one combined
+controller+broker node; :class:`KafkaCluster`, three of them with replication factor 3 and
+``min.insync.replicas`` 2, as deployed), run from the jars ``make deps`` puts in
+``.tools/kafka/libs``. Tansu (:class:`Broker`, memory only) stays as an opt-in light broker:
+``JIFEN_BROKER=tansu``. :func:`make_broker` is the one switch.
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ import socket
 import stat
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 
 def free_port() -> int:
@@ -219,10 +228,14 @@ class Broker:
     log_file: Path
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
+    kind: str = "tansu"
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def start(self, *, timeout: float = 30) -> None:
         if port_open(self.port, self.host):
@@ -254,6 +267,350 @@ class Broker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+# -- Apache Kafka ----------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+BROKER_KINDS = ("kafka", "tansu")
+DEFAULT_BROKER = "tansu"
+
+
+class EmbeddedBroker(Protocol):
+    """What the stack, the tests and the soak need of a broker, whichever it is."""
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    def start(self, *, timeout: float = ...) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def running(self) -> bool: ...
+
+
+def broker_kind() -> str:
+    """``JIFEN_BROKER``: ``kafka`` (Apache Kafka, KRaft) or ``tansu`` (memory only)."""
+    kind = os.environ.get("JIFEN_BROKER", DEFAULT_BROKER).strip().lower() or DEFAULT_BROKER
+    if kind not in BROKER_KINDS:
+        raise RuntimeError(f"JIFEN_BROKER={kind!r}: choose one of {', '.join(BROKER_KINDS)}")
+    return kind
+
+
+def kafka_home() -> Path:
+    """Where ``make deps`` installs Apache Kafka (``JIFEN_KAFKA_HOME`` overrides)."""
+    return Path(os.environ.get("JIFEN_KAFKA_HOME", REPO_ROOT / ".tools" / "kafka"))
+
+
+def kafka_libs() -> Path:
+    libs = kafka_home() / "libs"
+    if not any(libs.glob("kafka_2.13-*.jar")):
+        raise RuntimeError(
+            f"Apache Kafka is not installed in {libs}: run `make deps` "
+            "(it fetches the broker from Maven Central), or set JIFEN_BROKER=tansu"
+        )
+    return libs
+
+
+def java_bin() -> str:
+    found = shutil.which("java")
+    if found is None:
+        raise RuntimeError("java not found: run `make deps` (apt-get install default-jre-headless)")
+    return found
+
+
+def kafka_version() -> str:
+    jar = next(kafka_libs().glob("kafka_2.13-*.jar"))
+    return jar.stem.removeprefix("kafka_2.13-")
+
+
+# the JVM sized for a 2-core machine shared with PostgreSQL and six Python processes: a small
+# heap, a serial collector (no GC threads fighting the services for the two cores), the
+# quick JIT only; Kafka's own thread pools are cut down in _BASE_SETTINGS
+KAFKA_JVM = [
+    "-Xms128m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    # C1 only: a fraction of the JIT's CPU at start-up, and the broker is never the bottleneck
+    # here (the Python clients are: INFRA-FACTS.md)
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+]
+_BASE_SETTINGS = {
+    "process.roles": "broker,controller",
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+    # topics come from deploy/kafka/topics.json (ensure_topics), never by accident
+    "auto.create.topics.enable": "false",
+    "group.initial.rebalance.delay.ms": "0",
+    "num.network.threads": "2",
+    "num.io.threads": "2",
+    "background.threads": "2",
+    "num.replica.fetchers": "1",
+    "num.recovery.threads.per.data.dir": "1",
+    "log.cleaner.threads": "1",
+    "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
+    # fewer internal partitions than the defaults of 50: quicker start, less idle work
+    "offsets.topic.num.partitions": "8",
+    "transaction.state.log.num.partitions": "4",
+    "share.coordinator.state.topic.num.partitions": "2",
+    "unclean.leader.election.enable": "false",
+    "log.segment.bytes": str(64 * 1024 * 1024),
+    "log.retention.check.interval.ms": "60000",
+}
+_LOG4J = """\
+status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.org.name = org.apache.kafka
+logger.org.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def kafka_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (the tool's form)."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+@dataclass
+class KafkaBroker:
+    """One Apache Kafka node in KRaft mode (controller and broker in one JVM).
+
+    Its own ports (client ``port``, ``controller_port``) and log folder ``data_dir``, formatted
+    on first start (``--standalone`` when it is its own quorum) and kept: a restart remembers
+    topics, records, committed offsets and groups, as a real deployment does.
+    ``last_start_seconds`` is how long the last start took until the broker answered.
+    """
+
+    port: int
+    data_dir: Path
+    log_file: Path
+    controller_port: int = field(default_factory=free_port)
+    node_id: int = 1
+    host: str = "127.0.0.1"
+    # "1@127.0.0.1:p1,2@…": a static quorum of several nodes; None = this node alone
+    voters: str | None = None
+    cluster_id: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    last_start_seconds: float = 0.0
+    last_format_seconds: float = 0.0
+    kind: str = "kafka"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.properties"
+
+    def settings(self) -> dict[str, str]:
+        single = self.voters is None
+        rf = "1" if single else "3"
+        settings = dict(_BASE_SETTINGS)
+        settings.update(
+            {
+                "node.id": str(self.node_id),
+                "listeners": (
+                    f"PLAINTEXT://{self.host}:{self.port},"
+                    f"CONTROLLER://{self.host}:{self.controller_port}"
+                ),
+                "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+                "log.dirs": str(self.data_dir),
+                "default.replication.factor": rf,
+                "min.insync.replicas": "1" if single else "2",
+                "offsets.topic.replication.factor": rf,
+                "transaction.state.log.replication.factor": rf,
+                "transaction.state.log.min.isr": "1" if single else "2",
+                "share.coordinator.state.topic.replication.factor": rf,
+                "share.coordinator.state.topic.min.isr": "1" if single else "2",
+            }
+        )
+        if single:
+            settings["controller.quorum.bootstrap.servers"] = f"{self.host}:{self.controller_port}"
+        else:
+            settings["controller.quorum.voters"] = str(self.voters)
+        settings.update(self.extra)
+        return settings
+
+    def write_config(self) -> None:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"{k}={v}" for k, v in self.settings().items()]
+        self.config_file.write_text("\n".join(lines) + "\n")
+        log4j = self.data_dir.parent / f"{self.data_dir.name}-log4j2.properties"
+        log4j.write_text(_LOG4J.format(log=self.log_file))
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        log4j = self.data_dir.parent / f"{self.data_dir.name}-log4j2.properties"
+        return [
+            java_bin(),
+            *KAFKA_JVM,
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            f"{kafka_libs()}/*",
+            main,
+            *args,
+        ]
+
+    def formatted(self) -> bool:
+        return (self.data_dir / "meta.properties").exists()
+
+    def format(self) -> None:
+        """Format the KRaft log folder (once; a formatted folder is kept as it is)."""
+        if self.formatted():
+            return
+        t = time.monotonic()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cluster_id = self.cluster_id or kafka_cluster_id()
+        args = ["format", "-t", cluster_id, "-c", str(self.config_file), "--ignore-formatted"]
+        if self.voters is None:
+            args.append("--standalone")
+        done = subprocess.run(
+            self._java("kafka.tools.StorageTool", *args), capture_output=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"formatting Kafka's log folder {self.data_dir} failed: "
+                + done.stdout.decode(errors="replace")[-800:]
+                + done.stderr.decode(errors="replace")[-800:]
+            )
+        self.last_format_seconds = time.monotonic() - t
+
+    def start(self, *, timeout: float = 120, wait: bool = True) -> None:
+        if port_open(self.port, self.host):
+            raise RuntimeError(f"port {self.port} is already in use; set JIFEN_BROKER_PORT")
+        t = time.monotonic()
+        self.write_config()
+        self.format()
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self._java("kafka.Kafka", str(self.config_file)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._started_at = t
+        if wait:
+            self.wait_started(timeout=timeout)
+
+    def wait_started(self, *, timeout: float = 120) -> None:
+        """Until the broker answers on its client port (a single node: until it serves)."""
+        wait_port(self.port, timeout=timeout, what=f"kafka node {self.node_id}", proc=self.proc)
+        self.last_start_seconds = time.monotonic() - getattr(self, "_started_at", time.monotonic())
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """A crash: the JVM gets no chance to close its logs (recovery on the next start)."""
+        if not self.running():
+            return
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM: leadership moved away, logs flushed)."""
+        if not self.running():
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@dataclass
+class KafkaCluster:
+    """Three Apache Kafka KRaft nodes on loopback (each controller and broker), a static quorum
+    of three voters, replication factor 3 and ``min.insync.replicas`` 2 as in deploy/: for the
+    scale and fault tests. Node ``i`` (1-based) is ``nodes[i - 1]``."""
+
+    home: Path
+    size: int = 3
+    host: str = "127.0.0.1"
+    nodes: list[KafkaBroker] = field(default_factory=list)
+    kind: str = "kafka-cluster"
+    last_start_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.nodes:
+            return
+        controller_ports = [free_port() for _ in range(self.size)]
+        voters = ",".join(f"{i}@{self.host}:{p}" for i, p in enumerate(controller_ports, 1))
+        cluster_id = kafka_cluster_id()
+        for i, cport in enumerate(controller_ports, 1):
+            self.nodes.append(
+                KafkaBroker(
+                    free_port(),
+                    self.home / f"kafka-{i}",
+                    self.home / "log" / f"kafka-{i}.log",
+                    controller_port=cport,
+                    node_id=i,
+                    host=self.host,
+                    voters=voters,
+                    cluster_id=cluster_id,
+                )
+            )
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def node(self, node_id: int) -> KafkaBroker:
+        return self.nodes[node_id - 1]
+
+    def __iter__(self) -> Iterator[KafkaBroker]:
+        return iter(self.nodes)
+
+    def start(self, *, timeout: float = 180) -> None:
+        """Start every node at once (a quorum of three needs two to elect a leader)."""
+        t = time.monotonic()
+        for n in self.nodes:
+            if not n.running():
+                n.start(wait=False)
+        for n in self.nodes:
+            n.wait_started(timeout=timeout)
+        self.last_start_seconds = time.monotonic() - t
+
+    def running(self) -> bool:
+        return all(n.running() for n in self.nodes)
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            if n.running():
+                assert n.proc is not None
+                n.proc.send_signal(signal.SIGTERM)
+        for n in self.nodes:
+            n.stop()
+
+
+def make_broker(port: int, home: Path, kind: str | None = None) -> EmbeddedBroker:
+    """The stack's broker: Apache Kafka (log under ``home/kafka``) or, opt-in, Tansu."""
+    kind = kind or broker_kind()
+    if kind == "tansu":
+        return Broker(port, home / "log" / "broker.log")
+    return KafkaBroker(port, home / "kafka", home / "log" / "broker.log")
 
 
 @dataclass
