@@ -1,4 +1,9 @@
-"""Adjustments: one admin requests, another approves; only then is an entry appended."""
+"""Adjustments: one admin requests, another approves; only then is an entry appended.
+
+An adjustment moves (the admin's organisation, account) and nothing of any other
+organisation; the approver is neither the requester nor the account (normalised identities);
+a debit never takes that balance below zero (checked at request and again, under the
+account's row lock, at approval)."""
 
 from __future__ import annotations
 
@@ -29,8 +34,19 @@ router = APIRouter(prefix="/v1/adjustments", tags=["adjustments"])
 # an adjustment or a decision is a few fields: bounded well below the global 256 KiB
 SMALL_BODY = max_body(16 * 1024)
 REFUSALS = {
-    409: {"description": "Refused: `reason` is same_person or already_decided"},
+    409: {
+        "description": "Refused: `reason` is same_person (the requester, compared case- and "
+        "space-insensitively), beneficiary (the adjusted account itself), "
+        "adjustment_overdraws (a debit below zero of your organisation's balance) or "
+        "already_decided"
+    },
     404: {"description": "No such adjustment in your organisation"},
+}
+REQUEST_REFUSALS = {
+    409: {
+        "description": "Refused: `reason` adjustment_overdraws (a debit would take your "
+        "organisation's balance of the account below zero)"
+    }
 }
 
 
@@ -46,7 +62,9 @@ def _out(row: asyncpg.Record) -> AdjustmentOut:
     openapi_extra=SMALL_BODY,
     status_code=201,
     response_model=AdjustmentOut,
-    summary="Request an adjustment (takes effect when a second admin approves)",
+    responses=REQUEST_REFUSALS,
+    summary="Request an adjustment of an account of your organisation (a second admin, "
+    "neither you nor the account, approves it)",
 )
 async def request_adjustment(
     body: AdjustmentIn, request: Request, conn: Conn, who: Admin
