@@ -9,16 +9,23 @@ the legitimate counterpart of each works.
 - jobs, hazards and needs for communities that do not exist in the caller's organisation;
 - organisations ship with limits: a 10,000-point automatic job for a real member is held for
   the admin, not credited unseen; the admin may raise the limits;
-- numbers as strings are refused (422)."""
+- numbers as strings are refused (422);
+- data written by the previous schema migrates to these rules."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from tests.helpers import Api, ensure_community, eventually, register
+
+from jifen.kernel.db import migrate
+from jifen.kernel.devstack import DevStack
+from jifen.tasks.db import MIGRATIONS
 
 pytestmark = pytest.mark.e2e
 
@@ -337,3 +344,77 @@ async def test_numbers_as_strings_are_refused(apis: dict[str, Api], field: str, 
     assert r.status_code == 422 and field in r.json()["detail"], r.text
     r = await tasks.http.get("/v1/jobs", headers=tasks.auth("officer", org=org))
     assert r.json() == []
+
+
+async def test_data_of_the_previous_schema_migrates_to_the_new_rules(
+    stack: DevStack, tmp_path: Path
+) -> None:
+    """A tasks database filled by the previous schema (static check-in codes, limits unset,
+    jobs naming communities never added): after the migration the static code is void and a
+    secret is in its place, the communities exist (with no members), and the limits are set."""
+    import shutil
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in sorted(MIGRATIONS.glob("*.sql")):
+        if f.name < "0005":
+            shutil.copy(f, before / f.name)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(stack.pg.dsn())
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        dsn = stack.pg.dsn(name)
+        await migrate(dsn, before)
+        conn = await asyncpg.connect(dsn)
+        try:
+            job = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO job (id, org_id, community_id, title, category, points, capacity,"
+                " starts_at, ends_at, verification, created_by, checkin_code)"
+                " VALUES ($1, 'org-old', 'old-grid', 'old', 'other', 10, 2, now(),"
+                " now() + interval '1 hour', 'checkin', 'officer-li', 'K7QX2M')",
+                job,
+            )
+            await conn.execute(
+                "INSERT INTO organisation (id, daily_points_admin, updated_by)"
+                " VALUES ('org-old', 100, 'admin-chen'), ('org-none', NULL, 'admin-chen')"
+            )
+            await migrate(dsn, MIGRATIONS)
+            row = await conn.fetchrow("SELECT * FROM job WHERE id = $1", job)
+            assert row["checkin_code"] is None and len(row["checkin_secret"]) == 32
+            assert row["open_to_all"] is False
+            community = await conn.fetchrow(
+                "SELECT * FROM community WHERE org_id = 'org-old' AND id = 'old-grid'"
+            )
+            assert community["created_by"] == "migration:0005"
+            assert await conn.fetchval("SELECT count(*) FROM community_member") == 0
+            orgs = {
+                r["id"]: dict(r) for r in await conn.fetch("SELECT * FROM organisation ORDER BY id")
+            }
+            # an admin threshold set before is kept, and the first one fits under it
+            assert (
+                orgs["org-old"]["daily_points_officer"],
+                orgs["org-old"]["daily_points_admin"],
+            ) == (
+                100,
+                100,
+            )
+            assert (
+                orgs["org-none"]["daily_points_officer"],
+                orgs["org-none"]["daily_points_admin"],
+            ) == (
+                200,
+                500,
+            )
+            assert all(
+                o["daily_points_per_officer"] == 3000 and o["automatic_job_points"] == 300
+                for o in orgs.values()
+            )
+            # the old static code can never be written back
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute("UPDATE job SET checkin_code = 'K7QX2M' WHERE id = $1", job)
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
