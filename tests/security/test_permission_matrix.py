@@ -114,6 +114,8 @@ class World:
                 )
             )
         self.ids["job_id"] = jobs[1]["id"]
+        checkin = await self.post(t, "/v1/jobs", "officer", {**job_body, "verification": "checkin"})
+        self.ids["checkin_job_id"] = checkin["id"]
         self.ids["completion_id"] = completions[1]["id"]
         await self.post(t, f"/v1/completions/{completions[0]['id']}/verify", "officer", None)
         await self.post(
@@ -225,6 +227,12 @@ class World:
         ] + [self.home, self.volunteer, community]
 
 
+# Path parameters that name another object of the world than the one of that name: the
+# check-in code exists only for a job verified by check-in
+PATH_IDS: dict[tuple[str, str], dict[str, str]] = {
+    ("GET", "/v1/jobs/{job_id}/checkin-code"): {"job_id": "checkin_job_id"},
+}
+
 # Query strings some reads need to be meaningful (a volunteer lists their own completions).
 QUERY: dict[tuple[str, str], str] = {
     ("GET", "/v1/completions"): "?account_id={account_id}",
@@ -300,6 +308,8 @@ async def _call(
     extra: dict[str, str],
 ) -> Any:
     ids = {**w.ids, **extra}
+    for name, instead in PATH_IDS.get((method, path), {}).items():
+        ids[name] = ids[instead]
     url = path.format(**ids) + QUERY.get((method, path), "").format(**ids)
     kwargs: dict[str, Any] = {"headers": headers}
     if method != "GET":
