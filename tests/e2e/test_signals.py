@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from jifen.kernel.devstack import DevStack
+from jifen.kernel.metrics import SCRAPE_TOKEN_FILE
 from tests.e2e.test_typical_journey import earn
 from tests.helpers import Api, eventually
 
@@ -40,7 +41,10 @@ async def test_a_burst_by_one_volunteer_is_flagged_and_counted_once(
     assert max(f["value"] for f in flags) > 6
 
     signals_url = f"http://127.0.0.1:{services.ports.points_signals}"
-    async with httpx.AsyncClient(timeout=10) as http:
+    # the flags per organisation are behind the scrape credential, as Prometheus reads them
+    token = (services.keys_dir / SCRAPE_TOKEN_FILE).read_text().strip()
+    scraper = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=10, headers=scraper) as http:
 
         async def gauge() -> float | None:
             text = (await http.get(f"{signals_url}/metrics")).text
