@@ -328,6 +328,64 @@ async def test_an_automatic_job_pays_only_so_much_without_a_person(apis: dict[st
         statuses.append((r.json()["status"], r.json()["hold_level"]))
     # 10 + 10 fit under 25; the third would make 30: an officer looks first
     assert statuses == [("verified", None), ("verified", None), ("held", "officer")]
+    # ... not the officer who published the automatic job (nobody else would have looked)
+    held = r.json()
+    for me in ("officer-li", "OFFICER-LI"):
+        r = await tasks.http.post(
+            f"/v1/completions/{held['id']}/approve",
+            headers=tasks.auth("officer", me, org=org),
+            json={"reason": "my own job, fine"},
+        )
+        _refused(r, 409, "own_decision")
+    r = await tasks.http.post(
+        f"/v1/completions/{held['id']}/approve",
+        headers=tasks.auth("officer", "officer-zhao", org=org),
+        json={"reason": "saw the patrol log"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "verified", r.text
+    assert r.json()["verified_by"] == "officer-zhao"
+
+
+async def test_an_officer_approving_holds_stays_within_the_per_officer_limit(
+    apis: dict[str, Api],
+) -> None:
+    tasks = apis["tasks"]
+    org = _org()
+    r = await tasks.http.put(
+        "/v1/organisation",
+        headers=tasks.auth("admin", org=org),
+        json={"daily_points_officer": 10, "daily_points_per_officer": 40},
+    )
+    assert r.status_code == 200, r.text
+    job = await _publish(tasks, org, points=15, capacity=5)
+    held = []
+    for i in range(3):
+        vol = f"vol-b-{i}"
+        await register(tasks, vol, org=org)
+        assert (await _claim(tasks, org, job, vol)).status_code == 201
+        done = await _complete(tasks, org, job, vol)
+        r = await tasks.http.post(
+            f"/v1/completions/{done.json()['id']}/verify",
+            headers=tasks.auth("officer", "officer-zhao", org=org),
+        )
+        assert (r.json()["status"], r.json()["hold_level"]) == ("held", "officer"), r.text
+        held.append(r.json()["id"])
+    # officer-zhao approves two (30 points); a third would be 45 > 40: the admin's to decide
+    results = []
+    for cid in held:
+        r = await tasks.http.post(
+            f"/v1/completions/{cid}/approve",
+            headers=tasks.auth("officer", "officer-zhao", org=org),
+            json={"reason": "roster checked"},
+        )
+        results.append(r.json()["status"] if r.status_code == 200 else r.json()["reason"])
+    assert results == ["verified", "verified", "needs_admin"]
+    r = await tasks.http.post(
+        f"/v1/completions/{held[2]}/approve",
+        headers=tasks.auth("admin", org=org),
+        json={"reason": "roster checked by the admin"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "verified", r.text
 
 
 @pytest.mark.parametrize(

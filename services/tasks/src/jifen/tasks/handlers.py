@@ -584,7 +584,41 @@ async def approve_completion(
                 hold_level=level.value,
                 hold_reason=c["hold_reason"],
             )
+        if c["verification"] != VerificationMode.OFFICER.value and same_person(
+            who, c["job_created_by"]
+        ):
+            # nobody looked at a check-in or automatic completion: the officer who published
+            # the job is its de facto verifier, and a hold needs somebody else
+            raise OwnDecision(
+                f"不能批准自己发布的{c['verification']}岗位的完成记录 this {c['verification']} "
+                f"job was published by {c['job_created_by']}: another officer or the admin "
+                "approves it",
+                decided_by=c["job_created_by"],
+            )
+        if role == "officer":
+            await _check_officer_budget(conn, q, org, who, c["points"])
         return await _decide(conn, q, contracts, c, org=org, by=who, approved=reason)
+
+
+async def _check_officer_budget(
+    conn: asyncpg.Connection, q: Queries, org: str, officer: str, points: int
+) -> None:
+    """An officer's approvals count against their per-officer daily limit like their
+    verifications: beyond it, only the admin approves."""
+    limits, tz = await _limits(conn, q, org)
+    if limits.daily_points_per_officer is None:
+        return
+    me = identity(officer)
+    await conn.execute(q["lock_limit_key"], f"limits:officer:{org}:{me}")
+    since = day_start(datetime.now(UTC), tz)
+    used = await conn.fetchval(q["officer_points_today"], org, me, since)
+    if used + points > limits.daily_points_per_officer:
+        raise NeedsAdmin(
+            f"{used + points} points verified today on your authority would exceed the "
+            f"organisation's per-officer limit of {limits.daily_points_per_officer}: only its "
+            "admin may approve it",
+            per_officer_limit=limits.daily_points_per_officer,
+        )
 
 
 async def reject_completion(
