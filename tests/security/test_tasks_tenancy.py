@@ -476,3 +476,46 @@ async def test_data_of_the_previous_schema_migrates_to_the_new_rules(
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_a_hold_appeal_is_decided_by_another_officer_than_the_verifier(
+    apis: dict[str, Api],
+) -> None:
+    tasks = apis["tasks"]
+    org = _org()
+    r = await tasks.http.put(
+        "/v1/organisation",
+        headers=tasks.auth("admin", org=org),
+        json={"daily_points_officer": 5},
+    )
+    assert r.status_code == 200, r.text
+    vol = "vol-held"
+    await register(tasks, vol, org=org)
+    job = await _publish(tasks, org, points=10)
+    assert (await _claim(tasks, org, job, vol)).status_code == 201
+    done = await _complete(tasks, org, job, vol)
+    r = await tasks.http.post(
+        f"/v1/completions/{done.json()['id']}/verify",
+        headers=tasks.auth("officer", "officer-zhao", org=org),
+    )
+    assert r.json()["status"] == "held", r.text
+    r = await tasks.http.post(
+        "/v1/appeals",
+        headers=tasks.auth("volunteer", vol, org=org),
+        json={"completion_id": done.json()["id"], "kind": "hold", "reason": "a long shift"},
+    )
+    assert r.status_code == 201, r.text
+    appeal = r.json()["id"]
+    r = await tasks.http.post(
+        f"/v1/appeals/{appeal}/decisions",
+        headers=tasks.auth("officer", "OFFICER-ZHAO", org=org),
+        json={"outcome": "dismissed", "reason": "the hold stands"},
+    )
+    _refused(r, 409, "own_decision")
+    r = await tasks.http.post(
+        f"/v1/appeals/{appeal}/decisions",
+        headers=tasks.auth("officer", "officer-wang", org=org),
+        json={"outcome": "upheld", "reason": "the shift log shows it"},
+    )
+    assert r.status_code == 201 and r.json()["status"] == "upheld", r.text
+    assert [d["decided_by"] for d in r.json()["decisions"]] == ["officer-wang"]
