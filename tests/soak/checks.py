@@ -59,9 +59,9 @@ async def pending(stack: DevStack) -> dict[str, int]:
             out[what] = int(await value(stack.owner_dsn(service), sql))
     ledger = await balances(stack)
     wallets = {
-        r["account_id"]: r["ledger_balance"]
+        f"{r['org_id']}/{r['account_id']}": r["ledger_balance"]
         for r in await rows(
-            stack.owner_dsn("redeem"), "SELECT account_id, ledger_balance FROM wallet"
+            stack.owner_dsn("redeem"), "SELECT org_id, account_id, ledger_balance FROM wallet"
         )
     }
     out["wallets behind the ledger"] = sum(
@@ -81,9 +81,12 @@ async def pending(stack: DevStack) -> dict[str, int]:
 
 
 async def balances(stack: DevStack) -> dict[str, int]:
+    """Each ledger account's balance, keyed ``org/account``."""
     return {
-        r["account_id"]: r["balance"]
-        for r in await rows(stack.owner_dsn("points"), "SELECT account_id, balance FROM account")
+        f"{r['org_id']}/{r['account_id']}": r["balance"]
+        for r in await rows(
+            stack.owner_dsn("points"), "SELECT org_id, account_id, balance FROM account"
+        )
     }
 
 
@@ -186,12 +189,13 @@ async def figures(
     # every balance equal to its entries (the projection against the append-only rows)
     for r in await rows(
         points,
-        "SELECT coalesce(a.account_id, e.account_id) AS account_id, a.balance, a.seq,"
-        "       e.total, e.n, e.last_balance"
+        # a ledger account is (organisation, account): one chain and one balance each
+        "SELECT coalesce(a.org_id, e.org_id) || '/' || coalesce(a.account_id, e.account_id)"
+        "       AS account_id, a.balance, a.seq, e.total, e.n, e.last_balance"
         " FROM account a FULL JOIN ("
-        "   SELECT account_id, sum(amount) AS total, count(*) AS n,"
+        "   SELECT org_id, account_id, sum(amount) AS total, count(*) AS n,"
         "          (array_agg(balance_after ORDER BY account_seq DESC))[1] AS last_balance"
-        "   FROM ledger_entry GROUP BY account_id) e USING (account_id)",
+        "   FROM ledger_entry GROUP BY org_id, account_id) e USING (org_id, account_id)",
     ):
         f.accounts += 1
         total = int(r["total"] or 0)
