@@ -43,13 +43,22 @@ async def _terminate(admin: asyncpg.Connection, pid: int) -> None:
 def _terminate_blocking(dsn: str, pid: int) -> None:
     """Terminate backend ``pid`` and return once it is gone, from a psql process, so that this
     process's event loop does not run meanwhile (and cannot notice the loss early)."""
+    # psql's own variables keep the pid out of the statements' text
     sql = (
-        f"SELECT pg_terminate_backend({pid});"
-        f" DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = {pid})"
+        "SELECT pg_terminate_backend(:pid);"
+        " CREATE FUNCTION pg_temp.wait_gone(p int) RETURNS void LANGUAGE plpgsql AS $$"
+        " BEGIN WHILE EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = p)"
         " LOOP PERFORM pg_sleep(0.01); END LOOP; END $$;"
+        " SELECT pg_temp.wait_gone(:pid);"
     )
     psql = str(postgres_bin_dir() / "psql")
-    subprocess.run([psql, dsn, "-qAtc", sql], check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [psql, dsn, "-qAt", "-v", "ON_ERROR_STOP=1", "-v", f"pid={int(pid)}"],
+        input=sql.encode(),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -67,5 +67,5 @@ def test_the_longest_lifetime_is_configurable_and_a_week_is_accepted(
     week = issue_token(tmp_path, subject="a", role="app", org="jm", ttl_seconds=7 * 86400)
     assert TokenVerifier(tmp_path).verify(week).subject == "a"
     monkeypatch.setenv("JIFEN_MAX_TOKEN_TTL_SECONDS", str(3600))
-    with pytest.raises(InvalidToken, match="at most 0.0416667 days"):
+    with pytest.raises(InvalidToken, match=r"at most 0\.0416667 days"):
         TokenVerifier(tmp_path).verify(week)
