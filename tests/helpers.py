@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 
 from jifen.kernel.devstack import DevStack, Ports
-from jifen.kernel.stack import free_port
+from jifen.kernel.stack import KafkaCluster, free_port
 
 T = TypeVar("T")
 
@@ -39,15 +39,19 @@ def free_ports() -> Ports:
 
 
 @contextmanager
-def isolated_stack(prefix: str, extra_env: dict[str, str] | None = None) -> Iterator[DevStack]:
+def isolated_stack(
+    prefix: str, extra_env: dict[str, str] | None = None, *, kafka_cluster: bool = False
+) -> Iterator[DevStack]:
     """PostgreSQL and the broker of the caller's own, on free ports in a new folder under /tmp
     (never clashing with `make run` or another test's stack), started, and stopped and removed
     after. For tests that kill, freeze or restart things. ``JIFEN_KEEP_TEST_HOME=1`` keeps the
-    folder (the services' logs are in ``log/``)."""
+    folder (the services' logs are in ``log/``). The broker is the one ``JIFEN_BROKER`` names;
+    ``kafka_cluster`` makes it three Apache Kafka KRaft nodes (RF 3, min ISR 2) instead."""
     # /tmp itself, not pytest's 0700 tmp folder: the 'postgres' user must reach the data dir
     home = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(home, 0o755)  # noqa: S103
-    stack = DevStack(home, free_ports(), say=False, extra_env=extra_env)
+    broker = KafkaCluster(home) if kafka_cluster else None
+    stack = DevStack(home, free_ports(), say=False, extra_env=extra_env, broker=broker)
     try:
         stack.start_infra()
         yield stack

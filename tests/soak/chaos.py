@@ -1,15 +1,17 @@
 """The chaos loop, and what keeps count through it.
 
 - ``Chaos``: at random intervals (seeded) kills a worker with SIGKILL and starts it again, or
-  restarts the broker (which forgets every topic, record and committed offset), or restarts
-  PostgreSQL (fast shutdown: every connection dropped). A watchdog restarts any process that
-  exits without being told to, and records it.
+  kills the broker (Apache Kafka: SIGKILL, a crash, then a start on its kept log; on a
+  three-node cluster one node, drawn by the seed; the opt-in Tansu: a restart, after which it
+  has forgotten every topic, record and committed offset), or restarts PostgreSQL (fast
+  shutdown: every connection dropped). A watchdog restarts any process that exits without
+  being told to, and records it.
 - ``Meter``: scrapes every worker's /metrics every two seconds and sums each counter across
   the worker's restarts (a killed process's counters start again from zero; it is scraped
   once more just before it is killed, so only the increments of those last moments are lost:
   the sums are lower bounds).
 - ``DeadLetters``: reads the ``*.dlq`` topics from the beginning before each broker restart
-  (which would forget them) and at the end, so each dead letter is counted once, with its
+  (Tansu would forget them) and at the end, so each dead letter is counted once, with its
   reason.
 """
 
@@ -34,13 +36,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jifen.kernel import topics
 from jifen.kernel.devstack import DevStack, Proc
+from jifen.kernel.stack import KafkaBroker, KafkaCluster
 
 WORKERS = ("points-worker", "tasks-worker", "redeem-worker")
 FAULTS = {
     "points-worker": "SIGKILL + restart of the points worker (ledger consumer, its relay)",
     "tasks-worker": "SIGKILL + restart of the tasks worker (outbox relay, acks, republishing)",
     "redeem-worker": "SIGKILL + restart of the redeem worker (outbox relay, wallets, resending)",
-    "broker": "broker restart (stop, start: it forgets every topic, record and offset)",
+    "broker": "broker SIGKILL + start (Kafka keeps its log; Tansu forgets every topic and offset)",
     "postgres": "PostgreSQL restart (fast shutdown: every connection dropped)",
 }
 
@@ -124,7 +127,7 @@ class Meter:
 class DeadLetters:
     def __init__(self) -> None:
         self.records: dict[tuple[int, str, int, int], dict[str, Any]] = {}
-        self.epoch = 0  # one per broker lifetime: offsets start again at 0 after a restart
+        self.epoch = 0  # one per Tansu lifetime: its offsets start again at 0 after a restart
         self.failed_reads = 0
 
     def next_epoch(self) -> None:
@@ -160,7 +163,7 @@ class DeadLetters:
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             empty = 0
-            while empty < 2:  # never trust end offsets on this broker: read until quiet
+            while empty < 2:  # not end offsets: Tansu's are wrong; read until quiet
                 batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
                 if not any(batch.values()):
                     empty += 1
@@ -295,12 +298,24 @@ class Chaos:
             except (TimeoutError, RuntimeError) as exc:
                 note = str(exc)
         elif kind == "broker":
-            await self.dead_letters.collect(self.stack.broker.bootstrap)
-            await asyncio.to_thread(self.stack.broker.stop)
-            self.dead_letters.next_epoch()
+            broker = self.stack.broker
+            restart: Callable[[], None]
+            await self.dead_letters.collect(broker.bootstrap)
+            if isinstance(broker, KafkaCluster):  # one node crashes; the others carry on
+                node = self.rng.choice(broker.nodes)
+                await asyncio.to_thread(node.kill)
+                note = f"node {node.node_id}"
+                restart = node.start
+            elif isinstance(broker, KafkaBroker):  # a crash: no controlled shutdown
+                await asyncio.to_thread(broker.kill)
+                restart = broker.start
+            else:  # Tansu: a restart forgets everything, dead letters included
+                await asyncio.to_thread(broker.stop)
+                self.dead_letters.next_epoch()
+                restart = broker.start
             await asyncio.sleep(down)
             t = time.monotonic()
-            await asyncio.to_thread(self.stack.broker.start)
+            await asyncio.to_thread(restart)
             recovered = time.monotonic() - t
         elif kind == "postgres":
             down = self.rng.uniform(0.0, 2.0)

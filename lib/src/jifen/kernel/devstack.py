@@ -142,6 +142,10 @@ class DevStack:
             env[f"JIFEN_{up}_PORT"] = str(getattr(self.ports, s))
             env[f"JIFEN_{up}_WORKER_PORT"] = str(getattr(self.ports, f"{s}_worker"))
         env["JIFEN_POINTS_SIGNALS_PORT"] = str(self.ports.points_signals)
+        if self.broker.kind != "tansu" and "JIFEN_KAFKA_FETCH_MAX_WAIT_MS" not in env:
+            # Kafka answers a waiting fetch as soon as data arrives: the wait is no latency floor
+            # (as on Tansu, settings' 20 ms), only how often an idle consumer asks again
+            env["JIFEN_KAFKA_FETCH_MAX_WAIT_MS"] = "500"
         env.update(self.extra_env)
         return env
 
@@ -184,6 +188,9 @@ class DevStack:
     def start_broker(self) -> None:
         self.broker.start()
         self.say(f"  broker      {self.broker.bootstrap}  ({self.describe_broker()})")
+        proc = getattr(self.broker, "proc", None)
+        if proc is not None:  # found and ended by the next run or `make stop` if we die
+            (self.home / BROKER_PIDFILE).write_text(str(proc.pid))
 
     # -- services -----------------------------------------------------------------------
     def start_process(self, service: str, kind: str) -> Proc:
@@ -277,6 +284,7 @@ class DevStack:
             self.stop_process(name)
         self.prometheus.stop()
         self.broker.stop()
+        (self.home / BROKER_PIDFILE).unlink(missing_ok=True)
         self.pg.stop()
 
     def token(
@@ -293,6 +301,29 @@ class DevStack:
             org=org,
             ttl_seconds=ttl_seconds,
         )
+
+
+BROKER_PIDFILE = "broker.pid"
+
+
+def reap_stale_broker(home: Path) -> None:
+    """End a broker left running by a supervisor that died without stopping it (it runs in a
+    session of its own): only the process named in ``home``'s pid file, and only if its
+    command line names ``home``, so a reused pid is never touched."""
+    pidfile = home / BROKER_PIDFILE
+    if not pidfile.exists():
+        return
+    with contextlib.suppress(ValueError, OSError):
+        pid = int(pidfile.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        if str(home.resolve()) in cmdline or str(home) in cmdline:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
 
 
 def _configured_pg_data(home: Path) -> Path:
@@ -320,6 +351,7 @@ def run(home: Path | None = None) -> int:
             print(f"jifen is already running (pid {other}); `make stop` first", file=sys.stderr)
             return 1
     pidfile.write_text(str(os.getpid()))
+    reap_stale_broker(home)
     stack = DevStack(home, Ports(), pg_data=_configured_pg_data(home))
     stopping = False
 
@@ -430,6 +462,7 @@ def down(home: Path | None = None, timeout: float = 60) -> int:
         pidfile.unlink(missing_ok=True)
         # the supervisor died without cleaning up: stop the database it left behind
         PostgresCluster(_configured_pg_data(home), Ports().pg).stop()
+        reap_stale_broker(home)
         print("jifen was not running (stale pid file removed)")
         return 0
     deadline = time.monotonic() + timeout

@@ -26,6 +26,12 @@ from jifen.kernel.metrics import CONSUMER_RESTARTS, DEAD_LETTERED
 
 log = logging.getLogger(__name__)
 
+# The CloudEvents Kafka protocol binding, structured mode: the whole event (attributes and data)
+# is the record's value, and the record says so in its content-type header.
+CLOUDEVENTS_HEADERS = [("content-type", b"application/cloudevents+json")]
+# a dead letter is not an event: a JSON record about one (the original kept inside it)
+DEAD_LETTER_CONTENT_TYPE = ("content-type", b"application/json")
+
 
 def on_tansu() -> bool:
     """The opt-in light broker, which lacks idempotent producers (INFRA-FACTS.md)."""
@@ -63,6 +69,9 @@ def make_consumer(
         "session_timeout_ms": session_timeout_ms,
         "heartbeat_interval_ms": max(session_timeout_ms // 4, 500),
         "max_poll_records": 2000,
+        # a subscribed topic deleted and re-created (Kafka) or forgotten by a restart (Tansu)
+        # comes back into the assignment at the next metadata refresh: every 5 s, not 5 min
+        "metadata_max_age_ms": 5_000,
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
         "fetch_max_bytes": 16 * 1024 * 1024,
     }
@@ -232,7 +241,7 @@ async def dead_letter(
         topics.dlq(topic),
         orjson.dumps(record),
         key=key,
-        headers=[("jifen-dlq-reason", reason[:500].encode())],
+        headers=[DEAD_LETTER_CONTENT_TYPE, ("jifen-dlq-reason", reason[:500].encode())],
     )
     DEAD_LETTERED.labels(topic=topic, reason=_reason_label(reason)).inc()
     log.warning("dead-lettered record from %s[%s]@%s: %s", topic, partition, offset, reason)

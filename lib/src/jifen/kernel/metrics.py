@@ -106,22 +106,37 @@ CONSUMER_RESTARTS = Counter(
 )
 CONSUMER_LAG = Gauge(
     "jifen_kafka_consumer_lag_events",
-    "Records behind the partition's high watermark, by consumer group, topic and partition. "
-    "Computed from the high watermark carried by fetch responses and the consumer's own "
-    "position, never from ListOffsets end offsets, which the embedded broker (Tansu) reports "
-    "wrongly; on Tansu treat it as an estimate.",
+    "Records behind the partition's end (high watermark), by consumer group, topic and "
+    "partition: the broker's end offsets (ListOffsets, at most every 2 s) less the consumer's "
+    "position. On the opt-in Tansu broker, whose end offsets are wrong, the high watermark "
+    "carried by fetch responses is used instead; treat it as an estimate there.",
     ["group", "topic", "partition"],
 )
+LAG_EVERY = 2.0
+_lag_ends: dict[int, tuple[float, dict[Any, int]]] = {}
 
 
 async def observe_lag(consumer: Any, group: str) -> None:
-    """Set the lag gauge for the partitions ``consumer`` (an AIOKafkaConsumer) holds."""
-    for tp in consumer.assignment():
-        high = consumer.highwater(tp)
-        if high is None:
+    """Set the lag gauge for the partitions ``consumer`` (an AIOKafkaConsumer) holds: the
+    larger of the broker's end offset (asked at most every ``LAG_EVERY`` seconds) and the high
+    watermark of the latest fetch, less the consumer's position."""
+    held = list(consumer.assignment())
+    if not held:
+        return
+    now = asyncio.get_running_loop().time()
+    asked, ends = _lag_ends.get(id(consumer), (0.0, {}))
+    if now - asked >= LAG_EVERY and os.environ.get("JIFEN_BROKER", "").lower() != "tansu":
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(held), 2.0)
+        except (TimeoutError, KafkaError):
+            pass
+        _lag_ends[id(consumer)] = (now, ends)
+    for tp in held:
+        marks = [m for m in (ends.get(tp), consumer.highwater(tp)) if m is not None]
+        if not marks:
             continue
         try:
             position = await asyncio.wait_for(consumer.position(tp), 0.5)
         except (TimeoutError, KafkaError):
             continue
-        CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, high - position))
+        CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, max(marks) - position))

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from jifen.kernel.contracts import encode
+from jifen.kernel.kafka import CLOUDEVENTS_HEADERS as CE  # structured-mode content-type
 from jifen.kernel.metrics import EVENTS_PRODUCED, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 
 log = logging.getLogger(__name__)
@@ -186,10 +187,10 @@ class OutboxRelay:
             batch = batches.get((topic, where))
             if batch is None:
                 batch = batches[(topic, where)] = self.producer.create_batch()
-            if batch.append(key=key, value=r["payload"], timestamp=None) is None:  # full
+            if batch.append(key=key, value=r["payload"], timestamp=None, headers=CE) is None:
                 futures.append(await self.producer.send_batch(batch, topic, partition=where))
                 batch = batches[(topic, where)] = self.producer.create_batch()
-                if batch.append(key=key, value=r["payload"], timestamp=None) is None:
+                if batch.append(key=key, value=r["payload"], timestamp=None, headers=CE) is None:
                     raise ValueError(f"outbox row {r['id']} does not fit in a record batch")
         for (topic, where), batch in batches.items():
             if batch.record_count():

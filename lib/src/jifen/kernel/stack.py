@@ -272,7 +272,7 @@ class Broker:
 # -- Apache Kafka ----------------------------------------------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
-BROKER_KINDS = ("kafka", "tansu")
+BROKER_KINDS = ("kafka", "kafka-cluster", "tansu")
 DEFAULT_BROKER = "tansu"
 
 
@@ -293,7 +293,8 @@ class EmbeddedBroker(Protocol):
 
 
 def broker_kind() -> str:
-    """``JIFEN_BROKER``: ``kafka`` (Apache Kafka, KRaft) or ``tansu`` (memory only)."""
+    """``JIFEN_BROKER``: ``kafka`` (one Apache Kafka KRaft node), ``kafka-cluster`` (three, RF 3,
+    min ISR 2: for soaks and scale runs) or ``tansu`` (memory only)."""
     kind = os.environ.get("JIFEN_BROKER", DEFAULT_BROKER).strip().lower() or DEFAULT_BROKER
     if kind not in BROKER_KINDS:
         raise RuntimeError(f"JIFEN_BROKER={kind!r}: choose one of {', '.join(BROKER_KINDS)}")
@@ -606,10 +607,13 @@ class KafkaCluster:
 
 
 def make_broker(port: int, home: Path, kind: str | None = None) -> EmbeddedBroker:
-    """The stack's broker: Apache Kafka (log under ``home/kafka``) or, opt-in, Tansu."""
+    """The stack's broker: Apache Kafka (log under ``home/kafka``), a three-node cluster on free
+    ports (logs under ``home/kafka-<n>``; ``port`` unused) or, opt-in, Tansu."""
     kind = kind or broker_kind()
     if kind == "tansu":
         return Broker(port, home / "log" / "broker.log")
+    if kind == "kafka-cluster":
+        return KafkaCluster(home)
     return KafkaBroker(port, home / "kafka", home / "log" / "broker.log")
 
 
