@@ -122,10 +122,17 @@ async def test_deleted_entry_is_named(union: tuple[Ledger, Path]) -> None:
     await conn.close()
     result = await verify_again(lg, tmp)
     assert named(result, "entry_missing") == {victim["id"]}
-    # the account's chain shows the hole too, at the entry after it
-    gaps = [f for f in result.findings if f.code == "chain_gap"]
-    assert [(f.entry_id, f.account_id) for f in gaps] == [(rows[3]["id"], "vol-a")]
-    assert "seq 3..3 missing" in gaps[0].message
+    # one fault, one finding: the hole in vol-a's chain is the deleted entry, said on it;
+    # the refund of the deleted debit now refunds nothing visible, which is said too
+    assert [(f.code, f.entry_id, f.account_id) for f in result.faults] == [
+        ("entry_missing", victim["id"], "vol-a"),
+        ("orphan_refund", next(r["id"] for r in rows if r["kind"] == "refund"), "vol-a"),
+    ], [str(f) for f in result.faults]
+    assert "unless its debit is an entry missing above" in result.faults[1].message
+    assert f"seq 3 after entry {rows[1]['id']}, before entry {rows[3]['id']}" in (
+        result.faults[0].message
+    )
+    assert "moved the balance by -20" in result.faults[0].message
 
 
 async def test_entry_inserted_in_the_middle_is_named(union: tuple[Ledger, Path]) -> None:
@@ -175,9 +182,17 @@ async def test_entry_inserted_in_the_middle_is_named(union: tuple[Ledger, Path])
     )
     await conn.close()
     result = await verify_again(lg, tmp)
-    # the forged entry has a valid hash of its own, but sits after vol-a's later entries
-    assert forged_id in named(result, "chain_order")
+    # named first, as inserted: it claims the place of vol-a's 3rd entry, which came first
+    first = result.faults[0]
+    assert (first.code, first.entry_id) == ("entry_inserted", forged_id), [
+        str(f) for f in result.faults
+    ]
+    assert f"entry {rows[2]['id']}" in first.message and "own hash is valid" in first.message
     assert forged_id not in named(result, "entry_hash_mismatch")
+    # then each renumbered entry, once (its other findings folded into it)
+    assert [(f.code, f.entry_id) for f in result.faults[1:] if f.code != "root_mismatch"] == [
+        ("entry_hash_mismatch", r["id"]) for r in rows[2:]
+    ]
     # the renumbered entries no longer match their hashes or the tree
     assert named(result, "entry_hash_mismatch") == {r["id"] for r in rows[2:]}
     assert named(result, "leaf_mismatch") == {r["id"] for r in rows[2:]}
@@ -194,7 +209,10 @@ async def test_two_reordered_entries_are_named(union: tuple[Ledger, Path]) -> No
     await conn.close()
     result = await verify_again(lg, tmp)
     assert named(result, "leaf_mismatch") == {x, y}
-    assert named(result, "chain_order") == {y}  # seq 1 now appears after seq 2
+    # seq 1 now comes after seq 2, which links to it: one fault, the moved entry named
+    assert [(f.code, f.entry_id) for f in result.faults if f.code != "root_mismatch"] == [
+        ("entry_moved", y)
+    ], [str(f) for f in result.faults]
     assert {f.position for f in result.findings if f.code == "changed_since_verified"} == {
         f.position for f in result.findings if f.code == "leaf_mismatch"
     }

@@ -362,3 +362,135 @@ def test_tampering_on_either_side_of_the_cutover_is_caught() -> None:
     # moving the cutover after a union has seen it is a finding
     moved = run_export(entries, cutover + 1, previous_cutover=cutover)
     assert "cutover_changed" in {f.code for f in moved.findings}
+
+
+# --- tampered exports: one finding per fault, the entry it is about named first
+
+
+def export_lines(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"position": i, "leaf_hash": leaf_hash(leaf_bytes(e)).hex(), "entry": e}
+        for i, e in enumerate(entries)
+    ]
+
+
+def verify_lines(
+    lines: list[dict[str, Any]], cp: Checkpoint, end: int, previous: bytes = b""
+) -> Result:
+    v = Verifier(KEYS, [], previous)
+    header = {"format": EXPORT_FORMAT, "start": 0, "end": end, "checkpoint": cp.to_json()}
+    v.feed_header({**header, "legacy_cutover": 0})
+    v.feed_many(lines)
+    return v.finish()
+
+
+def faults(r: Result) -> list[tuple[str, int | None, int | None]]:
+    return [(f.code, f.position, f.entry_id) for f in r.faults]
+
+
+def long_ledger(n: int = 600) -> list[dict[str, Any]]:
+    return build([posting("abc"[i % 3], Kind.CREDIT, 1 + i % 7) for i in range(n)])
+
+
+def test_one_deleted_export_line_is_one_finding_and_the_rest_is_verified() -> None:
+    entries = long_ledger()
+    cp = checkpoint(entries)
+    lines = export_lines(entries)
+    del lines[40]  # account b's 14th entry (entry 41)
+    r = verify_lines(lines, cp, len(entries))
+    assert faults(r) == [("position_gap", 40, 41)], [str(f) for f in r.faults]
+    assert [f.code for f in r.findings] == ["position_gap"]
+    gap = r.faults[0]
+    assert gap.account_id == "b" and "seq 14" in gap.message and "by 6" in gap.message
+    assert "cannot be checked past position 40" in gap.message
+    assert r.entries_checked == len(entries) - 1 and r.tree_size == len(entries)
+    # the rest really is verified: a change after the gap is still its own finding
+    lines[500]["entry"] = {**lines[500]["entry"], "amount": 99}
+    r = verify_lines(lines, cp, len(entries))
+    assert [(c, p) for c, p, _ in faults(r)] == [("position_gap", 40), ("entry_hash_mismatch", 501)]
+    assert set(r.faults[1].also) == {"leaf_mismatch", "balance_mismatch"}
+
+
+def test_a_deleted_line_is_checked_against_the_leaves_verified_before() -> None:
+    """A union that verified the export before knows the missing leaf: the tree still checks."""
+    entries = long_ledger(50)
+    cp = checkpoint(entries)
+    lines = export_lines(entries)
+    previous = b"".join(bytes.fromhex(x["leaf_hash"]) for x in lines)
+    del lines[10:12]
+    r = verify_lines(lines, cp, len(entries), previous)
+    assert faults(r) == [("position_gap", 10, None)], [str(f) for f in r.faults]
+    assert "positions 10..11" in r.faults[0].message and "entries 11..12" in r.faults[0].message
+    assert "cannot be checked" not in r.faults[0].message  # the signed root did check
+
+
+def test_an_inserted_validly_hashed_line_is_named_as_inserted_first() -> None:
+    """A forged credit for account a, chained to a's entry before it, its hashes valid, slipped
+    into the export with the later positions renumbered: one finding, the forged entry."""
+    entries = long_ledger(60)
+    cp = checkpoint(entries)
+    lines = export_lines(entries)
+    before = entries[30]  # a's 11th entry; a's next is entries[33]
+    forged_posting = posting("a", Kind.CREDIT, 500)
+    head = Head("a", seq=before["account_seq"], hash=before["entry_hash"])
+    head = replace(head, balance=before["balance_after"])
+    _, e = append(head, forged_posting)
+    forged = e.content()
+    forged.update(
+        entry_id=9999,
+        cause_type=forged_posting.event_type,
+        recorded_at=before["recorded_at"],
+        entry_hash=e.entry_hash,
+    )
+    lines.insert(
+        31, {"position": 31, "leaf_hash": leaf_hash(leaf_bytes(forged)).hex(), "entry": forged}
+    )
+    for i, line in enumerate(lines):
+        line["position"] = i
+    r = verify_lines(lines, cp, len(entries))
+    assert faults(r) == [("entry_inserted", 31, 9999)], [str(f) for f in r.faults]
+    assert "matches the export without it" in r.faults[0].message
+    assert r.account("a").balance == sum(x["amount"] for x in entries if x["account_id"] == "a")
+    # not renumbered (two lines say position 31): still the one finding, the forged entry
+    lines = export_lines(entries)
+    lines.insert(
+        31, {"position": 31, "leaf_hash": leaf_hash(leaf_bytes(forged)).hex(), "entry": forged}
+    )
+    r = verify_lines(lines, cp, len(entries))
+    assert faults(r) == [("entry_inserted", 31, 9999)], [str(f) for f in r.faults]
+    assert r.faults[0].also == ("position_out_of_order at entry 32",)
+
+
+def test_an_inserted_entry_at_the_end_of_the_tree_is_named_first() -> None:
+    """As a database owner would: the forged entry takes a's 3rd place in the chain (the later
+    ones renumbered) but, being new, the last position of the tree."""
+    entries = long_ledger(30)
+    a = [i for i, x in enumerate(entries) if x["account_id"] == "a"]
+    second = entries[a[1]]
+    for i in a[2:]:
+        entries[i] = {**entries[i], "account_seq": entries[i]["account_seq"] + 1}
+    p = posting("a", Kind.CREDIT, 500)
+    head = replace(Head("a", seq=2, hash=second["entry_hash"]), balance=second["balance_after"])
+    _, e = append(head, p)
+    forged = {**e.content(), "entry_id": 31, "cause_type": p.event_type}
+    forged.update(recorded_at=second["recorded_at"], entry_hash=e.entry_hash)
+    tampered = [*entries, forged]
+    r = verify_lines(export_lines(tampered), checkpoint(tampered), len(tampered))
+    assert faults(r)[0] == ("entry_inserted", 30, 31), [str(f) for f in r.faults]
+    # then each renumbered entry, once
+    assert [(c, eid) for c, _, eid in faults(r)[1:]] == [
+        ("entry_hash_mismatch", entries[i]["entry_id"]) for i in a[2:]
+    ]
+
+
+def test_two_swapped_lines_are_one_finding() -> None:
+    entries = long_ledger(40)
+    cp = checkpoint(entries)
+    lines = export_lines(entries)
+    lines[12], lines[15] = lines[15], lines[12]  # a's 5th and 6th entries
+    for i, line in enumerate(lines):
+        line["position"] = i
+    r = verify_lines(lines, cp, len(entries))
+    assert faults(r)[0] == ("entry_moved", 15, 13), [str(f) for f in r.faults]
+    assert {"chain_gap at entry 16"} <= set(r.faults[0].also)
+    assert [f.code for f in r.faults] == ["entry_moved", "root_mismatch"]

@@ -73,13 +73,14 @@ def verify(
             on_progress=lambda n: bar.advance(task, n),
         )
     out = Console()
+    # one line per fault, the entry it is about first; its other evidence in "also"
     if json_out:
-        for f in result.findings:
+        for f in result.faults:
             typer.echo(json.dumps(f.to_json(), ensure_ascii=False))
     else:
-        for f in result.findings:
+        for f in result.faults:
             out.print(f"[red]✗[/red] {escape(str(f))}", highlight=False, soft_wrap=True)
-        status = "[green]OK[/green]" if result.ok else f"[red]{len(result.findings)} findings[/red]"
+        status = "[green]OK[/green]" if result.ok else f"[red]{len(result.faults)} findings[/red]"
         cp = result.checkpoint
         out.print(
             f"{status}: {result.tree_size} positions, {result.entries_checked} entries checked, "

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -59,6 +59,29 @@ def sign_ref_completion(kind: str) -> bool:
 
 
 NEEDS = {"reversal": "credit", "refund": "debit"}
+# which finding names a fault when one entry has several: the entry inserted, missing or
+# moved first, then what is wrong with the entry itself, then rule breaks and consequences
+RANK = {
+    "bad_export": 0,
+    "partial_export": 0,
+    "entry_inserted": 0,
+    "entry_moved": 0,
+    "entry_missing": 0,
+    "position_gap": 0,
+    "position_out_of_order": 1,
+    "malformed_entry": 10,
+    "entry_hash_mismatch": 10,
+    "leaf_mismatch": 11,
+    "chain_order": 12,
+    "chain_gap": 12,
+    "chain_broken": 12,
+    "balance_mismatch": 13,
+    "bad_amount": 13,
+    "changed_since_verified": 30,
+    "root_mismatch": 30,
+    "truncated_export": 30,
+}
+_OTHER = 20  # rule breaks and the rest: faults of their own
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +91,8 @@ class Finding:
     position: int | None = None
     entry_id: int | None = None
     account_id: str | None = None
+    # the other findings of the same fault (consequences), folded into this one
+    also: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         where = []
@@ -77,7 +102,8 @@ class Finding:
             where.append(f"position {self.position}")
         if self.account_id is not None:
             where.append(f"account {self.account_id}")
-        return f"[{self.code}] {', '.join(where) or 'ledger'}: {self.message}"
+        also = f" (also: {', '.join(self.also)})" if self.also else ""
+        return f"[{self.code}] {', '.join(where) or 'ledger'}: {self.message}{also}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +112,7 @@ class Finding:
             "position": self.position,
             "entry_id": self.entry_id,
             "account_id": self.account_id,
+            "also": list(self.also),
         }
 
 
@@ -103,6 +130,25 @@ class AccountState:
     frozen_entries: int = 0
     # redacted positions seen when this chain's last entry was (explains legacy gaps)
     redacted_mark: int = 0
+    # positions missing from the export (or from the ledger) by then (explains chain gaps)
+    missing_mark: int = 0
+    # the chain's last states: (seq, hash, balance, entry_id, position, prev_hash, amount,
+    # kind), oldest first, the first one the state before its first entry here
+    hist: list[tuple[Any, ...]] = field(default_factory=list)
+    # two entries claimed one place in this chain; the next entry shows which one it follows
+    fork: Fork | None = None
+
+
+@dataclass(slots=True)
+class Fork:
+    """Two entries of one chain, ``a`` before ``b`` in the tree, with the same predecessor:
+    one of them was inserted. ``continued`` is the one the chain's next entry links to."""
+
+    a: tuple[Any, ...]
+    b: tuple[Any, ...]
+    account_id: str
+    before: tuple[Any, ...]
+    continued: str | None = None
 
 
 @dataclass
@@ -120,6 +166,9 @@ class Result:
     legacy_cutover: int | None = None
     # legacy chain gaps explained by other organisations' redacted entries
     gaps_redacted: int = 0
+    # one per fault, the entry it is about first (the forged, missing or moved one), its
+    # consequences folded in (``also``); ``findings`` keeps every piece of evidence
+    faults: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -169,6 +218,16 @@ class Verifier:
         self.entries = 0
         self.redacted = 0
         self.monthly: dict[tuple[str, str], int] = {}
+        # positions the export lacks (a deleted line) or the ledger lacks (entry_missing)
+        self.missing = 0
+        self.gaps: list[tuple[int, int]] = []  # (finding index, self.missing after it)
+        self.first_unknown: int | None = None  # first position whose leaf is not known
+        self.inserted: set[int] = set()  # positions of entries named as inserted
+        self.forks: list[Fork] = []
+        self.alias: dict[int, int] = {}  # a position whose findings belong to another's fault
+        self.notes: dict[int, list[str]] = {}  # finding index -> what was learnt later
+        self.shift = 0  # lines read one position on after a repeated position
+        self.repeats: list[int] = []  # positions where a line repeated an earlier position
 
     def _add(self, code: str, message: str, **where: Any) -> None:
         self.findings.append(Finding(code, message, **where))
@@ -201,20 +260,36 @@ class Verifier:
         causes, refs, monthly, add = self.causes, self.refs, self.monthly, self._add
         legacy, cutover = self.legacy, self.cutover
         entries = redacted = 0
+        shift = self.shift
         try:
             for rec in records:
                 position = rec.get("position")
+                if shift and type(position) is int:
+                    position += shift
                 expected = len(leaves)
                 if position != expected:
-                    add(
-                        "position_gap",
-                        f"export jumps from position {expected - 1} to {position}: "
-                        f"positions from {expected} are missing",
-                        position=expected,
+                    if type(position) is not int or position < expected:
+                        ent = rec.get("entry")
+                        add(
+                            "position_out_of_order",
+                            f"a line says position {rec.get('position')!r} where position "
+                            f"{expected} is due: the export was edited (a line repeated, moved "
+                            "or inserted); the lines after it are read one position on",
+                            position=expected,
+                            entry_id=ent.get("entry_id") if isinstance(ent, dict) else None,
+                        )
+                        if type(position) is int:
+                            shift += expected - position
+                            self.repeats.append(expected)
+                        position = expected
+                if position != expected:
+                    # re-synchronise: the positions in between are missing, the rest is checked
+                    ent = rec.get("entry")
+                    self._export_gap(
+                        expected,
+                        position,
+                        ent.get("entry_id") if isinstance(ent, dict) else rec.get("entry_id"),
                     )
-                    if not isinstance(position, int) or position < expected:
-                        continue
-                    # keep going so later entries are still checked; the tree will not match
                 claimed_hex = rec.get("leaf_hash") or ""
                 entry = rec.get("entry")
                 if entry is None:
@@ -227,6 +302,8 @@ class Verifier:
                             position=position,
                             entry_id=eid_missing,
                         )
+                        self.missing += 1
+                        self.gaps.append((len(self.findings) - 1, self.missing))
                     else:
                         redacted += 1
                     leaves.append(bytes.fromhex(claimed_hex))
@@ -291,6 +368,13 @@ class Verifier:
                         chain = legacy[acct] = AccountState()
                 else:
                     chain = st
+                hist = chain.hist
+                if not hist:
+                    hist.append(
+                        (chain.seq, chain.hash, chain.balance, chain.last_entry, None, None, 0, "")
+                    )
+                if chain.fork is not None:
+                    self._fork_next(chain, entry)
                 unseen = self.redacted + redacted - chain.redacted_mark
                 gap = seq - chain.seq - 1 if type(seq) is int else 0
                 # a legacy chain may pass through entries of other organisations, which a
@@ -299,8 +383,18 @@ class Verifier:
                 # (its link and running balance cannot be checked across it); never in a
                 # full export, which has no redacted positions, nor under the new rule
                 explained = is_legacy and 0 < gap <= unseen
+                how: str | None = None
                 if explained:
                     self.gaps_redacted += 1
+                elif 0 < gap <= self.missing - chain.missing_mark:
+                    # the entries between are the ones missing from the export or the
+                    # ledger, already named: a consequence, not another fault
+                    explained = True
+                    self._explain_gap(chain, entry, gap)
+                elif seq != chain.seq + 1 or entry["prev_hash"] != chain.hash:
+                    how = self._relink(entry, pos, chain, own == entry_hash)
+                if how is not None or explained:
+                    pass
                 elif seq != chain.seq + 1:
                     self._seq_finding(entry, pos, chain)
                 elif entry["prev_hash"] != chain.hash:
@@ -314,6 +408,9 @@ class Verifier:
                         entry_id=eid,
                         account_id=acct,
                     )
+                # an inserted entry, or one moved behind its successor, leaves the chain as
+                # it was: the entries around it are checked against their real neighbours
+                detached = how == "inserted" or how == "moved"
                 if type(amount) is not int or type(after) is not int or amount == 0:
                     add(
                         "bad_amount",
@@ -323,7 +420,7 @@ class Verifier:
                         account_id=acct,
                     )
                 else:
-                    if not explained and after != chain.balance + amount:
+                    if not explained and not detached and after != chain.balance + amount:
                         add(
                             "balance_mismatch",
                             f"balance_after {after} but previous balance {chain.balance} + "
@@ -342,30 +439,50 @@ class Verifier:
                         )
                     elif after < 0:
                         st.frozen_entries += 1  # a freeze: spent points later reversed
-                    chain.balance = after
+                    if not detached:
+                        chain.balance = after
                     if is_legacy:
                         # the org's legacy sum: where its (org, account) chain continues
                         st.balance += amount
                     if st.balance < 0 or after < 0:
                         st.min_balance = min(st.min_balance, after, st.balance)
-                    if kind == "credit" or kind == "reversal":
+                    if how == "inserted":
+                        pass  # a forged entry earns and spends nothing
+                    elif kind == "credit" or kind == "reversal":
                         st.earned += amount
                     elif kind == "debit" or kind == "refund":
                         st.spent -= amount
-                    mk = (entry["occurred_at"][:7], kind)
-                    monthly[mk] = monthly.get(mk, 0) + amount
-                if type(seq) is int and seq > chain.seq:
-                    chain.seq = seq
-                chain.hash = entry_hash
-                chain.last_entry = eid
-                chain.redacted_mark = self.redacted + redacted
-                if is_legacy:
-                    # the org's own last legacy entry: its new chain links to this one
-                    if type(seq) is int:
-                        st.seq = seq
-                    st.hash = entry_hash
-                    st.last_entry = eid
-                st.entries += 1
+                    if how != "inserted":
+                        mk = (entry["occurred_at"][:7], kind)
+                        monthly[mk] = monthly.get(mk, 0) + amount
+                if not detached:
+                    if type(seq) is int and seq > chain.seq:
+                        chain.seq = seq
+                    chain.hash = entry_hash
+                    chain.last_entry = eid
+                    chain.redacted_mark = self.redacted + redacted
+                    chain.missing_mark = self.missing
+                    hist.append(
+                        (
+                            seq,
+                            entry_hash,
+                            chain.balance,
+                            eid,
+                            pos,
+                            entry["prev_hash"],
+                            amount if type(amount) is int else 0,
+                            kind,
+                        )
+                    )
+                    if len(hist) > 32:
+                        del hist[:16]
+                    if is_legacy:
+                        # the org's own last legacy entry: its new chain links to this one
+                        if type(seq) is int:
+                            st.seq = seq
+                        st.hash = entry_hash
+                        st.last_entry = eid
+                st.entries += how != "inserted"
                 # the ledger's rules (DESIGN.md invariants 2 and 5)
                 cause = entry["cause_event_id"]
                 if cause in causes:
@@ -411,17 +528,199 @@ class Verifier:
                     )
                 need = NEEDS.get(kind)
                 if need is not None and (ref, need) not in refs:
+                    hint = ""
+                    if self.missing:
+                        hint = f" (unless its {need} is an entry missing above)"
                     add(
                         "orphan_" + kind,
-                        f"a {kind} for {ref} which has no {need}",
+                        f"a {kind} for {ref} which has no {need}{hint}",
                         position=pos,
                         entry_id=eid,
                         account_id=acct,
                     )
                 refs.add(key)
         finally:
+            self.shift = shift
             self.entries += entries
             self.redacted += redacted
+
+    def _export_gap(self, start: int, end: int, next_entry: Any) -> None:
+        """Lines for positions ``start``..``end - 1`` are not in the export: one finding,
+        then verification goes on at ``end``. A leaf the union verified before stands in for
+        the missing one (the tree can still be checked); otherwise the roots past it cannot."""
+        prev = self.previous
+        for i in range(start, end):
+            known = prev[32 * i : 32 * i + 32]
+            if len(known) == 32:
+                self.leaves.append(known)
+            else:
+                self.leaves.append(b"")
+                if self.first_unknown is None:
+                    self.first_unknown = i
+            self.entry_ids.append(-1)
+        n = end - start
+        before = self.entry_ids[start - 1] if start and self.entry_ids[start - 1] >= 0 else None
+        entry_id = None
+        ids = ""
+        if before is not None and type(next_entry) is int and next_entry - before - 1 == n:
+            # entry ids are mostly in position order: the neighbours say which ones they were
+            ids = f" (by its neighbours, entr{'y' if n == 1 else 'ies'} {before + 1}"
+            ids += f"..{next_entry - 1})" if n > 1 else ")"
+            entry_id = before + 1 if n == 1 else None
+        what = f"position {start}" if n == 1 else f"positions {start}..{end - 1}"
+        self._add(
+            "position_gap",
+            f"{what} missing from the export{ids}: a line was deleted; the rest is verified",
+            position=start,
+            entry_id=entry_id,
+        )
+        self.missing += n
+        self.gaps.append((len(self.findings) - 1, self.missing))
+
+    def _explain_gap(self, chain: AccountState, entry: dict[str, Any], gap: int) -> None:
+        """A chain gap over positions already named missing: say on that finding whose entry
+        it was (the account, its seq and how much it moved the balance)."""
+        index = -1
+        for index, upto in self.gaps:  # noqa: B007 - the one found is used
+            if upto > chain.missing_mark:
+                break
+        else:  # pragma: no cover - the caller saw missing positions after the mark
+            return
+        f = self.findings[index]
+        seq = entry["account_seq"]
+        seqs = f"seq {seq - 1}" if gap == 1 else f"seq {seq - gap}..{seq - 1}"
+        moved = ""
+        after, amount = entry.get("balance_after"), entry.get("amount")
+        if type(after) is int and type(amount) is int:
+            moved = f", which moved the balance by {after - amount - chain.balance}"
+        last = f" after entry {chain.last_entry}" if chain.last_entry is not None else ""
+        self.notes.setdefault(index, []).append(
+            f"it held account {entry['account_id']}'s {seqs}{last}, before entry "
+            f"{entry.get('entry_id')}{moved}"
+        )
+        if f.account_id is None:
+            self.findings[index] = replace(f, account_id=entry["account_id"])
+
+    def _relink(
+        self, entry: dict[str, Any], pos: int, chain: AccountState, valid: bool
+    ) -> str | None:
+        """The entry does not follow the chain's last one: does it link to an earlier one?
+        Then it was moved (its successor came first), or it and the entries after that
+        earlier one claim the same place (one of them was inserted). None: neither."""
+        seq, prev = entry["account_seq"], entry["prev_hash"]
+        hist = chain.hist
+        for j in range(len(hist) - 2, -1, -1):
+            if hist[j][1] == prev and hist[j][0] == seq - 1:
+                break
+        else:
+            return None
+        branch, before = hist[j + 1 :], hist[j]
+        first = branch[0]
+        eid, acct = entry.get("entry_id"), entry["account_id"]
+        if first[5] == entry["entry_hash"]:
+            self._add(
+                "entry_moved",
+                f"seq {seq} comes after seq {first[0]} (entry {first[3]}, position {first[4]}), "
+                "which links to it: the two entries were swapped",
+                position=pos,
+                entry_id=eid,
+                account_id=acct,
+            )
+            self.alias[first[4]] = pos
+            return "moved"
+        pred = f"seq {before[0]}" + (f" (entry {before[3]})" if before[3] is not None else "")
+        if len(branch) == 1 and valid:
+            # one entry against one: which was inserted is known later (the chain's next
+            # entry, the signed tree); go on from the common predecessor meanwhile
+            amount = entry.get("amount")
+            b = (
+                seq,
+                entry["entry_hash"],
+                entry.get("balance_after"),
+                eid,
+                pos,
+                prev,
+                amount if type(amount) is int else 0,
+                entry.get("kind"),
+            )
+            fork = Fork(first, b, acct, before)
+            self.forks.append(fork)
+            chain.fork = fork
+            self._restore(chain, before, undo=first)
+            return "forked"
+        self._add(
+            "entry_inserted",
+            f"claims seq {seq} after {pred}, but entry {first[3]} at position {first[4]} already "
+            f"follows it there"
+            + (" (its own hash is valid)" if valid else "")
+            + ": this entry was inserted into the chain afterwards",
+            position=pos,
+            entry_id=eid,
+            account_id=acct,
+        )
+        self.inserted.add(pos)
+        return "inserted"
+
+    @staticmethod
+    def _restore(chain: AccountState, state: tuple[Any, ...], undo: tuple[Any, ...]) -> None:
+        """Put the chain back at ``state``, taking out what entry ``undo`` added."""
+        chain.seq, chain.hash, chain.balance, chain.last_entry = state[:4]
+        amount, kind = undo[6], undo[7]
+        if kind == "credit" or kind == "reversal":
+            chain.earned -= amount
+        elif kind == "debit" or kind == "refund":
+            chain.spent += amount
+
+    def _fork_next(self, chain: AccountState, entry: dict[str, Any]) -> None:
+        """The chain's next entry after a fork links to one of the two."""
+        fork, chain.fork = chain.fork, None
+        assert fork is not None
+        prev = entry.get("prev_hash")
+        if prev == fork.b[1]:
+            fork.continued = "b"
+        elif prev == fork.a[1]:
+            fork.continued = "a"  # back to the first branch: the second was inserted
+            self._restore(chain, fork.before, undo=fork.b)
+            a = fork.a
+            chain.seq, chain.hash, chain.balance, chain.last_entry = a[:4]
+            if a[7] == "credit" or a[7] == "reversal":
+                chain.earned += a[6]
+            elif a[7] == "debit" or a[7] == "refund":
+                chain.spent -= a[6]
+
+    def _resolve_forks(self, levels_root: Any) -> None:
+        for fork in self.forks:
+            a, b = fork.a, fork.b
+            why = ""
+            loser = None
+            if fork.continued is not None:
+                loser = a if fork.continued == "b" else b
+                why = "the chain's next entry links to the other one"
+            else:
+                for cand in (a, b):
+                    if levels_root(cand[4]):
+                        loser, why = cand, "without it the export matches the signed checkpoint"
+                        break
+            if loser is None:
+                loser, why = b, "it was placed in the tree later"
+            other = b if loser is a else a
+            if loser is b and fork.continued is None:
+                acct = [st for (o, x), st in self.accounts.items() if st.last_entry == b[3]]
+                for st in acct:  # the chain went on from b: put it back on a
+                    self._restore(st, fork.before, undo=b)
+                    st.seq, st.hash, st.balance, st.last_entry = a[:4]
+            pred = f"seq {fork.before[0]}" + (
+                f" (entry {fork.before[3]})" if fork.before[3] is not None else ""
+            )
+            self._add(
+                "entry_inserted",
+                f"claims seq {loser[0]} after {pred}, as entry {other[3]} at position "
+                f"{other[4]} does; {why}: this entry was inserted",
+                position=loser[4],
+                entry_id=loser[3],
+                account_id=fork.account_id,
+            )
+            self.inserted.add(loser[4])
 
     def _seq_finding(self, e: dict[str, Any], pos: int, st: AccountState) -> None:
         seq = e["account_seq"]
@@ -469,8 +768,19 @@ class Verifier:
     def finish(self) -> Result:
         size = len(self.leaves)
         levels = self._levels()
-        self.roots = {n: self._root_at(levels, n) for n in self.want_roots if n <= size}
+        known = size if self.first_unknown is None else self.first_unknown
+        self.roots = {n: self._root_at(levels, n) for n in self.want_roots if n <= known}
         header = self.header or {}
+        cp = self.checkpoint
+        if self.forks:
+
+            def matches_without(position: int) -> bool:
+                if cp is None or cp.tree_size > size - 1 or cp.tree_size > known - 1:
+                    return False
+                rest = self.leaves[:position] + self.leaves[position + 1 :]
+                return root_of(rest[: cp.tree_size]) == cp.root_hash
+
+            self._resolve_forks(matches_without)
         end = header.get("end")
         if isinstance(end, int) and size < end:
             self._add(
@@ -478,14 +788,23 @@ class Verifier:
                 f"the export stops at position {size}, its header says {end}",
                 position=size,
             )
-        cp = self.checkpoint
+        if self.first_unknown is not None and any(n > known for n in self.want_roots):
+            index = next(i for i, f in enumerate(self.findings) if f.code == "position_gap")
+            self.notes.setdefault(index, []).append(
+                f"without it the signed tree cannot be checked past position {known}: fetch "
+                "the export again"
+            )
+        # the export without the entries named inserted: the tree they were slipped into
+        without = None
+        if self.inserted:
+            without = [x for i, x in enumerate(self.leaves) if i not in self.inserted]
         if cp is None:
             self._add("no_checkpoint", "the export carries no signed checkpoint")
         else:
             why = checkpoint_signature_ok(cp, self.keys)
             if why:
                 self._add("bad_signature", f"checkpoint of size {cp.tree_size}: {why}")
-            self._check_root(cp, "the export's checkpoint")
+            self._check_root(cp, "the export's checkpoint", without)
         for saved in self.saved:
             why = checkpoint_signature_ok(saved, self.keys)
             if why:
@@ -499,7 +818,7 @@ class Verifier:
                     "cut or rolled back",
                 )
                 continue
-            self._check_root(saved, f"your saved checkpoint issued {saved.issued_at}")
+            self._check_root(saved, f"your saved checkpoint issued {saved.issued_at}", without)
         by_size: dict[int, bytes] = {}
         for c in [*self.saved, *([cp] if cp else [])]:
             if c.tree_size in by_size and by_size[c.tree_size] != c.root_hash:
@@ -508,7 +827,7 @@ class Verifier:
                     f"two signed checkpoints of size {c.tree_size} with different roots",
                 )
             by_size[c.tree_size] = c.root_hash
-        self._compare_previous()
+        self._compare_previous(without)
         if self.previous_cutover is not None and self.cutover != self.previous_cutover:
             self._add(
                 "cutover_changed",
@@ -516,24 +835,70 @@ class Verifier:
                 f"verification before saw {self.previous_cutover}: the rule each entry is "
                 "checked by must never move",
             )
+        for p in self.repeats:  # the line before a repeated position was the one inserted
+            if p - 1 in self.inserted:
+                self.alias[p] = p - 1
+        findings, faults = self._faults()
         return Result(
-            findings=self.findings,
+            findings=findings,
             tree_size=size,
             entries_checked=self.entries,
             redacted=self.redacted,
-            root=self._root_at(levels, size),
+            root=self._root_at(levels, size) if known == size else EMPTY_ROOT,
             accounts=self.accounts,
             leaves=b"".join(self.leaves),
             checkpoint=cp,
             monthly=self.monthly,
             legacy_cutover=None if self.cutover == float("inf") else int(self.cutover),
             gaps_redacted=self.gaps_redacted,
+            faults=faults,
         )
 
-    def _check_root(self, cp: Checkpoint, what: str) -> None:
+    def _faults(self) -> tuple[list[Finding], list[Finding]]:
+        """Every finding with what was learnt later, the entry a fault is about first; and
+        one finding per fault: an entry's findings (and those of an entry it displaced) are
+        one fault, named by the most telling of them."""
+        found = [
+            replace(f, message=f"{f.message}; {'; '.join(self.notes[i])}") if i in self.notes else f
+            for i, f in enumerate(self.findings)
+        ]
+        keys: list[Any] = [
+            ("ledger", i) if f.position is None else self.alias.get(f.position, f.position)
+            for i, f in enumerate(found)
+        ]
+        groups: dict[Any, list[Finding]] = {}
+        for k, f in zip(keys, found, strict=True):
+            groups.setdefault(k, []).append(f)
+        rank: dict[Any, tuple[int, float]] = {}
+        faults: list[tuple[tuple[int, float], Finding]] = []
+        for k, fs in groups.items():
+            head = min(fs, key=lambda f: RANK.get(f.code, _OTHER))
+            rank[k] = (
+                RANK.get(head.code, _OTHER) // 10,
+                1e18 if head.position is None else head.position,
+            )
+            also = [
+                f.code if f.entry_id == head.entry_id else f"{f.code} at entry {f.entry_id}"
+                for f in fs
+                if f is not head
+            ]
+            faults.append((rank[k], replace(head, also=tuple(dict.fromkeys(also)))))
+        faults.sort(key=lambda rf: rf[0])
+        keyed = sorted(range(len(found)), key=lambda i: rank[keys[i]])
+        return [found[i] for i in keyed], [f for _, f in faults]
+
+    def _check_root(self, cp: Checkpoint, what: str, without: list[bytes] | None) -> None:
         got = self.roots.get(cp.tree_size)
         if got is None or got == cp.root_hash:
             return
+        if without is not None and len(without) >= cp.tree_size:
+            if root_of(without[: cp.tree_size]) == cp.root_hash:
+                for i, f in enumerate(self.findings):
+                    if f.code == "entry_inserted":
+                        self.notes.setdefault(i, []).append(
+                            f"{what} (size {cp.tree_size}) matches the export without it"
+                        )
+                return
         detail = ""
         if self.claimed_differs:
             leaves = [self.claimed_differs.get(i, self.leaves[i]) for i in range(cp.tree_size)]
@@ -548,7 +913,7 @@ class Verifier:
             f"first {cp.tree_size} entries give {got.hex()[:16]}…{detail}",
         )
 
-    def _compare_previous(self) -> None:
+    def _compare_previous(self, without: list[bytes] | None) -> None:
         """Entries verified before must be exactly what they were (named one by one)."""
         prev = self.previous
         if not prev:
@@ -556,8 +921,10 @@ class Verifier:
         n = min(len(prev) // 32, len(self.leaves))
         if prev[: 32 * n] == b"".join(self.leaves[:n]):
             return
+        if without is not None and prev[: 32 * n] == b"".join(without[:n]):
+            return  # the entries named inserted moved the rest along; nothing else changed
         for i in range(n):
-            if prev[32 * i : 32 * i + 32] != self.leaves[i]:
+            if self.leaves[i] and prev[32 * i : 32 * i + 32] != self.leaves[i]:
                 self._add(
                     "changed_since_verified",
                     "differs from the entry you verified before at this position",
