@@ -249,3 +249,61 @@ async def test_prometheus_scrapes_every_process_and_sees_the_workload(
             "JifenDeadLetters",
             "JifenOutboxBacklogOld",
         }
+
+
+async def test_a_held_completions_count_falls_back_to_zero_once_approved(
+    services: DevStack,
+) -> None:
+    """The gauges say what the database holds now, zeros included: the only held completion of
+    an organisation approved, its `held` count is 0 again (not its last count, forever)."""
+    from tests.e2e.test_typical_journey import complete
+
+    org = f"metrics-held-{uuid.uuid4().hex[:6]}"  # an organisation of its own: counts from 0
+    tasks = Api(services, "tasks", org)
+    try:
+        # beyond the organisation's default daily limits: held for the admin
+        done = await complete(tasks, f"vol-held-{uuid.uuid4().hex[:6]}", 600)
+        r = await tasks.http.post(
+            f"/v1/completions/{done['id']}/verify", headers=tasks.auth("officer")
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "held", r.json()
+
+        def count(status: str) -> float | None:
+            samples = scrape(services.ports.tasks, services)
+            key = ("jifen_tasks_completions", frozenset({("org", org), ("status", status)}))
+            return samples.get(key)
+
+        async def held_is(n: float) -> bool:
+            return count("held") == n
+
+        await eventually(lambda: held_is(1), timeout=30, what="held = 1")
+        assert count("verified") == 0  # a status with no rows is a 0, not missing
+        r = await tasks.http.post(
+            f"/v1/completions/{done['id']}/approve",
+            headers=tasks.auth("admin"),
+            json={"reason": "测试 a test approves it"},
+        )
+        assert r.status_code == 200, r.text
+        await eventually(lambda: held_is(0), timeout=30, what="held back to 0 after approval")
+        assert count("verified") == 1
+    finally:
+        await tasks.close()
+
+
+def test_the_audit_gauges_come_only_from_the_process_running_the_audit_loop(
+    services: DevStack,
+) -> None:
+    """The points API and the signals process import the audit code but do not run its loop:
+    they export none of its gauges (a 0 from them would page as a failed verification)."""
+    audit = (
+        "jifen_points_audit_verification_ok",
+        "jifen_points_audit_checkpoint_timestamp_seconds",
+        "jifen_points_audit_checkpoint_tree_size",
+        "jifen_points_audit_last_verification_timestamp_seconds",
+    )
+    for port in (services.ports.points, services.ports.points_signals):
+        names = {n for n, _ in scrape(port, services)}
+        assert not names & set(audit), (port, names & set(audit))
+    for port in (services.ports.tasks, services.ports.redeem, services.ports.points_worker):
+        assert scrape(port, services), port

@@ -9,6 +9,7 @@ import asyncpg
 from prometheus_client import Gauge
 
 from jifen.kernel.metrics import ORG_REGISTRY
+from jifen.tasks.domain.jobs import CompletionStatus
 
 JOBS = Gauge(
     "jifen_tasks_jobs",
@@ -38,16 +39,35 @@ _UNCREDITED = (
 )
 
 
+# every label set this process has exported, per gauge: one whose rows are gone (the last held
+# completion approved, say) reads 0 again rather than keeping its last count forever
+_SEEN: dict[str, set[tuple[str, ...]]] = {"jobs": set(), "completions": set(), "uncredited": set()}
+
+# the statuses a completion can have, exported for every organisation seen so a rule or a
+# dashboard finds a 0 rather than nothing for a status no completion has yet
+STATUSES = tuple(s.value for s in CompletionStatus)
+
+
+def _publish(gauge: Gauge, seen: set[tuple[str, ...]], now: dict[tuple[str, ...], int]) -> None:
+    for labels in seen - now.keys():
+        gauge.labels(*labels).set(0)
+    for labels, n in now.items():
+        gauge.labels(*labels).set(n)
+    seen |= now.keys()
+
+
 async def refresh(conn: asyncpg.Connection) -> None:
-    for r in await conn.fetch(_JOBS):
-        JOBS.labels(r["org_id"], r["category"]).set(r["n"])
-    seen = set()
-    for r in await conn.fetch(_COMPLETIONS):
-        COMPLETIONS.labels(r["org_id"], r["status"]).set(r["n"])
-        seen.add(r["org_id"])
-    pending = {r["org_id"]: r["n"] for r in await conn.fetch(_UNCREDITED)}
-    for org in seen:
-        UNCREDITED.labels(org).set(pending.get(org, 0))
+    jobs = {(r["org_id"], r["category"]): r["n"] for r in await conn.fetch(_JOBS)}
+    done = {(r["org_id"], r["status"]): r["n"] for r in await conn.fetch(_COMPLETIONS)}
+    pending = {(r["org_id"],): r["n"] for r in await conn.fetch(_UNCREDITED)}
+    orgs = {org for org, _ in done}
+    for org in orgs:
+        for status in STATUSES:
+            done.setdefault((org, status), 0)
+        pending.setdefault((org,), 0)
+    _publish(JOBS, _SEEN["jobs"], jobs)
+    _publish(COMPLETIONS, _SEEN["completions"], done)
+    _publish(UNCREDITED, _SEEN["uncredited"], pending)
 
 
 async def refresh_loop(pool: asyncpg.Pool, every: float = 5.0) -> None:

@@ -13,7 +13,8 @@ import logging
 from pathlib import Path
 
 import asyncpg
-from prometheus_client import Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.metrics import MetricWrapperBase
 
 from jifen.points.audit import store
 from jifen.points.audit.domain.canonical import entry_from_row, leaf_bytes, recompute_entry_hash
@@ -25,19 +26,30 @@ from jifen.points.settings import PointsSettings
 
 log = logging.getLogger(__name__)
 
+# These metrics belong to the process that runs ``audit_loop`` (the points worker). They are
+# made unregistered, so importing this module (the API and the signals process do, through
+# ``jifen.points.__main__``) exports nothing; ``audit_loop`` registers the counters when it
+# starts, the checkpoint gauges at its first checkpoint, the verification gauges at its first
+# self-verification: until then they are absent, never a 0 an alert would take for a failure.
 PLACED = Counter(
-    "jifen_points_audit_entries_placed_total", "Ledger entries given a position in the audit tree."
+    "jifen_points_audit_entries_placed_total",
+    "Ledger entries given a position in the audit tree.",
+    registry=None,
 )
 ERRORS = Counter(
     "jifen_points_audit_sequencer_errors_total",
     "Failed sequencer or checkpoint passes (the ledger carries on; the tree lags).",
+    registry=None,
 )
 CHECKPOINT_SIZE = Gauge(
-    "jifen_points_audit_checkpoint_tree_size", "Tree size of the newest signed checkpoint."
+    "jifen_points_audit_checkpoint_tree_size",
+    "Tree size of the newest signed checkpoint.",
+    registry=None,
 )
 CHECKPOINT_TIME = Gauge(
     "jifen_points_audit_checkpoint_timestamp_seconds",
     "When this process last signed or confirmed a checkpoint (alert when it grows old).",
+    registry=None,
 )
 
 
@@ -45,11 +57,24 @@ VERIFIED_OK = Gauge(
     "jifen_points_audit_verification_ok",
     "1 if the last self-verification held (new checkpoint signed by a published key and "
     "consistent with the previous one; every newly placed entry's hash and leaf recomputed), "
-    "0 if it failed: possible tampering, see the worker's log.",
+    "0 if it failed: possible tampering, see the worker's log. Absent until the first "
+    "self-verification of this process.",
+    registry=None,
 )
 VERIFIED_AT = Gauge(
-    "jifen_points_audit_last_verification_timestamp_seconds", "When the last self-verification ran."
+    "jifen_points_audit_last_verification_timestamp_seconds",
+    "When the last self-verification ran.",
+    registry=None,
 )
+_EXPORTED: set[int] = set()
+
+
+def export(*metrics: MetricWrapperBase) -> None:
+    """Put ``metrics`` on this process's /metrics (once; later calls are no-ops)."""
+    for m in metrics:
+        if id(m) not in _EXPORTED:
+            REGISTRY.register(m)
+            _EXPORTED.add(id(m))
 
 
 async def self_verify(
@@ -105,6 +130,7 @@ async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
     clock = asyncio.get_running_loop()
     last_checkpoint = clock.time()
     previous: Checkpoint | None = None
+    export(PLACED, ERRORS)
     while True:
         placed = 0
         try:
@@ -117,10 +143,12 @@ async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
                     last_checkpoint = clock.time()
                     CHECKPOINT_SIZE.set(cp.tree_size)
                     CHECKPOINT_TIME.set_to_current_time()
+                    export(CHECKPOINT_SIZE, CHECKPOINT_TIME)
                     if previous is None or cp.tree_size != previous.tree_size:
                         problems = await self_verify(conn, settings.keys_dir, previous, cp)
                         VERIFIED_OK.set(0 if problems else 1)
                         VERIFIED_AT.set_to_current_time()
+                        export(VERIFIED_OK, VERIFIED_AT)
                         for problem in problems[:50]:
                             log.error("self-verification: %s", problem)
                         previous = cp
