@@ -6,10 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from jifen.points.audit.domain.verify import Result
 
 app = typer.Typer(
     help="Union integrity audits of the points ledger.",
@@ -32,6 +40,77 @@ State = Annotated[
     Path | None,
     typer.Option(help="Folder keeping the leaf hashes you verified, to name changed entries."),
 ]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"jifen audit: {message}", err=True)
+    return typer.Exit(2)
+
+
+@contextmanager
+def one_line_errors(url: str | None = None) -> Iterator[None]:
+    """Every error a union can meet, as one line that says what to do, exit 2 (findings
+    are exit 1): a missing file, a file that is not an export, a refused token, a service
+    that cannot be reached."""
+    import httpx
+
+    from jifen.points.audit.offline import AuditError
+
+    try:
+        yield
+    except AuditError as exc:
+        raise _fail(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise _fail(f"找不到文件 no such file: {exc.filename}; check the path") from None
+    except IsADirectoryError as exc:
+        raise _fail(f"是目录 {exc.filename} is a folder; give the file") from None
+    except PermissionError as exc:
+        raise _fail(f"无权限 cannot open {exc.filename}: permission denied") from None
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise _fail(
+            f"连不上服务 cannot reach the points service at {url} ({type(exc).__name__}): is it "
+            "running? Set --url or JIFEN_POINTS_URL to its address"
+        ) from None
+    except httpx.TimeoutException as exc:
+        raise _fail(
+            f"服务超时 the points service at {url} did not answer in time "
+            f"({type(exc).__name__}); try again"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise _fail(f"网络错误 talking to {url} failed ({type(exc).__name__}: {exc})") from None
+
+
+class FetchProgress:
+    """Bytes and entries on stderr: redrawn in place on a terminal, a line every few
+    seconds (and at the end) otherwise."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.tty = sys.stderr.isatty()
+        self.every = every if not self.tty else 0.2
+        self.last = 0.0
+        self.text = ""
+
+    def __call__(self, done: int, entries: int, expected: int | None) -> None:
+        now = time.monotonic()
+        of = f" / {expected:,}" if expected is not None else ""
+        pct = f" ({100 * entries / expected:.0f}%)" if expected else ""
+        self.text = f"下载 fetching: {done / 1e6:,.1f} MB, {entries:,}{of} entries{pct}"
+        if now - self.last >= self.every:
+            self.last = now
+            self._show()
+
+    def _show(self) -> None:
+        end = "\r" if self.tty else "\n"
+        sys.stderr.write(self.text + end)
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.text:
+            self.last = 0.0
+            self.tty = False
+            self._show()
+
+
 Url = Annotated[str, typer.Option(envvar="JIFEN_POINTS_URL", help="The points service.")]
 Token = Annotated[str, typer.Option(envvar="JIFEN_AUDIT_TOKEN", help="An auditor's token.")]
 
@@ -48,12 +127,26 @@ def verify(
     """Recompute every hash, chain, balance and the tree; check signatures and your saved
     checkpoints. Exits 1 with the list of findings if anything is wrong."""
     from rich.console import Console
-    from rich.markup import escape
+
+    console = Console(stderr=True)
+    with one_line_errors():
+        result = _verify(export, keys, checkpoints, state, progress, console)
+    _print_result(result, json_out)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _verify(
+    export: list[Path],
+    keys: Path,
+    checkpoints: Path | None,
+    state: Path | None,
+    progress: bool,
+    console: Console,
+) -> Result:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     from jifen.points.audit.offline import load_keys, verify_files
 
-    console = Console(stderr=True)
     total = sum(p.stat().st_size for p in export)
     with Progress(
         "[progress.description]{task.description}",
@@ -72,6 +165,13 @@ def verify(
             state,
             on_progress=lambda n: bar.advance(task, n),
         )
+    return result
+
+
+def _print_result(result: Result, json_out: bool) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
     out = Console()
     # one line per fault, the entry it is about first; its other evidence in "also"
     if json_out:
@@ -89,7 +189,6 @@ def verify(
             highlight=False,
             soft_wrap=True,
         )
-    raise typer.Exit(0 if result.ok else 1)
 
 
 @app.command()
@@ -99,11 +198,25 @@ def fetch(
     token: Token,
     keys_out: Annotated[Path | None, typer.Option(help="Also save the public keys here.")] = None,
     tree_size: Annotated[int | None, typer.Option(help="Checkpoint size; default latest.")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted fetch from OUT.part.")
+    ] = True,
 ) -> None:
-    """Download an export (and the public keys) from the audit API."""
+    """Download an export (and the public keys) from the audit API: progress on stderr,
+    written to OUT.part and renamed to OUT when complete; run it again to resume."""
     from jifen.points.audit.client import fetch_export
 
-    n = asyncio.run(fetch_export(url, token, out, keys_out, tree_size))
+    part = out.with_name(out.name + ".part")
+    if resume and part.exists():
+        typer.echo(f"续传 resuming {part}", err=True)
+    bar = FetchProgress()
+    try:
+        with one_line_errors(url):
+            n = asyncio.run(
+                fetch_export(url, token, out, keys_out, tree_size, on_progress=bar, resume=resume)
+            )
+    finally:
+        bar.close()
     typer.echo(f"wrote {n} lines to {out}")
 
 
@@ -122,7 +235,8 @@ def witness(
     cosigned. Exits 1 and cosigns nothing otherwise."""
     from jifen.points.audit.witness import run_witness
 
-    verdict = asyncio.run(run_witness(url, token, name, key, state, keys))
+    with one_line_errors(url):
+        verdict = asyncio.run(run_witness(url, token, name, key, state, keys))
     typer.echo(verdict.message)
     raise typer.Exit(0 if verdict.ok else 1)
 
@@ -141,9 +255,10 @@ def reconcile(
     """Match tasks' completions and redeem's redemptions against the ledger; list mismatches."""
     from jifen.points.audit.client import run_reconcile
 
-    mismatches = asyncio.run(
-        run_reconcile(points_url, tasks_url, redeem_url, token, settle_seconds=settle)
-    )
+    with one_line_errors(f"{points_url}, {tasks_url} or {redeem_url}"):
+        mismatches = asyncio.run(
+            run_reconcile(points_url, tasks_url, redeem_url, token, settle_seconds=settle)
+        )
     for m in mismatches:
         typer.echo(json.dumps(m.to_json()) if json_out else str(m))
     typer.echo(f"{len(mismatches)} mismatches", err=True)
@@ -157,12 +272,15 @@ def report(
     out: Annotated[Path, typer.Option(help="The HTML file to write.")],
     checkpoints: Checkpoints = None,
 ) -> None:
-    """Write a self-contained HTML report (charts inline, opens offline)."""
+    """Write a self-contained HTML report (charts inline, opens offline). Exits 1 when the
+    verification has findings (the report is written all the same)."""
     from jifen.points.audit.offline import load_keys
     from jifen.points.audit.report import write_report
 
-    ok = write_report(export, load_keys(keys), checkpoints, out)
-    typer.echo(f"wrote {out} ({'verified' if ok else 'FINDINGS'})")
+    with one_line_errors():
+        ok = write_report(export, load_keys(keys), checkpoints, out)
+    typer.echo(f"wrote {out} ({'verified' if ok else 'FINDINGS: see the report'})")
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command("rotate-key")

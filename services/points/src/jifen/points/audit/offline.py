@@ -21,10 +21,25 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jifen.points.audit.domain.checkpoint import Checkpoint, public_key_from_raw, unb64
-from jifen.points.audit.domain.verify import Result, Verifier
+from jifen.points.audit.domain.verify import EXPORT_FORMAT, Result, Verifier
+
+
+class AuditError(Exception):
+    """What went wrong, in one line that says what to do (the CLI prints it, exit 2)."""
 
 
 def load_keys(path: Path) -> dict[str, Ed25519PublicKey]:
+    try:
+        return _load_keys(path)
+    except (ValueError, KeyError, TypeError) as exc:  # JSON, base64, key bytes
+        raise AuditError(
+            f"公钥文件无效 {path} is not the operator's public keys ({type(exc).__name__}): "
+            "save them with `jifen audit fetch --keys-out keys.json` (the JSON of GET "
+            "/v1/audit/keys) or give a folder of <key id>.pem files"
+        ) from None
+
+
+def _load_keys(path: Path) -> dict[str, Ed25519PublicKey]:
     if path.is_dir():
         keys: dict[str, Ed25519PublicKey] = {}
         for p in sorted(path.glob("*.pem")):
@@ -51,6 +66,28 @@ def save_checkpoint(folder: Path, cp: Checkpoint) -> Path:
     return path
 
 
+def _is_json(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return not line.strip()
+    return True
+
+
+def _header(path: Path, line: bytes) -> dict[str, Any]:
+    """The export's first line, or one line saying why this is not an export."""
+    try:
+        header = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != EXPORT_FORMAT:
+        raise AuditError(
+            f"不是审计导出 {path} is not a ledger export (its first line is not a "
+            f"{EXPORT_FORMAT} header): give the file `jifen audit fetch` wrote"
+        )
+    return header
+
+
 def verify_files(
     exports: list[Path],
     keys: dict[str, Ed25519PublicKey],
@@ -70,15 +107,25 @@ def verify_files(
     first = True
     for path in exports:
         with path.open("rb") as f:
-            header = loads(f.readline())
+            header = _header(path, f.readline())
             if first:
                 v.feed_header(header)
                 first = False
+            line_no = 1
             while True:
                 chunk = f.readlines(4_000_000)  # ~4 MB at a time: memory flat, progress shown
                 if not chunk:
                     break
-                v.feed_many(loads(line) for line in chunk if line.strip())
+                try:
+                    records = [loads(line) for line in chunk if line.strip()]
+                except orjson.JSONDecodeError:
+                    bad = next(i for i, line in enumerate(chunk) if not _is_json(line))
+                    raise AuditError(
+                        f"导出文件损坏 {path} line {line_no + bad + 1} is not JSON: the file is "
+                        "damaged or not an export; fetch it again (`jifen audit fetch`)"
+                    ) from None
+                line_no += len(chunk)
+                v.feed_many(records)
                 if on_progress is not None:
                     on_progress(sum(map(len, chunk)))
     result = v.finish()

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from jifen.points.audit.client import refused
 from jifen.points.audit.domain.checkpoint import (
     Checkpoint,
     b64,
@@ -32,7 +33,7 @@ class Verdict:
 
 def _raise(r: httpx.Response) -> None:
     if r.status_code >= 400:
-        raise RuntimeError(f"{r.request.method} {r.request.url} → {r.status_code}: {r.text}")
+        raise refused(r, f"{r.request.method} {r.request.url.path}")
 
 
 def _load(key_path: Path, state: Path) -> tuple[Ed25519PrivateKey, Checkpoint | None]:
