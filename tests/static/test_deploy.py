@@ -214,3 +214,151 @@ def test_scaling_doc_lists_every_knob_in_one_table() -> None:
     assert named <= table, named - table
     ours = {n for n in known_env() if n.startswith("JIFEN_")}
     assert ours <= table, ours - table
+
+
+# -- Prometheus, the rules and the names of what they scrape ----------------------------------
+
+PROM = DEPLOY / "prometheus"
+JOBS = {"jifen-tasks", "jifen-points", "jifen-redeem"}
+
+
+def prom_jobs(path: Path) -> dict[str, dict[str, Any]]:
+    loaded = yaml.safe_load(path.read_text())
+    return {j["job_name"]: j for j in loaded["scrape_configs"]}
+
+
+def rules() -> list[dict[str, Any]]:
+    return [r for f in sorted((PROM / "rules").glob("*.yml")) for g in docs(f)[0]["groups"]
+            for r in g["rules"]]  # fmt: skip
+
+
+def test_the_three_prometheus_configs_name_the_same_jobs_as_the_rules() -> None:
+    from jifen.kernel.devstack import DevStack, Ports
+
+    embedded = DevStack(Path("/nonexistent"), Ports(**dict.fromkeys(Ports.__dataclass_fields__, 1)),
+                        say=False).scrape_jobs()  # fmt: skip
+    assert set(embedded) == JOBS
+    assert set(prom_jobs(PROM / "prometheus.yml")) == JOBS
+    assert set(prom_jobs(COMPOSE / "prometheus.yml")) == JOBS
+    for rule in rules():
+        for value in re.findall(r'\bjob=~?"([^"]+)"', rule["expr"]):
+            matched = {j for j in JOBS if re.fullmatch(value, j)}
+            assert matched, (rule["alert"], value)
+            assert not re.fullmatch(value, "node"), (rule["alert"], "matches others' jobs")
+
+
+def test_every_alert_rule_selects_its_job_and_says_how_long() -> None:
+    for rule in rules():
+        assert "for" in rule, f"{rule['alert']} has no for:"
+        expr = re.sub(r'"[^"]*"', '""', rule["expr"])  # label values are not metric names
+        for name, braces in re.findall(r"\b(jifen_[a-z0-9_]+|up)\b(\{[^}]*\})?", expr):
+            assert "job" in braces, f"{rule['alert']}: {name} without a job selector"
+
+
+def _compose_port(service: str) -> int:
+    base = {"tasks": 1, "points": 2, "redeem": 3}[service.split("-")[0]]
+    kind = service.split("-", 1)[1]
+    return {"api": 8000, "worker": 9000}.get(kind, 9010) + base
+
+
+def test_compose_prometheus_scrapes_every_jifen_process_by_its_compose_name() -> None:
+    services = compose()["services"]
+    processes = {
+        name
+        for name, s in services.items()
+        if str(s.get("image", "")).startswith("${JIFEN_IMAGE_PREFIX")
+        and s.get("command", ["-"])[0] in ("api", "worker", "signals")
+    }
+    assert len(processes) == 7, processes
+    scraped: dict[str, str] = {}
+    for job, cfg in prom_jobs(COMPOSE / "prometheus.yml").items():
+        assert cfg["authorization"]["credentials_file"].startswith("/etc/prometheus/secrets/")
+        for sd in cfg["dns_sd_configs"]:
+            for name in sd["names"]:
+                assert name in services, (job, name)
+                assert job == f"jifen-{name.split('-')[0]}", (job, name)
+                assert sd["port"] == _compose_port(name), (name, sd["port"])
+                scraped[name] = job
+    assert set(scraped) == processes
+    # the ports are the ones the processes listen on (their settings' defaults in the image)
+    from jifen.points.settings import PointsSettings as P
+    from jifen.redeem.settings import RedeemSettings as R
+    from jifen.tasks.settings import TasksSettings as T
+
+    for cls, svc in ((T, "tasks"), (P, "points"), (R, "redeem")):
+        fields = cls.model_fields
+        assert fields["port"].default == _compose_port(f"{svc}-api"), svc
+        assert fields["worker_port"].default == _compose_port(f"{svc}-worker"), svc
+    prom = services["prometheus"]
+    assert "prometheus-secrets:/etc/prometheus/secrets:ro" in prom["volumes"]
+    assert prom["depends_on"]["keys-init"]["condition"] == "service_completed_successfully"
+
+
+def test_kubernetes_prometheus_finds_every_pod_of_each_service() -> None:
+    services = {s["metadata"]["name"]: s for s in k8s("Service")}
+    deployments = k8s("Deployment")
+    for job, cfg in prom_jobs(PROM / "prometheus.yml").items():
+        assert cfg["authorization"]["credentials_file"].endswith("/metrics-scrape-token")
+        ((sd,),) = [c for c in [cfg["dns_sd_configs"]]]
+        assert sd["type"] == "SRV"
+        (name,) = sd["names"]
+        m = re.fullmatch(r"_(\w+)\._tcp\.([a-z0-9-]+)\.jifen\.svc", name)
+        assert m, name
+        port_name, svc_name = m.groups()
+        svc = services[svc_name]
+        assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"]
+        (port,) = svc["spec"]["ports"]
+        assert port["name"] == port_name and port["targetPort"] == port_name
+        selector = svc["spec"]["selector"]
+        mine = [d for d in deployments
+                if d["metadata"]["labels"]["app.kubernetes.io/name"] == job]  # fmt: skip
+        assert mine, job
+        for d in mine:
+            pod = d["spec"]["template"]
+            assert selector.items() <= pod["metadata"]["labels"].items(), d["metadata"]["name"]
+            (c,) = pod["spec"]["containers"]
+            named = {p["name"]: p["containerPort"] for p in c["ports"]}
+            assert port_name in named, d["metadata"]["name"]
+            annotated = int(pod["metadata"]["annotations"]["prometheus.io/port"])
+            assert named[port_name] == annotated, d["metadata"]["name"]
+    # every Deployment of Jifen is some job's
+    assert {d["metadata"]["labels"]["app.kubernetes.io/name"] for d in deployments} == JOBS
+
+
+def test_compose_provisions_the_keys_for_the_service_user() -> None:
+    services = compose()["services"]
+    init = services["keys-init"]
+    command = " ".join(init["command"])
+    assert "jifen keys init --keys-dir /var/run/jifen/keys --owner 10001:10001" in command
+    assert init["user"] == "0:0"  # it chowns a host folder
+    text = (DEPLOY / "docker" / "Dockerfile").read_text()
+    assert re.findall(r"^USER (\S+)", text, re.M)[-1] == "10001:10001"
+    for name, s in services.items():
+        mounts = [v for v in s.get("volumes", []) if "/var/run/jifen/keys" in v]
+        if name == "keys-init":
+            assert not mounts[0].endswith(":ro")
+            continue
+        if mounts:  # every process that reads the keys waits for them, read-only
+            assert mounts[0].endswith(":ro"), name
+            assert s["depends_on"]["keys-init"]["condition"] == "service_completed_successfully"
+
+
+def test_kubernetes_secret_recipe_and_init_containers_carry_every_key() -> None:
+    (secret,) = [s for s in docs(K8S / "secrets.example.yaml")
+                 if s["metadata"]["name"] == "jifen-keys"]  # fmt: skip
+    names = set(secret["stringData"])
+    assert {"current", "audit--current", "metrics-scrape-token", "provisioned"} <= names
+    assert any(n.startswith("audit--signing--") for n in names)
+    assert any(n.startswith("audit--public--") for n in names)
+    scripts = []
+    for d in k8s("Deployment") + [j["spec"] for j in k8s("Job")]:
+        spec = d["spec"]["template"]["spec"] if "spec" in d else d["template"]["spec"]
+        for c in spec.get("initContainers", []):
+            if c["name"] == "keys":
+                scripts.append(c["command"][-1])
+                assert c["securityContext"]["runAsUser"] == 10001
+    assert len(scripts) == 10
+    assert len(set(scripts)) == 1, "every keys init container runs the same script"
+    for needle in ("audit--signing--*)", "audit--public--*)", "audit--current)",
+                   "metrics-scrape-token|provisioned)"):  # fmt: skip
+        assert needle in scripts[0], needle

@@ -100,6 +100,52 @@ def rotate_signing_key(keys_dir: Path) -> str:
     return kid
 
 
+# Deployments provision every key before the services start (`jifen keys init`, which leaves
+# this file among them; mounted read-only). In a keys dir holding it, a key that is missing is
+# an error at start, never a key made on the spot (each replica would sign with a key of its
+# own that nobody published). Without it (`make run`, tests), the audit checkpoint key is made
+# on first use as before.
+PROVISIONED_MARK = "provisioned"
+AUDIT_KEYS_SUBDIR = "audit"  # jifen.points.audit.keys keeps its keys there
+
+
+def _key_set_problem(keys_dir: Path, what: str) -> str | None:
+    current = keys_dir / "current"
+    try:
+        kid = current.read_text().strip()
+    except FileNotFoundError:
+        return f"no {what} in {keys_dir} ({current} is missing)"
+    except OSError as exc:
+        return f"cannot read the {what} in {keys_dir}: {exc.strerror} ({current})"
+    if not kid:
+        return f"no {what} in {keys_dir} ({current} is empty)"
+    for part in (_private_dir(keys_dir) / f"{kid}.pem", _public_dir(keys_dir) / f"{kid}.pem"):
+        try:
+            part.read_bytes()
+        except FileNotFoundError:
+            return f"the {what} {kid} named by {current} is incomplete ({part} is missing)"
+        except OSError as exc:
+            return f"cannot read the {what} {kid}: {exc.strerror} ({part})"
+    return None
+
+
+def startup_key_problem(service: str, keys_dir: Path) -> str | None:
+    """Why a process of ``service`` (its create_app name: tasks, points, points-worker, ...)
+    cannot start with the keys in ``keys_dir``, in one line that says what to do; None if it
+    can. Every HTTP process verifies (and the credential exchange issues) tokens; the points
+    API publishes and the points worker signs audit checkpoints."""
+    found = _key_set_problem(keys_dir, "token signing key")
+    provisioned = (keys_dir / PROVISIONED_MARK).exists()
+    if found is None and service.startswith("points") and provisioned:
+        found = _key_set_problem(keys_dir / AUDIT_KEYS_SUBDIR, "audit checkpoint key")
+    if found is None:
+        return None
+    return (
+        f"jifen {service}: {found}. 缺少密钥 missing key: run `jifen keys init --keys-dir "
+        f"{keys_dir}` (deploy/k8s/secrets.example.yaml for Kubernetes) and start again"
+    )
+
+
 def issue_token(
     keys_dir: Path,
     *,

@@ -1,4 +1,4 @@
-"""``jifen``: the command line. ``jifen token create``, ``jifen stack up|down``."""
+"""``jifen``: the command line: ``jifen token create``, ``jifen keys init``, ``jifen stack``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from jifen.kernel.auth import Role, issue_token, rotate_signing_key
+from jifen.kernel.auth import (
+    AUDIT_KEYS_SUBDIR,
+    PROVISIONED_MARK,
+    Role,
+    ensure_signing_key,
+    issue_token,
+    rotate_signing_key,
+)
 from jifen.kernel.settings import REPO_ROOT
 
 app = typer.Typer(
@@ -18,7 +25,12 @@ token = typer.Typer(help="Development tokens.", no_args_is_help=True)
 stack = typer.Typer(
     help="The embedded stack (what `make run` and `make stop` call).", no_args_is_help=True
 )
+keys = typer.Typer(
+    help="A deployment's keys: token signing, audit checkpoints, the metrics scrape credential.",
+    no_args_is_help=True,
+)
 app.add_typer(token, name="token")
+app.add_typer(keys, name="keys")
 app.add_typer(stack, name="stack")
 
 KeysDir = Annotated[
@@ -43,6 +55,115 @@ def token_create(
 def token_rotate(keys_dir: KeysDir = REPO_ROOT / "var" / "keys") -> None:
     """Make a new signing key current; tokens signed with older keys stay valid until expiry."""
     typer.echo(f"new signing key {rotate_signing_key(keys_dir)}")
+
+
+def _keys_files(keys_dir: Path) -> dict[str, Path]:
+    """Every file of a keys dir by its flat name (a Kubernetes Secret's keys cannot hold '/'):
+    signing--<kid>.pem, public--<kid>.pem, current; the same under audit-- for the checkpoint
+    keys; metrics-scrape-token. The init containers in deploy/k8s rebuild the dir from these."""
+    from jifen.kernel.metrics import SCRAPE_TOKEN_FILE
+
+    files: dict[str, Path] = {}
+    for prefix, d in (("", keys_dir), (f"{AUDIT_KEYS_SUBDIR}--", keys_dir / AUDIT_KEYS_SUBDIR)):
+        files[f"{prefix}current"] = d / "current"
+        for part in ("signing", "public"):
+            for pem in sorted((d / part).glob("*.pem")):
+                files[f"{prefix}{part}--{pem.name}"] = pem
+    files[SCRAPE_TOKEN_FILE] = keys_dir / SCRAPE_TOKEN_FILE
+    files[PROVISIONED_MARK] = keys_dir / PROVISIONED_MARK
+    return files
+
+
+def _secret_manifest(name: str, namespace: str, files: dict[str, Path]) -> str:
+    import base64
+
+    lines = [
+        "apiVersion: v1",
+        "kind: Secret",
+        "metadata:",
+        f"  name: {name}",
+        f"  namespace: {namespace}",
+        "type: Opaque",
+        "data:",
+    ]
+    for key, path in files.items():
+        lines.append(f"  {key}: {base64.b64encode(path.read_bytes()).decode()}")
+    return "\n".join(lines) + "\n"
+
+
+@keys.command("init")
+def keys_init(
+    keys_dir: KeysDir = REPO_ROOT / "var" / "keys",
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            help="UID:GID to own the keys (the services' user, 10001:10001 in deploy/); "
+            "needs root. Default: left to whoever runs this."
+        ),
+    ] = None,
+    k8s_secret: Annotated[
+        bool,
+        typer.Option(
+            "--k8s-secret",
+            help="Also print the Kubernetes Secret `jifen-keys` holding them, for "
+            "`kubectl apply -f -` (see deploy/k8s/secrets.example.yaml).",
+        ),
+    ] = False,
+    namespace: Annotated[str, typer.Option(help="The Secret's namespace.")] = "jifen",
+) -> None:
+    """Make the keys a deployment needs, once: the token signing key, the audit checkpoint
+    signing key and the metrics scrape credential. Keys already there are kept (run it again
+    safely); modes are set for the service user: private keys and the credential 0600 in 0700
+    folders, public keys readable. The folder is marked provisioned: a service using it will
+    not start without any of its keys (rather than make one of its own)."""
+    import os
+
+    from jifen.kernel.metrics import ensure_scrape_token
+
+    uid = gid = -1
+    if owner:
+        try:
+            u, _, g = owner.partition(":")
+            uid, gid = int(u), int(g or u)
+        except ValueError:
+            typer.echo(f"--owner wants UID:GID in numbers, got {owner!r}", err=True)
+            raise typer.Exit(2) from None
+    made: list[str] = []
+    for what, d in (
+        ("token signing key 令牌签名密钥", keys_dir),
+        ("audit checkpoint key 审计检查点密钥", keys_dir / AUDIT_KEYS_SUBDIR),
+    ):
+        existed = (d / "current").exists()
+        kid = ensure_signing_key(d)
+        made.append(f"{'已有 kept' if existed else '已生成 made'} {what}: {kid}")
+    token_existed = (keys_dir / "metrics-scrape-token").exists()
+    token_file = ensure_scrape_token(keys_dir)
+    made.append(
+        f"{'已有 kept' if token_existed else '已生成 made'} metrics scrape credential "
+        f"抓取凭据: {token_file}"
+    )
+    # from now on a service using this dir refuses to start without any of these keys
+    (keys_dir / PROVISIONED_MARK).write_text(
+        "made by `jifen keys init`: a service missing a key of this folder does not start\n"
+    )
+    for root, _dirs, files in os.walk(keys_dir):
+        here = Path(root)
+        private = here.name == "signing"
+        os.chmod(here, 0o700 if private or here == keys_dir else 0o755)
+        for f in files:
+            path = here / f
+            secret = private or f == token_file.name
+            os.chmod(path, 0o600 if secret else 0o644)
+            if owner:
+                os.chown(path, uid, gid)
+        if owner:
+            os.chown(here, uid, gid)
+    for line in made:
+        typer.echo(line, err=k8s_secret)
+    if owner:
+        typer.echo(f"owner 属主 {uid}:{gid}, in {keys_dir}", err=k8s_secret)
+    if k8s_secret:
+        typer.echo(_secret_manifest("jifen-keys", namespace, _keys_files(keys_dir)), nl=False)
 
 
 @stack.command("up")
