@@ -83,3 +83,23 @@ async def test_stop_consumer_lets_our_own_cancellation_through() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_backoff_grows_to_its_cap_and_never_retries_in_lockstep() -> None:
+    from jifen.kernel.runtime import backoff
+
+    for attempt in range(12):
+        ceiling = min(5.0, 0.2 * 2**attempt)
+        waits = [backoff(attempt) for _ in range(200)]
+        assert all(ceiling / 2 <= w <= ceiling for w in waits), (attempt, min(waits), max(waits))
+        # replicas failing together spread out: 200 of them draw many different waits
+        assert len({round(w, 6) for w in waits}) > 150, attempt
+    assert max(backoff(10_000) for _ in range(50)) <= 5.0  # no overflow, still capped
+
+
+def test_a_periodic_pass_drifts_within_its_spread() -> None:
+    from jifen.kernel.runtime import jittered
+
+    waits = [jittered(5.0) for _ in range(500)]
+    assert all(4.0 <= w <= 6.0 for w in waits)
+    assert max(waits) - min(waits) > 1.0  # really spread, not a fixed 5 s

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
+import random
 import signal
 import sys
 import weakref
@@ -14,9 +16,31 @@ from typing import Any
 import orjson
 import uvicorn
 
+# the X-Request-ID of the HTTP request being handled (set by jifen.kernel.web): every log line
+# written while handling it carries it, the access log line too
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "jifen_request_id", default=None
+)
+# what a caller may pass in ``extra={...}`` and find as a field of the JSON line
+LOG_FIELDS = (
+    "service",
+    "event_id",
+    "cause_event_id",
+    "account_id",
+    "event_ids",
+    "request_id",
+    "method",
+    "path",
+    "route",
+    "status",
+    "duration_ms",
+    "client",
+)
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line, with the event id when the caller passes ``extra={'event_id'}``."""
+    """One JSON object a line, with the event id when the caller passes ``extra={'event_id'}``
+    and the request id of the HTTP request being handled, if any."""
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -25,7 +49,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("service", "event_id", "cause_event_id", "account_id", "event_ids"):
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            doc["request_id"] = request_id
+        for key in LOG_FIELDS:
             if hasattr(record, key):
                 doc[key] = getattr(record, key)
         if record.exc_info:
@@ -43,7 +70,22 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # ours is jifen.access
+
+
+def backoff(attempt: int, *, base: float = 0.2, cap: float = 5.0) -> float:
+    """How long to wait before retry number ``attempt`` (0 for the first): exponential up to
+    ``cap``, with "equal jitter" (between half and all of it, at random), so that replicas
+    that failed together (a PostgreSQL restart, a broker election) do not retry in lockstep
+    and knock the recovering server over again."""
+    ceiling = min(cap, base * 2.0 ** min(attempt, 32))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def jittered(seconds: float, spread: float = 0.2) -> float:
+    """``seconds`` give or take ``spread`` of it, at random: a periodic pass (a poll, a
+    refresh) of many replicas started together drifts apart instead of hitting at once."""
+    return seconds * (1 + random.uniform(-spread, spread))
 
 
 # loops being stopped on purpose (by ``cancel``): any other end of a loop is a death
@@ -87,7 +129,34 @@ async def cancel(*tasks: asyncio.Task[None]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def keys_problem(app: Any) -> str | None:
+    """What stops ``app`` (made by ``web.create_app``) from starting with the keys in
+    ``$JIFEN_KEYS_DIR``; None if nothing."""
+    from pathlib import Path
+
+    from jifen.kernel.auth import startup_key_problem
+    from jifen.kernel.settings import ServiceSettings
+
+    service = getattr(getattr(app, "state", None), "service", None)
+    if service is None:
+        return None
+    env = os.environ.get("JIFEN_KEYS_DIR")
+    keys_dir = (
+        Path(env)
+        if env
+        else ServiceSettings.model_fields["keys_dir"].get_default(call_default_factory=True)
+    )
+    return startup_key_problem(str(service), Path(keys_dir))
+
+
 def serve(app: Any, host: str, port: int, log_level: str = "info") -> None:
+    """Run ``app`` under uvicorn; a process missing its keys exits at once (status 2) with
+    one line on stderr saying which key and what to do, not a traceback from its first
+    request or its lifespan."""
+    problem = keys_problem(app)
+    if problem is not None:
+        print(problem, file=sys.stderr, flush=True)
+        sys.exit(2)
     config = uvicorn.Config(
         app,
         host=host,

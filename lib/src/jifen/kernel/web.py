@@ -7,8 +7,11 @@ words carry a machine-readable ``reason`` and the numbers involved.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -25,6 +28,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from jifen.kernel.db import DATABASE_UNAVAILABLE
 from jifen.kernel.errors import DomainRefusal, NotFound
 from jifen.kernel.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
+from jifen.kernel.runtime import REQUEST_ID
 
 ReadyCheck = Callable[[], Awaitable[tuple[bool, str]]]
 MAX_BODY_BYTES = 256 * 1024
@@ -47,12 +51,44 @@ def problem(status: int, title: str, detail: Any, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+# an X-Request-ID a caller may set (a proxy's, an app's): short, printable, no spaces; any
+# other value is replaced by one of ours rather than copied into the logs
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# probes and scrapes, every few seconds: logged only at DEBUG while they succeed
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+access_log = logging.getLogger("jifen.access")
+
+
+def request_id_of(header: str | None) -> str:
+    if header is not None and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
 class _Observe(BaseHTTPMiddleware):
+    """Bounds and text checks, the HTTP metrics, the request id (X-Request-ID, taken from the
+    request or made, returned on the response and on every log line written meanwhile) and
+    one JSON access log line a request."""
+
     def __init__(self, app: Any, service: str) -> None:
         super().__init__(app)
         self.service = service
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id = request_id_of(request.headers.get("x-request-id"))
+        token = REQUEST_ID.set(request_id)
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await self._handle(request, call_next)
+            status = response.status_code
+            response.headers["X-Request-ID"] = request_id
+            return response
+        finally:
+            self._log(request, status, time.perf_counter() - start)
+            REQUEST_ID.reset(token)
+
+    async def _handle(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         length = request.headers.get("content-length")
         bound = body_bound(request)
         if length is not None and length.isdigit() and int(length) > bound:
@@ -73,6 +109,31 @@ class _Observe(BaseHTTPMiddleware):
             HTTP_LATENCY.labels(self.service, template, request.method).observe(
                 time.perf_counter() - start
             )
+
+    def _log(self, request: Request, status: int, seconds: float) -> None:
+        path = request.url.path
+        level = logging.DEBUG if path in _QUIET_PATHS and status < 400 else logging.INFO
+        if not access_log.isEnabledFor(level):
+            return
+        route = getattr(request.scope.get("route"), "path", None)
+        ms = round(seconds * 1000, 2)
+        access_log.log(
+            level,
+            "%s %s %s %.1fms",
+            request.method,
+            path,
+            status,
+            ms,
+            extra={
+                "service": self.service,
+                "method": request.method,
+                "path": path,  # never the query string: it may hold a code or a token
+                "route": route,
+                "status": status,
+                "duration_ms": ms,
+                "client": request.client.host if request.client else None,
+            },
+        )
 
 
 def _bad_text(value: Any, where: str) -> str | None:

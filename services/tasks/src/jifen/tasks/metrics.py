@@ -9,6 +9,7 @@ import asyncpg
 from prometheus_client import Gauge
 
 from jifen.kernel.metrics import ORG_REGISTRY
+from jifen.kernel.runtime import jittered
 from jifen.tasks.domain.jobs import CompletionStatus
 
 JOBS = Gauge(
@@ -82,4 +83,4 @@ async def refresh_loop(pool: asyncpg.Pool, every: float = 5.0) -> None:
             asyncpg.InternalClientError,
         ):
             pass  # /readyz reports the database; the gauges keep their last values
-        await asyncio.sleep(every)
+        await asyncio.sleep(jittered(every))  # replicas started together drift apart
