@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import orjson
@@ -26,8 +26,10 @@ from jifen.kernel.db import Queries
 from jifen.kernel.web import Refusal, db_connection
 from jifen.points.audit import keys as audit_keys
 from jifen.points.audit import store
+from jifen.points.audit.domain import c2sp
 from jifen.points.audit.domain.canonical import LEAF_FIELDS, entry_from_row
 from jifen.points.audit.domain.checkpoint import (
+    ORIGIN,
     Checkpoint,
     b64,
     cosignature_ok,
@@ -65,6 +67,24 @@ class CosignatureIn(BaseModel):
     signature: str = Field(description="Ed25519 signature of the cosignature body, base64.")
 
 
+class C2spCosignatureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    public_key: str = Field(description="The witness's Ed25519 public key, 32 raw bytes, base64.")
+    line: str = Field(
+        max_length=1000,
+        description="The witness's tlog-cosignature/v1 signature line: "
+        "'— <key name> base64(key ID || u64 timestamp || Ed25519 signature)'.",
+    )
+
+
+# a C2SP cosignature is kept in the same table; its cosigned_at says which form it is
+C2SP_PREFIX = "cosignature/v1:"
+Format = Annotated[
+    Literal["json", "c2sp"],
+    Query(description="json, or c2sp: the C2SP tlog-checkpoint signed note (text/plain)."),
+]
+
+
 def _b64(text: str, size: int, what: str) -> bytes:
     try:
         raw = base64.b64decode(text.encode(), validate=True)
@@ -82,18 +102,54 @@ async def _with_cosignatures(
     out = []
     for c in cps:
         body = c.to_json()
-        body["cosignatures"] = [
-            {
-                "witness": r["witness"],
-                "public_key": b64(bytes(r["public_key"])),
-                "cosigned_at": r["cosigned_at"],
-                "signature": b64(bytes(r["signature"])),
-            }
-            for r in rows
-            if r["tree_size"] == c.tree_size
-        ]
+        body["cosignatures"] = [_cosignature_json(r) for r in rows if r["tree_size"] == c.tree_size]
         out.append(body)
     return out
+
+
+def _c2sp_cosignature(r: asyncpg.Record) -> c2sp.Cosignature | None:
+    at: str = r["cosigned_at"]
+    if not at.startswith(C2SP_PREFIX):
+        return None
+    return c2sp.Cosignature(r["witness"], int(at[len(C2SP_PREFIX) :]), bytes(r["signature"]))
+
+
+def _cosignature_json(r: asyncpg.Record) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "witness": r["witness"],
+        "public_key": b64(bytes(r["public_key"])),
+        "cosigned_at": r["cosigned_at"],
+        "signature": b64(bytes(r["signature"])),
+        "format": "jifen.points.cosignature.v1",
+    }
+    cos = _c2sp_cosignature(r)
+    if cos is not None:
+        body.update(
+            format="tlog-cosignature/v1",
+            timestamp=cos.timestamp,
+            line=cos.line(bytes(r["public_key"])),
+        )
+    return body
+
+
+async def _c2sp_note(
+    request: Request, conn: asyncpg.Connection, q: Queries, cp: Checkpoint
+) -> Response:
+    """The checkpoint as a C2SP tlog-checkpoint signed note: the log's signature line (the
+    operator's key, key name = origin), then every tlog-cosignature/v1 handed in."""
+    key = audit_keys.signer(request.app.state.settings.keys_dir, cp.key_id)
+    if key is None:
+        raise HTTPException(
+            404,
+            f"checkpoint {cp.tree_size} was signed with key {cp.key_id}, which this service no "
+            "longer holds; ask for a newer checkpoint",
+        )
+    lines = [c2sp.sign_checkpoint_note(key, cp)]
+    for r in await conn.fetch(q["audit_cosignatures"], [cp.tree_size]):
+        cos = _c2sp_cosignature(r)
+        if cos is not None:
+            lines.append(cos.line(bytes(r["public_key"])))
+    return Response(c2sp.note(cp, lines), media_type=c2sp.MEDIA_TYPE)
 
 
 async def _checkpoint(conn: asyncpg.Connection, q: Queries, size: int | None) -> Checkpoint:
@@ -114,14 +170,29 @@ async def public_keys(request: Request, who: Auditor) -> list[dict[str, str]]:
     keys_dir = request.app.state.settings.keys_dir
     audit_keys.current_signer(keys_dir)  # so a key exists to publish before the first checkpoint
     return [
-        {"key_id": kid, "algorithm": "Ed25519", "public_key": b64(raw_public_key(k))}
+        {
+            "key_id": kid,
+            "algorithm": "Ed25519",
+            "public_key": b64(raw_public_key(k)),
+            # the same key as a C2SP signed-note verifier key (what a witness is given)
+            "c2sp_vkey": c2sp.vkey(ORIGIN, k),
+        }
         for kid, k in audit_keys.public_keys(keys_dir).items()
     ]
 
 
-@router.get("/checkpoints/latest", summary="The newest signed checkpoint")
-async def latest(conn: Conn, q: Q, who: Auditor) -> dict[str, Any]:
-    return (await _with_cosignatures(conn, q, [await _checkpoint(conn, q, None)]))[0]
+@router.get(
+    "/checkpoints/latest",
+    summary="The newest signed checkpoint (format=c2sp: as a C2SP tlog-checkpoint note)",
+    response_model=None,
+)
+async def latest(
+    request: Request, conn: Conn, q: Q, who: Auditor, format: Format = "json"
+) -> dict[str, Any] | Response:
+    cp = await _checkpoint(conn, q, None)
+    if format == "c2sp":
+        return await _c2sp_note(request, conn, q, cp)
+    return (await _with_cosignatures(conn, q, [cp]))[0]
 
 
 @router.get("/checkpoints", summary="Checkpoint history, newest first")
@@ -138,11 +209,23 @@ async def history(
     return {"checkpoints": await _with_cosignatures(conn, q, cps), "next_before": cursor}
 
 
-@router.get("/checkpoints/{tree_size}", summary="The checkpoint of one tree size")
+@router.get(
+    "/checkpoints/{tree_size}",
+    summary="The checkpoint of one tree size (format=c2sp: as a C2SP tlog-checkpoint note)",
+    response_model=None,
+)
 async def checkpoint_at(
-    conn: Conn, q: Q, who: Auditor, tree_size: Annotated[int, Path(ge=0, le=MAX_SIZE)]
-) -> dict[str, Any]:
-    return (await _with_cosignatures(conn, q, [await _checkpoint(conn, q, tree_size)]))[0]
+    request: Request,
+    conn: Conn,
+    q: Q,
+    who: Auditor,
+    tree_size: Annotated[int, Path(ge=0, le=MAX_SIZE)],
+    format: Format = "json",
+) -> dict[str, Any] | Response:
+    cp = await _checkpoint(conn, q, tree_size)
+    if format == "c2sp":
+        return await _c2sp_note(request, conn, q, cp)
+    return (await _with_cosignatures(conn, q, [cp]))[0]
 
 
 @router.post("/checkpoints", summary="Sign a checkpoint of the ledger as it stands now")
@@ -180,6 +263,42 @@ async def add_cosignature(
         raise HTTPException(422, "the cosignature does not verify against this checkpoint")
     await conn.execute(
         q["audit_insert_cosignature"], tree_size, body.witness, raw_key, body.cosigned_at, sig
+    )
+    return (await _with_cosignatures(conn, q, [cp]))[0]
+
+
+@router.post(
+    "/checkpoints/{tree_size}/cosignatures/c2sp",
+    status_code=201,
+    summary="Hand in a C2SP tlog-cosignature/v1 (Ed25519) of a checkpoint",
+)
+async def add_c2sp_cosignature(
+    conn: Conn,
+    q: Q,
+    who: Auditor,
+    body: C2spCosignatureIn,
+    tree_size: Annotated[int, Path(ge=0, le=MAX_SIZE)],
+) -> dict[str, Any]:
+    """What an existing transparency-log witness returns for the C2SP note of this
+    checkpoint (GET ...?format=c2sp), with its public key; kept and served in both forms."""
+    cp = await _checkpoint(conn, q, tree_size)
+    raw_key = _b64(body.public_key, 32, "public_key")
+    try:
+        cos = c2sp.verify_cosignature(raw_key, body.line, cp)
+    except ValueError as exc:
+        raise HTTPException(
+            422, f"not a valid cosignature/v1 of checkpoint {tree_size}: {exc}"
+        ) from None
+    known = await conn.fetchval(q["audit_witness_key"], cos.name)
+    if known is not None and bytes(known) != raw_key:
+        raise Refusal("witness_key_changed", f"witness {cos.name} cosigned before with another key")
+    await conn.execute(
+        q["audit_insert_cosignature"],
+        tree_size,
+        cos.name,
+        raw_key,
+        f"{C2SP_PREFIX}{cos.timestamp}",
+        cos.signature,
     )
     return (await _with_cosignatures(conn, q, [cp]))[0]
 

@@ -28,6 +28,16 @@ def current_signer(keys_dir: Path) -> tuple[str, Ed25519PrivateKey]:
     return kid, key
 
 
+def signer(keys_dir: Path, kid: str) -> Ed25519PrivateKey | None:
+    """The private key ``kid`` if this deployment still holds it (it signs the C2SP form of
+    checkpoints made with it)."""
+    path = audit_keys_dir(keys_dir) / "signing" / f"{kid}.pem"
+    if "/" in kid or not path.exists():
+        return None
+    key = serialization.load_pem_private_key(path.read_bytes(), None)
+    return key if isinstance(key, Ed25519PrivateKey) else None
+
+
 def rotate(keys_dir: Path) -> str:
     return rotate_signing_key(audit_keys_dir(keys_dir))
 

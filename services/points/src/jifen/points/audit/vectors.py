@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from jifen.points.audit.domain import c2sp
 from jifen.points.audit.domain.canonical import hash_bytes, leaf_bytes, recompute_entry_hash
 from jifen.points.audit.domain.checkpoint import (
     Checkpoint,
@@ -165,5 +166,63 @@ def build_vectors() -> dict[str, Any]:
     }
 
 
+C2SP_WITNESS = "witness.riders-union.example/jiangmen"
+C2SP_TIMESTAMP = 1793955900  # 2026-11-06T09:05:00Z
+
+
+def build_c2sp_vectors() -> dict[str, Any]:
+    """schemas/ledger/c2sp-vectors.json: the checkpoint of vectors.json as a C2SP
+    tlog-checkpoint signed note, and a tlog-cosignature/v1 of it (``python -m
+    jifen.points.audit.vectors c2sp``)."""
+    v = build_vectors()
+    cp = Checkpoint.from_json(v["checkpoint"]["checkpoint"])
+    op = Ed25519PrivateKey.from_private_bytes(OPERATOR_SEED)
+    wit = Ed25519PrivateKey.from_private_bytes(WITNESS_SEED)
+    op_raw, wit_raw = raw_public_key(op.public_key()), raw_public_key(wit.public_key())
+    log_line = c2sp.sign_checkpoint_note(op, cp)
+    cos_line = c2sp.cosign(wit, C2SP_WITNESS, C2SP_TIMESTAMP, cp)
+    name, raw = c2sp.parse_signature_line(cos_line)
+    bad_time = c2sp.signature_line(
+        name, raw[:4], (C2SP_TIMESTAMP + 1).to_bytes(8, "big") + raw[12:]
+    )
+    wrong_kid = c2sp.signature_line(name, c2sp.key_id(name, c2sp.ED25519, wit_raw), raw[4:])
+    return {
+        "about": "Jifen checkpoints in C2SP form (c2sp.org/signed-note, tlog-checkpoint, "
+        "tlog-cosignature cosignature/v1 Ed25519). The checkpoint is the one of vectors.json; "
+        "keys are published test keys: never trust them for anything real.",
+        "log": {
+            "key_name": cp.origin,
+            "private_seed_hex": OPERATOR_SEED.hex(),
+            "public_key": b64(op_raw),
+            "key_id_hex": c2sp.key_id(cp.origin, c2sp.ED25519, op_raw).hex(),
+            "vkey": c2sp.vkey(cp.origin, op.public_key()),
+        },
+        "checkpoint": {
+            "tree_size": cp.tree_size,
+            "root_hash_hex": cp.root_hash.hex(),
+            "note_text": c2sp.checkpoint_text(cp).decode(),
+            "log_signature_line": log_line,
+            "note": c2sp.note(cp, [log_line]),
+        },
+        "cosignature": {
+            "key_name": C2SP_WITNESS,
+            "private_seed_hex": WITNESS_SEED.hex(),
+            "public_key": b64(wit_raw),
+            "key_id_hex": c2sp.key_id(C2SP_WITNESS, c2sp.COSIGNATURE_V1, wit_raw).hex(),
+            "timestamp": C2SP_TIMESTAMP,
+            "signed_message": c2sp.cosignature_message(C2SP_TIMESTAMP, cp).decode(),
+            "signature_line": cos_line,
+            "note_with_cosignature": c2sp.note(cp, [log_line, cos_line]),
+        },
+        "must_not_verify": [
+            {"why": "timestamp changed after signing", "signature_line": bad_time},
+            {"why": "key ID of type 0x01, not 0x04", "signature_line": wrong_kid},
+        ],
+    }
+
+
 if __name__ == "__main__":
-    print(json.dumps(build_vectors(), indent=2, ensure_ascii=False))
+    import sys
+
+    build = build_c2sp_vectors if sys.argv[1:] == ["c2sp"] else build_vectors
+    print(json.dumps(build(), indent=2, ensure_ascii=False))
