@@ -3,6 +3,13 @@
 Every event is validated when produced and when consumed. Validation is compiled once per
 schema with fastjsonschema (the hot path of the ledger worker validates tens of thousands
 of events a second).
+
+fastjsonschema implements JSON Schema draft-07, so that is the draft the schemas declare, and
+they may use only the keywords listed in ``ENFORCED_KEYWORDS`` (each proved enforced by
+tests/unit/test_schema_keywords.py) and the annotations in ``ANNOTATIONS``. A schema that
+declares another draft or uses any other keyword (2020-12's ``dependentRequired``, say, which
+draft-07 would silently ignore) refuses to load: a rule nobody enforces is never written down.
+A 2020-12 validator (``jsonschema``) was measured at about 8 times the CPU per event.
 """
 
 from __future__ import annotations
@@ -28,6 +35,75 @@ class ContractViolation(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+DRAFT = "http://json-schema.org/draft-07/schema#"
+# validation keywords of draft-07 that fastjsonschema enforces (each one probed by a test)
+ENFORCED_KEYWORDS = frozenset(
+    {
+        "type", "enum", "const",
+        "pattern", "minLength", "maxLength",
+        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+        "required", "properties", "additionalProperties", "patternProperties",
+        "minProperties", "maxProperties", "propertyNames", "dependencies",
+        "items", "minItems", "maxItems", "uniqueItems", "contains",
+        "not", "allOf", "anyOf", "oneOf", "if", "then", "else",
+        "$ref", "definitions",
+    }
+)  # fmt: skip
+# keywords that say something to a reader and nothing to a validator
+ANNOTATIONS = frozenset(
+    {"$schema", "$id", "$comment", "title", "description", "examples", "default"}
+)
+# keywords whose value holds named subschemas, lists of subschemas, or one subschema
+_NAMED = frozenset({"properties", "patternProperties", "definitions"})
+_LISTS = frozenset({"allOf", "anyOf", "oneOf"})
+_ONE = frozenset(
+    {"not", "additionalProperties", "if", "then", "else", "contains", "propertyNames", "items"}
+)
+
+
+def schema_keywords(schema: Any) -> set[str]:
+    """Every keyword a schema uses, subschemas included (not property names or values)."""
+    found: set[str] = set()
+    if not isinstance(schema, dict):
+        return found
+    for key, value in schema.items():
+        found.add(key)
+        if key in _NAMED and isinstance(value, dict):
+            for sub in value.values():
+                found |= schema_keywords(sub)
+        elif key in _LISTS and isinstance(value, list):
+            for sub in value:
+                found |= schema_keywords(sub)
+        elif key == "items" and isinstance(value, list):
+            for sub in value:
+                found |= schema_keywords(sub)
+        elif key in _ONE:
+            found |= schema_keywords(value)
+        elif key == "dependencies" and isinstance(value, dict):
+            for sub in value.values():
+                found |= schema_keywords(sub)
+    return found
+
+
+def check_schema(schema: Any, where: str) -> None:
+    """Refuse a schema this validator would not enforce as written (see the module's doc)."""
+    if not isinstance(schema, dict) or schema.get("$schema") != DRAFT:
+        declared = schema.get("$schema") if isinstance(schema, dict) else None
+        raise ValueError(f"{where}: declares {declared!r}; Jifen's schemas declare {DRAFT}")
+    unknown = schema_keywords(schema) - ENFORCED_KEYWORDS - ANNOTATIONS
+    if unknown:
+        raise ValueError(
+            f"{where}: uses {sorted(unknown)}, which fastjsonschema (draft-07) would not "
+            "enforce; use draft-07 keywords (jifen.kernel.contracts.ENFORCED_KEYWORDS)"
+        )
+
+
+def compile_schema(path: Path) -> Callable[[Any], Any]:
+    schema = orjson.loads(path.read_bytes())
+    check_schema(schema, str(path))
+    return fastjsonschema.compile(schema)
 
 
 def utcnow() -> datetime:
@@ -58,11 +134,10 @@ class Contracts:
     _data: dict[str, Callable[[Any], Any]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        envelope = orjson.loads((self.schemas_dir / "envelope.schema.json").read_bytes())
-        self._envelope = fastjsonschema.compile(envelope)
+        self._envelope = compile_schema(self.schemas_dir / "envelope.schema.json")
         for path in sorted((self.schemas_dir / "events").glob("*.schema.json")):
             event_type = path.name.removesuffix(".schema.json")
-            self._data[event_type] = fastjsonschema.compile(orjson.loads(path.read_bytes()))
+            self._data[event_type] = compile_schema(path)
 
     @property
     def event_types(self) -> list[str]:
