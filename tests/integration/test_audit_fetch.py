@@ -81,6 +81,17 @@ async def test_fetch_shows_progress_and_renames_a_complete_export(
     assert not (tmp_path / "export.ndjson.part").exists()
     code, stdout, stderr = await jifen("verify", out, "--keys", keys, url=url, token=lg.token())
     assert code == 0, stdout + stderr
+    # the report, built against the live service, carries its integrity signals (none here)
+    report = tmp_path / "report.html"
+    code, stdout, stderr = await jifen(
+        "report", out, "--keys", keys, "--out", report, url=url, token=lg.token()
+    )
+    assert code == 0, stdout + stderr
+    assert 'id="signals" class="figure ok">0 个标记' in report.read_text()
+    code, _, stderr = await jifen(
+        "report", out, "--keys", keys, "--out", report, url=url, token="not-a-token"
+    )
+    assert code == 2 and "401" in stderr and len(stderr.strip().splitlines()) == 1, stderr
 
 
 async def test_an_interrupted_fetch_resumes_from_its_part_file(

@@ -271,14 +271,33 @@ def report(
     keys: Keys,
     out: Annotated[Path, typer.Option(help="The HTML file to write.")],
     checkpoints: Checkpoints = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="JIFEN_POINTS_URL",
+            help="The points service: include its live integrity signals (GET /v1/signals).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="JIFEN_AUDIT_TOKEN", help="An auditor's token.")
+    ] = None,
 ) -> None:
-    """Write a self-contained HTML report (charts inline, opens offline). Exits 1 when the
-    verification has findings (the report is written all the same)."""
+    """Write a self-contained HTML report (charts inline, opens offline), in Chinese and
+    English. With --url (and --token) it shows the points service's integrity signals too.
+    Exits 1 when the verification has findings (the report is written all the same)."""
     from jifen.points.audit.offline import load_keys
     from jifen.points.audit.report import write_report
 
+    signals = None
+    if url:
+        from jifen.points.audit.client import fetch_signals
+
+        if not token:
+            raise _fail("缺少令牌 --url needs --token (or JIFEN_AUDIT_TOKEN): an auditor's token")
+        with one_line_errors(url):
+            signals = asyncio.run(fetch_signals(url, token))
     with one_line_errors():
-        ok = write_report(export, load_keys(keys), checkpoints, out)
+        ok = write_report(export, load_keys(keys), checkpoints, out, signals)
     typer.echo(f"wrote {out} ({'verified' if ok else 'FINDINGS: see the report'})")
     raise typer.Exit(0 if ok else 1)
 

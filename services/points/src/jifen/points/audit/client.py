@@ -176,6 +176,18 @@ async def fetch_export(
     return entries + 1
 
 
+async def fetch_signals(
+    url: str, token: str, transport: httpx.AsyncBaseTransport | None = None
+) -> dict[str, Any]:
+    """The points service's live integrity flags (GET /v1/signals), for the report."""
+    async with _client(url, token, transport) as http:
+        r = await http.get("/v1/signals")
+        if r.status_code != 200:
+            raise refused(r, "GET /v1/signals")
+        body: dict[str, Any] = r.json()
+        return body
+
+
 async def pages(http: httpx.AsyncClient, path: str, limit: int = 500) -> AsyncIterator[Any]:
     """Items of a ``{"items": [...], "next_cursor": ...}`` endpoint, page after page."""
     after: str | None = None
