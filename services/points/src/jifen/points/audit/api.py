@@ -79,6 +79,13 @@ class C2spCosignatureIn(BaseModel):
 
 # a C2SP cosignature is kept in the same table; its cosigned_at says which form it is
 C2SP_PREFIX = "cosignature/v1:"
+# the C2SP form is text: documented next to the JSON one
+C2SP_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The checkpoint (JSON), or with format=c2sp its C2SP signed note.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
 Format = Annotated[
     Literal["json", "c2sp"],
     Query(description="json, or c2sp: the C2SP tlog-checkpoint signed note (text/plain)."),
@@ -185,6 +192,7 @@ async def public_keys(request: Request, who: Auditor) -> list[dict[str, str]]:
     "/checkpoints/latest",
     summary="The newest signed checkpoint (format=c2sp: as a C2SP tlog-checkpoint note)",
     response_model=None,
+    responses=C2SP_RESPONSE,
 )
 async def latest(
     request: Request, conn: Conn, q: Q, who: Auditor, format: Format = "json"
@@ -213,6 +221,7 @@ async def history(
     "/checkpoints/{tree_size}",
     summary="The checkpoint of one tree size (format=c2sp: as a C2SP tlog-checkpoint note)",
     response_model=None,
+    responses=C2SP_RESPONSE,
 )
 async def checkpoint_at(
     request: Request,
