@@ -494,3 +494,31 @@ def test_two_swapped_lines_are_one_finding() -> None:
     assert faults(r)[0] == ("entry_moved", 15, 13), [str(f) for f in r.faults]
     assert {"chain_gap at entry 16"} <= set(r.faults[0].also)
     assert [f.code for f in r.faults] == ["entry_moved", "root_mismatch"]
+
+
+def test_an_inserted_sibling_of_an_accounts_last_entry_is_told_by_the_signed_tree() -> None:
+    """Nothing follows either of the two entries that claim account a's last place: the
+    signed checkpoint says which one the tree had, before or after the forged line."""
+    entries = long_ledger(30)
+    cp = checkpoint(entries)
+    last = max(i for i, x in enumerate(entries) if x["account_id"] == "a")
+    before = next(x for x in entries if x["account_id"] == "a" and x["account_seq"] == 9)
+    assert entries[last]["account_seq"] == 10
+    p = posting("a", Kind.CREDIT, 500)
+    head = replace(Head("a", seq=9, hash=before["entry_hash"]), balance=before["balance_after"])
+    _, e = append(head, p)
+    forged = {**e.content(), "entry_id": 777, "cause_type": p.event_type}
+    forged.update(recorded_at=before["recorded_at"], entry_hash=e.entry_hash)
+    genuine_balance = sum(x["amount"] for x in entries if x["account_id"] == "a")
+    for at in (last, last + 1):  # the forged line before, then after, the genuine one
+        lines = export_lines(entries)
+        lines.insert(
+            at, {"position": at, "leaf_hash": leaf_hash(leaf_bytes(forged)).hex(), "entry": forged}
+        )
+        for i, line in enumerate(lines):
+            line["position"] = i
+        r = verify_lines(lines, cp, len(entries))
+        assert faults(r) == [("entry_inserted", at, 777)], (at, [str(f) for f in r.faults])
+        assert "matches the signed checkpoint" in r.faults[0].message
+        a = r.account("a")
+        assert (a.balance, a.earned, a.seq) == (genuine_balance, genuine_balance, 10), at

@@ -671,6 +671,16 @@ class Verifier:
         elif kind == "debit" or kind == "refund":
             chain.spent += amount
 
+    @staticmethod
+    def _take(chain: AccountState, state: tuple[Any, ...]) -> None:
+        """Make entry ``state`` the chain's last one, counting what it earned or spent."""
+        chain.seq, chain.hash, chain.balance, chain.last_entry = state[:4]
+        amount, kind = state[6], state[7]
+        if kind == "credit" or kind == "reversal":
+            chain.earned += amount
+        elif kind == "debit" or kind == "refund":
+            chain.spent -= amount
+
     def _fork_next(self, chain: AccountState, entry: dict[str, Any]) -> None:
         """The chain's next entry after a fork links to one of the two."""
         fork, chain.fork = chain.fork, None
@@ -681,14 +691,9 @@ class Verifier:
         elif prev == fork.a[1]:
             fork.continued = "a"  # back to the first branch: the second was inserted
             self._restore(chain, fork.before, undo=fork.b)
-            a = fork.a
-            chain.seq, chain.hash, chain.balance, chain.last_entry = a[:4]
-            if a[7] == "credit" or a[7] == "reversal":
-                chain.earned += a[6]
-            elif a[7] == "debit" or a[7] == "refund":
-                chain.spent -= a[6]
+            self._take(chain, fork.a)
 
-    def _resolve_forks(self, levels_root: Any) -> None:
+    def _resolve_forks(self, matches_without: Any) -> None:
         for fork in self.forks:
             a, b = fork.a, fork.b
             why = ""
@@ -698,7 +703,7 @@ class Verifier:
                 why = "the chain's next entry links to the other one"
             else:
                 for cand in (a, b):
-                    if levels_root(cand[4]):
+                    if matches_without(cand[4]):
                         loser, why = cand, "without it the export matches the signed checkpoint"
                         break
             if loser is None:
@@ -708,7 +713,7 @@ class Verifier:
                 acct = [st for (o, x), st in self.accounts.items() if st.last_entry == b[3]]
                 for st in acct:  # the chain went on from b: put it back on a
                     self._restore(st, fork.before, undo=b)
-                    st.seq, st.hash, st.balance, st.last_entry = a[:4]
+                    self._take(st, a)
             pred = f"seq {fork.before[0]}" + (
                 f" (entry {fork.before[3]})" if fork.before[3] is not None else ""
             )
