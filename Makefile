@@ -38,7 +38,8 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml lib/pyproject.toml services/*/pypr
 # Debian packages, installed in one go when missing: the PostgreSQL server, Prometheus (with
 # promtool, which tests the alert rules), Chromium (renders the audit report in a test),
 # libfaketime (runs one service with a skewed clock in tests/faults), Java and Maven (run and
-# fetch Apache Kafka) and kcat (reads every topic in a test).
+# fetch Apache Kafka), kcat (reads every topic in a test) and Noto CJK (the audit report's
+# Chinese, checked in a screenshot).
 system:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
@@ -48,6 +49,7 @@ system:
 	{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
 	ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || missing="$$missing faketime"; \
+	ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing Debian packages:$$missing (a minute or two, once)"; \
