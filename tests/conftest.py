@@ -1,6 +1,7 @@
-"""The joint fixtures: one real PostgreSQL cluster and one real Tansu broker per test
-session, on free ports in a temporary folder (never clashing with a running `make run`),
-and the six service processes for the end-to-end tests. Nothing here is mocked."""
+"""The joint fixtures: one real PostgreSQL cluster and one real broker per test session (Apache
+Kafka, one KRaft node; `JIFEN_BROKER=tansu` for the light one), on free ports in a temporary
+folder (never clashing with a running `make run`), and the six service processes for the
+end-to-end tests. Nothing here is mocked."""
 
 from __future__ import annotations
 

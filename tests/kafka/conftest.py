@@ -1,0 +1,73 @@
+"""A three-node Apache Kafka KRaft cluster on loopback (RF 3, min ISR 2, as deployed) with
+PostgreSQL and the points ledger's database, for the tests that kill brokers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from jifen.kernel.devstack import DevStack
+from jifen.kernel.stack import KafkaBroker, KafkaCluster
+from tests.helpers import eventually, isolated_stack
+
+
+@pytest.fixture(scope="package")
+def cluster_stack() -> Iterator[DevStack]:
+    env = {"JIFEN_KAFKA_SESSION_TIMEOUT_MS": "6000", "JIFEN_POINTS_BATCH_MAX": "200"}
+    with isolated_stack("jifen-kcluster-", env, kafka_cluster=True) as stack:
+        subprocess.run(
+            [sys.executable, "-m", "jifen.points", "migrate"],
+            env=stack.env(),
+            check=True,
+            capture_output=True,
+        )
+        print(f"\nthree-node Kafka cluster started in {cluster(stack).last_start_seconds:.1f}s")
+        yield stack
+
+
+def cluster(stack: DevStack) -> KafkaCluster:
+    assert isinstance(stack.broker, KafkaCluster)
+    return stack.broker
+
+
+@pytest.fixture
+async def ledger(cluster_stack: DevStack) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(cluster_stack.owner_dsn("points"))
+    yield conn
+    await conn.close()
+
+
+async def partition_state(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int]]]:
+    """partition -> (leader node, in-sync replicas), as the cluster reports them now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return {p["partition"]: (p["leader"], sorted(p["isr"])) for p in described["partitions"]}
+
+
+async def fully_replicated(stack: DevStack, topics: list[str]) -> bool:
+    """Every partition of ``topics`` led by a live node, with all three replicas in sync."""
+    for topic in topics:
+        try:
+            state = await partition_state(cluster(stack).bootstrap, topic)
+        except Exception:  # a node is still starting: not yet
+            return False
+        if not state or any(len(isr) < 3 or leader < 0 for leader, isr in state.values()):
+            return False
+    return True
+
+
+async def restart(stack: DevStack, node: KafkaBroker, topics: list[str]) -> None:
+    """Start ``node`` again on its kept log and wait until it has caught up (back in every ISR)."""
+    node.start()
+    await eventually(
+        lambda: fully_replicated(stack, topics), timeout=120, what=f"node {node.node_id} in sync"
+    )
