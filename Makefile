@@ -17,13 +17,15 @@ KAFKA_STAMP := $(KAFKA_DIR)/.installed
 .PHONY: audit-deps help deps system kafka run demo stop test lint typecheck unit integration e2e fmt clean bench soak
 
 help:
-	@echo "make run    - start PostgreSQL, the broker and the three services, seed demo data"
+	@echo "make run    - start PostgreSQL, Apache Kafka (KRaft) and the three services, seed demo data"
 	@echo "make stop   - stop a running 'make run' from another shell"
 	@echo "make demo   - with 'make run' up: a simulated month of a district, then an audit"
 	@echo "make test   - lint, type-check and run the whole test suite (own broker and PostgreSQL)"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - benchmarks with ratios to references (SIZE=quick|full, N=events); docs/BENCH.md"
 	@echo "make soak   - chaos soak: workload while workers, broker, PostgreSQL restart (DURATION=10m); docs/RELIABILITY.md"
+	@echo "             JIFEN_BROKER=kafka-cluster make soak: on three KRaft nodes, killing one at a time"
+	@echo "the broker of run/test/bench/soak: JIFEN_BROKER=kafka (default), kafka-cluster or tansu"
 
 $(UV):
 	@echo "installing uv $(UV_VERSION) into .tools/"

@@ -273,7 +273,7 @@ class Broker:
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 BROKER_KINDS = ("kafka", "kafka-cluster", "tansu")
-DEFAULT_BROKER = "tansu"
+DEFAULT_BROKER = "kafka"
 
 
 class EmbeddedBroker(Protocol):
