@@ -42,12 +42,15 @@ class TopicSpec:
 
 @cache
 def _settings(path: Path = SETTINGS_FILE) -> dict[str, Any]:
-    if not path.exists():  # an image without deploy/: the broker's defaults, names only
+    if not path.exists():
+        # an image without deploy/ (the Dockerfile copies lib/, services/, schemas/): there the
+        # topics exist already (kafka-init, KafkaTopic); should one be missing, it is made
+        # replicated as deployed (capped at the brokers present), with the broker's retention
         return {
-            "partitions": 4,
-            "replicas": 1,
-            "config": {},
-            "dead_letter_config": {},
+            "partitions": 12,
+            "replicas": 3,
+            "config": {"min.insync.replicas": "2"},
+            "dead_letter_config": {"min.insync.replicas": "2"},
             "topics": {},
         }
     data: dict[str, Any] = json.loads(path.read_text())
