@@ -23,6 +23,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from jifen.kernel.contracts import encode
 from jifen.kernel.kafka import CLOUDEVENTS_HEADERS as CE  # structured-mode content-type
 from jifen.kernel.metrics import EVENTS_PRODUCED, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
+from jifen.kernel.runtime import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,11 @@ _OBSERVE_EVERY = 1.0  # seconds between outbox gauge refreshes while busy
 async def enqueue(
     conn: asyncpg.Connection, topic: str, key: str | None, event: Mapping[str, Any]
 ) -> None:
-    """Record ``event`` (already validated by ``Contracts.new_event``) for publication."""
+    """Record ``event`` (already validated by ``Contracts.new_event``) for publication.
+
+    Inside an HTTP request the line logged here carries both the request id and the event id:
+    `grep <request id>` finds the events a request caused, `grep <event id>` follows each of
+    them through the relay and every consumer."""
     await conn.execute(
         "INSERT INTO outbox (topic, key, event_id, event_type, payload)"
         " VALUES ($1, $2, $3, $4, $5)",
@@ -45,6 +50,13 @@ async def enqueue(
         event["type"],
         encode(event),
     )
+    if REQUEST_ID.get() is not None:
+        log.info(
+            "event %s recorded for publication on %s",
+            event["type"],
+            topic,
+            extra={"event_id": str(event["id"])},
+        )
 
 
 async def enqueue_many(
