@@ -103,3 +103,22 @@ def test_a_periodic_pass_drifts_within_its_spread() -> None:
     waits = [jittered(5.0) for _ in range(500)]
     assert all(4.0 <= w <= 6.0 for w in waits)
     assert max(waits) - min(waits) > 1.0  # really spread, not a fixed 5 s
+
+
+def test_the_consumers_retry_waits_are_spread_and_never_longer_than_before() -> None:
+    """The kernel consumer and the ledger worker retry a database outage and a lost broker
+    after equal_jitter(wait): between half and all of the wait they used before."""
+    import inspect
+
+    from jifen.kernel import consumer
+    from jifen.kernel.runtime import equal_jitter
+    from jifen.points import worker
+
+    waits = [equal_jitter(2.0) for _ in range(300)]
+    assert all(1.0 <= w <= 2.0 for w in waits)
+    assert len({round(w, 6) for w in waits}) > 250
+    for module in (consumer, worker):
+        source = inspect.getsource(module)
+        assert "asyncio.sleep(delay)" not in source, module.__name__
+        assert "asyncio.sleep(1.0)" not in source, module.__name__
+        assert "equal_jitter(" in source, module.__name__

@@ -31,6 +31,7 @@ from jifen.kernel.kafka import (
     stop_consumer,
 )
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
+from jifen.kernel.runtime import equal_jitter
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class EventConsumer:
                 log.warning("%s: %s; re-reading from the beginning", self.service, exc)
             except KafkaError:
                 log.exception("%s consumer lost the broker; restarting it", self.service)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(equal_jitter(1.0))
             finally:
                 self.assigned = False
                 await stop_consumer(consumer)
@@ -139,7 +140,7 @@ class EventConsumer:
             except DATABASE_UNAVAILABLE:
                 EVENTS_FAILED.labels(self.service, record.topic, event["type"]).inc()
                 log.warning("%s: database unavailable, retrying %s", self.service, event["id"])
-                await asyncio.sleep(delay)
+                await asyncio.sleep(equal_jitter(delay))
                 delay = min(delay * 2, 5.0)
             except Exception as exc:  # a bug or an impossible record: never block the partition
                 log.exception("%s: handler failed for %s", self.service, event["id"])

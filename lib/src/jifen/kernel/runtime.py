@@ -78,8 +78,13 @@ def backoff(attempt: int, *, base: float = 0.2, cap: float = 5.0) -> float:
     ``cap``, with "equal jitter" (between half and all of it, at random), so that replicas
     that failed together (a PostgreSQL restart, a broker election) do not retry in lockstep
     and knock the recovering server over again."""
-    ceiling = min(cap, base * 2.0 ** min(attempt, 32))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    return equal_jitter(min(cap, base * 2.0 ** min(attempt, 32)))
+
+
+def equal_jitter(seconds: float) -> float:
+    """Between half of ``seconds`` and all of it, at random: a retry wait that replicas failing
+    together do not share (never longer than the wait it replaces)."""
+    return seconds / 2 + random.uniform(0, seconds / 2)
 
 
 def jittered(seconds: float, spread: float = 0.2) -> float:

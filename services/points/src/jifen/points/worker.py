@@ -35,6 +35,7 @@ from jifen.kernel.kafka import (
     stop_consumer,
 )
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
+from jifen.kernel.runtime import equal_jitter
 from jifen.points import metrics
 from jifen.points.db.repo import append_postings
 from jifen.points.domain.ledger import (
@@ -114,7 +115,7 @@ class LedgerWorker:
                 log.warning("%s; re-reading from the beginning", exc)
             except KafkaError:
                 log.exception("ledger worker lost the broker; restarting its consumer")
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(equal_jitter(1.0))
             finally:
                 self.consumer = None
                 await stop_consumer(consumer)
@@ -207,7 +208,7 @@ class LedgerWorker:
                 for (topic, event_type), n in failed.items():
                     EVENTS_FAILED.labels("points", topic, event_type).inc(n)
                 log.warning("append failed (%s); retrying the batch", type(exc).__name__)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(equal_jitter(delay))
                 delay = min(delay * 2, 5.0)
 
     async def append(self, postings: list[Posting]) -> Plan:
