@@ -78,6 +78,16 @@ def stop(proc: subprocess.Popen[str], lines: list[str]) -> None:
     assert proc.returncode == 0, "\n".join(lines)
 
 
+def up_again_on_the_same_data(home: Path, ports: dict[str, int]) -> None:
+    """A second `make run` finds the cluster and the demo data the first one left."""
+    again, lines = up(home, ports)
+    try:
+        assert any("demo data already there" in line for line in lines), "\n".join(lines)
+        assert not any("created PostgreSQL cluster" in line for line in lines)
+    finally:
+        stop(again, lines)
+
+
 def test_run_prints_urls_and_tokens_stops_clean_and_keeps_data(home: Path) -> None:
     ports = {k: free_port() for k in PORT_ENV}
     assert set(PORT_ENV) == set(Ports.__dataclass_fields__)
@@ -122,12 +132,7 @@ def test_run_prints_urls_and_tokens_stops_clean_and_keeps_data(home: Path) -> No
     leftovers = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True).stdout
     assert not leftovers.strip(), f"processes left behind: {leftovers}"
 
-    again, lines = up(home, ports)
-    try:
-        assert any("demo data already there" in line for line in lines), "\n".join(lines)
-        assert not any("created PostgreSQL cluster" in line for line in lines)
-    finally:
-        stop(again, lines)
+    up_again_on_the_same_data(home, ports)
 
 
 def test_run_from_a_home_the_postgres_user_cannot_reach() -> None:
@@ -167,12 +172,7 @@ def test_run_from_a_home_the_postgres_user_cannot_reach() -> None:
             if proc.poll() is None:
                 stop(proc, lines)
         assert not (data / "postmaster.pid").exists(), "PostgreSQL left running"
-        again, lines = up(home, ports)
-        try:
-            assert any("demo data already there" in line for line in lines), "\n".join(lines)
-            assert not any("created PostgreSQL cluster" in line for line in lines)
-        finally:
-            stop(again, lines)
+        up_again_on_the_same_data(home, ports)
     finally:
         shutil.rmtree(private, ignore_errors=True)
         shutil.rmtree(data.parent, ignore_errors=True)
