@@ -1,0 +1,75 @@
+"""What every service's API declares the same way: its FastAPI dependencies and its lifespan.
+
+A route takes what it needs by type, as in the FastAPI project template's ``api/deps.py``::
+
+    async def publish_job(body: JobIn, conn: Conn, q: Q, contracts: Events, who: Officer): ...
+
+and a service's ``build_app`` opens and closes its resources with one :func:`service_lifespan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+
+from jifen.kernel.auth import TokenVerifier
+from jifen.kernel.contracts import Contracts
+from jifen.kernel.db import Queries, create_pool
+from jifen.kernel.runtime import cancel, spawn
+from jifen.kernel.settings import ServiceSettings
+from jifen.kernel.web import Conn, db_connection, pool_check
+
+__all__ = ["Conn", "Events", "Q", "db_connection", "get_contracts", "get_queries"]
+
+
+def get_queries(request: Request) -> Queries:
+    q: Queries = request.app.state.queries
+    return q
+
+
+def get_contracts(request: Request) -> Contracts:
+    c: Contracts = request.app.state.contracts
+    return c
+
+
+# the service's named SQL (``q["name"]``)
+Q = Annotated[Queries, Depends(get_queries)]
+# the event contracts, to build and validate the events a request records
+Events = Annotated[Contracts, Depends(get_contracts)]
+
+# a loop the API runs beside its requests (a gauge refresher), given the started app
+Background = Callable[[FastAPI], Coroutine[Any, Any, None]]
+
+
+def service_lifespan(
+    settings: ServiceSettings,
+    queries: Callable[[], Queries],
+    *,
+    pool_max_size: int = 10,
+    background: Mapping[str, Background] | None = None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The lifespan of a service's API: settings, token verifier, queries, contracts and the
+    pool on ``app.state``; the database among the readiness checks; each ``background`` loop
+    started once the pool is open (a loop that dies ends the process: :func:`spawn`), and
+    everything stopped and closed in reverse on shutdown."""
+    loops = dict(background or {})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.verifier = TokenVerifier(settings.keys_dir)
+        app.state.queries = queries()
+        app.state.contracts = Contracts(settings.schemas_dir)
+        app.state.pool = await create_pool(settings.database_url, max_size=pool_max_size)
+        app.state.ready_checks["database"] = lambda: pool_check(app.state.pool)
+        running = [spawn(make(app), name) for name, make in loops.items()]
+        try:
+            yield
+        finally:
+            await cancel(*running)
+            await app.state.pool.close()
+
+    return lifespan
