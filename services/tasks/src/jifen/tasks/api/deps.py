@@ -1,0 +1,94 @@
+"""What the tasks routes declare the same way, once: who may call (role aliases), the
+idempotency key, path ids and list limits, the refusals they document, and the kernel's
+``Conn``, ``Q`` and ``Events`` (re-exported so a route imports its dependencies from here).
+
+A route takes what it needs by type, as in the FastAPI project template::
+
+    async def publish_job(body: JobIn, conn: Conn, q: Q, contracts: Events, who: Officer): ...
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Header, HTTPException, Path, Query, Request
+
+from jifen.kernel.auth import Principal, Role, require
+from jifen.kernel.deps import Conn, Events, Q
+from jifen.tasks.domain.checkin import CheckinRules
+from jifen.tasks.settings import TasksSettings
+
+__all__ = [
+    "REFUSALS",
+    "Actor",
+    "Admin",
+    "AnyMember",
+    "Auditor",
+    "Claimant",
+    "Conn",
+    "Events",
+    "IdFilter",
+    "IdempotencyKey",
+    "Limit",
+    "Officer",
+    "PathId",
+    "Poster",
+    "Q",
+    "Reader",
+    "acting_for",
+    "checkin_rules",
+]
+
+Officer = Annotated[Principal, require(Role.OFFICER, Role.ADMIN)]
+Actor = Annotated[Principal, require(Role.APP, Role.VOLUNTEER)]
+Reader = Annotated[
+    Principal, require(Role.OFFICER, Role.ADMIN, Role.APP, Role.VOLUNTEER, Role.AUDITOR)
+]
+Admin = Annotated[Principal, require(Role.ADMIN)]
+Auditor = Annotated[Principal, require(Role.AUDITOR)]
+Poster = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.APP)]
+Claimant = Annotated[
+    Principal, require(Role.OFFICER, Role.ADMIN, Role.APP, Role.VOLUNTEER, Role.MERCHANT)
+]
+AnyMember = Annotated[
+    Principal,
+    require(Role.OFFICER, Role.ADMIN, Role.APP, Role.VOLUNTEER, Role.AUDITOR, Role.MERCHANT),
+]
+
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Unique per completion attempt; repeating it returns the original result.",
+    ),
+]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+# an account or community id in the path
+PathId = Annotated[str, Path(pattern=ID_PATTERN)]
+# an optional filter by account or community id (``community_id: IdFilter = None``)
+IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many items")]
+
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Refused by a rule; `reason` says which"},
+    404: {"description": "No such job or completion in your organisation"},
+}
+
+
+def acting_for(who: Principal, account_id: str) -> None:
+    """A volunteer acts only for their own account; an app acts for any of its volunteers."""
+    if who.role == Role.VOLUNTEER and who.subject != account_id:
+        raise HTTPException(403, "a volunteer may act only for their own account")
+
+
+def checkin_rules(request: Request) -> CheckinRules:
+    s: TasksSettings = request.app.state.settings
+    return CheckinRules(
+        step_seconds=s.checkin_step_seconds,
+        max_failures=s.checkin_max_failures,
+        window_seconds=s.checkin_failure_window_seconds,
+    )

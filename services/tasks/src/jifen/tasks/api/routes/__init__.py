@@ -1,0 +1,1 @@
+"""One APIRouter per resource; ``api/app.py`` includes them in the order of ``ROUTERS``."""

@@ -1,0 +1,51 @@
+"""/v1/audit: the auditors' listing of every verified completion, in commit order, to
+reconcile against the ledger."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from jifen.tasks.api.deps import Auditor, Conn, Events, Q
+from jifen.tasks.api.schemas import AuditCompletion, AuditPage
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+@router.get(
+    "/completions",
+    response_model=AuditPage,
+    summary="Every completion ever verified in your organisation, oldest first (auditor)",
+    description="For reconciliation against the ledger: each verified completion must have "
+    "exactly one credit, each revoked one exactly one reversal. Page with `after` = the "
+    "previous `next_cursor`; `next_cursor` is null on the last page. Ordered by verification "
+    "commit order, so paging never skips a completion committed later.",
+)
+async def audit_completions(
+    conn: Conn,
+    q: Q,
+    contracts: Events,
+    who: Auditor,
+    after: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,18}$", description="A next_cursor from before")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> AuditPage:
+    rows = await conn.fetch(q["audit_completions"], who.org, int(after or 0), limit)
+    items = [
+        AuditCompletion(
+            completion_id=r["id"],
+            account_id=r["account_id"],
+            job_id=r["job_id"],
+            points=r["points"],
+            status=r["status"],
+            verified_event_id=r["verified_event_id"],
+            revoked_event_id=r["revoked_event_id"],
+            verified_at=r["verified_at"],
+            revoked_at=r["revoked_at"],
+        )
+        for r in rows
+    ]
+    cursor = str(rows[-1]["verified_seq"]) if len(rows) == limit else None
+    return AuditPage(items=items, next_cursor=cursor)

@@ -1,0 +1,152 @@
+"""/v1/completions: one completion and its history, the review queue, and the review itself
+(verify, approve a held one, reject, revoke)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query
+
+from jifen.kernel.auth import Role
+from jifen.tasks import handlers
+from jifen.tasks.api.deps import REFUSALS, Conn, Events, IdFilter, Limit, Officer, Q, Reader
+from jifen.tasks.api.reads import history_of
+from jifen.tasks.api.schemas import ApproveIn, CompletionOut, ReasonIn, StatusChangeOut
+from jifen.tasks.domain.jobs import CompletionStatus
+
+router = APIRouter(prefix="/v1/completions", tags=["completions"])
+
+
+@router.get(
+    "/{completion_id}", response_model=CompletionOut, summary="One completion", responses=REFUSALS
+)
+async def get_completion(completion_id: UUID, conn: Conn, q: Q, who: Reader) -> CompletionOut:
+    row = await conn.fetchrow(q["get_completion"], completion_id, who.org)
+    if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
+        raise HTTPException(404, f"no completion {completion_id}")
+    return CompletionOut(**dict(row))
+
+
+@router.post(
+    "/{completion_id}/verify",
+    response_model=CompletionOut,
+    summary="Verify a completion: points become owed",
+    responses=REFUSALS,
+)
+async def verify(
+    completion_id: UUID, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> CompletionOut:
+    row = await handlers.verify_completion(
+        conn, q, contracts, org=who.org, officer=who.subject, completion_id=completion_id
+    )
+    return CompletionOut(**dict(row))
+
+
+@router.get(
+    "",
+    response_model=list[CompletionOut],
+    summary="Completions: the review queue (status=held&hold_level=officer) or a volunteer's own",
+)
+async def list_completions(
+    conn: Conn,
+    q: Q,
+    who: Reader,
+    status: CompletionStatus | None = None,
+    hold_level: Annotated[str | None, Query(pattern=r"^(officer|admin)$")] = None,
+    account_id: IdFilter = None,
+    limit: Limit = 200,
+) -> list[CompletionOut]:
+    if who.role == Role.VOLUNTEER:
+        if account_id not in (None, who.subject):
+            raise HTTPException(403, "a volunteer may list only their own completions")
+        account_id = who.subject
+    rows = await conn.fetch(
+        q["list_completions"],
+        who.org,
+        status.value if status else None,
+        account_id,
+        hold_level,
+        limit,
+    )
+    return [CompletionOut(**dict(r)) for r in rows]
+
+
+@router.get(
+    "/{completion_id}/history",
+    response_model=list[StatusChangeOut],
+    summary="Every status a completion went through: who, when, why",
+    responses=REFUSALS,
+)
+async def completion_history(
+    completion_id: UUID, conn: Conn, q: Q, who: Reader
+) -> list[StatusChangeOut]:
+    row = await conn.fetchrow(q["get_completion"], completion_id, who.org)
+    if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
+        raise HTTPException(404, f"no completion {completion_id}")
+    return await history_of(conn, q, who.org, "completion", completion_id)
+
+
+@router.post(
+    "/{completion_id}/approve",
+    response_model=CompletionOut,
+    summary="Approve a completion held by an organisation limit (officer level: an officer; "
+    "admin level: the admin)",
+    responses=REFUSALS,
+)
+async def approve(
+    completion_id: UUID, body: ApproveIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> CompletionOut:
+    row = await handlers.approve_completion(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        who=who.subject,
+        role=who.role.value,
+        completion_id=completion_id,
+        reason=body.reason,
+    )
+    return CompletionOut(**dict(row))
+
+
+@router.post(
+    "/{completion_id}/reject",
+    response_model=CompletionOut,
+    summary="Reject a submitted or held completion, with a reason",
+    responses=REFUSALS,
+)
+async def reject(
+    completion_id: UUID, body: ReasonIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> CompletionOut:
+    row = await handlers.reject_completion(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        who=who.subject,
+        completion_id=completion_id,
+        reason=body.reason,
+    )
+    return CompletionOut(**dict(row))
+
+
+@router.post(
+    "/{completion_id}/revoke",
+    response_model=CompletionOut,
+    summary="Revoke a verified completion, with a reason: the ledger appends a reversal",
+    responses=REFUSALS,
+)
+async def revoke(
+    completion_id: UUID, body: ReasonIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> CompletionOut:
+    row = await handlers.revoke_completion(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        who=who.subject,
+        completion_id=completion_id,
+        reason=body.reason,
+    )
+    return CompletionOut(**dict(row))

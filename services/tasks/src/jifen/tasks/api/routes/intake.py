@@ -1,0 +1,268 @@
+"""Intake, the requests that become jobs: /v1/hazards (hazard reports: report -> task -> done)
+and /v1/needs (residents' micro-wishes and partners' offers)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, HTTPException
+
+from jifen.kernel.auth import Role
+from jifen.kernel.db import Queries
+from jifen.tasks import handlers
+from jifen.tasks.api.deps import (
+    REFUSALS,
+    Actor,
+    AnyMember,
+    Claimant,
+    Conn,
+    Events,
+    IdFilter,
+    Limit,
+    Officer,
+    Poster,
+    Q,
+    Reader,
+    acting_for,
+)
+from jifen.tasks.api.reads import history_of
+from jifen.tasks.api.schemas import (
+    HazardIn,
+    HazardOut,
+    MergeIn,
+    NeedClaimIn,
+    NeedIn,
+    NeedOut,
+    ReasonIn,
+    TriageIn,
+)
+from jifen.tasks.domain.intake import HazardKind, HazardStatus, NeedKind, NeedStatus
+
+hazards = APIRouter(prefix="/v1/hazards", tags=["hazard reports"])
+needs = APIRouter(prefix="/v1/needs", tags=["micro-wishes and offers"])
+
+
+# -- hazard reports --------------------------------------------------------------------------
+
+
+async def _hazard_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record) -> HazardOut:
+    return HazardOut(
+        **dict(row), history=await history_of(conn, q, row["org_id"], "hazard", row["id"])
+    )
+
+
+@hazards.post(
+    "", status_code=201, response_model=HazardOut, summary="Report a hazard", responses=REFUSALS
+)
+async def report_hazard(
+    body: HazardIn, conn: Conn, q: Q, contracts: Events, who: Actor
+) -> HazardOut:
+    acting_for(who, body.account_id)
+    row = await handlers.report_hazard(conn, q, contracts, org=who.org, by=who.subject, body=body)
+    return await _hazard_out(conn, q, row)
+
+
+@hazards.get(
+    "", response_model=list[HazardOut], summary="Hazard reports (a volunteer sees their own)"
+)
+async def list_hazards(
+    conn: Conn,
+    q: Q,
+    who: Reader,
+    status: HazardStatus | None = None,
+    community_id: IdFilter = None,
+    kind: HazardKind | None = None,
+    limit: Limit = 200,
+) -> list[HazardOut]:
+    account = who.subject if who.role == Role.VOLUNTEER else None
+    rows = await conn.fetch(
+        q["list_hazards"],
+        who.org,
+        status.value if status else None,
+        community_id,
+        account,
+        limit,
+        kind.value if kind else None,
+    )
+    return [await _hazard_out(conn, q, r) for r in rows]
+
+
+@hazards.get(
+    "/{hazard_id}",
+    response_model=HazardOut,
+    summary="One hazard report with its history: report -> task -> done",
+    responses=REFUSALS,
+)
+async def get_hazard(hazard_id: UUID, conn: Conn, q: Q, who: Reader) -> HazardOut:
+    row = await conn.fetchrow(q["get_hazard"], hazard_id, who.org)
+    if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
+        raise HTTPException(404, f"no hazard report {hazard_id}")
+    return await _hazard_out(conn, q, row)
+
+
+@hazards.post(
+    "/{hazard_id}/triage",
+    response_model=HazardOut,
+    summary="Triage a hazard report into a job in its community",
+    responses=REFUSALS,
+)
+async def triage(
+    hazard_id: UUID, body: TriageIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> HazardOut:
+    row = await handlers.triage_hazard(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        officer=who.subject,
+        hazard_id=hazard_id,
+        job=body.job,
+        reason=body.reason,
+    )
+    return await _hazard_out(conn, q, row)
+
+
+@hazards.post(
+    "/{hazard_id}/merge",
+    response_model=HazardOut,
+    summary="Merge a hazard report into an earlier one as a duplicate",
+    responses=REFUSALS,
+)
+async def merge(
+    hazard_id: UUID, body: MergeIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> HazardOut:
+    row = await handlers.merge_hazard(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        officer=who.subject,
+        hazard_id=hazard_id,
+        duplicate_of=body.duplicate_of,
+        reason=body.reason,
+    )
+    return await _hazard_out(conn, q, row)
+
+
+@hazards.post(
+    "/{hazard_id}/close",
+    response_model=HazardOut,
+    summary="Close a hazard report with a reason",
+    responses=REFUSALS,
+)
+async def close_hazard(
+    hazard_id: UUID, body: ReasonIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> HazardOut:
+    row = await handlers.close_hazard(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        officer=who.subject,
+        hazard_id=hazard_id,
+        reason=body.reason,
+    )
+    return await _hazard_out(conn, q, row)
+
+
+# -- micro-wishes and partner offers -----------------------------------------------------------
+
+
+async def _need_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record) -> NeedOut:
+    return NeedOut(**dict(row), history=await history_of(conn, q, row["org_id"], "need", row["id"]))
+
+
+@needs.post(
+    "",
+    status_code=201,
+    response_model=NeedOut,
+    summary="Post a resident's micro-wish or a partner's offer",
+    responses=REFUSALS,
+)
+async def post_need(body: NeedIn, conn: Conn, q: Q, contracts: Events, who: Poster) -> NeedOut:
+    row = await handlers.post_need(conn, q, contracts, org=who.org, by=who.subject, body=body)
+    return await _need_out(conn, q, row)
+
+
+@needs.get("", response_model=list[NeedOut], summary="Micro-wishes and offers")
+async def list_needs(
+    conn: Conn,
+    q: Q,
+    who: AnyMember,
+    status: NeedStatus | None = None,
+    kind: NeedKind | None = None,
+    community_id: IdFilter = None,
+    limit: Limit = 200,
+) -> list[NeedOut]:
+    rows = await conn.fetch(
+        q["list_needs"],
+        who.org,
+        status.value if status else None,
+        kind.value if kind else None,
+        community_id,
+        limit,
+    )
+    return [await _need_out(conn, q, r) for r in rows]
+
+
+@needs.get("/{need_id}", response_model=NeedOut, summary="One wish or offer, with its history")
+async def get_need(need_id: UUID, conn: Conn, q: Q, who: AnyMember) -> NeedOut:
+    row = await conn.fetchrow(q["get_need"], need_id, who.org)
+    if row is None:
+        raise HTTPException(404, f"no wish or offer {need_id}")
+    return await _need_out(conn, q, row)
+
+
+@needs.post(
+    "/{need_id}/claim",
+    response_model=NeedOut,
+    summary="Claim a wish or offer for a volunteer or a partner",
+    responses=REFUSALS,
+)
+async def claim_need(
+    need_id: UUID, body: NeedClaimIn, conn: Conn, q: Q, contracts: Events, who: Claimant
+) -> NeedOut:
+    if who.role in (Role.VOLUNTEER, Role.MERCHANT) and who.subject != body.claimed_by:
+        raise HTTPException(403, f"a {who.role.value} may claim only for themselves")
+    row = await handlers.claim_need(
+        conn, q, contracts, org=who.org, by=who.subject, need_id=need_id, claimant=body.claimed_by
+    )
+    return await _need_out(conn, q, row)
+
+
+@needs.post(
+    "/{need_id}/job",
+    response_model=NeedOut,
+    summary="Turn a wish or offer into a job in its community",
+    responses=REFUSALS,
+)
+async def need_to_job(
+    need_id: UUID, body: TriageIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> NeedOut:
+    row = await handlers.need_to_job(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        officer=who.subject,
+        need_id=need_id,
+        job=body.job,
+        reason=body.reason,
+    )
+    return await _need_out(conn, q, row)
+
+
+@needs.post(
+    "/{need_id}/close",
+    response_model=NeedOut,
+    summary="Close a wish or offer with a reason",
+    responses=REFUSALS,
+)
+async def close_need(
+    need_id: UUID, body: ReasonIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> NeedOut:
+    row = await handlers.close_need(
+        conn, q, contracts, org=who.org, officer=who.subject, need_id=need_id, reason=body.reason
+    )
+    return await _need_out(conn, q, row)

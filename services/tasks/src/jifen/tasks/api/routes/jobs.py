@@ -1,0 +1,208 @@
+"""/v1/jobs: publish and list jobs, claim a place, post a completion, withdraw a claim, and
+the rotating check-in code officers show at the place."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+
+from jifen.kernel.web import Refusal
+from jifen.tasks import handlers
+from jifen.tasks.api.deps import (
+    REFUSALS,
+    Actor,
+    Conn,
+    Events,
+    IdempotencyKey,
+    IdFilter,
+    Officer,
+    PathId,
+    Q,
+    Reader,
+    acting_for,
+    checkin_rules,
+)
+from jifen.tasks.api.reads import job_out
+from jifen.tasks.api.schemas import (
+    CheckinCodeOut,
+    ClaimIn,
+    ClaimOut,
+    ClaimOutFull,
+    CompletionIn,
+    CompletionOut,
+    JobIn,
+    JobOut,
+)
+from jifen.tasks.domain.checkin import current_code
+from jifen.tasks.domain.jobs import Category
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post(
+    "", status_code=201, response_model=JobOut, summary="Publish a job", responses=REFUSALS
+)
+async def publish_job(body: JobIn, conn: Conn, q: Q, contracts: Events, who: Officer) -> JobOut:
+    row = await handlers.publish_job(conn, q, contracts, org=who.org, officer=who.subject, job=body)
+    return job_out(row)
+
+
+@router.get("", response_model=list[JobOut], summary="The service menu: jobs of your organisation")
+async def list_jobs(
+    conn: Conn,
+    q: Q,
+    who: Reader,
+    community_id: IdFilter = None,
+    month: Annotated[
+        str | None, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-11"])
+    ] = None,
+    category: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[a-z][a-z0-9_]{0,39}$",
+            description="A built-in or organisation category",
+            examples=[Category.MEAL_DELIVERY.value],
+        ),
+    ] = None,
+    open_only: Annotated[
+        bool, Query(alias="open", description="Only jobs with places left")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[JobOut]:
+    start = end = None
+    if month:
+        year, mon = map(int, month.split("-"))
+        start = datetime(year, mon, 1, tzinfo=UTC)
+        end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=UTC)
+    rows = await conn.fetch(
+        q["list_jobs"],
+        who.org,
+        community_id,
+        category,
+        start,
+        end,
+        open_only,
+        limit,
+    )
+    return [job_out(r) for r in rows]
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="One job", responses=REFUSALS)
+async def get_job(job_id: UUID, conn: Conn, q: Q, who: Reader) -> JobOut:
+    row = await conn.fetchrow(q["get_job"], job_id, who.org)
+    if row is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return job_out(row)
+
+
+@router.post(
+    "/{job_id}/claims",
+    status_code=201,
+    response_model=ClaimOut,
+    summary="Claim a place on a job for a volunteer",
+    responses=REFUSALS,
+)
+async def claim(
+    job_id: UUID, body: ClaimIn, conn: Conn, q: Q, contracts: Events, who: Actor
+) -> ClaimOut:
+    acting_for(who, body.account_id)
+    row = await handlers.claim_job(
+        conn, q, contracts, org=who.org, job_id=job_id, account_id=body.account_id, by=who.subject
+    )
+    return ClaimOut(**dict(row))
+
+
+@router.post(
+    "/{job_id}/completions",
+    status_code=201,
+    response_model=CompletionOut,
+    summary="Post a completion (idempotent by Idempotency-Key)",
+    responses={**REFUSALS, 200: {"description": "The same key was used before: the original"}},
+)
+async def complete(
+    job_id: UUID,
+    body: CompletionIn,
+    conn: Conn,
+    q: Q,
+    contracts: Events,
+    who: Actor,
+    key: IdempotencyKey,
+    request: Request,
+    response: Response,
+) -> CompletionOut:
+    acting_for(who, body.account_id)
+    grace = timedelta(hours=request.app.state.settings.completion_grace_hours)
+    row, created = await handlers.complete_job(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        job_id=job_id,
+        body=body,
+        by=who.subject,
+        idempotency_key=key,
+        grace=grace,
+        checkin=checkin_rules(request),
+    )
+    if not created:
+        response.status_code = 200
+    return CompletionOut(**dict(row))
+
+
+@router.get(
+    "/{job_id}/checkin-code",
+    response_model=CheckinCodeOut,
+    summary="The check-in code to show at the place now (officers and admins)",
+    description="A check-in job's code changes every step (`JIFEN_TASKS_CHECKIN_STEP_SECONDS`, "
+    "three minutes by default) and is accepted during its step and the next one, so a photo "
+    "of it is useless a few minutes later. Show it on a screen, or `qr_payload` as a QR code "
+    "for the app to scan; fetch again at `refresh_at`. The job's secret never leaves the "
+    "service.",
+    responses={
+        **REFUSALS,
+        409: {"description": "`not_checkin`: the job is not verified by check-in"},
+    },
+)
+async def checkin_code(
+    job_id: UUID, conn: Conn, q: Q, who: Officer, request: Request, response: Response
+) -> CheckinCodeOut:
+    row = await conn.fetchrow(q["get_job_secret"], job_id, who.org)
+    if row is None:
+        raise HTTPException(404, f"no job {job_id}")
+    if row["verification"] != "checkin" or row["checkin_secret"] is None:
+        raise Refusal(
+            "not_checkin",
+            f"此岗位不用签到码 job {job_id} is verified by {row['verification']}, not by check-in",
+            verification=row["verification"],
+        )
+    rules = checkin_rules(request)
+    shown = current_code(row["checkin_secret"], str(job_id), datetime.now(UTC), rules.step_seconds)
+    response.headers["Cache-Control"] = "no-store"
+    return CheckinCodeOut(
+        job_id=job_id,
+        code=shown.code,
+        step_seconds=rules.step_seconds,
+        valid_from=shown.valid_from,
+        refresh_at=shown.refresh_at,
+        expires_at=shown.expires_at,
+        qr_payload=f"jifen:checkin?job={job_id}&code={shown.code}",
+    )
+
+
+@router.post(
+    "/{job_id}/claims/{account_id}/withdraw",
+    response_model=ClaimOutFull,
+    summary="Withdraw a claim before the window starts: the place is released",
+    responses=REFUSALS,
+)
+async def withdraw(
+    job_id: UUID, account_id: PathId, conn: Conn, q: Q, contracts: Events, who: Actor
+) -> ClaimOutFull:
+    acting_for(who, account_id)
+    row = await handlers.withdraw_claim(
+        conn, q, contracts, org=who.org, job_id=job_id, account_id=account_id, by=who.subject
+    )
+    return ClaimOutFull(**dict(row))

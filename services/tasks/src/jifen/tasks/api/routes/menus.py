@@ -1,0 +1,54 @@
+"""/v1/menus: a community's monthly service menu, published at once or rolled from its
+recurring jobs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from jifen.tasks import handlers
+from jifen.tasks.api.deps import REFUSALS, Conn, Events, Officer, Q
+from jifen.tasks.api.reads import job_out
+from jifen.tasks.api.schemas import JobOut, MenuIn, RollIn
+
+router = APIRouter(prefix="/v1/menus", tags=["jobs"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=list[JobOut],
+    summary="Publish a community's monthly service menu: every job of the month at once",
+    responses={**REFUSALS, 409: {"description": "A job outside the month, or unknown category"}},
+)
+async def publish_menu(
+    body: MenuIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> list[JobOut]:
+    rows = await handlers.publish_menu(
+        conn, q, contracts, org=who.org, officer=who.subject, menu=body
+    )
+    return [job_out(r) for r in rows]
+
+
+@router.post(
+    "/roll",
+    status_code=201,
+    response_model=list[JobOut],
+    summary="Publish a month's occurrence of every recurring job of a community (idempotent)",
+    description="Each monthly series (e.g. a repair day on the 15th) gets its job for the "
+    "month: same day, time, length, points and places. A month a series already has is "
+    "skipped, so the list is empty when rolled twice.",
+    responses=REFUSALS,
+)
+async def roll_menu(
+    body: RollIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> list[JobOut]:
+    rows = await handlers.roll_menu(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        officer=who.subject,
+        community_id=body.community_id,
+        month=body.month,
+    )
+    return [job_out(r) for r in rows]

@@ -1,0 +1,191 @@
+"""/v1/organisation, communities and their members, categories: the organisation's settings
+and limits and who belongs where."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from jifen.kernel.web import Refusal
+from jifen.tasks import handlers
+from jifen.tasks.api.deps import (
+    REFUSALS,
+    Actor,
+    Admin,
+    AnyMember,
+    Conn,
+    Events,
+    Limit,
+    Officer,
+    PathId,
+    Q,
+    Reader,
+    acting_for,
+)
+from jifen.tasks.api.schemas import (
+    CategoryIn,
+    CategoryOut,
+    CommunityIn,
+    CommunityOut,
+    MemberIn,
+    MemberOut,
+    OrganisationIn,
+    OrganisationOut,
+)
+from jifen.tasks.domain.jobs import Category
+
+router = APIRouter(prefix="/v1", tags=["organisation"])
+
+
+@router.get(
+    "/organisation",
+    response_model=OrganisationOut,
+    summary="Your organisation's settings and limits (the defaults until the admin sets them)",
+)
+async def get_organisation(conn: Conn, q: Q, who: AnyMember) -> OrganisationOut:
+    row = await conn.fetchrow(q["get_organisation"], who.org)
+    if row is None:
+        d = OrganisationIn()
+        return OrganisationOut(
+            id=who.org,
+            **d.model_dump(),
+            updated_by="default",
+            updated_at=None,
+        )
+    return OrganisationOut(**dict(row))
+
+
+@router.put(
+    "/organisation",
+    response_model=OrganisationOut,
+    summary="Set your organisation's name, timezone and limits (admin)",
+    description="Beyond a first threshold (points a volunteer earns per local day, completions "
+    "per hour, points one automatic job pays) a completion is held for an officer; beyond the "
+    "second (and beyond the points one officer verifies per day), for the admin. The daily "
+    "and per-officer limits are never unset: a missing one takes its default "
+    "(docs/TASKS.md); the hourly ones may be left unset.",
+)
+async def put_organisation(body: OrganisationIn, conn: Conn, q: Q, who: Admin) -> OrganisationOut:
+    row = await conn.fetchrow(
+        q["upsert_organisation"],
+        who.org,
+        body.name,
+        body.timezone,
+        body.daily_points_officer,
+        body.hourly_completions_officer,
+        body.daily_points_admin,
+        body.hourly_completions_admin,
+        who.subject,
+        body.daily_points_per_officer,
+        body.automatic_job_points,
+    )
+    return OrganisationOut(**dict(row))
+
+
+@router.post(
+    "/communities",
+    status_code=201,
+    response_model=CommunityOut,
+    summary="Add a community (grid) to your organisation",
+    responses={409: {"description": "A community with this id exists"}},
+)
+async def add_community(body: CommunityIn, conn: Conn, q: Q, who: Officer) -> CommunityOut:
+    row = await conn.fetchrow(q["insert_community"], who.org, body.id, body.name, who.subject)
+    if row is None:
+        raise Refusal("community_exists", f"your organisation already has community {body.id!r}")
+    return CommunityOut(**dict(row))
+
+
+@router.get(
+    "/communities", response_model=list[CommunityOut], summary="Your organisation's communities"
+)
+async def list_communities(conn: Conn, q: Q, who: AnyMember) -> list[CommunityOut]:
+    return [CommunityOut(**dict(r)) for r in await conn.fetch(q["list_communities"], who.org)]
+
+
+@router.post(
+    "/communities/{community_id}/members",
+    status_code=201,
+    response_model=MemberOut,
+    summary="Register a volunteer with a community (200 if already registered)",
+    responses={**REFUSALS, 200: {"description": "Already registered: the registration"}},
+)
+async def register(
+    community_id: PathId,
+    body: MemberIn,
+    conn: Conn,
+    q: Q,
+    contracts: Events,
+    who: Actor,
+    response: Response,
+) -> MemberOut:
+    acting_for(who, body.account_id)
+    row, created = await handlers.register_member(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        community_id=community_id,
+        account_id=body.account_id,
+        by=who.subject,
+    )
+    if not created:
+        response.status_code = 200
+    return MemberOut(**dict(row))
+
+
+@router.get(
+    "/communities/{community_id}/members",
+    response_model=list[MemberOut],
+    summary="Volunteers registered with a community",
+)
+async def members(
+    community_id: PathId, conn: Conn, q: Q, who: Officer, limit: Limit = 500
+) -> list[MemberOut]:
+    rows = await conn.fetch(q["list_members"], who.org, community_id, limit)
+    return [MemberOut(**dict(r)) for r in rows]
+
+
+@router.get(
+    "/volunteers/{account_id}/communities",
+    response_model=list[CommunityOut],
+    summary="The communities a volunteer is registered with",
+)
+async def communities_of(account_id: PathId, conn: Conn, q: Q, who: Reader) -> list[CommunityOut]:
+    acting_for(who, account_id)
+    rows = await conn.fetch(q["communities_of"], who.org, account_id)
+    return [
+        CommunityOut(
+            org_id=who.org, id=r["id"], name=r["name"], created_by="", created_at=r["registered_at"]
+        )
+        for r in rows
+    ]
+
+
+@router.get(
+    "/categories", response_model=list[CategoryOut], summary="Job categories: built in and yours"
+)
+async def categories(conn: Conn, q: Q, who: AnyMember) -> list[CategoryOut]:
+    out = [
+        CategoryOut(code=c.value, label=c.value.replace("_", " "), built_in=True) for c in Category
+    ]
+    out += [
+        CategoryOut(code=r["code"], label=r["label"], built_in=False)
+        for r in await conn.fetch(q["list_categories"], who.org)
+    ]
+    return out
+
+
+@router.post(
+    "/categories",
+    status_code=201,
+    response_model=CategoryOut,
+    summary="Add a job category for your organisation",
+    responses={409: {"description": "The code exists (built in or yours)"}},
+)
+async def add_category(body: CategoryIn, conn: Conn, q: Q, who: Officer) -> CategoryOut:
+    if body.code in {c.value for c in Category}:
+        raise Refusal("category_exists", f"{body.code!r} is a built-in category")
+    row = await conn.fetchrow(q["insert_category"], who.org, body.code, body.label, who.subject)
+    if row is None:
+        raise Refusal("category_exists", f"your organisation already has category {body.code!r}")
+    return CategoryOut(code=row["code"], label=row["label"], built_in=False)
