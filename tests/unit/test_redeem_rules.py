@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import HTTPException
 
-from jifen.redeem.api.app import decode_cursor, encode_cursor
+from jifen.redeem.api.routes.audit import decode_cursor, encode_cursor
 from jifen.redeem.domain.lifecycle import (
     AlreadyFulfilled,
     AttemptLimit,

@@ -1,0 +1,185 @@
+"""Redemptions: placing one (idempotent by key), reading them, fulfilment and cancellation.
+
+Each write calls one command in :mod:`jifen.redeem.handlers`, which owns its transaction;
+the route only decides whose account or merchant the caller acts as."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from jifen.kernel.auth import Principal, Role
+from jifen.redeem import handlers
+from jifen.redeem.api.deps import (
+    SMALL_BODY,
+    Anyone,
+    Canceller,
+    Conn,
+    Events,
+    IdempotencyKey,
+    Member,
+    Merchant,
+    Q,
+    Settings,
+)
+from jifen.redeem.api.schemas import CancelIn, FulfilIn, RedemptionIn, RedemptionOut
+from jifen.redeem.domain.lifecycle import AttemptLimit
+
+router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
+
+REFUSALS = {
+    409: {
+        "description": "Refused: `reason` is insufficient_points, out_of_stock, "
+        "member_limit, reward_inactive, account_frozen, community_restricted or "
+        "idempotency_key_reused, with the numbers involved"
+    },
+    404: {"description": "No such reward or redemption in your organisation"},
+}
+
+
+def _out(row: asyncpg.Record, who: Principal) -> RedemptionOut:
+    """The voucher code is the member's proof at the counter: only they (and their app) see
+    it, never the merchant, who must be shown it."""
+    body = {k: row[k] for k in RedemptionOut.model_fields if k in row.keys()}
+    if who.role not in (Role.VOLUNTEER, Role.APP):
+        body["voucher_code"] = None
+    return RedemptionOut(**body)
+
+
+@router.post(
+    "",
+    openapi_extra=SMALL_BODY,
+    status_code=201,
+    response_model=RedemptionOut,
+    summary="Redeem a reward (idempotent by Idempotency-Key)",
+    responses={**REFUSALS, 200: {"description": "Same key as before: the original"}},
+)
+async def redeem(
+    body: RedemptionIn,
+    conn: Conn,
+    q: Q,
+    contracts: Events,
+    who: Member,
+    key: IdempotencyKey,
+    response: Response,
+) -> RedemptionOut:
+    if who.role == Role.VOLUNTEER:
+        if body.account_id not in (None, who.subject):
+            raise HTTPException(403, "a volunteer may redeem only from their own account")
+        account = who.subject
+    elif body.account_id is None:
+        raise HTTPException(422, "account_id is required when an app redeems for a volunteer")
+    else:
+        account = body.account_id
+    row, created = await handlers.redeem(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        account_id=account,
+        reward_id=body.reward_id,
+        by=who.subject,
+        idempotency_key=key,
+        community_id=body.community_id,
+    )
+    if not created:
+        response.status_code = 200
+    return _out(row, who)
+
+
+@router.get("", response_model=list[RedemptionOut], summary="Redemptions, newest first")
+async def list_redemptions(
+    conn: Conn,
+    q: Q,
+    who: Canceller,
+    account_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Literal["pending", "confirmed", "fulfilled", "cancelling", "cancelled", "expired"]
+    | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[RedemptionOut]:
+    """A volunteer sees their own, a merchant those of its rewards, officers all."""
+    merchant = who.subject if who.role == Role.MERCHANT else None
+    if who.role == Role.VOLUNTEER:
+        account_id = who.subject
+    rows = await conn.fetch(q["list_redemptions"], who.org, account_id, merchant, status, limit)
+    return [_out(r, who) for r in rows]
+
+
+@router.get("/{redemption_id}", response_model=RedemptionOut, summary="One redemption")
+async def get_redemption(redemption_id: UUID, conn: Conn, q: Q, who: Anyone) -> RedemptionOut:
+    row = await conn.fetchrow(q["get_redemption"], redemption_id, who.org)
+    if (
+        row is None
+        or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject)
+        or (who.role == Role.MERCHANT and row["merchant_id"] != who.subject)
+    ):
+        raise HTTPException(404, f"no redemption {redemption_id}")
+    return _out(row, who)
+
+
+@router.post(
+    "/{redemption_id}/fulfil",
+    openapi_extra=SMALL_BODY,
+    response_model=RedemptionOut,
+    summary="Hand over the item against the voucher code (the reward's merchant, once)",
+    responses={
+        403: {"description": "`not_your_reward`: another merchant's voucher"},
+        409: {
+            "description": "`reason`: wrong_voucher (with `attempts_left`), already_fulfilled, "
+            "not_confirmed, redemption_cancelled or voucher_expired"
+        },
+        429: {
+            "description": "`voucher_attempts_exceeded`: too many wrong codes on this "
+            "redemption or by this merchant within the window; refused even with the right "
+            "code until Retry-After (`scope`, `retry_after_seconds`)"
+        },
+    },
+)
+async def fulfil(
+    redemption_id: UUID, body: FulfilIn, conn: Conn, q: Q, who: Merchant, s: Settings
+) -> RedemptionOut:
+    window = s.voucher_attempt_window_seconds
+    row = await handlers.fulfil(
+        conn,
+        q,
+        org=who.org,
+        redemption_id=redemption_id,
+        merchant=who.subject,
+        voucher_code=body.voucher_code,
+        per_redemption=AttemptLimit(s.voucher_attempts_per_redemption, window),
+        per_merchant=AttemptLimit(s.voucher_attempts_per_merchant, window),
+    )
+    return _out(row, who)
+
+
+@router.post(
+    "/{redemption_id}/cancel",
+    openapi_extra=SMALL_BODY,
+    response_model=RedemptionOut,
+    summary="Cancel before fulfilment: the item goes back, the points are refunded",
+    responses={409: {"description": "`already_fulfilled`"}},
+)
+async def cancel(
+    redemption_id: UUID,
+    conn: Conn,
+    q: Q,
+    contracts: Events,
+    who: Canceller,
+    body: CancelIn | None = None,
+) -> RedemptionOut:
+    """Cancelling again returns the redemption as it is; exactly one refund is asked for."""
+    row, _ = await handlers.cancel(
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        redemption_id=redemption_id,
+        by=f"{who.role.value}:{who.subject}",
+        reason=(body or CancelIn()).reason,
+        account_id=who.subject if who.role == Role.VOLUNTEER else None,
+        merchant_id=who.subject if who.role == Role.MERCHANT else None,
+    )
+    return _out(row, who)
