@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from jifen.tasks.domain import commands
 from jifen.tasks.domain.intake import HazardKind, NeedKind
 from jifen.tasks.domain.jobs import Recurrence, VerificationMode
 from jifen.tasks.domain.limits import DEFAULT_LIMITS
@@ -48,6 +49,9 @@ class Place(BaseModel):
     address: Annotated[Text, Field(max_length=300)] = ""
     lat: float | None = Field(default=None, ge=-90, le=90)
     lng: float | None = Field(default=None, ge=-180, le=180)
+
+    def to_place(self) -> commands.Place:
+        return commands.Place(address=self.address, lat=self.lat, lng=self.lng)
 
 
 class JobIn(BaseModel):
@@ -109,6 +113,9 @@ class JobIn(BaseModel):
         if self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
         return self
+
+    def to_command(self) -> commands.PublishJob:
+        return commands.PublishJob(community_id=self.community_id, **_job_fields(self))
 
 
 class JobOut(BaseModel):
@@ -200,6 +207,13 @@ class CompletionIn(BaseModel):
         description="Required for jobs in check-in mode: the rotating code shown at the site "
         "now (the previous one is still accepted). Too many wrong codes: 429.",
     )
+
+    def to_command(self) -> commands.CompleteJob:
+        return commands.CompleteJob(
+            account_id=self.account_id,
+            evidence=self.evidence.model_dump(),
+            checkin_code=self.checkin_code,
+        )
 
 
 class CompletionOut(BaseModel):
@@ -402,6 +416,9 @@ class MenuJob(BaseModel):
     recurrence: Recurrence | None = None
     open_to_all: bool = Field(default=False, strict=True)
 
+    def to_spec(self) -> commands.JobSpec:
+        return commands.JobSpec(**_job_fields(self))
+
 
 class MenuIn(BaseModel):
     model_config = ConfigDict(
@@ -430,6 +447,13 @@ class MenuIn(BaseModel):
     month: Annotated[str, Field(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-12"])]
     jobs: list[MenuJob] = Field(min_length=1, max_length=500)
 
+    def to_command(self) -> commands.PublishMenu:
+        return commands.PublishMenu(
+            community_id=self.community_id,
+            month=self.month,
+            jobs=tuple(job.to_spec() for job in self.jobs),
+        )
+
 
 class StatusChangeOut(BaseModel):
     status: str
@@ -456,6 +480,11 @@ class AppealIn(BaseModel):
     kind: Annotated[str, Field(pattern=r"^(rejection|hold|missing_credit)$")]
     reason: Reason
 
+    def to_command(self) -> commands.FileAppeal:
+        return commands.FileAppeal(
+            completion_id=self.completion_id, kind=self.kind, reason=self.reason
+        )
+
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(
@@ -466,6 +495,9 @@ class DecisionIn(BaseModel):
     )
     outcome: Annotated[str, Field(pattern=r"^(upheld|dismissed)$")]
     reason: Reason
+
+    def to_command(self) -> commands.DecideAppeal:
+        return commands.DecideAppeal(outcome=self.outcome, reason=self.reason)
 
 
 class DecisionOut(BaseModel):
@@ -511,6 +543,16 @@ class HazardIn(BaseModel):
     text: Annotated[Text, Field(min_length=1, max_length=2000)]
     place: Place = Place()
     evidence_ref: Annotated[Text, Field(max_length=500)] = ""
+
+    def to_command(self) -> commands.ReportHazard:
+        return commands.ReportHazard(
+            account_id=self.account_id,
+            community_id=self.community_id,
+            kind=self.kind,
+            text=self.text,
+            place=self.place.to_place(),
+            evidence_ref=self.evidence_ref,
+        )
 
 
 class HazardOut(BaseModel):
@@ -590,6 +632,14 @@ class NeedIn(BaseModel):
     title: Annotated[Text, Field(min_length=1, max_length=200)]
     description: Annotated[Text, Field(max_length=2000)] = ""
 
+    def to_command(self) -> commands.PostNeed:
+        return commands.PostNeed(
+            community_id=self.community_id,
+            kind=self.kind,
+            title=self.title,
+            description=self.description,
+        )
+
 
 class NeedClaimIn(BaseModel):
     model_config = ConfigDict(
@@ -659,3 +709,20 @@ class RollIn(BaseModel):
     )
     community_id: IdStr
     month: Annotated[str, Field(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2027-01"])]
+
+
+def _job_fields(job: JobIn | MenuJob) -> dict[str, Any]:
+    """What a job is, from either request model: the fields of ``commands.JobSpec``."""
+    return {
+        "title": job.title,
+        "description": job.description,
+        "category": job.category,
+        "points": job.points,
+        "capacity": job.capacity,
+        "starts_at": job.starts_at,
+        "ends_at": job.ends_at,
+        "verification": job.verification,
+        "place": job.place.to_place() if job.place else None,
+        "recurrence": job.recurrence,
+        "open_to_all": job.open_to_all,
+    }

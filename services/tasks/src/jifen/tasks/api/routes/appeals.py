@@ -34,7 +34,9 @@ async def file_appeal(body: AppealIn, conn: Conn, q: Q, contracts: Events, who: 
     c = await conn.fetchrow(q["get_completion"], body.completion_id, who.org)
     if c is None or (who.role == Role.VOLUNTEER and c["account_id"] != who.subject):
         raise HTTPException(404, f"no completion {body.completion_id}")
-    row = await handlers.file_appeal(conn, q, contracts, org=who.org, by=who.subject, body=body)
+    row = await handlers.file_appeal(
+        conn, q, contracts, org=who.org, by=who.subject, body=body.to_command()
+    )
     return await _appeal_out(conn, q, row)
 
 
@@ -86,6 +88,6 @@ async def decide(
         who=who.subject,
         role=who.role.value,
         appeal_id=appeal_id,
-        body=body,
+        body=body.to_command(),
     )
     return await _appeal_out(conn, q, row)

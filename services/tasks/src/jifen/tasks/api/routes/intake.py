@@ -59,7 +59,9 @@ async def report_hazard(
     body: HazardIn, conn: Conn, q: Q, contracts: Events, who: Actor
 ) -> HazardOut:
     acting_for(who, body.account_id)
-    row = await handlers.report_hazard(conn, q, contracts, org=who.org, by=who.subject, body=body)
+    row = await handlers.report_hazard(
+        conn, q, contracts, org=who.org, by=who.subject, body=body.to_command()
+    )
     return await _hazard_out(conn, q, row)
 
 
@@ -117,7 +119,7 @@ async def triage(
         org=who.org,
         officer=who.subject,
         hazard_id=hazard_id,
-        job=body.job,
+        job=body.job.to_spec(),
         reason=body.reason,
     )
     return await _hazard_out(conn, q, row)
@@ -181,7 +183,9 @@ async def _need_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record) -
     responses=REFUSALS,
 )
 async def post_need(body: NeedIn, conn: Conn, q: Q, contracts: Events, who: Poster) -> NeedOut:
-    row = await handlers.post_need(conn, q, contracts, org=who.org, by=who.subject, body=body)
+    row = await handlers.post_need(
+        conn, q, contracts, org=who.org, by=who.subject, body=body.to_command()
+    )
     return await _need_out(conn, q, row)
 
 
@@ -247,7 +251,7 @@ async def need_to_job(
         org=who.org,
         officer=who.subject,
         need_id=need_id,
-        job=body.job,
+        job=body.job.to_spec(),
         reason=body.reason,
     )
     return await _need_out(conn, q, row)

@@ -46,7 +46,9 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     "", status_code=201, response_model=JobOut, summary="Publish a job", responses=REFUSALS
 )
 async def publish_job(body: JobIn, conn: Conn, q: Q, contracts: Events, who: Officer) -> JobOut:
-    row = await handlers.publish_job(conn, q, contracts, org=who.org, officer=who.subject, job=body)
+    row = await handlers.publish_job(
+        conn, q, contracts, org=who.org, officer=who.subject, job=body.to_command()
+    )
     return job_out(row)
 
 
@@ -141,7 +143,7 @@ async def complete(
         contracts,
         org=who.org,
         job_id=job_id,
-        body=body,
+        body=body.to_command(),
         by=who.subject,
         idempotency_key=key,
         grace=grace,

@@ -24,7 +24,7 @@ async def publish_menu(
     body: MenuIn, conn: Conn, q: Q, contracts: Events, who: Officer
 ) -> list[JobOut]:
     rows = await handlers.publish_menu(
-        conn, q, contracts, org=who.org, officer=who.subject, menu=body
+        conn, q, contracts, org=who.org, officer=who.subject, menu=body.to_command()
     )
     return [job_out(r) for r in rows]
 

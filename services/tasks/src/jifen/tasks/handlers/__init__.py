@@ -1,0 +1,66 @@
+"""Commands of the tasks service: one async function each, by resource; each owns its
+transaction. The domain decides, the repository (named queries) writes, and the outbox
+records the event in the same transaction. They take ``domain.commands``, never the API's
+models.
+
+- ``jobs``: publish a job, a menu, a rolled month; claim and withdraw
+- ``completions``: post a completion (``checkin``: its code) and review it
+- ``credit``: verify or hold (``decide``), the ledger's acknowledgements, republishing
+- ``appeals``; ``hazards`` and ``needs``, moved by one helper in ``intake``
+- ``organisation``: communities and their members
+- ``history``: every status change and its event
+"""
+
+from __future__ import annotations
+
+from jifen.tasks.handlers.appeals import decide_appeal, file_appeal
+from jifen.tasks.handlers.completions import (
+    approve_completion,
+    complete_job,
+    reject_completion,
+    revoke_completion,
+    verify_completion,
+)
+from jifen.tasks.handlers.credit import mark_credited, republish_uncredited
+from jifen.tasks.handlers.hazards import close_hazard, merge_hazard, report_hazard, triage_hazard
+from jifen.tasks.handlers.history import SOURCE
+from jifen.tasks.handlers.jobs import (
+    claim_job,
+    insert_job,
+    publish_job,
+    publish_menu,
+    roll_menu,
+    withdraw_claim,
+)
+from jifen.tasks.handlers.needs import claim_need, close_need, need_to_job, post_need
+from jifen.tasks.handlers.organisation import check_community, check_member, register_member
+
+__all__ = [
+    "SOURCE",
+    "approve_completion",
+    "check_community",
+    "check_member",
+    "claim_job",
+    "claim_need",
+    "close_hazard",
+    "close_need",
+    "complete_job",
+    "decide_appeal",
+    "file_appeal",
+    "insert_job",
+    "mark_credited",
+    "merge_hazard",
+    "need_to_job",
+    "post_need",
+    "publish_job",
+    "publish_menu",
+    "register_member",
+    "reject_completion",
+    "report_hazard",
+    "republish_uncredited",
+    "revoke_completion",
+    "roll_menu",
+    "triage_hazard",
+    "verify_completion",
+    "withdraw_claim",
+]

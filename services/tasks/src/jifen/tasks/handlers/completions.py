@@ -1,0 +1,288 @@
+"""Completions: post one (idempotent by key; the check-in code checked here), and review it
+(verify, approve a held one, reject, revoke). Whether a completion counts or waits is
+decided in ``credit``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from jifen.kernel import topics
+from jifen.kernel.contracts import Contracts, isoformat
+from jifen.kernel.db import Queries
+from jifen.kernel.errors import NotFound
+from jifen.kernel.outbox import enqueue
+from jifen.tasks.domain.checkin import CheckinRules
+from jifen.tasks.domain.commands import CompleteJob
+from jifen.tasks.domain.jobs import (
+    AlreadyCompleted,
+    CompletionStatus,
+    IdempotencyKeyReused,
+    NeedsAdmin,
+    NoClaim,
+    OwnDecision,
+    SelfVerification,
+    VerificationMode,
+    Window,
+    WrongCheckinCode,
+    WrongState,
+    check_not_creator,
+    check_rejectable,
+    check_revocable,
+    check_verifier,
+    check_window,
+    same_person,
+)
+from jifen.tasks.domain.limits import HoldLevel, may_approve
+from jifen.tasks.handlers.checkin import check_presence
+from jifen.tasks.handlers.credit import check_officer_budget, decide
+from jifen.tasks.handlers.history import SOURCE, record_status
+from jifen.tasks.handlers.organisation import check_member
+
+
+async def complete_job(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    job_id: uuid.UUID,
+    body: CompleteJob,
+    by: str,
+    idempotency_key: str,
+    grace: timedelta,
+    checkin: CheckinRules | None = None,
+) -> tuple[asyncpg.Record, bool]:
+    """Record a completion; returns (completion, created). A repeated key returns the original.
+
+    In check-in mode the rotating code is checked here, server-side, and a wrong one is
+    counted (after the transaction rolled back) against the (job, account); in check-in and
+    automatic modes a good completion is verified at once (organisation limits may hold it)."""
+    try:
+        return await _complete_job(
+            conn,
+            q,
+            contracts,
+            org=org,
+            job_id=job_id,
+            body=body,
+            by=by,
+            idempotency_key=idempotency_key,
+            grace=grace,
+            checkin=checkin or CheckinRules(),
+        )
+    except WrongCheckinCode as refused:
+        if refused.facts.pop("counted", False):
+            await conn.execute(q["record_checkin_failure"], job_id, body.account_id)
+        raise
+
+
+async def _complete_job(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    job_id: uuid.UUID,
+    body: CompleteJob,
+    by: str,
+    idempotency_key: str,
+    grace: timedelta,
+    checkin: CheckinRules,
+) -> tuple[asyncpg.Record, bool]:
+    async with conn.transaction():
+        previous = await conn.fetchrow(q["completion_by_key"], org, by, idempotency_key)
+        if previous is not None:
+            return _same_request(previous, job_id, body.account_id), False
+        job = await conn.fetchrow(q["get_job"], job_id, org)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        check_not_creator(job["created_by"], body.account_id)
+        await check_member(conn, q, org, job, body.account_id)
+        claim = await conn.fetchrow(q["get_claim"], job_id, body.account_id)
+        if claim is None:
+            raise NoClaim(f"{body.account_id} has no claim on job {job_id}; claim it first")
+        now = datetime.now(UTC)
+        check_window(Window(job["starts_at"], job["ends_at"]), now, grace)
+        if job["verification"] == VerificationMode.CHECKIN.value:
+            await check_presence(conn, q, job, body, checkin, now)
+        done = await conn.fetchrow(q["completion_by_claim"], claim["id"])
+        if done is not None:
+            if done["submitted_by"] == by and done["idempotency_key"] == idempotency_key:
+                # the same request, committed by a concurrent retry after our key lookup
+                return _same_request(done, job_id, body.account_id), False
+            raise AlreadyCompleted(
+                "this claim already has a completion", completion_id=str(done["id"])
+            )
+        row = await conn.fetchrow(
+            q["insert_completion"],
+            uuid.uuid4(),
+            job_id,
+            claim["id"],
+            body.account_id,
+            org,
+            by,
+            idempotency_key,
+            dict(body.evidence),
+        )
+        if row is not None:
+            await record_status(
+                conn, q, contracts, org, "completion", row["id"], "submitted", by, "", job_id
+            )
+            mode = VerificationMode(job["verification"])
+            if mode is not VerificationMode.OFFICER:
+                locked = await conn.fetchrow(q["lock_completion"], row["id"], org)
+                row = await decide(
+                    conn, q, contracts, locked, org=org, by=f"system:{mode.value}", approved=None
+                )
+    if row is None:
+        # a concurrent request with the same key (or claim) committed first: answer with it
+        previous = await conn.fetchrow(q["completion_by_key"], org, by, idempotency_key)
+        if previous is not None:
+            return _same_request(previous, job_id, body.account_id), False
+        raise AlreadyCompleted("this claim already has a completion")
+    return row, True
+
+
+def _same_request(previous: asyncpg.Record, job_id: uuid.UUID, account_id: str) -> asyncpg.Record:
+    if previous["job_id"] != job_id or previous["account_id"] != account_id:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used for another completion",
+            completion_id=str(previous["id"]),
+        )
+    return previous
+
+
+async def _locked(
+    conn: asyncpg.Connection, q: Queries, completion_id: uuid.UUID, org: str
+) -> asyncpg.Record:
+    c = await conn.fetchrow(q["lock_completion"], completion_id, org)
+    if c is None:
+        raise NotFound(f"no completion {completion_id}")
+    return c
+
+
+async def verify_completion(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    officer: str,
+    completion_id: uuid.UUID,
+) -> asyncpg.Record:
+    async with conn.transaction():
+        c = await _locked(conn, q, completion_id, org)
+        check_verifier(officer, c["account_id"], CompletionStatus(c["status"]))
+        return await decide(conn, q, contracts, c, org=org, by=officer, approved=None)
+
+
+async def approve_completion(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    who: str,
+    role: str,
+    completion_id: uuid.UUID,
+    reason: str,
+) -> asyncpg.Record:
+    """Decide a held completion in its favour: an officer for officer-level, the admin above."""
+    async with conn.transaction():
+        c = await _locked(conn, q, completion_id, org)
+        if same_person(who, c["account_id"]):
+            raise SelfVerification(
+                "不能批准自己的完成记录 an officer may not approve their own completion"
+            )
+        if c["status"] != CompletionStatus.HELD.value:
+            raise WrongState(
+                f"only a held completion can be approved; this one is {c['status']}",
+                status=c["status"],
+            )
+        level = HoldLevel(c["hold_level"])
+        if not may_approve(level, role):
+            raise NeedsAdmin(
+                "this completion is beyond the organisation's second limit: only its admin "
+                "may approve it",
+                hold_level=level.value,
+                hold_reason=c["hold_reason"],
+            )
+        if c["verification"] != VerificationMode.OFFICER.value and same_person(
+            who, c["job_created_by"]
+        ):
+            # nobody looked at a check-in or automatic completion: the officer who published
+            # the job is its de facto verifier, and a hold needs somebody else
+            raise OwnDecision(
+                f"不能批准自己发布的{c['verification']}岗位的完成记录 this {c['verification']} "
+                f"job was published by {c['job_created_by']}: another officer or the admin "
+                "approves it",
+                decided_by=c["job_created_by"],
+            )
+        if role == "officer":
+            await check_officer_budget(conn, q, org, who, c["points"])
+        return await decide(conn, q, contracts, c, org=org, by=who, approved=reason)
+
+
+async def reject_completion(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    who: str,
+    completion_id: uuid.UUID,
+    reason: str,
+) -> asyncpg.Record:
+    async with conn.transaction():
+        c = await _locked(conn, q, completion_id, org)
+        check_rejectable(CompletionStatus(c["status"]), who, c["account_id"])
+        now = datetime.now(UTC)
+        row = await conn.fetchrow(q["mark_rejected"], completion_id, who, now, reason)
+        await record_status(
+            conn, q, contracts, org, "completion", completion_id, "rejected", who, reason
+        )
+    return row
+
+
+async def revoke_completion(
+    conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
+    *,
+    org: str,
+    who: str,
+    completion_id: uuid.UUID,
+    reason: str,
+) -> asyncpg.Record:
+    """Revoke a verified completion: a compensating event the ledger turns into a reversal."""
+    async with conn.transaction():
+        c = await _locked(conn, q, completion_id, org)
+        check_revocable(CompletionStatus(c["status"]), who, c["account_id"])
+        now = datetime.now(UTC)
+        event = contracts.new_event(
+            "jifen.tasks.completion.revoked.v1",
+            source=SOURCE,
+            subject=c["account_id"],
+            time=now,
+            data={
+                "completion_id": str(c["id"]),
+                "job_id": str(c["job_id"]),
+                "account_id": c["account_id"],
+                "org_id": org,
+                "community_id": c["community_id"],
+                "category": c["category"],
+                "points": c["points"],
+                "revoked_by": who,
+                "reason": reason,
+                "revoked_at": isoformat(now),
+            },
+        )
+        row = await conn.fetchrow(q["mark_revoked"], completion_id, who, now, reason, event)
+        await enqueue(conn, topics.TASKS_COMPLETIONS, c["account_id"], event)
+        await record_status(
+            conn, q, contracts, org, "completion", completion_id, "revoked", who, reason
+        )
+    return row
