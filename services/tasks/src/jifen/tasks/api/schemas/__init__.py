@@ -1,0 +1,98 @@
+"""HTTP models of the tasks API (not the event contracts), one module per resource."""
+
+from __future__ import annotations
+
+from jifen.tasks.api.schemas.appeals import AppealIn, AppealOut, DecisionIn, DecisionOut
+from jifen.tasks.api.schemas.common import (
+    CategoryCode,
+    IdStr,
+    Place,
+    Reason,
+    StatusChangeOut,
+    Text,
+    When,
+)
+from jifen.tasks.api.schemas.completions import (
+    ApproveIn,
+    AuditCompletion,
+    AuditPage,
+    CompletionIn,
+    CompletionOut,
+    Evidence,
+    ReasonIn,
+)
+from jifen.tasks.api.schemas.intake import (
+    HazardIn,
+    HazardOut,
+    MergeIn,
+    NeedClaimIn,
+    NeedIn,
+    NeedOut,
+    TriageIn,
+)
+from jifen.tasks.api.schemas.jobs import (
+    CheckinCodeOut,
+    ClaimIn,
+    ClaimOut,
+    ClaimOutFull,
+    JobIn,
+    JobOut,
+    MenuIn,
+    MenuJob,
+    RollIn,
+)
+from jifen.tasks.api.schemas.organisation import (
+    CategoryIn,
+    CategoryOut,
+    CommunityIn,
+    CommunityOut,
+    MemberIn,
+    MemberOut,
+    OrganisationIn,
+    OrganisationOut,
+)
+
+__all__ = [
+    "AppealIn",
+    "AppealOut",
+    "ApproveIn",
+    "AuditCompletion",
+    "AuditPage",
+    "CategoryCode",
+    "CategoryIn",
+    "CategoryOut",
+    "CheckinCodeOut",
+    "ClaimIn",
+    "ClaimOut",
+    "ClaimOutFull",
+    "CommunityIn",
+    "CommunityOut",
+    "CompletionIn",
+    "CompletionOut",
+    "DecisionIn",
+    "DecisionOut",
+    "Evidence",
+    "HazardIn",
+    "HazardOut",
+    "IdStr",
+    "JobIn",
+    "JobOut",
+    "MemberIn",
+    "MemberOut",
+    "MenuIn",
+    "MenuJob",
+    "MergeIn",
+    "NeedClaimIn",
+    "NeedIn",
+    "NeedOut",
+    "OrganisationIn",
+    "OrganisationOut",
+    "Place",
+    "Reason",
+    "ReasonIn",
+    "RollIn",
+    "StatusChangeOut",
+    "Text",
+    "TriageIn",
+    "When",
+]
