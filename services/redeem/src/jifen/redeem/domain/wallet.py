@@ -44,6 +44,12 @@ class CommunityRestricted(RedeemRefusal):
     reason = "community_restricted"
 
 
+class IdempotencyKeyReused(RedeemRefusal):
+    """The caller's Idempotency-Key already names another redemption (reward or account)."""
+
+    reason = "idempotency_key_reused"
+
+
 @dataclass(frozen=True)
 class Wallet:
     account_id: str
