@@ -32,7 +32,7 @@ $(UV):
 	@python3 -m venv .tools
 	@.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml lib/pyproject.toml services/*/pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml lib/pyproject.toml tools/pyproject.toml services/*/pyproject.toml
 	@echo "syncing $(VENV) from uv.lock"
 	@$(UV) sync --frozen --all-packages --group dev --quiet
 	@touch $@
@@ -93,14 +93,14 @@ stop: $(VENV)/.synced
 
 lint: deps
 	@echo "ruff"
-	@$(VENV)/bin/ruff check lib services tests
-	@$(VENV)/bin/ruff format --check lib services tests
+	@$(VENV)/bin/ruff check lib tools services tests
+	@$(VENV)/bin/ruff format --check lib tools services tests
 	@$(MAKE) --no-print-directory typecheck
 	@$(MAKE) --no-print-directory audit-deps
 
 typecheck: deps
 	@echo "mypy (strict on the domain code)"
-	@$(VENV)/bin/mypy lib/src/jifen/kernel services/points/src/jifen/points/domain \
+	@$(VENV)/bin/mypy lib/src/jifen/kernel tools/src/jifen/devtools services/points/src/jifen/points/domain \
 		services/tasks/src/jifen/tasks/domain services/redeem/src/jifen/redeem/domain \
 		services/points/src/jifen/points/audit
 
@@ -134,8 +134,8 @@ soak: deps
 	@$(PY) -m tests.soak --duration $(DURATION) $(if $(SEED),--seed $(SEED))
 
 fmt: deps
-	@$(VENV)/bin/ruff format lib services tests
-	@$(VENV)/bin/ruff check --fix lib services tests
+	@$(VENV)/bin/ruff format lib tools services tests
+	@$(VENV)/bin/ruff check --fix lib tools services tests
 
 clean:
 	rm -rf .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache

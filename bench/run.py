@@ -35,11 +35,11 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from jifen.devtools.devstack import SERVICES, DevStack, Ports, Proc
+from jifen.devtools.stack import free_port
 from jifen.kernel.contracts import Contracts, isoformat
-from jifen.kernel.devstack import SERVICES, DevStack, Ports, Proc
 from jifen.kernel.kafka import ensure_topics
 from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.stack import free_port
 from jifen.points.db.repo import LEDGER_COLUMNS
 
 SIZES: dict[str, dict[str, int]] = {

@@ -13,8 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.db import migrate
-from jifen.kernel.devstack import DevStack
 from tests.helpers import Api, isolated_stack
 
 

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from jifen.kernel.devstack import DevStack, Ports
-from jifen.kernel.stack import KafkaCluster, free_port
+from jifen.devtools.devstack import DevStack, Ports
+from jifen.devtools.stack import KafkaCluster, free_port
 
 T = TypeVar("T")
 

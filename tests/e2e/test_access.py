@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.auth import issue_token
-from jifen.kernel.devstack import DevStack
 from tests.helpers import Api
 
 pytestmark = pytest.mark.e2e

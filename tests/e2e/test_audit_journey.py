@@ -160,7 +160,7 @@ async def test_reconcile_finds_a_verified_completion_that_was_never_credited(
 ) -> None:
     """The real `jifen audit reconcile` against the real tasks and redeem services and a real
     points API whose ledger (a fresh database) never received the credit."""
-    from jifen.kernel.stack import free_port
+    from jifen.devtools.stack import free_port
     from jifen.points.db import MIGRATIONS
 
     tasks, points, redeem = apis["tasks"], apis["points"], apis["redeem"]

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.contracts import Contracts, isoformat
-from jifen.kernel.devstack import DevStack
 from jifen.kernel.settings import REPO_ROOT
 from tests.helpers import Api, eventually
 

@@ -17,11 +17,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from jifen.devtools.devstack import DevStack
+from jifen.devtools.stack import free_port
 from jifen.kernel.contracts import Contracts, isoformat
-from jifen.kernel.devstack import DevStack
 from jifen.kernel.kafka import ensure_topics
 from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.stack import free_port
 from tests.helpers import eventually, isolated_stack
 from tests.integration.test_ledger_exactly_once import assert_chains_intact
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jifen.kernel.devstack import Ports
-from jifen.kernel.stack import SHARED_PG_ROOT, free_port, pg_data_dir, port_open
+from jifen.devtools.devstack import Ports
+from jifen.devtools.stack import SHARED_PG_ROOT, free_port, pg_data_dir, port_open
 
 pytestmark = pytest.mark.e2e
 PORT_ENV = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 from tests.e2e.test_typical_journey import complete
 from tests.helpers import Api, eventually
 

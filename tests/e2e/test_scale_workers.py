@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.kafka import ensure_topics
 from tests.e2e.test_ledger_faults import chains, kill, ledger_of, produce, start_worker
 from tests.helpers import eventually, isolated_stack

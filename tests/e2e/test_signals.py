@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.metrics import SCRAPE_TOKEN_FILE
 from tests.e2e.test_typical_journey import earn
 from tests.helpers import Api, eventually

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 from tests.helpers import Api, isolated_stack
 
 PROCESSES = [(s, k) for s in ("tasks", "points", "redeem") for k in ("api", "worker")]

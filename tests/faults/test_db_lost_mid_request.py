@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 import uvicorn
 
-from jifen.kernel.stack import free_port, postgres_bin_dir
+from jifen.devtools.stack import free_port, postgres_bin_dir
 from jifen.kernel.web import Conn, create_app, pool_check
 from tests.helpers import eventually
 

@@ -12,7 +12,7 @@ import uuid
 import asyncpg
 import pytest
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 from tests.e2e.test_typical_journey import complete
 from tests.faults.conftest import account_ledger, assert_consistent, kill, metric, start
 from tests.helpers import Api, eventually

@@ -23,11 +23,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from jifen.devtools.devstack import DevStack, Proc
+from jifen.devtools.stack import free_port
 from jifen.kernel.auth import issue_token
 from jifen.kernel.contracts import Contracts
-from jifen.kernel.devstack import DevStack, Proc
 from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.stack import free_port
 from tests.e2e.test_dlq import read_dlq, verified_event
 from tests.e2e.test_typical_journey import earn
 from tests.faults.conftest import account_ledger, assert_consistent

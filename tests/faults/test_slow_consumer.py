@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 from tests.faults.conftest import assert_ledger_owes, metric
 from tests.faults.test_hostile_delivery import COMPLETIONS, completion_events
 from tests.helpers import eventually

@@ -24,12 +24,12 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from jifen.devtools.stack import Broker, EmbeddedBroker, KafkaBroker, free_port
 from jifen.kernel.consumer import EventConsumer
 from jifen.kernel.contracts import Contracts, encode
 from jifen.kernel.kafka import ensure_topics, make_producer
 from jifen.kernel.metrics import CONSUMER_RESTARTS
 from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.stack import Broker, EmbeddedBroker, KafkaBroker, free_port
 from tests.helpers import eventually
 
 CONTRACTS = Contracts(REPO_ROOT / "schemas")

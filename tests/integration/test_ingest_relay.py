@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.outbox import OutboxRelay, enqueue_many
 from jifen.points.db import MIGRATIONS
 

@@ -19,9 +19,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import create_pool
-from jifen.kernel.devstack import DevStack
 from jifen.kernel.settings import REPO_ROOT
 from jifen.points.db import MIGRATIONS, queries
 from jifen.points.domain.chain import GENESIS, entry_hash

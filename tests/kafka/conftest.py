@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from jifen.kernel.devstack import DevStack
-from jifen.kernel.stack import KafkaBroker, KafkaCluster
+from jifen.devtools.devstack import DevStack
+from jifen.devtools.stack import KafkaBroker, KafkaCluster
 from tests.helpers import eventually, isolated_stack
 
 

@@ -18,9 +18,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
+from jifen.devtools.devstack import DevStack
 from jifen.kernel import topics
 from jifen.kernel.contracts import isoformat
-from jifen.kernel.devstack import DevStack
 from jifen.kernel.kafka import ensure_topics, make_producer
 from tests.e2e.test_ledger_faults import CONTRACTS, chains, kill, ledger_of, start_worker
 from tests.helpers import eventually

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from jifen.devtools.devstack import DevStack
 from jifen.kernel import topics
-from jifen.kernel.devstack import DevStack
 from jifen.kernel.settings import REPO_ROOT
 from tests.e2e import test_typical_journey as journey
 from tests.helpers import Api, isolated_stack

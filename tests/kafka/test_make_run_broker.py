@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jifen.kernel.stack import free_port
+from jifen.devtools.stack import free_port
 from tests.e2e.test_make_run import PORT_ENV, stop, up
 
 pytestmark = pytest.mark.e2e

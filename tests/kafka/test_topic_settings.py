@@ -13,10 +13,10 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from jifen.devtools.stack import KafkaBroker, free_port
 from jifen.kernel import topics
 from jifen.kernel.kafka import ensure_topics
 from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.stack import KafkaBroker, free_port
 
 DEPLOY = REPO_ROOT / "deploy"
 

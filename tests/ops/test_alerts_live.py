@@ -27,10 +27,10 @@ import asyncpg
 import httpx
 import pytest
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
+from jifen.devtools.stack import PrometheusServer, free_port
 from jifen.kernel.metrics import SCRAPE_TOKEN_FILE
 from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.stack import PrometheusServer, free_port
 from tests.helpers import Api, eventually, isolated_stack, register
 
 pytestmark = [

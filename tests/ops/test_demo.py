@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
 

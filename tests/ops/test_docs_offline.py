@@ -16,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
-from jifen.kernel.stack import free_port, port_open
+from jifen.devtools.stack import free_port, port_open
 from jifen.kernel.web import create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -12,10 +12,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from jifen.devtools.devstack import DevStack
+from jifen.devtools.stack import free_port
 from jifen.kernel.cli import app
-from jifen.kernel.devstack import DevStack
 from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.stack import free_port
 
 
 def run(stack: DevStack, keys: Path, service: str, kind: str) -> subprocess.CompletedProcess[str]:

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
+from jifen.devtools.stack import PrometheusServer, free_port
 from jifen.kernel.metrics import SCRAPE_TOKEN_FILE
-from jifen.kernel.stack import PrometheusServer, free_port
 from tests.e2e.test_typical_journey import earn
 from tests.helpers import Api, eventually
 

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.metrics import SCRAPE_TOKEN_FILE
 from jifen.kernel.settings import REPO_ROOT
 
@@ -57,7 +57,7 @@ def test_the_alert_rules_pass_their_unit_tests() -> None:
 
 
 def test_the_embedded_config_is_valid(tmp_path: Path, stack: DevStack) -> None:
-    from jifen.kernel.stack import PrometheusServer
+    from jifen.devtools.stack import PrometheusServer
 
     server = PrometheusServer(1, tmp_path, PROM / "rules")
     assert "SUCCESS" in promtool("check", "config", server.write_config(stack.scrape_jobs(), "5s"))

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from tests.helpers import Api
 
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.credentials import EXCHANGE_MAX_FAILURES, EXCHANGE_WINDOW_SECONDS
-from jifen.kernel.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
 

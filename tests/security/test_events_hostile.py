@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 from tests.e2e.test_dlq import read_dlq, verified_event
 from tests.helpers import Api, eventually
 
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.contracts import MAX_EVENT_BYTES, Contracts
-from jifen.kernel.devstack import DevStack
 from jifen.kernel.settings import REPO_ROOT
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from tests.helpers import Api, eventually
 
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.contracts import Contracts, isoformat
-from jifen.kernel.devstack import DevStack
 from jifen.kernel.settings import REPO_ROOT
 
 pytestmark = pytest.mark.e2e

@@ -21,7 +21,7 @@ import pytest
 from tests.e2e.test_typical_journey import earn
 from tests.helpers import Api, eventually
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from schemathesis.config import SchemathesisConfig
 from tests.security.matrix import parse_matrix
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 
 pytestmark = pytest.mark.e2e
 

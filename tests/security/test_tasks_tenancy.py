@@ -23,8 +23,8 @@ import asyncpg
 import pytest
 from tests.helpers import Api, ensure_community, eventually, register
 
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.db import migrate
-from jifen.kernel.devstack import DevStack
 from jifen.tasks.db import MIGRATIONS
 
 pytestmark = pytest.mark.e2e

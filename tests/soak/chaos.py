@@ -34,9 +34,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
+from jifen.devtools.devstack import DevStack, Proc
+from jifen.devtools.stack import KafkaBroker, KafkaCluster
 from jifen.kernel import topics
-from jifen.kernel.devstack import DevStack, Proc
-from jifen.kernel.stack import KafkaBroker, KafkaCluster
 
 WORKERS = ("points-worker", "tasks-worker", "redeem-worker")
 FAULTS = {

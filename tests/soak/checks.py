@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 
 APPENDED = "jifen.points.entry.appended.v1"
 

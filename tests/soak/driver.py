@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from jifen.kernel.devstack import DevStack
+from jifen.devtools.devstack import DevStack
 from jifen.kernel.settings import REPO_ROOT
 from jifen.points.audit.client import fetch_export, run_reconcile
 from tests.helpers import free_ports

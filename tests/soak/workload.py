@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
+from jifen.devtools.simulate import CATEGORIES, COMMUNITIES, MERCHANTS, ORG, Demo
 from jifen.kernel.auth import issue_token
-from jifen.kernel.simulate import CATEGORIES, COMMUNITIES, MERCHANTS, ORG, Demo
 
 RETRYABLE = {429, 500, 502, 503, 504}
 

@@ -233,7 +233,7 @@ def rules() -> list[dict[str, Any]]:
 
 
 def test_the_three_prometheus_configs_name_the_same_jobs_as_the_rules() -> None:
-    from jifen.kernel.devstack import DevStack, Ports
+    from jifen.devtools.devstack import DevStack, Ports
 
     embedded = DevStack(Path("/nonexistent"), Ports(**dict.fromkeys(Ports.__dataclass_fields__, 1)),
                         say=False).scrape_jobs()  # fmt: skip

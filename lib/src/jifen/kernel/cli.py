@@ -1,8 +1,10 @@
-"""``jifen``: the command line: ``jifen token create``, ``jifen keys init``, ``jifen stack``."""
+"""``jifen``: the command line: ``jifen token create``, ``jifen keys init`` (which a service image
+runs: deploy/compose's ``keys-init``), and the groups the installed packages add through the
+``jifen.cli`` entry-point group: ``jifen audit`` (points), ``jifen stack`` and ``jifen demo`` (the
+dev tools, ``jifen.devtools``, never in an image)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -22,16 +24,12 @@ app = typer.Typer(
     help="Jifen: community volunteer points.", no_args_is_help=True, pretty_exceptions_enable=False
 )
 token = typer.Typer(help="Development tokens.", no_args_is_help=True)
-stack = typer.Typer(
-    help="The embedded stack (what `make run` and `make stop` call).", no_args_is_help=True
-)
 keys = typer.Typer(
     help="A deployment's keys: token signing, audit checkpoints, the metrics scrape credential.",
     no_args_is_help=True,
 )
 app.add_typer(token, name="token")
 app.add_typer(keys, name="keys")
-app.add_typer(stack, name="stack")
 
 KeysDir = Annotated[
     Path, typer.Option(envvar="JIFEN_KEYS_DIR", help="Where the signing keys live.")
@@ -166,52 +164,18 @@ def keys_init(
         typer.echo(_secret_manifest("jifen-keys", namespace, _keys_files(keys_dir)), nl=False)
 
 
-@stack.command("up")
-def stack_up() -> None:
-    """Start everything in the foreground; Ctrl-C stops it all."""
-    from jifen.kernel.devstack import run
-
-    sys.exit(run())
-
-
-@stack.command("down")
-def stack_down() -> None:
-    """Stop a running `make run` from another shell."""
-    from jifen.kernel.devstack import down
-
-    sys.exit(down())
-
-
-@app.command("demo")
-def demo(
-    volunteers: Annotated[int, typer.Option(min=10, max=2000)] = 300,
-    jobs: Annotated[int, typer.Option(min=5, max=500)] = 60,
-    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 7,
-    keys_dir: KeysDir = REPO_ROOT / "var" / "keys",
-) -> None:
-    """Drive the running stack (`make run`) through a simulated month of a district."""
-    import os
-
-    from jifen.kernel.simulate import main as simulate
-
-    def url(name: str, port: int) -> str:
-        return f"http://127.0.0.1:{os.environ.get(f'JIFEN_{name.upper()}_PORT', port)}"
-
-    urls = {
-        "tasks": url("tasks", 8001),
-        "points": url("points", 8002),
-        "redeem": url("redeem", 8003),
-    }
-    sys.exit(simulate(urls, keys_dir, url("prometheus", 9090), volunteers, jobs, seed))
-
-
 def _load_plugins() -> None:
-    """Services add their own command groups (e.g. ``jifen audit``) through the ``jifen.cli``
-    entry-point group, so the kernel never imports a service."""
+    """Services and the dev tools add their own commands through the ``jifen.cli`` entry-point
+    group (a ``typer.Typer`` becomes a group, e.g. ``jifen audit``; a function a command, e.g.
+    ``jifen demo``), so the kernel never imports a service or the dev tools."""
     from importlib.metadata import entry_points
 
     for ep in entry_points(group="jifen.cli"):
-        app.add_typer(ep.load(), name=ep.name)
+        plugin = ep.load()
+        if isinstance(plugin, typer.Typer):
+            app.add_typer(plugin, name=ep.name)
+        else:
+            app.command(ep.name)(plugin)
 
 
 def main() -> None:

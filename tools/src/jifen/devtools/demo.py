@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from jifen.kernel.devstack import DevStack
+    from jifen.devtools.devstack import DevStack
 
 COMMUNITIES = ("penglai-grid", "dongcheng-grid")
 COMMUNITY_NAMES = ("蓬莱路网格 Penglai grid", "东成网格 Dongcheng grid")

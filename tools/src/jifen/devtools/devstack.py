@@ -22,10 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from jifen.kernel.auth import ensure_signing_key, issue_token
-from jifen.kernel.metrics import SCRAPE_TOKEN_FILE, ensure_scrape_token
-from jifen.kernel.settings import REPO_ROOT
-from jifen.kernel.stack import (
+from jifen.devtools.stack import (
     SHARED_PG_ROOT,
     EmbeddedBroker,
     KafkaBroker,
@@ -37,6 +34,9 @@ from jifen.kernel.stack import (
     pg_data_dir,
     port_open,
 )
+from jifen.kernel.auth import ensure_signing_key, issue_token
+from jifen.kernel.metrics import SCRAPE_TOKEN_FILE, ensure_scrape_token
+from jifen.kernel.settings import REPO_ROOT
 
 SERVICES = ("tasks", "points", "redeem")
 # services that connect as their own narrow role (created by their migrations), not the owner
@@ -339,7 +339,7 @@ RESTART_WINDOW = 60.0
 
 def run(home: Path | None = None) -> int:
     """The foreground supervisor behind ``make run``."""
-    from jifen.kernel.demo import seed
+    from jifen.devtools.demo import seed
 
     home = home or Path(os.environ.get("JIFEN_HOME", REPO_ROOT / "var"))
     home.mkdir(parents=True, exist_ok=True)
