@@ -1,12 +1,15 @@
 """The redeem worker: outbox relay, wallets kept from the ledger's events (which also confirm
 redemptions once their debit is appended), the expiry of unfulfilled vouchers, and asking the
-ledger again for what it has not answered."""
+ledger again for what it has not answered.
+
+The relay, the consumer and the lifespan are the kernel's (:func:`build_worker_app`); this
+module only names what redeem consumes and its two periodic passes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import asyncpg
@@ -22,6 +25,24 @@ from jifen.redeem.settings import RedeemSettings
 
 log = logging.getLogger(__name__)
 
+# what a periodic pass waits out and retries: a database outage loses nothing, the work
+# stays due
+_RETRIED = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+async def _every(pause: float, step: Callable[[], Awaitable[bool]], failed: str) -> None:
+    """Run ``step`` forever, ``pause`` seconds apart; at once again when it says more is due;
+    a database fault logged as ``failed`` and retried after the pause."""
+    while True:
+        try:
+            if await step():
+                continue  # more are due: no pause
+        except asyncio.CancelledError:
+            raise
+        except _RETRIED:
+            log.exception(failed)
+        await asyncio.sleep(pause)
+
 
 def build_worker_app(settings: RedeemSettings | None = None) -> FastAPI:
     settings = settings or RedeemSettings()
@@ -36,51 +57,39 @@ def build_worker_app(settings: RedeemSettings | None = None) -> FastAPI:
     def consumer_handlers() -> dict[str, Handler]:
         return {"jifen.points.entry.appended.v1": on_entry}
 
-    async def expire_loop(pool: asyncpg.Pool) -> None:
-        while True:
-            try:
-                n = await handlers.expire_due(pool, q, contracts, batch=settings.expiry_batch)
-                if n:
-                    log.info("expired %d vouchers", n)
-                if n >= settings.expiry_batch:
-                    continue  # more are due: no pause
-            except asyncio.CancelledError:
-                raise
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,
-            ):
-                # a database outage is waited out; nothing is lost, the vouchers stay due
-                log.exception("voucher expiry failed; retrying")
-            await asyncio.sleep(settings.expiry_poll_seconds)
-
-    async def resend_loop(pool: asyncpg.Pool) -> None:
-        while True:
-            try:
-                n = await handlers.ask_again(
-                    pool,
-                    q,
-                    contracts,
-                    after_seconds=settings.resend_after_seconds,
-                    batch=settings.resend_batch,
-                )
-                if n:
-                    log.warning("sent %d redemption events again: the ledger had not answered", n)
-            except asyncio.CancelledError:
-                raise
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,
-            ):
-                log.exception("re-sending overdue redemption events failed; retrying")
-            await asyncio.sleep(max(1.0, settings.resend_after_seconds / 4))
-
     def loops(pool: asyncpg.Pool) -> list[tuple[str, Coroutine[Any, Any, None]]]:
-        return [("voucher-expiry", expire_loop(pool)), ("resend-overdue", resend_loop(pool))]
+        async def expire() -> bool:
+            n = await handlers.expire_due(pool, q, contracts, batch=settings.expiry_batch)
+            if n:
+                log.info("expired %d vouchers", n)
+            return n >= settings.expiry_batch
+
+        async def resend() -> bool:
+            n = await handlers.ask_again(
+                pool,
+                q,
+                contracts,
+                after_seconds=settings.resend_after_seconds,
+                batch=settings.resend_batch,
+            )
+            if n:
+                log.warning("sent %d redemption events again: the ledger had not answered", n)
+            return False
+
+        return [
+            (
+                "voucher-expiry",
+                _every(settings.expiry_poll_seconds, expire, "voucher expiry failed; retrying"),
+            ),
+            (
+                "resend-overdue",
+                _every(
+                    max(1.0, settings.resend_after_seconds / 4),
+                    resend,
+                    "re-sending overdue redemption events failed; retrying",
+                ),
+            ),
+        ]
 
     return _build(
         service="redeem",
