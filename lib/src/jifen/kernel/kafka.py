@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from jifen.kernel import topics
 from jifen.kernel.contracts import isoformat, utcnow
 from jifen.kernel.metrics import CONSUMER_RESTARTS, DEAD_LETTERED
+from jifen.kernel.settings import KAFKA_FETCH_MAX_WAIT_MS, KAFKA_SESSION_TIMEOUT_MS
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ def make_consumer(
     bootstrap: str,
     group_id: str,
     *topic_names: str,
-    fetch_max_wait_ms: int = 20,
-    session_timeout_ms: int = 10_000,
+    fetch_max_wait_ms: int = KAFKA_FETCH_MAX_WAIT_MS,
+    session_timeout_ms: int = KAFKA_SESSION_TIMEOUT_MS,
     **overrides: Any,
 ) -> AIOKafkaConsumer:
     options: dict[str, Any] = {
@@ -69,8 +70,9 @@ def make_consumer(
         "session_timeout_ms": session_timeout_ms,
         "heartbeat_interval_ms": max(session_timeout_ms // 4, 500),
         "max_poll_records": 2000,
-        # a subscribed topic deleted and re-created (Kafka) or forgotten by a restart (Tansu)
-        # comes back into the assignment at the next metadata refresh: every 5 s, not 5 min
+        # a subscribed topic deleted and re-created comes back into the assignment at the next
+        # metadata refresh: every 5 s, not aiokafka's 5 min (tests/integration/
+        # test_broker_forgets.py found a consumer holding nothing for minutes on Kafka)
         "metadata_max_age_ms": 5_000,
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
         "fetch_max_bytes": 16 * 1024 * 1024,
@@ -106,17 +108,20 @@ class BrokerForgot(KafkaError):  # type: ignore[misc]
 class OffsetGuard:
     """Commits a consumer's offsets, and notices a broker that has forgotten them.
 
-    The embedded broker keeps everything in memory. After a restart its topics begin again
-    at offset 0 and the group's committed offsets are gone, but a running aiokafka consumer
-    keeps its in-memory fetch position: past the first records of the new log, which it
-    would silently never read. So before each commit, and every ``check_every`` seconds when
-    idle, the guard asks the broker for the group's committed offsets of the partitions it
-    holds. One missing, or lower than the last offset this consumer committed or started
-    from, means the broker forgot: :class:`BrokerForgot` is raised *instead of* committing,
-    and the caller restarts its consumer, which joins the group afresh and (with nothing
-    committed) reads from the beginning. Records already applied come again and the
-    idempotent consumers absorb them; nothing is skipped. On Apache Kafka committed offsets
-    do not vanish, so the check costs one OffsetFetch round trip and never fires.
+    On Apache Kafka a topic deleted and re-created under a running consumer (an operator's
+    mistake, a restore) begins again at offset 0 and takes the group's committed offsets with
+    it, but the consumer keeps its in-memory fetch position: past the first records of the new
+    log, which it would silently never read (the opt-in Tansu forgets so on every restart). So
+    before each commit, and every ``check_every`` seconds when idle, the guard asks the broker
+    for the group's committed offsets of the partitions it holds. One missing, or lower than
+    the last offset this consumer committed or started from, means the broker forgot:
+    :class:`BrokerForgot` is raised *instead of* committing, and the caller restarts its
+    consumer, which joins the group afresh and (with nothing committed) reads from the
+    beginning. Records already applied come again and the idempotent consumers absorb them;
+    nothing is skipped. Shown on Kafka by tests/integration/test_broker_forgets.py; on a
+    healthy cluster the check costs one OffsetFetch round trip and never fires. (Records an
+    unclean leader election drops are another matter: their senders send them again, see the
+    tasks republisher and redeem's resend loop.)
     """
 
     def __init__(self, consumer: AIOKafkaConsumer, group: str, *, check_every: float = 2.0) -> None:

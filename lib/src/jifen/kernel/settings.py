@@ -13,6 +13,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
+# Kafka answers a waiting fetch as soon as a record arrives (fetch.min.bytes 1), so the wait is
+# no latency floor, only how often an idle consumer asks again: Kafka's own default.
+KAFKA_FETCH_MAX_WAIT_MS = 500
+# How long the group coordinator waits for a silent member before its partitions move to the
+# others: a SIGKILLed worker's share of the ledger waits this long (heartbeats every quarter of
+# it). Kafka's client default is 45 s; 10 s keeps a dead worker's backlog short and is still far
+# above any pause of a live one (the heartbeat runs beside the batch, not after it). The brokers'
+# group.min.session.timeout.ms (6 s) is the floor.
+KAFKA_SESSION_TIMEOUT_MS = 10_000
+
 
 def _default_schemas_dir() -> Path:
     return REPO_ROOT / "schemas"
@@ -44,11 +54,12 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = Field("INFO", validation_alias="JIFEN_LOG_LEVEL")
 
-    # Tansu does not wake a waiting fetch when data arrives, so the fetch wait is the latency
-    # floor (INFRA-FACTS.md); 20 ms keeps p99 well under a second without busy polling.
-    kafka_fetch_max_wait_ms: int = Field(20, validation_alias="JIFEN_KAFKA_FETCH_MAX_WAIT_MS")
-    # the first JoinGroup is held for session_timeout/2 on Tansu: keep it short
-    kafka_session_timeout_ms: int = Field(10_000, validation_alias="JIFEN_KAFKA_SESSION_TIMEOUT_MS")
+    kafka_fetch_max_wait_ms: int = Field(
+        KAFKA_FETCH_MAX_WAIT_MS, validation_alias="JIFEN_KAFKA_FETCH_MAX_WAIT_MS"
+    )
+    kafka_session_timeout_ms: int = Field(
+        KAFKA_SESSION_TIMEOUT_MS, validation_alias="JIFEN_KAFKA_SESSION_TIMEOUT_MS"
+    )
     topic_partitions: int = Field(4, validation_alias="JIFEN_TOPIC_PARTITIONS")
 
     # clocks of different hosts drift: an event's `time` or a token's `iat`/`nbf` up to this
