@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import Api
 
 from jifen.devtools.devstack import DevStack
-from jifen.kernel.credentials import EXCHANGE_MAX_FAILURES, EXCHANGE_WINDOW_SECONDS
+from jifen.tasks.domain.credentials import EXCHANGE_MAX_FAILURES, EXCHANGE_WINDOW_SECONDS
 
 pytestmark = pytest.mark.e2e
 

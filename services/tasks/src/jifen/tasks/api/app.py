@@ -10,10 +10,18 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from jifen.kernel.credentials import credentials_router
 from jifen.kernel.deps import service_lifespan
 from jifen.kernel.web import create_app, problem
-from jifen.tasks.api.routes import appeals, audit, completions, intake, jobs, menus, organisation
+from jifen.tasks.api.routes import (
+    appeals,
+    audit,
+    completions,
+    credentials,
+    intake,
+    jobs,
+    menus,
+    organisation,
+)
 from jifen.tasks.db import queries
 from jifen.tasks.domain.checkin import TooManyAttempts
 from jifen.tasks.settings import TasksSettings
@@ -28,6 +36,8 @@ ROUTERS = (
     intake.hazards,
     intake.needs,
     audit.router,
+    # community apps' credentials live here, where apps post; the tokens work on every service
+    credentials.router,
 )
 
 
@@ -55,6 +65,4 @@ def build_app(settings: TasksSettings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
-    # community apps' credentials live here, where apps post; the tokens work on every service
-    app.include_router(credentials_router())
     return app
