@@ -23,7 +23,7 @@ def build_worker(settings: PointsSettings) -> FastAPI:
 
 def run_signals(settings: PointsSettings) -> None:
     """The faust app, imported only by the process that runs it."""
-    from jifen.points.stream.app import run
+    from jifen.points.signals_app.app import run
 
     run(settings)
 

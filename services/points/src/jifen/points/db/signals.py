@@ -1,6 +1,6 @@
 """The integrity signals' tables: tallying verified completions once, and reading the flags.
 
-Kept apart from the faust app (``jifen.points.stream``) so the points API reads the flags
+Kept apart from the faust app (``jifen.points.signals_app``) so the points API reads the flags
 without importing faust at start-up."""
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""The faust-streaming app of the points service: live integrity signals."""
+"""The integrity-signals process (``python -m jifen.points signals``): a faust app tallying
+verified completions into live flags. Not the ledger's consumer, which is ``worker.py``."""
