@@ -13,7 +13,7 @@ from jifen.kernel.settings import REPO_ROOT
 from jifen.points.audit import store
 from jifen.points.audit.loop import self_verify
 from jifen.points.db import MIGRATIONS, queries
-from jifen.points.db.repo import append_postings
+from jifen.points.handlers.ledger import append_postings
 from tests.integration.test_ledger_append_only import credit
 
 

@@ -16,9 +16,10 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
+from jifen.kernel.contracts import isoformat as rfc3339
 from jifen.points.audit import store
 from jifen.points.audit.cli import app as audit_cli
-from jifen.points.audit.domain.canonical import hash_bytes, rfc3339
+from jifen.points.audit.domain.canonical import hash_bytes
 from jifen.points.audit.domain.verify import Result
 from jifen.points.audit.offline import load_keys, verify_files
 from jifen.points.db import MIGRATIONS, queries

@@ -14,8 +14,8 @@ import pytest
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.settings import REPO_ROOT
 from jifen.points.db import MIGRATIONS, queries
-from jifen.points.db.repo import append_postings
 from jifen.points.domain.ledger import Kind, Posting
+from jifen.points.handlers.ledger import append_postings
 
 MakeDb = Callable[[Path], Awaitable[str]]
 

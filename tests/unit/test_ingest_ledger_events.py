@@ -1,4 +1,4 @@
-"""The ledger events the worker builds without validating each one (db/repo.py): why that is
+"""The ledger events the worker builds without validating each one (handlers/ledger.py): why that is
 safe. Every field they copy from a posting is constrained by the incoming contract at least
 as tightly as by ``jifen.points.entry.appended.v1``; every field they compute is valid by
 construction; and the events built for every kind of posting validate in full."""
@@ -6,7 +6,7 @@ construction; and the events built for every kind of posting validate in full.""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -16,12 +16,6 @@ from hypothesis import strategies as st
 
 from jifen.kernel.contracts import Contracts, ContractViolation, isoformat, schema_uri
 from jifen.kernel.settings import REPO_ROOT
-from jifen.points.db.repo import (
-    check_sample,
-    ledger_event_id,
-    ledger_event_unchecked,
-    utc_text,
-)
 from jifen.points.domain.ledger import (
     ADJUSTMENT_TYPE,
     EVENT_KINDS,
@@ -30,6 +24,11 @@ from jifen.points.domain.ledger import (
     adjustment,
     plan_batch,
     posting_from_event,
+)
+from jifen.points.handlers.ledger import (
+    check_sample,
+    ledger_event_id,
+    ledger_event_unchecked,
 )
 
 SCHEMAS = REPO_ROOT / "schemas"
@@ -167,15 +166,3 @@ def test_a_wrong_sample_fails_the_batch(contracts: Contracts) -> None:
     bad = {**good, "data": {**good["data"], "account_seq": 0}}
     with pytest.raises(ContractViolation, match="account_seq"):
         check_sample(contracts, [bad, good])
-
-
-@given(st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.just(UTC)))
-def test_utc_text_is_isoformat(ts: datetime) -> None:
-    assert utc_text(ts) == isoformat(ts)
-    assert utc_text(ts.astimezone(timezone(timedelta(hours=8)))) == isoformat(ts)
-
-
-def test_utc_text_keeps_four_digit_years() -> None:
-    assert utc_text(datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "0999-01-02T03:04:05.000006Z"
-    with pytest.raises(ValueError, match="naive"):
-        utc_text(datetime(2026, 1, 1))

@@ -37,7 +37,6 @@ from jifen.kernel.kafka import (
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 from jifen.kernel.runtime import equal_jitter
 from jifen.points import metrics
-from jifen.points.db.repo import append_postings
 from jifen.points.domain.ledger import (
     ImpossibleEvent,
     Kind,
@@ -46,6 +45,7 @@ from jifen.points.domain.ledger import (
     check_clock_skew,
     posting_from_event,
 )
+from jifen.points.handlers.ledger import append_postings
 from jifen.points.settings import PointsSettings
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from jifen.kernel.contracts import isoformat
 from jifen.kernel.db import Queries
 from jifen.points.audit.domain.canonical import entry_from_row, leaf_bytes
 from jifen.points.audit.domain.checkpoint import Checkpoint, sign_checkpoint
@@ -115,7 +116,7 @@ async def make_checkpoint(
             return checkpoint_from_row(latest)
         root = (await frontier_at(conn, q, size)).root()
         kid, key = current_signer(keys_dir)
-        issued = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        issued = isoformat(datetime.now(UTC))
         cp = sign_checkpoint(key, Checkpoint(size, root, issued, kid))
         await conn.execute(
             q["audit_insert_checkpoint"],

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from jifen.kernel.contracts import isoformat
 from jifen.points.audit.client import refused
 from jifen.points.audit.domain.checkpoint import (
     Checkpoint,
@@ -88,7 +89,7 @@ async def run_witness(
         why = refusal(previous, new, proof, keys)
         if why is not None:
             return Verdict(False, f"REFUSED: {why}", new)
-        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        at = isoformat(datetime.now(UTC))
         r = await http.post(
             f"/v1/audit/checkpoints/{new.tree_size}/cosignatures",
             json={

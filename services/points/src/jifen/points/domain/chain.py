@@ -20,23 +20,12 @@ from typing import Any
 
 import orjson
 
+from jifen.points.domain.entry import HASHED
+
 GENESIS = "0" * 64
 
-CANONICAL_FIELDS = (
-    "account_id",
-    "account_seq",
-    "kind",
-    "amount",
-    "balance_after",
-    "org_id",
-    "category",
-    "cause_event_id",
-    "job_id",
-    "completion_id",
-    "redemption_id",
-    "occurred_at",
-    "prev_hash",
-)
+# the fields of an entry its hash covers, named in domain/entry.py
+CANONICAL_FIELDS = HASHED
 
 
 def canonical_bytes(content: dict[str, Any]) -> bytes:

@@ -9,11 +9,12 @@ the worker); it never stops the events after it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from jifen.kernel.contracts import isoformat
 from jifen.points.domain.chain import GENESIS, entry_hash
 
 
@@ -158,17 +159,46 @@ def account_key(p: Posting) -> tuple[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """A posting placed in its account's chain. Its fields (``domain/entry.py``) come from
+    :func:`canonical_content` (the hashed ones) and :meth:`recorded` (what the ledger adds)."""
+
     posting: Posting
     account_seq: int
     balance_after: int
     prev_hash: str
     entry_hash: str
+    # the canonical content entry_hash was computed from, kept so it is built once an entry
+    hashed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def content(self) -> dict[str, Any]:
+        """What ``entry_hash`` covers (``entry.HASHED``), its time as UTC text."""
+        if self.hashed:
+            return dict(self.hashed)
         return canonical_content(self.posting, self.account_seq, self.balance_after, self.prev_hash)
+
+    def recorded(self, entry_id: int, recorded_at: Any) -> dict[str, Any]:
+        """Every field of ``entry.LEAF`` (in that order), the entry recorded as ``entry_id`` at
+        ``recorded_at`` (UTC text for the leaf, the export and the event)."""
+        return {
+            **(self.hashed or self.content()),
+            "entry_id": entry_id,
+            "cause_type": self.posting.event_type,
+            "recorded_at": recorded_at,
+            "entry_hash": self.entry_hash,
+        }
+
+    def values(self, entry_id: int, recorded_at: datetime) -> dict[str, Any]:
+        """The stored row's values by field name (``entry.FIELDS`` and ``entry.REPORTING``),
+        its times as datetimes."""
+        values = self.recorded(entry_id, recorded_at)
+        values["occurred_at"] = self.posting.occurred_at
+        values["reward_id"] = self.posting.reward_id
+        return values
 
 
 def canonical_content(p: Posting, seq: int, balance_after: int, prev_hash: str) -> dict[str, Any]:
+    """What the entry's hash covers (``entry.HASHED``), its time as UTC text: with
+    :meth:`Entry.recorded`, the one place saying which posting attribute becomes which field."""
     return {
         "account_id": p.account_id,
         "account_seq": seq,
@@ -181,7 +211,7 @@ def canonical_content(p: Posting, seq: int, balance_after: int, prev_hash: str) 
         "job_id": p.job_id,
         "completion_id": p.completion_id,
         "redemption_id": p.redemption_id,
-        "occurred_at": p.occurred_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "occurred_at": isoformat(p.occurred_at),
         "prev_hash": prev_hash,
     }
 
@@ -217,8 +247,9 @@ def append(head: Head, posting: Posting) -> tuple[Head, Entry]:
     if abs(balance) > MAX_BALANCE:
         raise ImpossibleEvent(f"balance of {posting.account_id} would overflow")
     seq = head.seq + 1
-    digest = entry_hash(canonical_content(posting, seq, balance, head.hash))
-    entry = Entry(posting, seq, balance, head.hash, digest)
+    content = canonical_content(posting, seq, balance, head.hash)
+    digest = entry_hash(content)
+    entry = Entry(posting, seq, balance, head.hash, digest, content)
     earned = (
         head.earned + posting.amount
         if posting.kind in (Kind.CREDIT, Kind.REVERSAL)

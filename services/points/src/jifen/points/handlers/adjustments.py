@@ -1,4 +1,4 @@
-"""Commands of the points API; each owns its transaction."""
+"""Adjustments: an admin requests one, another admin decides it; approval appends the entry."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
 from jifen.kernel.errors import DomainRefusal, NotFound
 from jifen.kernel.outbox import enqueue
-from jifen.points.db.repo import append_postings
 from jifen.points.domain.ledger import adjustment, adjustment_refusal
+from jifen.points.handlers.ledger import append_postings
 from jifen.points.metrics import ENTRIES_APPENDED
 
 
