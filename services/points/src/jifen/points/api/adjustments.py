@@ -11,24 +11,19 @@ from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
-from jifen.kernel.web import db_connection, max_body
+from jifen.kernel.deps import Conn, Events, Q
+from jifen.kernel.web import max_body
 from jifen.points import handlers
 from jifen.points.api.schemas import AdjustmentIn, AdjustmentOut, DecisionIn
 
 Admin = Annotated[Principal, require(Role.ADMIN)]
 Reader = Annotated[Principal, require(Role.ADMIN, Role.AUDITOR)]
 
-
-# the kernel's: a connection lost after the answer never drops the client's connection
-_conn = db_connection
-
-
-Conn = Annotated[asyncpg.Connection, Depends(_conn)]
 
 router = APIRouter(prefix="/v1/adjustments", tags=["adjustments"])
 # an adjustment or a decision is a few fields: bounded well below the global 256 KiB
@@ -66,12 +61,9 @@ def _out(row: asyncpg.Record) -> AdjustmentOut:
     summary="Request an adjustment of an account of your organisation (a second admin, "
     "neither you nor the account, approves it)",
 )
-async def request_adjustment(
-    body: AdjustmentIn, request: Request, conn: Conn, who: Admin
-) -> AdjustmentOut:
+async def request_adjustment(body: AdjustmentIn, conn: Conn, q: Q, who: Admin) -> AdjustmentOut:
     if body.amount == 0:
         raise HTTPException(422, "amount: an adjustment of zero points changes nothing")
-    q: Queries = request.app.state.queries
     row = await handlers.request_adjustment(
         conn,
         q,
@@ -86,26 +78,24 @@ async def request_adjustment(
 
 @router.get("", response_model=list[AdjustmentOut], summary="Adjustments of your organisation")
 async def list_adjustments(
-    request: Request,
     conn: Conn,
+    q: Q,
     who: Reader,
     status: Annotated[str | None, Query(pattern="^(pending|approved|rejected)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AdjustmentOut]:
-    q: Queries = request.app.state.queries
     return [_out(r) for r in await conn.fetch(q["list_adjustments"], who.org, status, limit)]
 
 
 async def _decide(
-    request: Request,
     conn: asyncpg.Connection,
+    q: Queries,
+    contracts: Contracts,
     who: Principal,
     adjustment_id: UUID,
     approve: bool,
     note: str,
 ) -> AdjustmentOut:
-    q: Queries = request.app.state.queries
-    contracts: Contracts = request.app.state.contracts
     row = await handlers.decide_adjustment(
         conn,
         q,
@@ -127,9 +117,14 @@ async def _decide(
     summary="Approve as the second admin: the entry is appended",
 )
 async def approve(
-    adjustment_id: UUID, request: Request, conn: Conn, who: Admin, body: DecisionIn | None = None
+    adjustment_id: UUID,
+    conn: Conn,
+    q: Q,
+    contracts: Events,
+    who: Admin,
+    body: DecisionIn | None = None,
 ) -> AdjustmentOut:
-    return await _decide(request, conn, who, adjustment_id, True, body.note if body else "")
+    return await _decide(conn, q, contracts, who, adjustment_id, True, body.note if body else "")
 
 
 @router.post(
@@ -140,6 +135,11 @@ async def approve(
     summary="Reject as the second admin",
 )
 async def reject(
-    adjustment_id: UUID, request: Request, conn: Conn, who: Admin, body: DecisionIn | None = None
+    adjustment_id: UUID,
+    conn: Conn,
+    q: Q,
+    contracts: Events,
+    who: Admin,
+    body: DecisionIn | None = None,
 ) -> AdjustmentOut:
-    return await _decide(request, conn, who, adjustment_id, False, body.note if body else "")
+    return await _decide(conn, q, contracts, who, adjustment_id, False, body.note if body else "")

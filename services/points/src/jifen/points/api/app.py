@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Response
 
-from jifen.kernel.auth import Principal, Role, TokenVerifier, require
-from jifen.kernel.contracts import Contracts
-from jifen.kernel.db import Queries, create_pool
-from jifen.kernel.runtime import cancel, spawn
-from jifen.kernel.web import create_app, db_connection, pool_check
+from jifen.kernel.auth import Principal, Role, require
+from jifen.kernel.db import Queries
+from jifen.kernel.deps import Conn, Q, service_lifespan
+from jifen.kernel.web import create_app
 from jifen.points.api.adjustments import router as adjustments_router
 from jifen.points.api.schemas import Balance, EntryOut, EntryPage, Statement
 from jifen.points.api.signals import router as signals_router
@@ -29,20 +26,6 @@ ACCOUNT_ID = Path(
 )
 Reader = Annotated[Principal, require(Role.VOLUNTEER, Role.OFFICER, Role.AUDITOR, Role.ADMIN)]
 
-
-# the kernel's: a connection lost after the answer never drops the client's connection
-_conn = db_connection
-
-
-Conn = Annotated[asyncpg.Connection, Depends(_conn)]
-
-
-def _q(request: Request) -> Queries:
-    q: Queries = request.app.state.queries
-    return q
-
-
-Q = Annotated[Queries, Depends(_q)]
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
@@ -165,22 +148,11 @@ async def _refresh_liability(pool: asyncpg.Pool, q: Queries, every: float = 10.0
 
 def build_app(settings: PointsSettings | None = None) -> FastAPI:
     settings = settings or PointsSettings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.verifier = TokenVerifier(settings.keys_dir)
-        app.state.queries = queries()
-        app.state.contracts = Contracts(settings.schemas_dir)
-        app.state.pool = await create_pool(settings.database_url)
-        app.state.ready_checks["database"] = lambda: pool_check(app.state.pool)
-        liability = spawn(_refresh_liability(app.state.pool, app.state.queries), "liability")
-        try:
-            yield
-        finally:
-            await cancel(liability)
-            await app.state.pool.close()
-
+    lifespan = service_lifespan(
+        settings,
+        queries,
+        background={"liability": lambda app: _refresh_liability(app.state.pool, app.state.queries)},
+    )
     app = create_app(
         service="points",
         title="Jifen points",

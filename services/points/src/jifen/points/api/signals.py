@@ -5,24 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-import asyncpg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from jifen.kernel.auth import Principal, Role, require
-from jifen.kernel.web import db_connection
+from jifen.kernel.deps import Conn, Q
 from jifen.points.db.signals import current_flags
 from jifen.points.domain.signals import Thresholds
 
 Reader = Annotated[Principal, require(Role.OFFICER, Role.AUDITOR, Role.ADMIN)]
 router = APIRouter(prefix="/v1/signals", tags=["signals"])
-
-
-# the kernel's: a connection lost after the answer never drops the client's connection
-_conn = db_connection
-
-
-Conn = Annotated[asyncpg.Connection, Depends(_conn)]
 
 
 class FlagOut(BaseModel):
@@ -44,16 +36,14 @@ class Signals(BaseModel):
 @router.get("", response_model=Signals, summary="Current integrity flags of your organisation")
 async def signals(
     conn: Conn,
-    request: Request,
+    q: Q,
     who: Reader,
     hours: Annotated[
         int, Query(ge=1, le=24 * 31, description="Windows started this recently")
     ] = 24,
 ) -> Signals:
     thresholds = Thresholds()
-    flags = await current_flags(
-        conn, request.app.state.queries, who.org, thresholds, timedelta(hours=hours)
-    )
+    flags = await current_flags(conn, q, who.org, thresholds, timedelta(hours=hours))
     return Signals(
         org_id=who.org,
         thresholds={k: float(v) for k, v in thresholds.__dict__.items()},

@@ -17,13 +17,14 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.db import Queries
-from jifen.kernel.web import Refusal, db_connection
+from jifen.kernel.deps import Conn, Q
+from jifen.kernel.web import Refusal
 from jifen.points.audit import keys as audit_keys
 from jifen.points.audit import store
 from jifen.points.audit.domain import c2sp
@@ -43,18 +44,6 @@ Auditor = Annotated[Principal, require(Role.AUDITOR)]
 Requester = Annotated[Principal, require(Role.AUDITOR, Role.ADMIN)]
 MAX_SIZE = 2**62
 
-
-# the kernel's: a connection lost after the answer never drops the client's connection
-_conn = db_connection
-
-
-def _q(request: Request) -> Queries:
-    q: Queries = request.app.state.queries
-    return q
-
-
-Conn = Annotated[asyncpg.Connection, Depends(_conn)]
-Q = Annotated[Queries, Depends(_q)]
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
