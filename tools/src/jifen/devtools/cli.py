@@ -24,7 +24,7 @@ stack = typer.Typer(
 @stack.command("up")
 def stack_up() -> None:
     """Start everything in the foreground; Ctrl-C stops it all."""
-    from jifen.devtools.devstack import run
+    from jifen.devtools.supervisor import run
 
     sys.exit(run())
 
@@ -32,7 +32,7 @@ def stack_up() -> None:
 @stack.command("down")
 def stack_down() -> None:
     """Stop a running `make run` from another shell."""
-    from jifen.devtools.devstack import down
+    from jifen.devtools.supervisor import down
 
     sys.exit(down())
 
