@@ -16,14 +16,12 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-if TYPE_CHECKING:
-    from bench.run import Report
+from bench.report import Report
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
