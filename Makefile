@@ -95,6 +95,7 @@ lint: deps
 	@echo "ruff"
 	@$(VENV)/bin/ruff check lib tools services tests
 	@$(VENV)/bin/ruff format --check lib tools services tests
+	@$(VENV)/bin/lint-imports --no-logo --no-cache
 	@$(MAKE) --no-print-directory typecheck
 	@$(MAKE) --no-print-directory audit-deps
 
