@@ -383,10 +383,15 @@ logger.state.level = WARN
 
 
 def kafka_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (the tool's form)."""
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (the tool's form),
+    never beginning with '-' (as Kafka's own Uuid.randomUuid): kafka-storage took one such for
+    an option and failed to format, one start in 64."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 @dataclass
