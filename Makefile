@@ -21,7 +21,7 @@ help:
 	@echo "make stop   - stop a running 'make run' from another shell"
 	@echo "make demo   - with 'make run' up: a simulated month of a district, then an audit"
 	@echo "make test   - lint, type-check and run the whole test suite (own broker and PostgreSQL)"
-	@echo "make lint   - ruff and mypy only"
+	@echo "make lint   - ruff, mypy and the import contracts (.importlinter) only"
 	@echo "make bench  - benchmarks with ratios to references (SIZE=quick|full, N=events); docs/BENCH.md"
 	@echo "make soak   - chaos soak: workload while workers, broker, PostgreSQL restart (DURATION=10m); docs/RELIABILITY.md"
 	@echo "             JIFEN_BROKER=kafka-cluster make soak: on three KRaft nodes, killing one at a time"

@@ -2,7 +2,7 @@
 rejected, some revoked later) and members spend (redeem, some cancelled later), through the
 real HTTP APIs, in several concurrent lanes, until told to stop.
 
-It reuses the demo's client (``jifen.kernel.simulate.Demo``: tokens, calls, tallies, the
+It reuses the demo's client (``jifen.devtools.simulate.Demo``: tokens, calls, tallies, the
 district's job categories and merchants) and adds what a soak needs: every call is retried
 through a fault (a restarting PostgreSQL answers 500, a request may time out), with the same
 Idempotency-Key where the API takes one, and an unclear outcome is settled by reading the

@@ -43,9 +43,10 @@ class TopicSpec:
 @cache
 def _settings(path: Path = SETTINGS_FILE) -> dict[str, Any]:
     if not path.exists():
-        # an image without deploy/ (the Dockerfile copies lib/, services/, schemas/): there the
-        # topics exist already (kafka-init, KafkaTopic); should one be missing, it is made
-        # replicated as deployed (capped at the brokers present), with the broker's retention
+        # an installation without the file (the images carry it, deploy/docker/Dockerfile;
+        # a wheel installed elsewhere may not): there the topics exist already (kafka-init,
+        # KafkaTopic); should one be missing, it is made replicated as deployed (capped at the
+        # brokers present), with the broker's retention
         return {
             "partitions": 12,
             "replicas": 3,
