@@ -48,7 +48,8 @@ class Principal:
     subject: str
     role: Role
     org: str
-    # set on tokens exchanged for an app credential (jifen.tasks.api.routes.credentials): which one, and its limit
+    # set on tokens exchanged for an app credential (jifen.tasks.api.routes.credentials):
+    # which one, and its limit
     credential: str | None = None
     writes_per_minute: int | None = None
 
