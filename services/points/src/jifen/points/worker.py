@@ -1,41 +1,35 @@
-"""The ledger worker: completion and redemption events in, hash-chained ledger entries out.
+"""The ledger's batch hook on the kernel's consumer: completion and redemption events in,
+hash-chained ledger entries out.
 
-Why a plain aiokafka batch consumer and not a faust agent: measured on these machines
+Why a batch and not one event a transaction, nor a faust agent: measured on these machines
 (INFRA-FACTS.md), faust spent ~280 µs of CPU per event in its own machinery and reached
-~3.6k events/s, while a batch consumer doing the same work reached 16–24k/s. So the hot
-path is: ``getmany`` (up to ``batch_max`` records) → compiled-schema validation → pure
-planning (dedupe, rules, SHA-256 chain) → one transaction with COPY → commit offsets only
-after the database commit. A crash anywhere before the offset commit means redelivery,
-which the unique ``cause_event_id`` and the dedupe step turn into nothing.
+~3.6k events/s, while a batch consumer doing the same work reached 16–24k/s. So the kernel's
+consumer (``jifen.kernel.consumer.EventConsumer``: fetching, offsets, rebalances, a broker
+that forgot, lag) fetches up to ``batch_max`` records and hands them here: :meth:`decode`
+(compiled-schema validation, then pure planning input) runs while the previous batch's
+:meth:`apply` is in flight; :meth:`apply` appends the batch in one transaction with COPY
+(``handlers.ledger.append_postings``: dedupe, rules, SHA-256 chain) and dead-letters what
+cannot be applied; the consumer commits the offsets only after that. A crash anywhere before
+the offset commit means redelivery, which the unique ``cause_event_id`` and the dedupe step
+turn into nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer
 
 from jifen.kernel import topics
+from jifen.kernel.consumer import Record, dead_letter_record, until_committed
 from jifen.kernel.contracts import Contracts, ContractViolation, parse_time
 from jifen.kernel.db import DATABASE_UNAVAILABLE, Queries
-from jifen.kernel.kafka import (
-    BrokerForgot,
-    OffsetGuard,
-    dead_letter,
-    ensure_topics,
-    make_consumer,
-    stop_consumer,
-)
-from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
-from jifen.kernel.runtime import equal_jitter
+from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED
 from jifen.points import metrics
 from jifen.points.domain.ledger import (
     ImpossibleEvent,
@@ -59,8 +53,6 @@ _RETRY = (
     *DATABASE_UNAVAILABLE,
 )
 
-Record = ConsumerRecord[bytes, bytes]
-
 
 @dataclass
 class Decoded:
@@ -72,6 +64,8 @@ class Decoded:
 
 
 class LedgerWorker:
+    """The batch hook (``jifen.kernel.consumer.BatchHook``) of the points worker's consumer."""
+
     def __init__(
         self,
         settings: PointsSettings,
@@ -85,76 +79,11 @@ class LedgerWorker:
         self.pool = pool
         self.producer = producer
         self.q = queries
-        self.consumer: AIOKafkaConsumer | None = None
         self.applied = 0
-
-    @property
-    def assigned(self) -> bool:
-        return bool(self.consumer is not None and self.consumer.assignment())
-
-    async def run(self) -> None:
-        while True:
-            consumer = make_consumer(
-                self.settings.kafka_bootstrap,
-                self.settings.consumer_group,
-                *INPUT_TOPICS,
-                fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
-                session_timeout_ms=self.settings.kafka_session_timeout_ms,
-                max_poll_records=self.settings.batch_max,
-            )
-            try:
-                await ensure_topics(
-                    self.settings.kafka_bootstrap, partitions=self.settings.topic_partitions
-                )
-                await consumer.start()
-                self.consumer = consumer
-                await self._pipeline(consumer)
-            except asyncio.CancelledError:
-                raise
-            except BrokerForgot as exc:
-                log.warning("%s; re-reading from the beginning", exc)
-            except KafkaError:
-                log.exception("ledger worker lost the broker; restarting its consumer")
-                await asyncio.sleep(equal_jitter(1.0))
-            finally:
-                self.consumer = None
-                await stop_consumer(consumer)
-
-    async def _pipeline(self, consumer: AIOKafkaConsumer) -> None:
-        """Fetch and decode batch k+1 while batch k's transaction is in flight.
-
-        The database round trips of one batch and the CPU work of the next (JSON, schema
-        validation) overlap instead of taking turns; batches are still applied strictly one
-        after another, and a batch's offsets are committed only after its database commit.
-        """
-        in_flight: asyncio.Task[Plan] | None = None
-        offsets: dict[Any, int] = {}
-        guard = OffsetGuard(consumer, self.settings.consumer_group)
-        try:
-            while True:
-                batch = await consumer.getmany(
-                    timeout_ms=0 if in_flight else 200, max_records=self.settings.batch_max
-                )
-                decoded = self.decode([r for rs in batch.values() for r in rs]) if batch else None
-                if in_flight is not None:
-                    await in_flight
-                    # raises BrokerForgot instead of committing, dropping the batch just
-                    # fetched: it is read again with everything else after the restart
-                    await guard.commit(offsets)
-                    in_flight = None
-                    await observe_lag(consumer, self.settings.consumer_group)
-                elif decoded is None:
-                    await guard.idle()
-                if decoded is not None:
-                    in_flight = asyncio.create_task(self.apply_decoded(decoded))
-                    offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items()}
-        finally:
-            if in_flight is not None:
-                in_flight.cancel()
 
     async def apply_records(self, records: list[Record]) -> Plan:
         """Apply one fetched batch; dead-letter what cannot be applied. Idempotent."""
-        return await self.apply_decoded(self.decode(records))
+        return await self.apply(self.decode(records))
 
     def decode(self, records: list[Record]) -> Decoded:
         dead: list[tuple[Record, str]] = []
@@ -176,22 +105,15 @@ class LedgerWorker:
             by_event.setdefault(posting.event_id, record)
         return Decoded(postings, by_event, dead)
 
-    async def apply_decoded(self, decoded: Decoded) -> Plan:
+    async def apply(self, decoded: Decoded) -> Plan:
         postings, by_event, dead = decoded.postings, decoded.by_event, list(decoded.dead)
         plan = await self._append_with_retry(postings)
         for posting, reason in plan.refused:
             metrics.REFUSED.labels(posting.event_type).inc()
             dead.append((by_event[posting.event_id], f"refused: {reason}"))
         for record, reason in dead:
-            await dead_letter(
-                self.producer,
-                record.topic,
-                value=record.value,
-                key=record.key,
-                reason=reason,
-                partition=record.partition,
-                offset=record.offset,
-                consumer=self.settings.consumer_group,
+            await dead_letter_record(
+                self.producer, record, reason, consumer=self.settings.consumer_group
             )
         consumed = Counter((_topic_of(p), p.event_type) for p in postings)
         for (topic, event_type), n in consumed.items():
@@ -199,17 +121,15 @@ class LedgerWorker:
         return plan
 
     async def _append_with_retry(self, postings: list[Posting]) -> Plan:
-        delay = 0.1
-        while True:
-            try:
-                return await self.append(postings)
-            except _RETRY as exc:
-                failed = Counter((_topic_of(p), p.event_type) for p in postings)
-                for (topic, event_type), n in failed.items():
-                    EVENTS_FAILED.labels("points", topic, event_type).inc(n)
-                log.warning("append failed (%s); retrying the batch", type(exc).__name__)
-                await asyncio.sleep(equal_jitter(delay))
-                delay = min(delay * 2, 5.0)
+        def retrying(exc: BaseException) -> None:
+            failed = Counter((_topic_of(p), p.event_type) for p in postings)
+            for (topic, event_type), n in failed.items():
+                EVENTS_FAILED.labels("points", topic, event_type).inc(n)
+            log.warning("append failed (%s); retrying the batch", type(exc).__name__)
+
+        return await until_committed(
+            lambda: self.append(postings), retry=_RETRY, base=0.1, on_retry=retrying
+        )
 
     async def append(self, postings: list[Posting]) -> Plan:
         started = time.perf_counter()

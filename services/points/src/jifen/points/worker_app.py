@@ -1,64 +1,48 @@
-"""The points worker process: the ledger consumer and the outbox relay, with health and metrics."""
+"""The points worker process (``python -m jifen.points worker``): the kernel's worker with the
+ledger's batch hook on its consumer (``worker.LedgerWorker``), its outbox relay, and the
+audit sequencer beside them, with health, readiness and metrics."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine
+from typing import Any
 
+import asyncpg
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from jifen.kernel.contracts import Contracts
-from jifen.kernel.db import create_pool
-from jifen.kernel.kafka import ensure_topics
-from jifen.kernel.outbox import OutboxRelay
-from jifen.kernel.runtime import cancel, spawn
-from jifen.kernel.service import start_producer
-from jifen.kernel.web import create_app, pool_check
+from jifen.kernel.worker import build_worker_app as _build
 from jifen.points.audit.loop import audit_loop
 from jifen.points.db import queries
 from jifen.points.settings import PointsSettings
-from jifen.points.worker import LedgerWorker
+from jifen.points.worker import INPUT_TOPICS, LedgerWorker
 
 
 def build_worker_app(settings: PointsSettings | None = None) -> FastAPI:
     settings = settings or PointsSettings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        contracts = Contracts(settings.schemas_dir)
-        pool = await create_pool(settings.database_url, max_size=4)
-        await ensure_topics(settings.kafka_bootstrap, partitions=settings.topic_partitions)
-        producer = await start_producer(settings.kafka_bootstrap)
-        worker = LedgerWorker(settings, contracts, pool, producer, queries())
-        relay = OutboxRelay(
-            settings.database_url,
-            producer,
-            service="points",
-            batch=settings.outbox_batch,
-            poll_seconds=settings.outbox_poll_seconds,
-        )
-        app.state.worker = worker
+    def ledger(
+        contracts: Contracts, pool: asyncpg.Pool, producer: AIOKafkaProducer
+    ) -> LedgerWorker:
+        return LedgerWorker(settings, contracts, pool, producer, queries())
 
-        async def partitions() -> tuple[bool, str]:
-            return (
-                worker.assigned,
-                "partitions assigned" if worker.assigned else "waiting for partitions",
-            )
+    def loops(pool: asyncpg.Pool) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        return [("audit-sequencer", audit_loop(settings, pool))]
 
-        app.state.ready_checks["database"] = lambda: pool_check(pool)
-        app.state.ready_checks["partitions"] = partitions
-        loops = [spawn(worker.run(), "ledger-worker"), spawn(relay.run(), "outbox-relay")]
-        loops.append(spawn(audit_loop(settings, pool), "audit-sequencer"))
-        try:
-            yield
-        finally:
-            await cancel(*loops)
-            await producer.stop()
-            await pool.close()
-
-    return create_app(
-        service="points-worker",
-        title="Jifen points worker",
+    return _build(
+        service="points",
+        settings=settings,
+        group_id=settings.consumer_group,
+        topic_names=INPUT_TOPICS,
+        batch=ledger,
+        extra_loops=loops,
+        # batches as large as the ledger takes in one transaction, fetched again at once
+        max_records=settings.batch_max,
+        poll_ms=200,
+        ensure_every_topic=True,
+        # the lag gauge names the partitions this worker has applied records of, as the
+        # scale-out test reads them (tests/e2e/test_scale_workers.py)
+        lag_when_idle=False,
         description="Ledger worker and outbox relay: health, readiness and metrics only.",
-        lifespan=lifespan,
     )
