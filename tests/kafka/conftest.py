@@ -6,14 +6,18 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from jifen.devtools.devstack import DevStack
 from jifen.devtools.stack import KafkaBroker, KafkaCluster
 from tests.helpers import eventually, isolated_stack
+
+PRICE = 5  # points a redemption costs: small beside what a few completions credit
 
 
 @pytest.fixture(scope="package")
@@ -28,6 +32,32 @@ def cluster_stack() -> Iterator[DevStack]:
         )
         print(f"\nthree-node Kafka cluster started in {cluster(stack).last_start_seconds:.1f}s")
         yield stack
+
+
+@pytest.fixture(scope="package")
+def redeem_service(cluster_stack: DevStack) -> Iterator[dict[str, Any]]:
+    """The redeem API and worker on the cluster, and one reward to spend on (its id, points)."""
+    subprocess.run(
+        [sys.executable, "-m", "jifen.redeem", "migrate"],
+        env=cluster_stack.env(),
+        check=True,
+        capture_output=True,
+    )
+    procs = [cluster_stack.start_process("redeem", kind) for kind in ("api", "worker")]
+    for proc in procs:
+        cluster_stack.wait_ready(proc)
+    r = httpx.post(
+        f"{cluster_stack.url('redeem')}/v1/rewards",
+        headers={"Authorization": f"Bearer {cluster_stack.token('admin')}"},
+        json={"merchant_id": "merchant-battery", "name_zh": "电池更换券",
+              "name_en": "Battery swap voucher (cluster faults)", "points": PRICE,
+              "stock": 1_000_000},
+        timeout=20,
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    yield r.json()
+    for proc in procs:
+        cluster_stack.stop_process(proc.name)
 
 
 def cluster(stack: DevStack) -> KafkaCluster:

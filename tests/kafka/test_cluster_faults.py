@@ -1,13 +1,18 @@
 """The ledger on a three-node Apache Kafka cluster (RF 3, min ISR 2) while brokers die: the
 partition leader's node SIGKILLed and started again, two of three killed and brought back, and
-a rolling restart of all three, each under a stream of verified completions from an idempotent
-producer and two points workers in one group. Every acknowledged completion is credited
-exactly once (count and sum per account) and every chain stays intact."""
+a rolling restart of all three, each under a mixed load: a stream of verified completions from
+an idempotent producer into two points workers in one group, and members of the same accounts
+redeeming (some cancelling) through the redeem API and worker. Every acknowledged completion
+is credited exactly once (count and sum per account), every redemption is confirmed with one
+debit or cancelled and refunded once, no balance goes below zero, every wallet ends equal to
+its ledger and every chain stays intact. Then Kafka's own kafka-consumer-groups shows the
+ledger's group and its lag, as docs/SCALING.md does."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import uuid
 from datetime import UTC, datetime
 
@@ -19,13 +24,15 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from jifen.devtools.devstack import DevStack
+from jifen.devtools.stack import KAFKA_JVM, java_bin, kafka_libs
 from jifen.kernel import topics
 from jifen.kernel.contracts import isoformat
 from jifen.kernel.kafka import ensure_topics, make_producer
-from tests.e2e.test_ledger_faults import CONTRACTS, chains, kill, ledger_of, start_worker
+from tests.e2e.test_ledger_faults import CONTRACTS, chains, kill, start_worker
 from tests.helpers import eventually
 from tests.integration.test_ledger_exactly_once import assert_chains_intact
 from tests.kafka.conftest import cluster, fully_replicated, partition_state, restart
+from tests.kafka.redemptions import Shopper, all_settled
 
 pytestmark = pytest.mark.e2e
 WATCHED = [topics.TASKS_COMPLETIONS, topics.POINTS_LEDGER, "__consumer_offsets"]
@@ -45,8 +52,11 @@ class Load:
         self._stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
+    def account(self, i: int) -> str:
+        return f"{self.tag}-{i % self.accounts:03d}"
+
     def event(self, i: int) -> tuple[str, int, bytes]:
-        account = f"{self.tag}-{i % self.accounts:03d}"
+        account = self.account(i)
         points = 1 + i % 29
         now = datetime.now(UTC)
         event = CONTRACTS.new_event(
@@ -108,15 +118,53 @@ async def _true(value: bool) -> bool:
     return value
 
 
+class Mixed:
+    """The completions of :class:`Load` and, on the same accounts, members redeeming."""
+
+    def __init__(self, stack: DevStack, reward: dict[str, object], tag: str) -> None:
+        self.load = Load(stack, tag)
+        accounts = sorted({self.load.account(i) for i in range(self.load.accounts)})
+        self.shop = Shopper(stack, reward, accounts)
+
+    def start(self) -> None:
+        self.load.start()
+        self.shop.start()
+
+    async def grown_by(self, n: int) -> None:
+        """``n`` more completions acknowledged, and members spending (the faults wait for both)."""
+        await self.load.grown_by(n)
+        await self.shop.wait_open()
+
+    async def stop(self) -> None:
+        stopped = await asyncio.gather(self.load.stop(), self.shop.stop(), return_exceptions=True)
+        for outcome in stopped:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def all_done(self, stack: DevStack, ledger: asyncpg.Connection) -> None:
+        await all_credited(ledger, self.load)
+        await all_settled(stack, self.shop, self.load.tag)
+        print(f"\n{self.load.acked} completions, redemptions: {dict(self.shop.outcomes)}")
+
+
+async def credits_of(conn: asyncpg.Connection, tag: str) -> dict[str, tuple[int, int]]:
+    rows = await conn.fetch(
+        "SELECT account_id, count(*)::int AS n, sum(amount)::int AS s FROM ledger_entry"
+        " WHERE account_id LIKE $1 AND kind = 'credit' GROUP BY account_id",
+        f"{tag}-%",
+    )
+    return {r["account_id"]: (r["n"], r["s"]) for r in rows}
+
+
 async def all_credited(ledger: asyncpg.Connection, load: Load) -> None:
     total = sum(n for n, _ in load.sent.values())
 
     async def done() -> dict[str, tuple[int, int]] | None:
-        got = await ledger_of(ledger, load.tag)
+        got = await credits_of(ledger, load.tag)
         return got if sum(n for n, _ in got.values()) >= total else None
 
     await eventually(done, timeout=120, what=f"all {total} completions credited")
-    assert await ledger_of(ledger, load.tag) == load.sent, "lost or doubled credits"
+    assert await credits_of(ledger, load.tag) == load.sent, "lost or doubled credits"
     assert_chains_intact(await chains(ledger, load.tag))
 
 
@@ -151,9 +199,12 @@ async def test_topics_replicated_three_times_with_min_isr_two(
 
 
 async def test_sigkill_the_partition_leader_then_restart_it(
-    cluster_stack: DevStack, workers: list[object], ledger: asyncpg.Connection
+    cluster_stack: DevStack,
+    workers: list[object],
+    ledger: asyncpg.Connection,
+    redeem_service: dict[str, object],
 ) -> None:
-    load = Load(cluster_stack, f"klead{uuid.uuid4().hex[:4]}")
+    load = Mixed(cluster_stack, redeem_service, f"klead{uuid.uuid4().hex[:4]}")
     load.start()
     try:
         await load.grown_by(500)
@@ -167,17 +218,21 @@ async def test_sigkill_the_partition_leader_then_restart_it(
         await load.grown_by(300)
     finally:
         await load.stop()
-    await all_credited(ledger, load)
+    await load.all_done(cluster_stack, ledger)
 
 
 async def test_two_of_three_killed_and_brought_back(
-    cluster_stack: DevStack, workers: list[object], ledger: asyncpg.Connection
+    cluster_stack: DevStack,
+    workers: list[object],
+    ledger: asyncpg.Connection,
+    redeem_service: dict[str, object],
 ) -> None:
     """With one node left the partitions have too few in-sync replicas (min ISR 2): writes wait
-    (the producer retries) rather than land on one copy; both nodes back, everything lands once."""
+    (the producer retries) rather than land on one copy, while the redeem API goes on taking
+    redemptions (held in PostgreSQL); both nodes back, everything lands once."""
     c = cluster(cluster_stack)
     await ensure_topics(c.bootstrap, [PROBE])
-    load = Load(cluster_stack, f"ktwo{uuid.uuid4().hex[:4]}")
+    load = Mixed(cluster_stack, redeem_service, f"ktwo{uuid.uuid4().hex[:4]}")
     load.start()
     try:
         await load.grown_by(300)
@@ -196,7 +251,7 @@ async def test_two_of_three_killed_and_brought_back(
         await load.grown_by(300)
     finally:
         await load.stop()
-    await all_credited(ledger, load)
+    await load.all_done(cluster_stack, ledger)
 
 
 PROBE = "jifen.test.isr-probe"
@@ -216,10 +271,13 @@ async def refused(bootstrap: str) -> bool:
 
 
 async def test_rolling_restart_of_all_three(
-    cluster_stack: DevStack, workers: list[object], ledger: asyncpg.Connection
+    cluster_stack: DevStack,
+    workers: list[object],
+    ledger: asyncpg.Connection,
+    redeem_service: dict[str, object],
 ) -> None:
     c = cluster(cluster_stack)
-    load = Load(cluster_stack, f"kroll{uuid.uuid4().hex[:4]}")
+    load = Mixed(cluster_stack, redeem_service, f"kroll{uuid.uuid4().hex[:4]}")
     load.start()
     try:
         await load.grown_by(300)
@@ -230,4 +288,45 @@ async def test_rolling_restart_of_all_three(
         await load.grown_by(200)
     finally:
         await load.stop()
+    await load.all_done(cluster_stack, ledger)
+
+
+def consumer_groups(bootstrap: str, group: str) -> list[dict[str, str]]:
+    """``kafka-consumer-groups --describe --group``, by the installed jars as docs/SCALING.md
+    runs it: one row per partition (GROUP, TOPIC, PARTITION, CURRENT-OFFSET, LAG, ...)."""
+    out = subprocess.run(
+        [java_bin(), *KAFKA_JVM, "-cp", f"{kafka_libs()}/*",
+         "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+         "--bootstrap-server", bootstrap, "--describe", "--group", group],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    lines = [line.split() for line in out.splitlines() if line.strip()]
+    (header,) = [cols for cols in lines if cols[:2] == ["GROUP", "TOPIC"]]
+    return [dict(zip(header, cols, strict=False)) for cols in lines if cols[0] == group]
+
+
+async def test_kafka_consumer_groups_shows_the_ledger_group_and_its_lag(
+    cluster_stack: DevStack, workers: list[object], ledger: asyncpg.Connection
+) -> None:
+    load = Load(cluster_stack, f"kcg{uuid.uuid4().hex[:4]}")
+    load.start()
+    try:
+        await load.grown_by(100)
+    finally:
+        await load.stop()
     await all_credited(ledger, load)
+    group = "jifen-points-ledger"
+
+    async def caught_up() -> list[dict[str, str]] | None:
+        rows = await asyncio.to_thread(consumer_groups, cluster(cluster_stack).bootstrap, group)
+        mine = [r for r in rows if r["TOPIC"] == topics.TASKS_COMPLETIONS]
+        return rows if mine and all(r["LAG"] == "0" for r in mine) else None
+
+    rows = await eventually(caught_up, timeout=90, what="kafka-consumer-groups shows no lag")
+    partitions = {int(r["PARTITION"]) for r in rows if r["TOPIC"] == topics.TASKS_COMPLETIONS}
+    assert partitions == set(await partition_state(cluster(cluster_stack).bootstrap,
+                                                   topics.TASKS_COMPLETIONS))  # fmt: skip
+    assert {topics.TASKS_COMPLETIONS, topics.REDEEM_REDEMPTIONS} <= {r["TOPIC"] for r in rows}
+    for r in rows:
+        if r["CURRENT-OFFSET"] != "-":
+            assert int(r["LAG"]) == int(r["LOG-END-OFFSET"]) - int(r["CURRENT-OFFSET"]), r
