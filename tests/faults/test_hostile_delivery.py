@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from jifen.devtools.devstack import DevStack
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.settings import REPO_ROOT
-from tests.e2e.test_dlq import read_dlq
+from tests.e2e.points.test_dlq import read_dlq
 from tests.faults.conftest import account_ledger, assert_consistent, assert_ledger_owes, metric
 from tests.helpers import eventually
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from jifen.devtools.devstack import DevStack
-from tests.e2e.test_redeem_wallet import add_reward, redeem_once, wallet_when
+from tests.e2e.redeem.test_redeem_wallet import add_reward, redeem_once, wallet_when
 from tests.e2e.test_typical_journey import earn
 from tests.faults.conftest import PROCESSES, account_ledger, assert_consistent
 from tests.helpers import Api, eventually

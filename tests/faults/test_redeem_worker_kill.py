@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from jifen.devtools.devstack import DevStack
-from tests.e2e.test_redeem_wallet import add_reward, redeem_once, wallet_when
+from tests.e2e.redeem.test_redeem_wallet import add_reward, redeem_once, wallet_when
 from tests.e2e.test_typical_journey import earn
 from tests.faults.conftest import account_ledger, assert_consistent, kill, start
 from tests.helpers import Api, eventually

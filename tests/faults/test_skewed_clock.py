@@ -28,7 +28,7 @@ from jifen.devtools.stack import free_port
 from jifen.kernel.auth import issue_token
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.settings import REPO_ROOT
-from tests.e2e.test_dlq import read_dlq, verified_event
+from tests.e2e.points.test_dlq import read_dlq, verified_event
 from tests.e2e.test_typical_journey import earn
 from tests.faults.conftest import account_ledger, assert_consistent
 from tests.helpers import Api, eventually

@@ -28,9 +28,9 @@ from jifen.devtools.stack import KAFKA_JVM, java_bin, kafka_libs
 from jifen.kernel import topics
 from jifen.kernel.contracts import isoformat
 from jifen.kernel.kafka import ensure_topics, make_producer
-from tests.e2e.test_ledger_faults import CONTRACTS, chains, kill, start_worker
+from tests.e2e.points.test_ledger_faults import CONTRACTS, chains, kill, start_worker
 from tests.helpers import eventually
-from tests.integration.test_ledger_exactly_once import assert_chains_intact
+from tests.integration.points.test_ledger_exactly_once import assert_chains_intact
 from tests.kafka.conftest import cluster, fully_replicated, partition_state, restart
 from tests.kafka.redemptions import Shopper, all_settled
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from jifen.devtools.stack import free_port
-from tests.e2e.test_make_run import PORT_ENV, stop, up
+from tests.e2e.devtools.test_make_run import PORT_ENV, stop, up
 
 pytestmark = pytest.mark.e2e
 

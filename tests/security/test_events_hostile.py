@@ -1,6 +1,6 @@
 """Hostile events on the ledger's input topic: an oversized event is dead-lettered with the
 reason, a replayed event (the same id again, even with altered content) changes nothing, and
-the events after them are applied. (Malformed and impossible events: tests/e2e/test_dlq.py.
+the events after them are applied. (Malformed and impossible events: tests/e2e/points/test_dlq.py.
 Events are not signed; see docs/SECURITY.md.)"""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import uuid
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from tests.e2e.test_dlq import read_dlq, verified_event
+from tests.e2e.points.test_dlq import read_dlq, verified_event
 from tests.helpers import Api, eventually
 
 from jifen.devtools.devstack import DevStack

@@ -6,7 +6,7 @@ of events a second).
 
 fastjsonschema implements JSON Schema draft-07, so that is the draft the schemas declare, and
 they may use only the keywords listed in ``ENFORCED_KEYWORDS`` (each proved enforced by
-tests/unit/test_schema_keywords.py) and the annotations in ``ANNOTATIONS``. A schema that
+tests/unit/kernel/test_schema_keywords.py) and the annotations in ``ANNOTATIONS``. A schema that
 declares another draft or uses any other keyword (2020-12's ``dependentRequired``, say, which
 draft-07 would silently ignore) refuses to load: a rule nobody enforces is never written down.
 A 2020-12 validator (``jsonschema``) was measured at about 8 times the CPU per event.

@@ -118,7 +118,7 @@ class OffsetGuard:
     :class:`BrokerForgot` is raised *instead of* committing, and the caller restarts its
     consumer, which joins the group afresh and (with nothing committed) reads from the
     beginning. Records already applied come again and the idempotent consumers absorb them;
-    nothing is skipped. Shown on Kafka by tests/integration/test_broker_forgets.py; on a
+    nothing is skipped. Shown on Kafka by tests/integration/kernel/test_broker_forgets.py; on a
     healthy cluster the check costs one OffsetFetch round trip and never fires. (Records an
     unclean leader election drops are another matter: their senders send them again, see the
     tasks republisher and redeem's resend loop.)

@@ -42,7 +42,7 @@ def build_worker_app(settings: PointsSettings | None = None) -> FastAPI:
         poll_ms=200,
         ensure_every_topic=True,
         # the lag gauge names the partitions this worker has applied records of, as the
-        # scale-out test reads them (tests/e2e/test_scale_workers.py)
+        # scale-out test reads them (tests/e2e/points/test_scale_workers.py)
         lag_when_idle=False,
         description="Ledger worker and outbox relay: health, readiness and metrics only.",
     )

@@ -72,7 +72,7 @@ def check_sample(contracts: Contracts, events: list[dict[str, Any]]) -> None:
 
     The others are built by the same code from postings of the same kind, whose fields the
     incoming contracts constrain at least as tightly as ``entry.appended`` does (proved by
-    tests/unit/test_ingest_ledger_events.py), so validating each one again cost ~16% of the
+    tests/unit/points/test_ingest_ledger_events.py), so validating each one again cost ~16% of the
     worker's CPU and could not fail where the sample passes. A wrong sample raises
     ContractViolation and rolls the batch back, as full validation did.
     """
@@ -124,7 +124,7 @@ _ANNOUNCED_OF = itemgetter(*ANNOUNCED)
 
 def ledger_event_id(cause_event_id: str) -> str:
     """``str(uuid5(NAMESPACE_URL, "jifen:ledger-entry:<cause>"))`` without building UUID objects
-    (a third of the cost; tests/unit/test_ingest_ledger_events.py checks they agree)."""
+    (a third of the cost; tests/unit/points/test_ingest_ledger_events.py checks they agree)."""
     digest = bytearray(
         hashlib.sha1(  # noqa: S324 - UUID version 5 is defined on SHA-1
             _LEDGER_NS + f"jifen:ledger-entry:{cause_event_id}".encode()

@@ -24,8 +24,8 @@ from jifen.kernel.settings import REPO_ROOT
 from jifen.points.audit.domain import c2sp
 from jifen.points.audit.vectors import build_c2sp_vectors
 from jifen.points.db import MIGRATIONS
-from tests.integration.test_audit_fixtures import Ledger, ledger_in, sample_batches
-from tests.integration.test_audit_tamper import FreshDb
+from tests.integration.points.test_audit_fixtures import Ledger, ledger_in, sample_batches
+from tests.integration.points.test_audit_tamper import FreshDb
 
 VECTORS = REPO_ROOT / "schemas" / "ledger" / "c2sp-vectors.json"
 

@@ -18,7 +18,7 @@ from jifen.points.audit.domain.canonical import leaf_bytes
 from jifen.points.audit.domain.checkpoint import b64, raw_public_key
 from jifen.points.audit.domain.merkle import leaf_hash
 from jifen.points.audit.domain.verify import EXPORT_FORMAT
-from tests.unit.test_audit_verify import KEY, checkpoint, long_ledger
+from tests.unit.points.test_audit_verify import KEY, checkpoint, long_ledger
 
 JIFEN = Path(sys.executable).with_name("jifen")
 

@@ -23,7 +23,7 @@ from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.kafka import ensure_topics
 from jifen.kernel.settings import REPO_ROOT
 from tests.helpers import eventually, isolated_stack
-from tests.integration.test_ledger_exactly_once import assert_chains_intact
+from tests.integration.points.test_ledger_exactly_once import assert_chains_intact
 
 pytestmark = pytest.mark.e2e
 CONTRACTS = Contracts(REPO_ROOT / "schemas")

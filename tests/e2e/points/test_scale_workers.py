@@ -15,9 +15,9 @@ import pytest
 
 from jifen.devtools.devstack import DevStack
 from jifen.kernel.kafka import ensure_topics
-from tests.e2e.test_ledger_faults import chains, kill, ledger_of, produce, start_worker
+from tests.e2e.points.test_ledger_faults import chains, kill, ledger_of, produce, start_worker
 from tests.helpers import eventually, isolated_stack
-from tests.integration.test_ledger_exactly_once import assert_chains_intact
+from tests.integration.points.test_ledger_exactly_once import assert_chains_intact
 
 pytestmark = pytest.mark.e2e
 PARTITIONS = 6

@@ -16,7 +16,7 @@ from jifen.points.audit.domain.checkpoint import Checkpoint, public_key_from_raw
 from jifen.points.audit.domain.merkle import verify_consistency, verify_inclusion
 from jifen.points.audit.offline import load_keys, verify_files
 from jifen.points.db import MIGRATIONS, queries
-from tests.integration.test_audit_fixtures import ORG, OTHER_ORG, ledger_in, sample_batches
+from tests.integration.points.test_audit_fixtures import ORG, OTHER_ORG, ledger_in, sample_batches
 
 FreshDb = Callable[[Path], Awaitable[str]]
 

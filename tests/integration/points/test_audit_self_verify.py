@@ -14,7 +14,7 @@ from jifen.points.audit import store
 from jifen.points.audit.loop import self_verify
 from jifen.points.db import MIGRATIONS, queries
 from jifen.points.handlers.ledger import append_postings
-from tests.integration.test_ledger_append_only import credit
+from tests.integration.points.test_ledger_append_only import credit
 
 
 async def test_self_verification_passes_then_names_a_tampered_entry(

@@ -22,7 +22,7 @@ from jifen.points.audit.offline import load_keys
 from jifen.points.audit.report import write_report
 from jifen.points.db import MIGRATIONS, queries
 from jifen.points.db.signals import record
-from tests.integration.test_audit_fixtures import ORG, ledger_in, sample_batches
+from tests.integration.points.test_audit_fixtures import ORG, ledger_in, sample_batches
 
 FreshDb = Callable[[Path], Awaitable[str]]
 

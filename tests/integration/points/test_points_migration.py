@@ -31,8 +31,8 @@ from jifen.points.db import MIGRATIONS, queries
 from jifen.points.db.repo import LEDGER_COLUMNS, _row
 from jifen.points.domain.chain import GENESIS
 from jifen.points.domain.ledger import Head, Kind, Posting, append
-from tests.integration.test_audit_fixtures import ledger_in
-from tests.integration.test_ledger_exactly_once import FakeRecord
+from tests.integration.points.test_audit_fixtures import ledger_in
+from tests.integration.points.test_ledger_exactly_once import FakeRecord
 
 FreshDb = Callable[[Path], Awaitable[str]]
 A, B, C = "org-a", "org-b", "org-c"

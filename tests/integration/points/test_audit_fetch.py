@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 
 from jifen.points.db import MIGRATIONS
-from tests.integration.test_audit_fixtures import Ledger, ledger_in, sample_batches
-from tests.integration.test_audit_tamper import FreshDb
+from tests.integration.points.test_audit_fixtures import Ledger, ledger_in, sample_batches
+from tests.integration.points.test_audit_tamper import FreshDb
 
 JIFEN = Path(sys.executable).with_name("jifen")
 

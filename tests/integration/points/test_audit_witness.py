@@ -14,7 +14,7 @@ from jifen.points.audit import store
 from jifen.points.audit.domain.checkpoint import Checkpoint, cosignature_ok, public_key_from_raw
 from jifen.points.audit.witness import Verdict, run_witness
 from jifen.points.db import MIGRATIONS, queries
-from tests.integration.test_audit_fixtures import Ledger, ledger_in, sample_batches
+from tests.integration.points.test_audit_fixtures import Ledger, ledger_in, sample_batches
 
 FreshDb = Callable[[Path], Awaitable[str]]
 

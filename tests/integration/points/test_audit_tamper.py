@@ -23,7 +23,7 @@ from jifen.points.audit.domain.canonical import hash_bytes
 from jifen.points.audit.domain.verify import Result
 from jifen.points.audit.offline import load_keys, verify_files
 from jifen.points.db import MIGRATIONS, queries
-from tests.integration.test_audit_fixtures import Ledger, ledger_in, sample_batches
+from tests.integration.points.test_audit_fixtures import Ledger, ledger_in, sample_batches
 
 FreshDb = Callable[[Path], Awaitable[str]]
 TABLES = ("ledger_entry", "merkle_leaf", "merkle_node", "audit_checkpoint")

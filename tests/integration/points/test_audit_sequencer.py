@@ -13,7 +13,7 @@ import asyncpg
 from jifen.points.audit import store
 from jifen.points.audit.offline import load_keys, verify_files
 from jifen.points.db import MIGRATIONS, queries
-from tests.integration.test_audit_fixtures import ledger_in
+from tests.integration.points.test_audit_fixtures import ledger_in
 
 FreshDb = Callable[[Path], Awaitable[str]]
 
