@@ -71,8 +71,8 @@ def make_consumer(
         "heartbeat_interval_ms": max(session_timeout_ms // 4, 500),
         "max_poll_records": 2000,
         # a subscribed topic deleted and re-created comes back into the assignment at the next
-        # metadata refresh: every 5 s, not aiokafka's 5 min (tests/integration/
-        # test_broker_forgets.py found a consumer holding nothing for minutes on Kafka)
+        # metadata refresh: every 5 s, not aiokafka's 5 min (on Kafka, a consumer held nothing
+        # for minutes without: tests/integration/kernel/test_broker_forgets.py)
         "metadata_max_age_ms": 5_000,
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
         "fetch_max_bytes": 16 * 1024 * 1024,
