@@ -43,6 +43,7 @@ from jifen.kernel.kafka import (
 )
 from jifen.kernel.metrics import EVENTS_CONSUMED, EVENTS_FAILED, observe_lag
 from jifen.kernel.runtime import backoff, equal_jitter
+from jifen.kernel.settings import KAFKA_FETCH_MAX_WAIT_MS, KAFKA_SESSION_TIMEOUT_MS
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,8 @@ class EventConsumer:
         poll_ms: int = 500,
         ensure: Callable[[], Awaitable[None]] | None = None,
         lag_when_idle: bool = True,
-        fetch_max_wait_ms: int = 20,
-        session_timeout_ms: int = 10_000,
+        fetch_max_wait_ms: int = KAFKA_FETCH_MAX_WAIT_MS,
+        session_timeout_ms: int = KAFKA_SESSION_TIMEOUT_MS,
     ) -> None:
         """``handlers`` by event type (applied one record at a time), or a ``batch`` hook of
         the service's own; ``max_records`` a fetch, waiting up to ``poll_ms`` when idle;

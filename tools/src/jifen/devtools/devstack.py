@@ -139,10 +139,6 @@ class DevStack:
             env[f"JIFEN_{up}_PORT"] = str(getattr(self.ports, s))
             env[f"JIFEN_{up}_WORKER_PORT"] = str(getattr(self.ports, f"{s}_worker"))
         env["JIFEN_POINTS_SIGNALS_PORT"] = str(self.ports.points_signals)
-        if self.broker.kind != "tansu" and "JIFEN_KAFKA_FETCH_MAX_WAIT_MS" not in env:
-            # Kafka answers a waiting fetch as soon as data arrives: the wait is no latency floor
-            # (as on Tansu, settings' 20 ms), only how often an idle consumer asks again
-            env["JIFEN_KAFKA_FETCH_MAX_WAIT_MS"] = "500"
         env.update(self.extra_env)
         return env
 
