@@ -221,7 +221,10 @@ class EventConsumer:
                     offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items()}
         finally:
             if in_flight is not None:
+                # wound down before the consumer restarts, so a re-fetched batch is never
+                # applied beside the one being abandoned (its transaction rolls back)
                 in_flight.cancel()
+                await asyncio.gather(in_flight, return_exceptions=True)
 
     async def dead_letter(self, record: Record, reason: str) -> None:
         await dead_letter_record(self.producer, record, reason, consumer=self.group_id)
