@@ -45,7 +45,10 @@ def test_run_supervises_its_kafka_broker_and_keeps_its_log(home: Path) -> None:
         first = broker_pid(home)
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        deadline = time.monotonic() + 120
+        # the supervisor's restart, a JVM start on the kept log and the worker's rejoin shared
+        # one 120 s bound, and this test failed once in a loaded run (load average 5; #23):
+        # each step has its own bound now, polled
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             again = broker_pid(home)
             if again not in (None, first) and os.path.exists(f"/proc/{again}"):
@@ -55,6 +58,7 @@ def test_run_supervises_its_kafka_broker_and_keeps_its_log(home: Path) -> None:
             raise AssertionError("the broker was not started again")
         # the services carry on over the restarted broker: their readiness comes back
         worker = f"http://127.0.0.1:{ports['points_worker']}/readyz"
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
                 if httpx.get(worker, timeout=2).status_code == 200:
