@@ -1,12 +1,12 @@
 """The tasks worker: outbox relay, credit acknowledgements from the ledger, and republishing
 of verified completions the ledger has not credited within the bound.
 
-A broker that forgets (a single broker that lost its disk, a topic deleted and re-created, an
-unclean leader election; the opt-in Tansu on any restart) loses completions not yet read by the
-ledger: they stay unacknowledged here and are republished after the bound (the ledger applies
-each cause once). The acknowledgements the ledger publishes afterwards are read because the
-kernel's consumer notices the forgotten offsets and starts again from the beginning of the new
-log (``jifen.kernel.kafka.OffsetGuard``); tests/e2e/tasks/test_tasks_broker_restart.py.
+A broker that forgets (a topic deleted and re-created, an unclean leader election; the opt-in
+Tansu on any restart) loses completions not yet read by the ledger: they stay unacknowledged
+here and are republished after the bound (the ledger applies each cause once). The
+acknowledgements the ledger publishes afterwards are read because the kernel's consumer notices
+the forgotten offsets and starts again from the beginning of the new log
+(``jifen.kernel.kafka.OffsetGuard``); tests/kafka/test_unclean_election.py.
 """
 
 from __future__ import annotations
