@@ -141,9 +141,8 @@ class EventConsumer:
         """``handlers`` by event type (applied one record at a time), or a ``batch`` hook of
         the service's own; ``max_records`` a fetch, waiting up to ``poll_ms`` when idle;
         ``ensure`` makes the topics before each (re)start (default: the consumed ones). The lag
-        gauge is set after each commit and, with ``lag_when_idle``, also while idle; without
-        it, only for partitions this member has applied records of (a member that held every
-        partition for a moment while the others joined does not go on reporting them all)."""
+        gauge is set after each commit and, with ``lag_when_idle``, also while idle, for the
+        partitions this member holds then (those it no longer holds are removed)."""
         self.service = service
         self.bootstrap = bootstrap
         self.group_id = group_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import os
 import secrets
@@ -114,13 +115,23 @@ CONSUMER_LAG = Gauge(
 )
 LAG_EVERY = 2.0
 _lag_ends: dict[int, tuple[float, dict[Any, int]]] = {}
+# the lag series each group's consumer in this process has set (a restarted consumer takes
+# over its group's): those of partitions it no longer holds are removed
+_lag_series: dict[str, set[tuple[str, str, str]]] = {}
 
 
 async def observe_lag(consumer: Any, group: str) -> None:
     """Set the lag gauge for the partitions ``consumer`` (an AIOKafkaConsumer) holds: the
     larger of the broker's end offset (asked at most every ``LAG_EVERY`` seconds) and the high
-    watermark of the latest fetch, less the consumer's position."""
+    watermark of the latest fetch, less the consumer's position. The series of partitions it
+    no longer holds (moved to another member by a rebalance) are removed: a partition's lag
+    is reported by the member that holds it, never also by one that held it once."""
     held = list(consumer.assignment())
+    now_held = {(group, tp.topic, str(tp.partition)) for tp in held}
+    for gone in _lag_series.get(group, set()) - now_held:
+        with contextlib.suppress(KeyError):
+            CONSUMER_LAG.remove(*gone)
+    _lag_series[group] = now_held
     if not held:
         return
     now = asyncio.get_running_loop().time()
