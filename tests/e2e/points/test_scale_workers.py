@@ -82,7 +82,12 @@ async def test_three_workers_share_six_partitions_survive_a_kill_and_a_join(
 
         async def each_did_work() -> dict[str, tuple[bool, int, set[int]]] | None:
             seen = {n: await probe(w) for n, w in workers.items()}
-            return seen if all(a > 0 for _, a, _ in seen.values()) else None
+            # a worker's partitions show in its lag gauge after its first offset commit, a
+            # moment after its first append: wait until every worker shows them (a fresh-clone
+            # run read three empty sets between the two)
+            together = set().union(*(h for _, _, h in seen.values()))
+            working = all(a > 0 and h for _, a, h in seen.values())
+            return seen if working and together == set(range(PARTITIONS)) else None
 
         seen = await eventually(each_did_work, timeout=60, what="every worker appending")
         held = {n: h for n, (_, _, h) in seen.items()}
