@@ -37,7 +37,7 @@ from jifen.tasks.domain.jobs import (
 )
 from jifen.tasks.domain.limits import HoldLevel, may_approve
 from jifen.tasks.handlers.checkin import check_presence
-from jifen.tasks.handlers.credit import check_officer_budget, decide
+from jifen.tasks.handlers.credit import check_officer_budget, completion_data, decide
 from jifen.tasks.handlers.history import SOURCE, record_status
 from jifen.tasks.handlers.organisation import check_member
 
@@ -268,13 +268,7 @@ async def revoke_completion(
             subject=c["account_id"],
             time=now,
             data={
-                "completion_id": str(c["id"]),
-                "job_id": str(c["job_id"]),
-                "account_id": c["account_id"],
-                "org_id": org,
-                "community_id": c["community_id"],
-                "category": c["category"],
-                "points": c["points"],
+                **completion_data(c, org),
                 "revoked_by": who,
                 "reason": reason,
                 "revoked_at": isoformat(now),

@@ -38,6 +38,19 @@ from jifen.tasks.domain.limits import (
 from jifen.tasks.handlers.history import SOURCE, record_status
 
 
+def completion_data(c: asyncpg.Record, org: str) -> dict[str, Any]:
+    """The fields every completion event carries (verified, revoked), from its row."""
+    return {
+        "completion_id": str(c["id"]),
+        "job_id": str(c["job_id"]),
+        "account_id": c["account_id"],
+        "org_id": org,
+        "community_id": c["community_id"],
+        "category": c["category"],
+        "points": c["points"],
+    }
+
+
 async def decide(
     conn: asyncpg.Connection,
     q: Queries,
@@ -173,17 +186,7 @@ async def _verify(
         source=SOURCE,
         subject=c["account_id"],
         time=now,
-        data={
-            "completion_id": str(c["id"]),
-            "job_id": str(c["job_id"]),
-            "account_id": c["account_id"],
-            "org_id": org,
-            "community_id": c["community_id"],
-            "category": c["category"],
-            "points": c["points"],
-            "verified_by": by,
-            "verified_at": isoformat(now),
-        },
+        data={**completion_data(c, org), "verified_by": by, "verified_at": isoformat(now)},
     )
     row = await conn.fetchrow(q["mark_verified"], c["id"], by, now, event)
     await enqueue(conn, topics.TASKS_COMPLETIONS, c["account_id"], event)
