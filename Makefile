@@ -40,13 +40,14 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml lib/pyproject.toml tools/pyproject
 # Debian packages, installed in one go when missing: the PostgreSQL server, Prometheus (with
 # promtool, which tests the alert rules), Chromium (renders the audit report in a test),
 # libfaketime (runs one service with a skewed clock in tests/faults), Java and Maven (run and
-# fetch Apache Kafka), kcat (reads every topic in a test) and Noto CJK (the audit report's
-# Chinese, checked in a screenshot).
+# fetch Apache Kafka), kcat (reads every topic in a test), Noto CJK (the audit report's
+# Chinese, checked in a screenshot) and wrk (drives `make bench`'s HTTP parts).
 system:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v kcat >/dev/null || missing="$$missing kcat"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
@@ -117,7 +118,9 @@ unit: deps
 	@$(VENV)/bin/pytest -q tests/unit
 
 # `make bench`: its own environment (the workspace plus the bench group: the eventsourcing
-# peer, matplotlib, pyinstrument) under .tools/, so syncing .venv never removes them mid-run
+# peer, matplotlib, pyinstrument) under .tools/, so syncing .venv never removes them mid-run;
+# its HTTP parts are driven by wrk (from `system`). BENCH_ARGS="--write-docs" puts the run's
+# table into docs/BENCH.md.
 SIZE ?= quick
 N ?=
 BENCH_VENV := .tools/bench-venv

@@ -1,47 +1,56 @@
-"""Part 5, the HTTP edge: claims and completions posted to the tasks API, against
-``GET /healthz`` with the same client."""
+"""Part 5, the HTTP edge: completions POSTed to the tasks API against the bare transaction behind
+bench/refserver.py (lock the claim, check, write the completion and its outbox row), both driven
+by wrk with one plan file (same paths, bodies, bearer tokens; a fresh Idempotency-Key each);
+a closed loop, then an open loop at a fixed rate; and ``GET /healthz`` on both servers (the
+floor of each edge). Members and claims are set up through the API with wrk too (not compared)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from bench.report import Report, pct
+from bench import reference, wrk
+from bench.cpu import Meter, per_op, stack_roots
+from bench.report import Report
 from bench.services import auth
 from jifen.devtools.devstack import DevStack
 
 
-async def bench_http(stack: DevStack, rep: Report, n: int, clients: int) -> None:
+def _drive(
+    stack: DevStack, url: str, lines: list[wrk.Line], clients: int, rate: float, key: str
+) -> tuple[wrk.WrkResult, dict[str, Any]]:
+    meter = Meter(lambda: stack_roots(stack))
+    before = meter.read()
+    cap = max(60, int(len(lines) / rate) + 60) if rate else 300
+    res = wrk.run(
+        url, lines, connections=clients, threads=2, seconds=cap, key_prefix=key, rate=rate
+    )
+    after = meter.read()
+    return res, per_op(before, after, max(res.count(200, 201), 1))
+
+
+async def bench_http(stack: DevStack, rep: Report, n: int, clients: int, seconds: int) -> None:
+    if not wrk.available():
+        rep.add("5 http", "not done: wrk not installed (make system)", None, "")
+        return
     base = stack.url("tasks")
     officer, app = auth(stack, "officer"), auth(stack, "app")
+    app_token = app["Authorization"].removeprefix("Bearer ")
     now = datetime.now(UTC)
     run = uuid.uuid4().hex[:6]
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
-        # only accounts registered with the job's community may claim and complete (not timed)
+    # accounts for the closed loop and (at most as many) for the open loop
+    accounts = [f"http-{run}-{i:05d}" for i in range(2 * n)]
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
         r = await http.post(
             "/v1/communities", headers=officer, json={"id": "bench-grid", "name": "Bench grid"}
         )
         if r.status_code != 409:
             r.raise_for_status()
-        accounts = [f"http-{run}-{i:05d}" for i in range(n)]
-
-        async def report_in(part: list[str]) -> None:
-            for acct in part:
-                r = await http.post(
-                    "/v1/communities/bench-grid/members", headers=app, json={"account_id": acct}
-                )
-                r.raise_for_status()
-
-        await asyncio.gather(*[report_in(accounts[k::clients]) for k in range(clients)])
         jobs = []
-        for _ in range((n + 999) // 1000):  # a job takes at most 1,000 claims
+        for _ in range((len(accounts) + 999) // 1000):  # a job takes at most 1,000 claims
             r = await http.post(
                 "/v1/jobs",
                 headers=officer,
@@ -57,69 +66,98 @@ async def bench_http(stack: DevStack, rep: Report, n: int, clients: int) -> None
             )
             r.raise_for_status()
             jobs.append(r.json()["id"])
-        work = [(jobs[i // 1000], accounts[i]) for i in range(n)]
-
-        async def drive(path: str, make: Any) -> tuple[float, list[float], Counter[int]]:
-            lat: list[float] = []
-            codes: Counter[int] = Counter()
-            queue = list(reversed(work))
-            deadline = time.monotonic() + 300  # bounded in time as well as in count
-
-            async def client() -> None:
-                while queue and time.monotonic() < deadline:
-                    job, acct = queue.pop()
-                    t = time.perf_counter()
-                    for attempt in range(4):  # a dropped connection: retried, same key
-                        try:
-                            r = await http.post(path.format(job=job), **make(acct))
-                            break
-                        except httpx.TransportError:
-                            codes[0] += 1
-                            if attempt == 3:
-                                raise
-                    lat.append(time.perf_counter() - t)
-                    codes[r.status_code] += 1
-
-            t0 = time.perf_counter()
-            await asyncio.gather(*[client() for _ in range(clients)])
-            return time.perf_counter() - t0, lat, codes
-
-        took, lat, codes = await drive(
-            "/v1/jobs/{job}/claims", lambda a: {"headers": app, "json": {"account_id": a}}
-        )
-        rep.add("5 http", f"claims posted, {clients} clients", len(lat) / took, "req/s")
-        took, lat, codes = await drive(
-            "/v1/jobs/{job}/completions",
-            lambda a: {"headers": {**app, "Idempotency-Key": f"k-{a}"}, "json": {"account_id": a}},
-        )
+    pairs = [(jobs[i // 1000], a) for i, a in enumerate(accounts)]
+    # only accounts registered with the job's community may claim and complete
+    for path, what in (
+        ("/v1/communities/bench-grid/members", "members registered"),
+        ("/v1/jobs/{job}/claims", "claims posted"),
+    ):
+        lines = [
+            wrk.Line("POST", path.format(job=j), app_token, {"account_id": a}) for j, a in pairs
+        ]
+        res, cpu = _drive(stack, base, lines, clients, 0, f"s{run}{what[0]}")
+        ok = res.count(200, 201)
         rep.add(
             "5 http",
-            f"completions posted, {clients} clients, {n:,} requests",
-            len(lat) / took,
+            f"setup: {what}, closed loop, {clients} connections",
+            ok / res.seconds,
             "req/s",
-            codes=dict(codes),
+            statuses=res.statuses,
+            cpu=cpu,
         )
-        rep.add("5 http", "completion POST p50", pct(lat, 0.5) * 1000, "ms")
-        rep.add("5 http", "completion POST p99", pct(lat, 0.99) * 1000, "ms")
         rep.check(
-            "completions accepted",
-            codes.get(201, 0) + codes.get(200, 0) == n,
-            f"status codes {dict(codes)}",
+            f"setup: {what}", ok == len(lines), f"statuses {res.statuses}, errors {res.errors}"
         )
-        # the floor of this edge: the same client against /healthz (no auth, no database)
-        t0 = time.perf_counter()
-        hl: list[float] = []
-
-        async def ping(k: int) -> None:
-            for _ in range(k):
-                t = time.perf_counter()
-                await http.get("/healthz")
-                hl.append(time.perf_counter() - t)
-
-        await asyncio.gather(*[ping(n // clients) for _ in range(clients)])
-        rep.add(
-            "5 http",
-            "reference: GET /healthz, same client",
-            len(hl) / (time.perf_counter() - t0),
-            "req/s",
-        )
+    ref = await reference.start(stack, "bench_ref_tasks")
+    try:
+        await reference.seed_claims(ref, pairs)
+        api_rate = float("nan")
+        for loop, part in (("closed", pairs[:n]), ("open", pairs[n:])):
+            if loop == "closed":
+                rate = 0.0
+            else:
+                rate = round(max(5.0, 0.5 * api_rate), 1) if api_rate == api_rate else 20.0
+                part = part[: max(50, min(n, int(rate * seconds)))]
+            how = (
+                f"closed loop, {clients} connections"
+                if loop == "closed"
+                else f"open loop at {rate:g}/s, {clients} connections"
+            )
+            lines = [
+                wrk.Line("POST", f"/v1/jobs/{j}/completions", app_token, {"account_id": a})
+                for j, a in part
+            ]
+            for who, url in (("API", base), ("bare tx", ref.url)):
+                res, cpu = _drive(stack, url, lines, clients, rate, f"c{run}{loop[0]}{who[0]}")
+                ok = res.count(200, 201)
+                what = f"{who}: {len(lines):,} completion POSTs, {how}"
+                rep.add(
+                    "5 http",
+                    what,
+                    ok / res.seconds if res.seconds else None,
+                    "req/s",
+                    statuses=res.statuses,
+                    errors=res.errors,
+                    late=res.late,
+                    cpu=cpu,
+                    ref=f"bare tx: {len(lines):,} completion POSTs, {how}"
+                    if who == "API"
+                    else None,
+                )
+                rep.add(
+                    "5 http",
+                    f"{who} completion POST p99, {how}",
+                    res.p99_ms,
+                    "ms",
+                    p50_ms=res.p50_ms,
+                    ref=f"bare tx completion POST p99, {how}" if who == "API" else None,
+                )
+                rep.check(
+                    f"{who} ({loop}): completions accepted",
+                    ok == len(lines),
+                    f"statuses {res.statuses}, errors {res.errors}",
+                )
+                if loop == "closed" and who == "API":
+                    api_rate = ok / res.seconds if res.seconds else float("nan")
+                if loop == "open" and res.late:
+                    rep.notes.append(
+                        f"completions {who}, open loop: {res.late} of {res.sent} sends after "
+                        f"their slot (mean {res.late_mean_ms:.0f} ms): coordinated omission"
+                    )
+        # the floor of each edge: GET /healthz (no auth, no database), same connections
+        pings = [wrk.Line("GET", "/healthz")] * max(2000, 4 * n)
+        for who, url in (("API", base), ("bare tx", ref.url)):
+            res, cpu = _drive(stack, url, pings, clients, 0, f"h{run}{who[0]}")
+            rep.add(
+                "5 http",
+                f"{who}: GET /healthz, closed loop, {clients} connections",
+                res.count(200) / res.seconds if res.seconds else None,
+                "req/s",
+                p99_ms=res.p99_ms,
+                cpu=cpu,
+                ref=f"bare tx: GET /healthz, closed loop, {clients} connections"
+                if who == "API"
+                else None,
+            )
+    finally:
+        reference.stop(stack, ref)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -15,31 +16,61 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from bench.cpu import Meter, per_op, stack_roots
 from bench.events import completion_event, produce
 from bench.report import Report, pct
-from jifen.devtools.devstack import DevStack
-from jifen.devtools.stack import free_port
+from jifen.devtools.devstack import DevStack, Proc
 from jifen.kernel.settings import REPO_ROOT
 
 
-def start_worker(
+def points_kinds(stack: DevStack) -> list[str]:
+    """The points processes besides the API that the dev stack has a port for (worker today;
+    a relay or sequencer of its own once it has one), the signals app excepted: it would
+    replay every benchmark event."""
+    return [
+        f.removeprefix("points_")
+        for f in stack.ports.__dataclass_fields__
+        if f.startswith("points_") and f != "points_signals"
+    ]
+
+
+async def start_worker(
     stack: DevStack, name: str, group: str, prefix: list[str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    full = {
-        **stack.env(),
-        "JIFEN_POINTS_WORKER_PORT": str(port),
-        "JIFEN_POINTS_CONSUMER_GROUP": group,
-    }
-    log = (stack.home / "log" / f"{name}.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, *(prefix or []), "-m", "jifen.points", "worker"],
-        env=full,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO_ROOT,
-    )
-    return proc, port
+    """The ingest processes on a fresh consumer group: every points kind the stack knows,
+    started through it (so they are in its process table, by name, for the CPU readings);
+    the others first and ready, the worker last (it starts consuming as soon as it is up, and
+    the CPU readings start at its /readyz); returns the worker's process and port.
+    ``prefix``: the worker under a profiler."""
+    stack.extra_env["JIFEN_POINTS_CONSUMER_GROUP"] = group
+    try:
+        kinds = points_kinds(stack)
+        for kind in [k for k in kinds if k != "worker"]:
+            p = stack.start_process("points", kind)
+            await wait_ready(p.popen, p.port)
+        for kind in [k for k in kinds if k == "worker"]:
+            if kind == "worker" and prefix:
+                port = stack.ports.points_worker
+                log = (stack.home / "log" / f"{name}.log").open("ab")
+                popen = subprocess.Popen(  # noqa: ASYNC220
+                    [sys.executable, *prefix, "-m", "jifen.points", "worker"],
+                    env=stack.env(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=REPO_ROOT,
+                )
+                stack.procs["points-worker"] = Proc("points-worker", port, popen)
+            else:
+                stack.start_process("points", kind)
+    finally:
+        stack.extra_env.pop("JIFEN_POINTS_CONSUMER_GROUP", None)
+    w = stack.procs["points-worker"]
+    return w.popen, w.port
+
+
+def stop_workers(stack: DevStack, sig: int = signal.SIGTERM) -> None:
+    for name in [n for n in stack.procs if n.startswith("points-")]:
+        stack.stop_process(name, sig)
 
 
 async def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float = 90) -> float:
@@ -74,7 +105,7 @@ async def wait_count(conn: asyncpg.Connection, tag: str, n: int, timeout: float)
 
 async def bench_ingest(
     stack: DevStack, rep: Report, n: int, accounts: int, rate: int, seconds: int, profile: bool
-) -> float:
+) -> str:
     tag = "ing" + uuid.uuid4().hex[:4]
     events = [completion_event(f"{tag}-{i % accounts:05d}", 1 + i % 37) for i in range(n)]
     took = await produce(stack.broker.bootstrap, events)
@@ -85,12 +116,15 @@ async def bench_ingest(
     # --profile: the worker under pyinstrument (the figures of that run are slower; read the
     # profile for where the time goes, not the rate)
     prefix = ["-m", "pyinstrument", "-r", "text", "-o", str(stack.home / "worker-profile.txt")]
-    proc, port = start_worker(stack, "ingest-worker", group, prefix=prefix if profile else [])
+    proc, port = await start_worker(stack, "ingest-worker", group, prefix=prefix if profile else [])
     conn = await asyncpg.connect(stack.owner_dsn("points"))
     db_before = await conn.fetchval("SELECT pg_database_size(current_database())")
     try:
         t0 = await wait_ready(proc, port)
+        meter = Meter(lambda: stack_roots(stack))
+        before = meter.read()
         t1 = await wait_count(conn, tag, n, timeout=max(120, n / 500))
+        after = meter.read()
         span = await conn.fetchval(
             "SELECT extract(epoch FROM max(recorded_at) - min(recorded_at)) FROM ledger_entry"
             " WHERE account_id LIKE $1",
@@ -104,6 +138,8 @@ async def bench_ingest(
             "events/s",
             seconds=t1 - t0,
             first_to_last_tx_seconds=float(span),
+            cpu=per_op(before, after, n),
+            ref=f"bare COPY of {n:,} ledger rows (2000/tx)",
         )
         got = await conn.fetchrow(
             "SELECT count(*) AS n, sum(amount) AS s FROM ledger_entry WHERE account_id LIKE $1",
@@ -132,6 +168,7 @@ async def bench_ingest(
         total = rate * seconds
         producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap, linger_ms=0)
         await producer.start()
+        lat_before = meter.read()
         try:
             start = time.perf_counter()
             for i in range(total):
@@ -144,6 +181,7 @@ async def bench_ingest(
         finally:
             await producer.stop()
         await wait_count(conn, lat, total, timeout=120)
+        lat_cpu = per_op(lat_before, meter.read(), total)
         # recorded_at is the ledger transaction's start, a few ms before its commit
         secs = [
             float(r[0])
@@ -158,6 +196,7 @@ async def bench_ingest(
             f"event time → ledger tx, p50 at {rate}/s for {seconds}s",
             pct(secs, 0.50) * 1000,
             "ms",
+            cpu=lat_cpu,
         )
         rep.add(
             "2 latency",
@@ -170,10 +209,6 @@ async def bench_ingest(
         (stack.home / "worker-metrics.txt").write_text(metrics)
     finally:
         await conn.close()
-        proc.send_signal(2 if profile else 15)  # SIGINT lets pyinstrument write its report
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    return ingest
+        # SIGINT lets pyinstrument write its report
+        stop_workers(stack, signal.SIGINT if profile else signal.SIGTERM)
+    return tag

@@ -1,10 +1,16 @@
-"""Part 4, redemptions through the real redeem API, against a bare locked transaction doing
-the same writes with the same plan and clients."""
+"""Part 4, redemptions: Jifen's redeem API against the bare locked transaction served over HTTP
+(bench/refserver.py), both driven by wrk with the same plan file (same bodies, same bearer
+tokens, a fresh Idempotency-Key each request) and the same connections: a closed loop, then an
+open loop at a fixed rate (half the API's closed-loop decisions/s, the same rate for both).
+
+Each run has its own accounts and rewards of scarce stock (both stock and points run out).
+After each run the checks are read from the databases, not from the answers: stock taken ≤
+stock and stock left = stock − taken (no oversell), spent ≤ credited and spendable = credited −
+spent (no overdraft), and the accepted answers = the redemptions written."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -13,129 +19,193 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench import reference, wrk
+from bench.cpu import Meter, per_op, stack_roots
 from bench.events import completion_event, produce
-from bench.report import Report, pct
+from bench.report import Report
 from bench.services import auth
 from jifen.devtools.devstack import DevStack
 
+ACCOUNTS = 5
 
-async def bench_redeem(stack: DevStack, rep: Report, requests: int, clients: int) -> None:
-    run = uuid.uuid4().hex[:4]
-    accounts = [f"red{run}-{i}" for i in range(5)]
-    # scarce: stock is worth 1,350 points per 600 requests, the accounts hold 1,500 between them,
-    # and the requests ask for about 10,500: both stock and points run out
-    points_each = requests // 2
-    await produce(stack.broker.bootstrap, [completion_event(a, points_each) for a in accounts])
-    admin = auth(stack, "admin")
-    base = stack.url("redeem")
-    stocks = {"cheap": (10, requests // 10), "dear": (25, requests // 20)}
-    async with httpx.AsyncClient(base_url=base, timeout=120) as http:
-        rewards = {}
-        for name, (price, stock) in stocks.items():
-            r = await http.post(
-                "/v1/rewards",
-                headers=admin,
-                json={
-                    "name_zh": "奖品",
-                    "name_en": name,
-                    "merchant_id": f"shop-{run}",
-                    "points": price,
-                    "stock": stock,
-                },
-            )
-            r.raise_for_status()
-            rewards[name] = r.json()["id"]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            got = [
-                (await http.get(f"/v1/wallets/{a}", headers=auth(stack, "volunteer", a))).json()
-                for a in accounts
-            ]
-            if all(w.get("spendable") == points_each for w in got):
-                break
-            await asyncio.sleep(0.3)
-        else:
-            raise TimeoutError(f"wallets never learnt their credits: {got}")
 
-    plan = [
-        (accounts[i % 5], "cheap" if i % 2 else "dear", f"b-{run}-{i}") for i in range(requests)
-    ]
-    tokens = {a: auth(stack, "volunteer", a) for a in accounts}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    lat: list[float] = []
-    transport_errors = [0]
-    results: list[tuple[str, str, int, str]] = []
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
+def scarce(requests: int) -> dict[str, tuple[int, int]]:
+    # stock worth 1,350 points per 600 requests, the accounts hold 1,500 between them, and the
+    # requests ask for about 10,500: both stock and points run out
+    return {"cheap": (10, max(1, requests // 10)), "dear": (25, max(1, requests // 20))}
 
-        async def one(acct: str, name: str, key: str) -> None:
-            t = time.perf_counter()
-            for attempt in range(4):  # a dropped connection is retried with the same key
-                try:
-                    r = await http.post(
-                        "/v1/redemptions",
-                        json={"reward_id": rewards[name]},
-                        headers={**tokens[acct], "Idempotency-Key": key},
-                    )
-                    break
-                except httpx.TransportError:
-                    transport_errors[0] += 1
-                    if attempt == 3:
-                        raise
-            lat.append(time.perf_counter() - t)
-            # a retry whose first try had landed answers 200 with the original: accepted once
-            code = 201 if r.status_code in (200, 201) else r.status_code
-            results.append((acct, name, code, r.json().get("reason", "")))
 
-        sem = asyncio.Semaphore(clients)
-
-        async def bounded(*a: str) -> None:
-            async with sem:
-                await one(*a)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*[bounded(*p) for p in plan])
-        took = time.perf_counter() - t0
-        stock_after = {
-            x["id"]: x["stock"]
-            for x in (await http.get("/v1/rewards", headers=tokens[accounts[0]])).json()
-        }
-        wallets = {
-            a: (await http.get(f"/v1/wallets/{a}", headers=tokens[a])).json() for a in accounts
-        }
-    accepted = [(a, nm) for a, nm, code, _ in results if code == 201]
-    reasons = Counter(reason for *_, code, reason in results if code != 201)
-    rep.add(
-        "4 redeem",
-        f"API: {requests} redemptions, {clients} clients, 5 accounts",
-        len(accepted) / took,
-        "accepted/s",
-        attempts_per_s=requests / took,
-        accepted=len(accepted),
-        refused=dict(reasons),
-        transport_errors_retried=transport_errors[0],
-    )
-    rep.add("4 redeem", "API: attempts decided", requests / took, "req/s")
-    if transport_errors[0]:
-        rep.notes.append(
-            f"redeem: {transport_errors[0]} dropped connections, retried with the same key"
+async def _rewards(
+    http: httpx.AsyncClient, admin: dict[str, str], run: str, stocks: dict[str, tuple[int, int]]
+) -> dict[str, str]:
+    ids = {}
+    for name, (price, stock) in stocks.items():
+        r = await http.post(
+            "/v1/rewards",
+            headers=admin,
+            json={
+                "name_zh": "奖品",
+                "name_en": f"{name}-{run}",
+                "merchant_id": f"shop-{run}",
+                "points": price,
+                "stock": stock,
+            },
         )
-    rep.add("4 redeem", "API: redemption POST p99", pct(lat, 0.99) * 1000, "ms")
-    _redeem_checks(
-        rep,
-        "API",
-        accepted,
-        stocks,
-        points_each,
-        accounts,
-        {n: stock_after.get(rewards[n]) for n in stocks},
-        {a: w.get("spendable") for a, w in wallets.items()},
+        r.raise_for_status()
+        ids[name] = r.json()["id"]
+    return ids
+
+
+async def _wait_wallets(
+    http: httpx.AsyncClient, stack: DevStack, accounts: list[str], pts: int
+) -> None:
+    deadline = time.monotonic() + 180
+    got: list[Any] = []
+    while time.monotonic() < deadline:
+        got = [
+            (await http.get(f"/v1/wallets/{a}", headers=auth(stack, "volunteer", a))).json()
+            for a in accounts
+        ]
+        if all(w.get("spendable") == pts for w in got):
+            return
+        await asyncio.sleep(0.3)
+    raise TimeoutError(f"wallets never learnt their credits: {got}")
+
+
+def _plan(accounts: list[str], n: int, run: str) -> list[tuple[str, str]]:
+    return [(accounts[i % len(accounts)], "cheap" if i % 2 else "dear") for i in range(n)]
+
+
+def decisions(res: wrk.WrkResult) -> int:
+    """Answers that decided (placed, the original again, or refused in the domain's words)."""
+    return res.count(200, 201, 409, 422)
+
+
+async def bench_redeem(
+    stack: DevStack, rep: Report, requests: int, clients: int, seconds: int
+) -> None:
+    if not wrk.available():
+        rep.add("4 redeem", "not done: wrk not installed (make system)", None, "")
+        return
+    run = uuid.uuid4().hex[:4]
+    sets = {
+        loop: [f"red{run}{loop[0]}-{i}" for i in range(ACCOUNTS)] for loop in ("closed", "open")
+    }
+    points_each = requests // 2
+    await produce(
+        stack.broker.bootstrap,
+        [completion_event(a, points_each) for accts in sets.values() for a in accts],
     )
-    await bench_locked(stack, rep, plan, stocks, points_each, accounts, clients)
+    admin = auth(stack, "admin")
+    ref = await reference.start(stack, "bench_ref_redeem")
+    try:
+        api_rate = float("nan")
+        for loop, accounts in sets.items():
+            if loop == "closed":
+                n, rate = requests, 0.0
+            else:
+                # the same fixed rate for both, one the API kept up with in the closed loop
+                rate = round(max(5.0, 0.5 * api_rate), 1) if api_rate == api_rate else 20.0
+                n = min(requests, max(50, int(rate * seconds)))
+            stocks = scarce(n)
+            async with httpx.AsyncClient(base_url=stack.url("redeem"), timeout=60) as http:
+                rewards = await _rewards(http, admin, f"{run}{loop[0]}", stocks)
+                await _wait_wallets(http, stack, accounts, points_each)
+            await reference.seed_redeem(ref, accounts, points_each, rewards, stocks)
+            plan = _plan(accounts, n, run)
+            tokens = {a: stack.token("volunteer", a) for a in accounts}
+            # one plan file for both: the API reads the account from the token, the
+            # reference from the body (the API accepts a volunteer's own account_id too)
+            lines = [
+                wrk.Line(
+                    "POST",
+                    "/v1/redemptions",
+                    tokens[a],
+                    {"account_id": a, "reward_id": rewards[name]},
+                )
+                for a, name in plan
+            ]
+            how = (
+                f"closed loop, {clients} connections"
+                if loop == "closed"
+                else f"open loop at {rate:g}/s, {clients} connections"
+            )
+            for who, url in (("API", stack.url("redeem")), ("bare locked tx", ref.url)):
+                res, cpu = _drive(
+                    stack, url, lines, clients, rate, seconds, f"r{run}{loop[0]}{who[0]}"
+                )
+                what = f"{who}: {n} redemptions, {how}, {ACCOUNTS} accounts"
+                ref_what = (
+                    None
+                    if who == "bare locked tx"
+                    else f"bare locked tx: {n} redemptions, {how}, {ACCOUNTS} accounts"
+                )
+                dec = decisions(res)
+                rep.add(
+                    "4 redeem",
+                    what,
+                    dec / res.seconds if res.seconds else None,
+                    "decisions/s",
+                    accepted=res.count(200, 201),
+                    statuses=res.statuses,
+                    errors=res.errors,
+                    late=res.late,
+                    late_mean_ms=res.late_mean_ms,
+                    cpu=per_op(cpu[0], cpu[1], dec),
+                    ref=ref_what,  # the reference's row comes next: print_table shows the ratio
+                )
+                rep.add(
+                    "4 redeem",
+                    f"{who} p99, {how}",
+                    res.p99_ms,
+                    "ms",
+                    p50_ms=res.p50_ms,
+                    p999_ms=res.p999_ms,
+                    ref=None if who == "bare locked tx" else f"bare locked tx p99, {how}",
+                )
+                if loop == "closed" and who == "API":
+                    api_rate = dec / res.seconds if res.seconds else float("nan")
+                if loop == "open" and res.late:
+                    rep.notes.append(
+                        f"redeem {who}, open loop: {res.late} of {res.sent} sends after their "
+                        f"slot (mean {res.late_mean_ms:.0f} ms late): all connections were busy; "
+                        "latency is from the actual send (coordinated omission)"
+                    )
+                if who == "API":
+                    await _check_api(
+                        stack, rep, f"API ({loop})", res, accounts, rewards, stocks, points_each
+                    )
+                else:
+                    await _check_ref(
+                        ref, rep, f"bare tx ({loop})", res, accounts, rewards, stocks, points_each
+                    )
+    finally:
+        reference.stop(stack, ref)
 
 
-def _redeem_checks(
+def _drive(
+    stack: DevStack,
+    url: str,
+    lines: list[wrk.Line],
+    clients: int,
+    rate: float,
+    seconds: int,
+    key_prefix: str,
+) -> tuple[wrk.WrkResult, tuple[Any, Any]]:
+    meter = Meter(lambda: stack_roots(stack))
+    before = meter.read()
+    cap = max(60, int(len(lines) / rate) + 60) if rate else 300
+    res = wrk.run(
+        url, lines, connections=clients, threads=2, seconds=cap, key_prefix=key_prefix, rate=rate
+    )
+    after = meter.read()
+    return res, (before, after)
+
+
+def _verdicts(
     rep: Report,
     who: str,
+    res: wrk.WrkResult,
     accepted: list[tuple[str, str]],
     stocks: dict[str, tuple[int, int]],
     points_each: int,
@@ -160,98 +230,81 @@ def _redeem_checks(
         not overdrawn and all(spendable[a] == points_each - spent[a] for a in accounts),
         f"spent {dict(spent)} of {points_each} each; spendable after {spendable}",
     )
+    rep.check(
+        f"{who}: every request decided, accepted answers = rows written",
+        decisions(res) == res.sent and res.count(200, 201) == len(accepted),
+        f"{res.sent} sent, statuses {res.statuses}, errors {res.errors}, {len(accepted)} written",
+    )
 
 
-async def bench_locked(
+async def _check_api(
     stack: DevStack,
     rep: Report,
-    plan: list[tuple[str, str, str]],
+    who: str,
+    res: wrk.WrkResult,
+    accounts: list[str],
+    rewards: dict[str, str],
     stocks: dict[str, tuple[int, int]],
     points_each: int,
-    accounts: list[str],
-    clients: int,
 ) -> None:
-    """The reference: a bare locked transaction doing the same writes (lock wallet and stock,
-    check, update both, insert the redemption), same plan, same concurrency."""
-    subprocess.run(  # noqa: ASYNC221
-        [
-            str(stack.pg.bin_dir / "createdb"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(stack.ports.pg),
-            "-U",
-            "postgres",
-            "bench_locked",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    dsn = stack.pg.dsn("bench_locked")
-    conn = await asyncpg.connect(dsn)
-    await conn.execute("""
-        CREATE TABLE wallet (account_id text PRIMARY KEY, balance bigint NOT NULL);
-        CREATE TABLE reward (name text PRIMARY KEY, price int NOT NULL, stock int NOT NULL);
-        CREATE TABLE redemption (id uuid PRIMARY KEY, key text UNIQUE, account_id text,
-                                 reward text, points int, created_at timestamptz DEFAULT now());
-    """)
-    await conn.executemany(
-        "INSERT INTO wallet VALUES ($1, $2)", [(a, points_each) for a in accounts]
-    )
-    await conn.executemany(
-        "INSERT INTO reward VALUES ($1, $2, $3)", [(n, p, s) for n, (p, s) in stocks.items()]
-    )
-    await conn.close()
-    # as many connections as the redeem API's pool would open at most
-    pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
-    accepted: list[tuple[str, str]] = []
-    lat: list[float] = []
-
-    async def one(acct: str, name: str, key: str) -> None:
-        t = time.perf_counter()
-        async with pool.acquire() as c, c.transaction():
-            bal = await c.fetchval(
-                "SELECT balance FROM wallet WHERE account_id=$1 FOR UPDATE", acct
+    by_id = {v: k for k, v in rewards.items()}
+    conn = await asyncpg.connect(stack.owner_dsn("redeem"))
+    try:
+        rows = await conn.fetch(
+            "SELECT account_id, reward_id::text AS reward_id FROM redemption"
+            " WHERE reward_id::text = ANY($1::text[]) AND status <> 'cancelled'",
+            list(by_id),
+        )
+        left = {
+            by_id[r["id"]]: r["stock"]
+            for r in await conn.fetch(
+                "SELECT id::text AS id, stock FROM reward WHERE id::text = ANY($1::text[])",
+                list(by_id),
             )
-            price, stock = await c.fetchrow(
-                "SELECT price, stock FROM reward WHERE name=$1 FOR UPDATE", name
+        }
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(base_url=stack.url("redeem"), timeout=60) as http:
+        spendable = {
+            a: (await http.get(f"/v1/wallets/{a}", headers=auth(stack, "volunteer", a)))
+            .json()
+            .get("spendable")
+            for a in accounts
+        }
+    accepted = [(r["account_id"], by_id[r["reward_id"]]) for r in rows]
+    _verdicts(rep, who, res, accepted, stocks, points_each, accounts, left, spendable)
+
+
+async def _check_ref(
+    ref: reference.Ref,
+    rep: Report,
+    who: str,
+    res: wrk.WrkResult,
+    accounts: list[str],
+    rewards: dict[str, str],
+    stocks: dict[str, tuple[int, int]],
+    points_each: int,
+) -> None:
+    by_id = {v: k for k, v in rewards.items()}
+    conn = await asyncpg.connect(ref.dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT account_id, reward_id FROM redemption WHERE reward_id = ANY($1::text[])",
+            list(by_id),
+        )
+        left = {
+            by_id[r["id"]]: r["stock"]
+            for r in await conn.fetch(
+                "SELECT id, stock FROM reward WHERE id = ANY($1::text[])", list(by_id)
             )
-            if bal >= price and stock > 0:
-                await c.execute(
-                    "UPDATE wallet SET balance=balance-$2 WHERE account_id=$1", acct, price
-                )
-                await c.execute("UPDATE reward SET stock=stock-1 WHERE name=$1", name)
-                await c.execute(
-                    "INSERT INTO redemption (id, key, account_id, reward, points)"
-                    " VALUES ($1, $2, $3, $4, $5)",
-                    uuid.uuid4(),
-                    key,
-                    acct,
-                    name,
-                    price,
-                )
-                accepted.append((acct, name))
-        lat.append(time.perf_counter() - t)
-
-    sem = asyncio.Semaphore(clients)
-
-    async def bounded(*a: str) -> None:
-        async with sem:
-            await one(*a)
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*[bounded(*p) for p in plan])
-    took = time.perf_counter() - t0
-    async with pool.acquire() as c:
-        left = {r["name"]: r["stock"] for r in await c.fetch("SELECT name, stock FROM reward")}
-        bal = {r["account_id"]: r["balance"] for r in await c.fetch("SELECT * FROM wallet")}
-    await pool.close()
-    rep.add(
-        "4 redeem",
-        "reference: bare locked tx, same plan and clients",
-        len(accepted) / took,
-        "accepted/s",
-        attempts_per_s=len(plan) / took,
-    )
-    rep.add("4 redeem", "reference: bare locked tx p99", pct(lat, 0.99) * 1000, "ms")
-    _redeem_checks(rep, "bare tx", accepted, stocks, points_each, accounts, left, bal)
+        }
+        bal = {
+            r["account_id"]: r["balance"]
+            for r in await conn.fetch(
+                "SELECT * FROM wallet WHERE account_id = ANY($1::text[])", accounts
+            )
+        }
+    finally:
+        await conn.close()
+    accepted = [(r["account_id"], by_id[r["reward_id"]]) for r in rows]
+    _verdicts(rep, who, res, accepted, stocks, points_each, accounts, left, bal)

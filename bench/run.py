@@ -1,10 +1,14 @@
-"""The benchmark: every Jifen figure next to a reference measured in the same run.
+"""The benchmark: every Jifen figure next to a reference measured in the same run, with the
+CPU per operation of each process beside every rate and the machine's load during each part.
 
-One embedded stack (own PostgreSQL + Tansu on free ports in a temporary folder, never the
-ports of a running ``make run``). Phases, in this order so that no phase's leftovers load the
-next one's CPU: HTTP edge and redemptions with the services running; then the services stop
-and a lone points worker ingests; the bare COPY and the ``eventsourcing`` peer run on the same
-PostgreSQL; the audit verifier last, offline. Prints one table, writes results/<stamp>/.
+One embedded stack (own PostgreSQL + the default broker on free ports in a temporary folder,
+never the ports of a running ``make run``). Phases, in this order so that no phase's leftovers
+load the next one's CPU: HTTP edge and redemptions with the services running, driven by wrk
+against Jifen's APIs and the bare-transaction reference server; then the services stop and the
+points processes ingest alone; the bare COPY and the ``eventsourcing`` peer (fed from memory and
+from the same topic) run on the same PostgreSQL; the audit verifier last, offline. Prints one
+table, writes results/<stamp>/ (bench.json, table.md); ``--write-docs`` puts the table into
+docs/BENCH.md between its markers.
 """
 
 # One module per part, each taking the stack and the Report: limit (1), ingest (2), peer (3),
@@ -24,17 +28,27 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.audit import bench_audit as run_audit
+from bench.cpu import loadavg
 from bench.edge import bench_http
+from bench.events import completion_event, produce
 from bench.ingest import bench_ingest
 from bench.limit import bench_copy
 from bench.machine import machine
 from bench.peer import bench_peer
 from bench.redeem import bench_redeem
-from bench.report import Report, chart, print_table, ratios
+from bench.report import (
+    Report,
+    chart,
+    markdown_table,
+    print_table,
+    ratios,
+    replace_docs_table,
+)
 from bench.services import start_services
 from jifen.devtools.devstack import DevStack, Ports
 from jifen.devtools.stack import free_port
@@ -52,6 +66,7 @@ SIZES: dict[str, dict[str, int]] = {
         "clients": 200,
         "http": 800,
         "http_clients": 32,
+        "open_seconds": 10,
         "audit": 1_000_000,
     },
     "full": {
@@ -63,6 +78,7 @@ SIZES: dict[str, dict[str, int]] = {
         "clients": 300,
         "http": 4_000,
         "http_clients": 64,
+        "open_seconds": 30,
         "audit": 1_000_000,
     },
 }
@@ -80,13 +96,19 @@ async def main_async(args: argparse.Namespace) -> Report:
     size = dict(SIZES[args.size])
     if args.n:
         size["n"] = args.n
+    if args.requests:  # small development runs of parts 4 and 5
+        size["http"] = size["redeem"] = args.requests
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     rep = Report(
         size=args.size if not args.n else f"{args.size}, n={args.n}",
         started=stamp,
         machine=machine(),
     )
-    print(f"jifen bench: size {rep.size}, {rep.machine['cores']} cores, {rep.machine['cpu']}")
+    rep.machine["load"] = f"{loadavg():.2f}"
+    print(
+        f"jifen bench: size {rep.size}, {rep.machine['cores']} cores, {rep.machine['cpu']}, "
+        f"load average {rep.machine['load']}"
+    )
     home = Path(tempfile.mkdtemp(prefix="jifen-bench-"))
     os.chmod(home, 0o755)  # noqa: S103 - the postgres user must reach the data folder
     ports = Ports(**{k: free_port() for k in Ports.__dataclass_fields__})
@@ -103,9 +125,13 @@ async def main_async(args: argparse.Namespace) -> Report:
         if only & {"4", "5"}:
             start_services(stack, profile=args.profile)
             if "5" in only:
-                await bench_http(stack, rep, size["http"], size["http_clients"])
+                await bench_http(
+                    stack, rep, size["http"], size["http_clients"], size["open_seconds"]
+                )
             if "4" in only:
-                await bench_redeem(stack, rep, size["redeem"], size["clients"])
+                await bench_redeem(
+                    stack, rep, size["redeem"], size["clients"], size["open_seconds"]
+                )
             profiled = stack.procs.get("redeem-api") if args.profile else None
             if profiled is not None:  # pyinstrument renders its report on exit: give it time
                 profiled.popen.send_signal(signal.SIGINT)
@@ -123,12 +149,22 @@ async def main_async(args: argparse.Namespace) -> Report:
             )
         if "1" in only:
             await bench_copy(stack, rep, size["n"], size["accounts"], 2000)
+        tag = None
         if "2" in only:
-            await bench_ingest(
+            tag = await bench_ingest(
                 stack, rep, size["n"], size["accounts"], size["rate"], size["seconds"], args.profile
             )
         if "3" in only:
-            bench_peer(stack, rep, size["n"], size["accounts"], 2000)
+            if tag is None:  # the peer's second feed reads the events part 2 would have sent
+                tag = "ing" + uuid.uuid4().hex[:4]
+                await produce(
+                    stack.broker.bootstrap,
+                    [
+                        completion_event(f"{tag}-{i % size['accounts']:05d}", 1 + i % 37)
+                        for i in range(size["n"])
+                    ],
+                )
+            bench_peer(stack, rep, size["n"], size["accounts"], 2000, tag=tag)
         for extra in ("worker-profile.txt", "worker-metrics.txt", "redeem-api-profile.txt"):
             if (home / extra).exists():
                 (REPO_ROOT / "results" / stamp).mkdir(parents=True, exist_ok=True)
@@ -145,11 +181,16 @@ async def main_async(args: argparse.Namespace) -> Report:
     finally:
         shutil.rmtree(home, ignore_errors=True)
     ratios(rep)
+    rep.machine["load_end"] = f"{loadavg():.2f}"
+    (out / "table.md").write_text(markdown_table(rep))
+    if args.write_docs:
+        doc = REPO_ROOT / "docs" / "BENCH.md"
+        doc.write_text(replace_docs_table(doc.read_text(), markdown_table(rep)))
     (out / "bench.json").write_text(json.dumps(rep.__dict__, indent=2, default=str) + "\n")
     with contextlib.suppress(Exception):
         chart(rep, out / "bench.png")
     print_table(rep)
-    print(f"\nwritten: {out}/bench.json, bench.png")
+    print(f"\nwritten: {out}/bench.json, table.md, bench.png")
     return rep
 
 
@@ -157,11 +198,19 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--size", choices=sorted(SIZES), default="quick")
     p.add_argument("--n", type=int, default=0, help="ingest events (overrides the size's n)")
+    p.add_argument(
+        "--requests", type=int, default=0, help="HTTP posts and redemptions (overrides the size's)"
+    )
     p.add_argument("--only", default="", help="comma-separated parts to run, e.g. 1,2,3")
     p.add_argument(
         "--profile",
         action="store_true",
         help="run the ingest worker and the redeem API under pyinstrument",
+    )
+    p.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="write the run's table into docs/BENCH.md (between its bench:table markers)",
     )
     args = p.parse_args()
     rep = asyncio.run(main_async(args))

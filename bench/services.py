@@ -9,9 +9,23 @@ from jifen.devtools.devstack import SERVICES, DevStack, Proc
 from jifen.kernel.settings import REPO_ROOT
 
 
+def kinds(stack: DevStack) -> list[tuple[str, str]]:
+    """(service, kind) of every process the dev stack has a port for: each service's API and
+    each ``<service>_<kind>`` port (worker today; a points relay once the stack has one), the
+    signals app excepted (it would replay every benchmark event)."""
+    fields = list(stack.ports.__dataclass_fields__)
+    return [
+        (s, k)
+        for s in SERVICES
+        for k in ["api", *(f.removeprefix(f"{s}_") for f in fields if f.startswith(f"{s}_"))]
+        if (s, k) != ("points", "signals")
+    ]
+
+
 def start_services(stack: DevStack, profile: bool = False) -> None:
-    """The six service processes (not the signals app: it would replay every benchmark event).
-    ``profile``: the redeem API runs under pyinstrument (redeem-api-profile.txt)."""
+    """The service processes, found by :func:`kinds`, so a process the stack gains is run and
+    its CPU read by name. ``profile``: the redeem API under pyinstrument
+    (redeem-api-profile.txt)."""
     for s in SERVICES:
         subprocess.run(
             [sys.executable, "-m", f"jifen.{s}", "migrate"],
@@ -20,7 +34,7 @@ def start_services(stack: DevStack, profile: bool = False) -> None:
             cwd=REPO_ROOT,
             capture_output=True,
         )
-    order = [(s, k) for s in SERVICES for k in ("api", "worker")]
+    order = kinds(stack)
     for s, k in order:
         if profile and (s, k) == ("redeem", "api"):
             out = stack.home / "redeem-api-profile.txt"
