@@ -103,7 +103,6 @@ def verify_files(
     if state is not None and (state / "verified.json").exists():
         previous_cutover = json.loads((state / "verified.json").read_text()).get("legacy_cutover")
     v = Verifier(keys, load_checkpoints(checkpoints), previous, previous_cutover)
-    loads = orjson.loads
     first = True
     for path in exports:
         with path.open("rb") as f:
@@ -117,7 +116,7 @@ def verify_files(
                 if not chunk:
                     break
                 try:
-                    records = [loads(line) for line in chunk if line.strip()]
+                    v.feed_lines(chunk)
                 except orjson.JSONDecodeError:
                     bad = next(i for i, line in enumerate(chunk) if not _is_json(line))
                     raise AuditError(
@@ -125,7 +124,6 @@ def verify_files(
                         "damaged or not an export; fetch it again (`jifen audit fetch`)"
                     ) from None
                 line_no += len(chunk)
-                v.feed_many(records)
                 if on_progress is not None:
                     on_progress(sum(map(len, chunk)))
     result = v.finish()
