@@ -1,9 +1,11 @@
 """``jifen audit``: verify an export offline, fetch one, witness checkpoints, reconcile the
-ledger with tasks and redeem, and write the HTML report (docs/AUDIT.md)."""
+ledger with tasks and redeem, and write the HTML report (docs/AUDIT.md).
+
+Each command imports what it needs when it runs (httpx, asyncio, the report's charts), so
+``jifen audit verify`` starts with the verifier alone."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -204,6 +206,8 @@ def fetch(
 ) -> None:
     """Download an export (and the public keys) from the audit API: progress on stderr,
     written to OUT.part and renamed to OUT when complete; run it again to resume."""
+    import asyncio
+
     from jifen.points.audit.client import fetch_export
 
     part = out.with_name(out.name + ".part")
@@ -233,6 +237,8 @@ def witness(
 ) -> None:
     """Cosign the newest checkpoint if, and only if, it is consistent with the last one you
     cosigned. Exits 1 and cosigns nothing otherwise."""
+    import asyncio
+
     from jifen.points.audit.witness import run_witness
 
     with one_line_errors(url):
@@ -253,6 +259,8 @@ def reconcile(
     ] = 60.0,
 ) -> None:
     """Match tasks' completions and redeem's redemptions against the ledger; list mismatches."""
+    import asyncio
+
     from jifen.points.audit.client import run_reconcile
 
     with one_line_errors(f"{points_url}, {tasks_url} or {redeem_url}"):
@@ -290,6 +298,8 @@ def report(
 
     signals = None
     if url:
+        import asyncio
+
         from jifen.points.audit.client import fetch_signals
 
         if not token:
