@@ -204,7 +204,7 @@ def chart(rep: Report, out: Path) -> None:
     pairs = [
         (r["what"], r["value"])
         for r in rep.rows
-        if r["unit"] in ("rows/s", "events/s", "accepted/s", "req/s", "entries/s") and r["value"]
+        if r["unit"] in ("rows/s", "events/s", "decisions/s", "req/s", "entries/s") and r["value"]
     ]
     ratio_rows = [(r["what"], r["value"]) for r in rep.rows if r["part"] == "ratio"]
     fig, (a, b) = plt.subplots(
