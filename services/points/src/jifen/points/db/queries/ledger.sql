@@ -4,7 +4,9 @@ INSERT INTO account (org_id, account_id)
 SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING;
 
 -- name: lock_accounts
-SELECT a.org_id, a.account_id, a.seq, a.balance, a.earned, a.spent, a.head_hash
+-- own_tx: this transaction's id (assigned by the row locks if not before)
+SELECT a.org_id, a.account_id, a.seq, a.balance, a.earned, a.spent, a.head_hash, a.head_tx,
+       pg_current_xact_id() AS own_tx
 FROM account a
 JOIN unnest($1::text[], $2::text[]) AS k(org_id, account_id)
     ON a.org_id = k.org_id AND a.account_id = k.account_id
@@ -25,11 +27,12 @@ FROM ledger_entry WHERE redemption_id = ANY($2::uuid[]);
 SELECT nextval('ledger_entry_id_seq') AS id FROM generate_series(1, $1::int);
 
 -- name: update_heads
+-- $1: the tx the batch's entries carry (see repo.lock_heads); then the heads, pairwise
 UPDATE account AS a
 SET seq = h.seq, balance = h.balance, earned = h.earned, spent = h.spent,
-    head_hash = h.head_hash, updated_at = now()
-FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[],
-            $7::text[])
+    head_hash = h.head_hash, head_tx = $1::xid8, updated_at = now()
+FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[], $7::bigint[],
+            $8::text[])
     AS h(org_id, account_id, seq, balance, earned, spent, head_hash)
 WHERE a.org_id = h.org_id AND a.account_id = h.account_id;
 
@@ -91,3 +94,40 @@ SELECT id, account_id, account_seq, kind, amount, balance_after, org_id, categor
        occurred_at, recorded_at, entry_hash
 FROM ledger_entry WHERE cause_event_id = ANY($1::uuid[])
 ORDER BY id;
+
+-- name: relay_cursor
+-- the ledger relay's progress (migration 0012): the last (tx, id) the broker acknowledged
+SELECT tx, entry_id, legacy_outbox_id FROM ledger_relay_cursor WHERE id = 1;
+
+-- name: relay_legacy_pending
+-- entries' events written to the outbox before 0012 ($1 topic, up to outbox id $2) not yet out
+SELECT EXISTS (SELECT 1 FROM outbox WHERE topic = $1 AND id <= $2);
+
+-- name: relay_entries
+-- the next $3 entries past the cursor ($1 tx, $2 id) of transactions that have all ended: below
+-- this statement's snapshot's xmin no transaction is in flight, so none of these rows can
+-- still appear or vanish; in (tx, id) order, which is every chain's order
+SELECT tx, id, account_id, account_seq, kind, amount, balance_after, org_id, category,
+       cause_event_id::text, cause_type, job_id::text, completion_id::text, redemption_id::text,
+       occurred_at, recorded_at, entry_hash
+FROM ledger_entry
+WHERE tx >= $1::xid8 AND (tx, id) > ($1::xid8, $2::bigint)
+  AND tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx, id
+LIMIT $3;
+
+-- name: relay_advance
+-- compare-and-set: from ($1, $2) to ($3, $4); false if another relay moved it meanwhile
+WITH moved AS (
+    UPDATE ledger_relay_cursor SET tx = $3::xid8, entry_id = $4, updated_at = now()
+    WHERE id = 1 AND tx = $1::xid8 AND entry_id = $2
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM moved);
+
+-- name: relay_backlog
+-- entries past the cursor ($1 tx, $2 id), committed, published or not yet
+SELECT count(*) AS n,
+       coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 AS age
+FROM ledger_entry
+WHERE tx >= $1::xid8 AND (tx, id) > ($1::xid8, $2::bigint);
