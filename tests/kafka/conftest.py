@@ -31,6 +31,9 @@ def cluster_stack() -> Iterator[DevStack]:
             capture_output=True,
         )
         print(f"\nthree-node Kafka cluster started in {cluster(stack).last_start_seconds:.1f}s")
+        # the ledger's events (redeem confirms and tasks marks credited from them) come from
+        # the points relay, whichever ledger workers a test starts
+        stack.wait_ready(stack.start_process("points", "relay"), timeout=180)
         yield stack
 
 

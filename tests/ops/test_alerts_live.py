@@ -210,9 +210,9 @@ async def test_a_healthy_stack_under_traffic_pages_no_one(
             f"{a['labels']['alertname']} {a['state']} {a['labels']}" for a in raised.values()
         )
         assert await prom.all_up()
-        # the audit gauges come from the points worker alone, and say the ledger held
+        # the audit gauges come from the points relay alone, and say the ledger held
         ok = await prom.query("jifen_points_audit_verification_ok")
-        worker = f"127.0.0.1:{services.ports.points_worker}"
+        worker = f"127.0.0.1:{services.ports.points_relay}"
         assert [s["metric"]["instance"] for s in ok] == [worker], ok
         assert ok[0]["value"][1] == "1"
         stamps = await prom.query("jifen_points_audit_checkpoint_timestamp_seconds")
@@ -369,7 +369,7 @@ async def test_a_tampered_ledger_row_fires_verification_failed_and_nothing_else(
             raise AssertionError("no self-verification saw the tampered row")
         fired = await firing_exactly(fault_prom, "JifenVerificationFailed", 30, before)
         assert [a["labels"]["instance"] for a in fired] == [
-            f"127.0.0.1:{alert_stack.ports.points_worker}"
+            f"127.0.0.1:{alert_stack.ports.points_relay}"
         ]
         assert fired[0]["labels"]["severity"] == "page"
     finally:

@@ -74,6 +74,7 @@ def _exported(services: DevStack) -> set[str]:
             "tasks_worker",
             "points_worker",
             "redeem_worker",
+            "points_relay",
             "points_signals",
         )
     ]

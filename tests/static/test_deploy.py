@@ -313,7 +313,7 @@ def test_every_alert_rule_selects_its_job_and_says_how_long() -> None:
 def _compose_port(service: str) -> int:
     base = {"tasks": 1, "points": 2, "redeem": 3}[service.split("-")[0]]
     kind = service.split("-", 1)[1]
-    return {"api": 8000, "worker": 9000}.get(kind, 9010) + base
+    return {"api": 8000, "worker": 9000, "relay": 9020}.get(kind, 9010) + base
 
 
 def test_compose_prometheus_scrapes_every_jifen_process_by_its_compose_name() -> None:
@@ -322,9 +322,9 @@ def test_compose_prometheus_scrapes_every_jifen_process_by_its_compose_name() ->
         name
         for name, s in services.items()
         if str(s.get("image", "")).startswith("${JIFEN_IMAGE_PREFIX")
-        and s.get("command", ["-"])[0] in ("api", "worker", "signals")
+        and s.get("command", ["-"])[0] in ("api", "worker", "relay", "signals")
     }
-    assert len(processes) == 7, processes
+    assert len(processes) == 8, processes
     scraped: dict[str, str] = {}
     for job, cfg in prom_jobs(COMPOSE / "prometheus.yml").items():
         assert cfg["authorization"]["credentials_file"].startswith("/etc/prometheus/secrets/")
@@ -412,7 +412,7 @@ def test_kubernetes_secret_recipe_and_init_containers_carry_every_key() -> None:
             if c["name"] == "keys":
                 scripts.append(c["command"][-1])
                 assert c["securityContext"]["runAsUser"] == 10001
-    assert len(scripts) == 10
+    assert len(scripts) == 11
     assert len(set(scripts)) == 1, "every keys init container runs the same script"
     for needle in ("audit--signing--*)", "audit--public--*)", "audit--current)",
                    "metrics-scrape-token|provisioned)"):  # fmt: skip

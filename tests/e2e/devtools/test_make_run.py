@@ -34,6 +34,7 @@ PORT_ENV = {
     "points_worker": "JIFEN_POINTS_WORKER_PORT",
     "redeem_worker": "JIFEN_REDEEM_WORKER_PORT",
     "points_signals": "JIFEN_POINTS_SIGNALS_PORT",
+    "points_relay": "JIFEN_POINTS_RELAY_PORT",
     "prometheus": "JIFEN_PROMETHEUS_PORT",
 }
 

@@ -2,8 +2,9 @@
 
 Starts (in order) our own PostgreSQL cluster (data under ``var/``, kept between runs), the
 broker (Apache Kafka in KRaft mode, its log under ``var/kafka``, kept between runs; or, with
-``JIFEN_BROKER=tansu``, Tansu in memory), each service's API and worker as child processes,
-and waits for every ``/readyz``. ``make run`` drives it from ``jifen.devtools.supervisor``;
+``JIFEN_BROKER=tansu``, Tansu in memory), each service's API and worker, the points relay
+(ledger relay and audit sequencer) and the points signals process as child processes, and
+waits for every ``/readyz``. ``make run`` drives it from ``jifen.devtools.supervisor``;
 the test session uses the same class on free ports in a temporary folder.
 """
 
@@ -66,6 +67,8 @@ class Ports:
     redeem_worker: int = field(default_factory=lambda: _env_int("JIFEN_REDEEM_WORKER_PORT", 9003))
     prometheus: int = field(default_factory=lambda: _env_int("JIFEN_PROMETHEUS_PORT", 9090))
     points_signals: int = field(default_factory=lambda: _env_int("JIFEN_POINTS_SIGNALS_PORT", 9012))
+    # the ledger relay and audit sequencer (python -m jifen.points relay)
+    points_relay: int = field(default_factory=lambda: _env_int("JIFEN_POINTS_RELAY_PORT", 9022))
 
 
 @dataclass
@@ -139,6 +142,7 @@ class DevStack:
             env[f"JIFEN_{up}_PORT"] = str(getattr(self.ports, s))
             env[f"JIFEN_{up}_WORKER_PORT"] = str(getattr(self.ports, f"{s}_worker"))
         env["JIFEN_POINTS_SIGNALS_PORT"] = str(self.ports.points_signals)
+        env["JIFEN_POINTS_RELAY_PORT"] = str(self.ports.points_relay)
         env.update(self.extra_env)
         return env
 
@@ -234,7 +238,8 @@ class DevStack:
                 capture_output=True,
             )
         self.say("  databases migrated")
-        order = [(s, k) for s in SERVICES for k in ("api", "worker")] + [("points", "signals")]
+        order = [(s, k) for s in SERVICES for k in ("api", "worker")]
+        order += [("points", "relay"), ("points", "signals")]
         for s, k in order:
             self.start_process(s, k)
         for i, (s, k) in enumerate(order, 1):
@@ -246,7 +251,7 @@ class DevStack:
         p = self.ports
         return {
             "jifen-tasks": [p.tasks, p.tasks_worker],
-            "jifen-points": [p.points, p.points_worker, p.points_signals],
+            "jifen-points": [p.points, p.points_worker, p.points_relay, p.points_signals],
             "jifen-redeem": [p.redeem, p.redeem_worker],
         }
 

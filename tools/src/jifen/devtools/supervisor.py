@@ -160,6 +160,7 @@ def _print_ready(stack: DevStack) -> None:
         )
     if stack.prometheus.proc is not None:
         print(f"  prometheus {stack.prometheus.url}   alerts {stack.prometheus.url}/classic/alerts")
+    print(f"  points relay metrics   http://127.0.0.1:{stack.ports.points_relay}/metrics")
     print(f"  signals worker metrics http://127.0.0.1:{stack.ports.points_signals}/metrics")
     print(f"\ndevelopment tokens (organisation {DEMO_ORG}; also in {env_file}):")
     for role, tok in tokens.items():

@@ -20,3 +20,8 @@ class PointsSettings(ServiceSettings):
     batch_max: int = 2000
     # the faust signals worker's web port (health, readiness, metrics)
     signals_port: int = 9012
+    # the relay process (ledger relay and audit sequencer): its web port, entries per
+    # published batch, and the pause after a pass that found less than a batch
+    relay_port: int = 9022
+    ledger_relay_batch: int = 2000
+    ledger_relay_poll_seconds: float = 0.1

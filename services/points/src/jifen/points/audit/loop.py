@@ -1,9 +1,11 @@
-"""The background sequencer and periodic checkpoints, run inside the points worker process.
+"""The background sequencer and periodic checkpoints, run in the points relay process
+(``relay_app.py``), beside the ledger relay and apart from the ledger worker.
 
 Every ``audit_sequence_seconds`` it places newly committed ledger entries in the tree (one
 sequencer at a time across replicas, by advisory lock; a cheap pass over recent ids); every
 ``audit_checkpoint_seconds`` it makes a full pass and signs a checkpoint if the tree grew.
-It runs beside the ledger consumer, never in its transaction, so appends never wait for it.
+It runs apart from the ledger consumer, never in its transaction, so appends never wait for
+it, and its passes take no CPU from the worker's process.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from jifen.points.settings import PointsSettings
 
 log = logging.getLogger(__name__)
 
-# These metrics belong to the process that runs ``audit_loop`` (the points worker). They are
+# These metrics belong to the process that runs ``audit_loop`` (the points relay). They are
 # made unregistered, so importing this module (the API and the signals process do, through
 # ``jifen.points.__main__``) exports nothing; ``audit_loop`` registers the counters when it
 # starts, the checkpoint gauges at its first checkpoint, the verification gauges at its first
@@ -57,7 +59,7 @@ VERIFIED_OK = Gauge(
     "jifen_points_audit_verification_ok",
     "1 if the last self-verification held (new checkpoint signed by a published key and "
     "consistent with the previous one; every newly placed entry's hash and leaf recomputed), "
-    "0 if it failed: possible tampering, see the worker's log. Absent until the first "
+    "0 if it failed: possible tampering, see the points relay's log. Absent until the first "
     "self-verification of this process.",
     registry=None,
 )
@@ -156,7 +158,7 @@ async def audit_loop(settings: PointsSettings, pool: asyncpg.Pool) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:  # the audit tree must never take the ledger down
-            # (this runs in the ledger worker's process, whose loops exit it when they die)
+            # (this runs beside the ledger relay, whose process exits when a loop dies)
             ERRORS.inc()
             log.exception("audit sequencer failed; retrying")
             await asyncio.sleep(min(30.0, 10 * knobs.audit_sequence_seconds))
