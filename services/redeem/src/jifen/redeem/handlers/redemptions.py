@@ -7,16 +7,19 @@ redemption, reward.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import orjson
 
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
 from jifen.kernel.errors import NotFound
 from jifen.kernel.outbox import enqueue
+from jifen.kernel.runtime import REQUEST_ID
 from jifen.redeem.domain.lifecycle import (
     AttemptLimit,
     WrongVoucher,
@@ -25,24 +28,19 @@ from jifen.redeem.domain.lifecycle import (
     lockout,
     plan_cancel,
 )
-from jifen.redeem.domain.wallet import IdempotencyKeyReused, RedeemRefusal, Reward, Usage, decide
-from jifen.redeem.handlers.events import cancelled_event, placed_event
-from jifen.redeem.handlers.wallets import wallet_view
+from jifen.redeem.domain.wallet import (
+    IdempotencyKeyReused,
+    RedeemRefusal,
+    Reward,
+    Usage,
+    Wallet,
+    decide,
+)
+from jifen.redeem.handlers.events import PLACED, SOURCE, cancelled_event
 from jifen.redeem.metrics import REDEMPTIONS, SETTLED
 
-
-def _reward(r: asyncpg.Record) -> Reward:
-    return Reward(
-        reward_id=str(r["id"]),
-        points=r["points"],
-        stock=r["stock"],
-        active=r["active"],
-        daily_quota=r["daily_quota"],
-        monthly_limit=r["monthly_limit"],
-        valid_from=r["valid_from"],
-        valid_until=r["valid_until"],
-        community_id=r["community_id"],
-    )
+# the logger jifen.kernel.outbox.enqueue writes with: one line per event a request records
+outbox_log = logging.getLogger("jifen.kernel.outbox")
 
 
 async def redeem(
@@ -64,67 +62,99 @@ async def redeem(
     subject: an Idempotency-Key is the caller's own within its organisation, so another
     organisation (or another app) using the same key neither replays nor blocks this one.
 
-    Locks: the idempotency scope, then the wallet row, then the reward row, always in that
-    order, so concurrent redemptions serialise per key, per wallet and per item and never
-    deadlock; the decision is made on the locked rows (and on counts taken under them), so
-    no interleaving can overdraw, oversell, or exceed a quota or a member's limit.
+    One statement, ``redeem_place`` (migration 0005): it takes the idempotency scope's lock,
+    then the wallet row's, then the reward row's, always in that order, so concurrent
+    redemptions serialise per key, per wallet and per item and never deadlock; the decision
+    is made on the locked rows (and on counts taken under them), so no interleaving can
+    overdraw, oversell, or exceed a quota or a member's limit. The locks are held only
+    while PostgreSQL runs the function, never across a round trip. A refusal raises there
+    (nothing stays) with the locked figures, and :func:`decide` says which refusal.
     """
-    async with conn.transaction():
-        # a concurrent retry with the same key (for any account) waits here, then sees it
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            f"redeem-key\x1f{org}\x1f{by}\x1f{idempotency_key}",
-        )
-        previous = await conn.fetchrow(q["redemption_by_key"], org, by, idempotency_key)
-        if previous is not None:
-            if previous["reward_id"] != reward_id or previous["account_id"] != account_id:
-                REDEMPTIONS.labels(IdempotencyKeyReused.reason).inc()
-                raise IdempotencyKeyReused(
-                    "此 Idempotency-Key 已用于另一次兑换 "
-                    "this Idempotency-Key was already used for another redemption",
-                    redemption_id=str(previous["id"]),
-                )
-            REDEMPTIONS.labels("replayed").inc()
-            return previous, False
-        await conn.execute(q["ensure_wallet"], org, account_id)
-        wallet, _ = await wallet_view(conn, q, account_id, org, lock=True)
-        r = await conn.fetchrow(q["lock_reward"], reward_id, org)
-        if r is None:
-            raise NotFound(f"no reward {reward_id}")
-        usage = Usage(
-            # the reward lock serialises redemptions of this reward, the wallet lock this
-            # member's: both counts are exact
-            reward_today=await conn.fetchval(q["reward_redeemed_today"], reward_id)
-            if r["stock"] is None and r["daily_quota"] is not None
-            else 0,
-            member_this_month=await conn.fetchval(
-                q["member_redeemed_this_month"], account_id, reward_id
-            )
-            if r["monthly_limit"] is not None
-            else 0,
-        )
-        try:
-            decide(wallet, _reward(r), usage, now=datetime.now(UTC), community_id=community_id)
-        except RedeemRefusal as exc:
-            REDEMPTIONS.labels(exc.reason).inc()
-            raise
-        # hold, take the item, record: one statement, since every round trip here is made
-        # while the wallet and reward rows are locked (docs/BENCH.md, part 4)
-        row = await conn.fetchrow(
-            q["place_redemption"],
-            uuid.uuid4(),
-            account_id,
-            org,
-            reward_id,
-            r["points"],
-            by,
-            idempotency_key,
-            uuid.uuid4(),
-            community_id,
-        )
-        await enqueue(conn, topics.REDEEM_REDEMPTIONS, account_id, placed_event(contracts, row))
+    new_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    args = (
+        org,
+        by,
+        idempotency_key,
+        account_id,
+        reward_id,
+        community_id,
+        new_id,
+        uuid.uuid4(),
+        now,
+        topics.REDEEM_REDEMPTIONS,
+        PLACED,
+        SOURCE,
+    )
+    try:
+        if conn.is_in_transaction():  # a caller's transaction: a refusal undoes ours only
+            async with conn.transaction():
+                row = await conn.fetchrow(q["place_redemption"], *args)
+        else:
+            row = await conn.fetchrow(q["place_redemption"], *args)
+    except asyncpg.RaiseError as exc:
+        _refused(exc, reward_id=reward_id, account_id=account_id, now=now, community=community_id)
+        raise
+    assert row is not None
+    if row["id"] != new_id:
+        REDEMPTIONS.labels("replayed").inc()
+        return row, False
     REDEMPTIONS.labels("placed").inc()
+    if REQUEST_ID.get() is not None:  # as jifen.kernel.outbox.enqueue logs what it records
+        outbox_log.info(
+            "event %s recorded for publication on %s",
+            PLACED,
+            topics.REDEEM_REDEMPTIONS,
+            extra={"event_id": str(row["placed_event_id"])},
+        )
     return row, True
+
+
+def _refused(
+    exc: asyncpg.RaiseError,
+    *,
+    reward_id: uuid.UUID,
+    account_id: str,
+    now: datetime,
+    community: str | None,
+) -> None:
+    """Raise the refusal ``redeem_place`` reported (and count it); return if it is not one."""
+    what = exc.args[0] if exc.args else ""
+    if what == "jifen:no_reward":
+        raise NotFound(f"no reward {reward_id}") from None
+    if what == "jifen:idempotency_key_reused":
+        REDEMPTIONS.labels(IdempotencyKeyReused.reason).inc()
+        raise IdempotencyKeyReused(
+            "此 Idempotency-Key 已用于另一次兑换 "
+            "this Idempotency-Key was already used for another redemption",
+            redemption_id=exc.detail,
+        ) from None
+    if not what.startswith("jifen:refused:"):
+        return
+    f = orjson.loads(exc.detail or "{}")
+    wallet = Wallet(account_id, f["ledger_balance"], f["held"], f["recent_credits"])
+    reward = Reward(
+        reward_id=str(reward_id),
+        points=f["points"],
+        stock=f["stock"],
+        active=f["active"],
+        daily_quota=f["daily_quota"],
+        monthly_limit=f["monthly_limit"],
+        valid_from=_utc(f["valid_from"]),
+        valid_until=_utc(f["valid_until"]),
+        community_id=f["community_id"],
+    )
+    usage = Usage(reward_today=f["reward_today"], member_this_month=f["member_this_month"])
+    try:
+        decide(wallet, reward, usage, now=now, community_id=community)
+    except RedeemRefusal as refusal:
+        REDEMPTIONS.labels(refusal.reason).inc()
+        raise refusal from None
+    raise RuntimeError(f"redeem_place refused ({what}) where decide() would not: {f}")
+
+
+def _utc(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 async def fulfil(

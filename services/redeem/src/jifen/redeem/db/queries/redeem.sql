@@ -88,40 +88,13 @@ WHERE org_id = $1 AND account_id = $2 AND completion_id = $3;
 -- name: lock_reward
 SELECT * FROM reward WHERE id = $1 AND org_id = $2 FOR UPDATE;
 
--- name: reward_redeemed_today
-SELECT count(*)::int FROM redemption
-WHERE reward_id = $1
-  AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-  AND status NOT IN ('cancelling', 'cancelled', 'expired');
-
--- name: member_redeemed_this_month
-SELECT count(*)::int FROM redemption
-WHERE account_id = $1 AND reward_id = $2
-  AND created_at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-  AND status NOT IN ('cancelling', 'cancelled', 'expired');
-
--- name: redemption_by_key
--- a key is the caller's own within its organisation: (org $1, requested_by $2, key $3)
-SELECT * FROM redemption
-WHERE org_id = $1 AND requested_by = $2 AND idempotency_key = $3 AND key_scoped;
-
 -- name: release_stock
 UPDATE reward SET stock = stock + 1 WHERE id = $1 AND stock IS NOT NULL;
 
 -- name: place_redemption
--- hold the points ($5), take the item if it is counted, and record the redemption, in one
--- round trip (the wallet and reward rows are locked by the caller).
--- created_at is the clock at insert (after the locks were granted), not the transaction's
--- start: the auditors' feed pages by it and must not see rows commit far behind their time
-WITH held AS (
-    UPDATE wallet SET held = held + $5, updated_at = now() WHERE org_id = $3 AND account_id = $2
-), taken AS (
-    UPDATE reward SET stock = stock - 1 WHERE id = $4 AND stock IS NOT NULL
-)
-INSERT INTO redemption (id, account_id, org_id, reward_id, points, requested_by, idempotency_key,
-                        placed_event_id, community_id, created_at, asked_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp(), clock_timestamp())
-RETURNING *;
+-- lock, check, hold, take the item, record the redemption and its event: one call
+-- (migration 0005_place_redemption.sql says how, and how a refusal comes back)
+SELECT * FROM redeem_place($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
 
 -- name: get_redemption
 SELECT r.*, rw.merchant_id FROM redemption r JOIN reward rw ON rw.id = r.reward_id
