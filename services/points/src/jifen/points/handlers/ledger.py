@@ -168,7 +168,7 @@ def utc_text(ts: datetime) -> str:
     """``isoformat(ts)`` (RFC 3339, UTC, ``Z``, microseconds) in a sixth of its time for the
     UTC datetimes asyncpg returns (``datetime.isoformat`` in C, not ``strftime``)."""
     if ts.tzinfo is UTC and ts.year >= 1000:  # strftime's %Y does not pad to four digits
-        return ts.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        return ts.isoformat(timespec="microseconds")[:-6] + "Z"  # without its "+00:00"
     return isoformat(ts)
 
 
