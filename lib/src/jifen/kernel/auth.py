@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -29,6 +30,8 @@ DEFAULT_TTL_SECONDS = 12 * 3600
 # The longest a token may live (exp - iat), whoever signed it: a leaked token is good for days,
 # never for years (JIFEN_MAX_TOKEN_TTL_SECONDS; the development tokens of `make run` live 7 days)
 MAX_TTL_SECONDS = 7 * 24 * 3600
+# how many verified tokens a process remembers (TokenVerifier.verify), least recently used out
+VERIFIED_TOKENS = 10_000
 # what a subject and an organisation look like: the id pattern of the event schemas
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
@@ -189,15 +192,47 @@ class TokenVerifier:
             os.environ.get("JIFEN_MAX_TOKEN_TTL_SECONDS", MAX_TTL_SECONDS) or MAX_TTL_SECONDS
         )
         self._keys: dict[str, Ed25519PublicKey] = {}
+        self._pem: dict[str, bytes] = {}
+        # token -> (principal, exp, kid, the key it verified with): see verify()
+        self._verified: OrderedDict[str, tuple[Principal, float, str, Ed25519PublicKey]] = (
+            OrderedDict()
+        )
         self._load()
 
     def _load(self) -> None:
         for path in sorted(_public_dir(self.keys_dir).glob("*.pem")):
-            key = serialization.load_pem_public_key(path.read_bytes())
+            pem = path.read_bytes()
+            if self._pem.get(path.stem) == pem:
+                continue  # the same key: the same object, so tokens it verified stay verified
+            key = serialization.load_pem_public_key(pem)
             if isinstance(key, Ed25519PublicKey):
                 self._keys[path.stem] = key
+                self._pem[path.stem] = pem
 
     def verify(self, token: str) -> Principal:
+        """The token's principal, or InvalidToken saying why not.
+
+        A token verified once is remembered (up to VERIFIED_TOKENS of them, least recently
+        used dropped first) for as long as it lives: its signature and claims do not change,
+        and every check that passed stays passed as time goes on (``iat``/``nbf`` only fall
+        further behind the clock, the lifetime left only shrinks). Checked again on every
+        request: that it has not expired, and that its key id still names the very key it
+        was verified with (a key file replaced under the same id is a new key: the token is
+        verified again against it)."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            principal, exp, kid, key = hit
+            if time.time() < exp and self._keys.get(kid) is key:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]  # expired (said below, as PyJWT says it) or re-keyed
+        principal, exp, kid, key = self._verify(token)
+        self._verified[token] = (principal, exp, kid, key)
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float, str, Ed25519PublicKey]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -237,7 +272,7 @@ class TokenVerifier:
             rl = claims.get("rl")
             if not isinstance(claims.get("role"), str):
                 raise TypeError("role must be a string")
-            return Principal(
+            principal = Principal(
                 subject=claims["sub"],
                 role=Role(claims["role"]),
                 org=claims["org"],
@@ -246,6 +281,7 @@ class TokenVerifier:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidToken(f"bad claims: {exc}") from None
+        return principal, float(claims["exp"]), kid, key
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
         exp, iat = claims["exp"], claims["iat"]
@@ -283,10 +319,7 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if credentials is None:
         raise _unauthorized("missing bearer token")
     verifier: TokenVerifier = request.app.state.verifier
@@ -296,13 +329,23 @@ async def authenticate(
         raise _unauthorized(f"invalid token: {exc}") from None
 
 
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def authenticate(request: Request, credentials: Bearer) -> Principal:
+    """A dependency: the caller's principal, any role (401 without a valid token)."""
+    return _principal(request, credentials)
+
+
 def require(*roles: Role) -> Any:
-    """A dependency that admits only the given roles (403 for any other valid token)."""
+    """A dependency that admits only the given roles (403 for any other valid token).
+
+    One dependency over the bearer scheme (not one over :func:`authenticate` over it): each
+    layer FastAPI solves costs CPU on every request."""
     allowed = frozenset(roles)
 
-    async def dependency(
-        request: Request, principal: Annotated[Principal, Depends(authenticate)]
-    ) -> Principal:
+    async def dependency(request: Request, credentials: Bearer) -> Principal:
+        principal = _principal(request, credentials)
         if principal.role not in allowed:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -49,9 +49,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, reset: Any = None
+) -> asyncpg.Pool:
+    """``reset``: asyncpg's, run when a connection goes back (None: its default, a round
+    trip resetting the whole session; an open transaction is rolled back in any case)."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=60,
+        reset=reset,
     )
     assert pool is not None
     return pool

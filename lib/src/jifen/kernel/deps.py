@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, FastAPI, Request
 
 from jifen.kernel.auth import TokenVerifier
@@ -25,12 +26,14 @@ from jifen.kernel.web import Conn, db_connection, pool_check
 __all__ = ["Conn", "Events", "Q", "db_connection", "get_contracts", "get_queries"]
 
 
-def get_queries(request: Request) -> Queries:
+# ``async def``, though they only read app.state: FastAPI runs a plain ``def`` dependency in
+# a worker thread, a hand-off that cost more CPU than the request's own work (issue 18)
+async def get_queries(request: Request) -> Queries:
     q: Queries = request.app.state.queries
     return q
 
 
-def get_contracts(request: Request) -> Contracts:
+async def get_contracts(request: Request) -> Contracts:
     c: Contracts = request.app.state.contracts
     return c
 
@@ -39,6 +42,18 @@ def get_contracts(request: Request) -> Contracts:
 Q = Annotated[Queries, Depends(get_queries)]
 # the event contracts, to build and validate the events a request records
 Events = Annotated[Contracts, Depends(get_contracts)]
+
+
+async def keep_session(_: asyncpg.Connection) -> None:
+    """How an API's pooled connection is reset when a request gives it back: not at all
+    beyond what asyncpg always does (roll back an open transaction, drop listeners).
+
+    asyncpg's default sends one more statement each time (``pg_advisory_unlock_all(); CLOSE
+    ALL; UNLISTEN *; RESET ALL``), a round trip per request. A request leaves none of that
+    behind: its locks are transaction-scoped (``pg_advisory_xact_lock``, ``FOR UPDATE``), it
+    sets no session settings, opens no cursor outside a transaction and LISTENs on no pooled
+    connection (the outbox relay listens on a connection of its own, in the worker)."""
+
 
 # a loop the API runs beside its requests (a gauge refresher), given the started app
 Background = Callable[[FastAPI], Coroutine[Any, Any, None]]
@@ -63,7 +78,9 @@ def service_lifespan(
         app.state.verifier = TokenVerifier(settings.keys_dir)
         app.state.queries = queries()
         app.state.contracts = Contracts(settings.schemas_dir)
-        app.state.pool = await create_pool(settings.database_url, max_size=pool_max_size)
+        app.state.pool = await create_pool(
+            settings.database_url, max_size=pool_max_size, reset=keep_session
+        )
         app.state.ready_checks["database"] = lambda: pool_check(app.state.pool)
         running = [spawn(make(app), name) for name, make in loops.items()]
         try:

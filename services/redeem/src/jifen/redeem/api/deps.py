@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 
-def get_settings(request: Request) -> RedeemSettings:
+async def get_settings(request: Request) -> RedeemSettings:
+    """``async def``: a plain ``def`` dependency would run in a worker thread."""
     s: RedeemSettings = request.app.state.settings
     return s
 

@@ -9,10 +9,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
 
+from jifen.kernel.web import ParsedBodyRoute
 from jifen.redeem.api.deps import Auditor, Conn, Q, Settings
 from jifen.redeem.api.schemas import AuditPage, AuditRedemption, FrozenWallet
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=ParsedBodyRoute)
 
 
 def encode_cursor(created_at: datetime, redemption_id: UUID) -> str:

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from jifen.kernel.web import Refusal
+from jifen.kernel.web import ParsedBodyRoute, Refusal
 from jifen.redeem.api.deps import SMALL_BODY, Anyone, Conn, Officer, Q
 from jifen.redeem.api.schemas import MerchantIn, MerchantOut
 
-router = APIRouter(prefix="/v1/merchants", tags=["merchants"])
+router = APIRouter(prefix="/v1/merchants", tags=["merchants"], route_class=ParsedBodyRoute)
 
 
 @router.post(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from jifen.kernel.web import ParsedBodyRoute
 from jifen.redeem.api.deps import SMALL_BODY, Anyone, Conn, Officer, Q
 from jifen.redeem.api.schemas import OrgSettingsIn, OrgSettingsOut
 
-router = APIRouter(prefix="/v1/settings", tags=["settings"])
+router = APIRouter(prefix="/v1/settings", tags=["settings"], route_class=ParsedBodyRoute)
 
 
 @router.get("", response_model=OrgSettingsOut, summary="Your organisation's settings")

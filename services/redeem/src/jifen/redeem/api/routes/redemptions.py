@@ -12,6 +12,7 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from jifen.kernel.auth import Principal, Role
+from jifen.kernel.web import ParsedBodyRoute
 from jifen.redeem import handlers
 from jifen.redeem.api.deps import (
     SMALL_BODY,
@@ -28,7 +29,7 @@ from jifen.redeem.api.deps import (
 from jifen.redeem.api.schemas import CancelIn, FulfilIn, RedemptionIn, RedemptionOut
 from jifen.redeem.domain.lifecycle import AttemptLimit
 
-router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
+router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"], route_class=ParsedBodyRoute)
 
 REFUSALS = {
     409: {

@@ -9,10 +9,11 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query
 
 from jifen.kernel.auth import Role
+from jifen.kernel.web import ParsedBodyRoute
 from jifen.redeem.api.deps import SMALL_BODY, Anyone, Conn, Lister, Q
 from jifen.redeem.api.schemas import RewardIn, RewardOut, RewardPatch
 
-router = APIRouter(prefix="/v1/rewards", tags=["rewards"])
+router = APIRouter(prefix="/v1/rewards", tags=["rewards"], route_class=ParsedBodyRoute)
 
 
 @router.post(

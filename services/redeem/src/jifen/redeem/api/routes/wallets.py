@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from jifen.kernel.auth import Role
+from jifen.kernel.web import ParsedBodyRoute
 from jifen.redeem import handlers
 from jifen.redeem.api.deps import Conn, Q, WalletReader
 from jifen.redeem.api.schemas import WalletOut
 
-router = APIRouter(prefix="/v1/wallets", tags=["wallets"])
+router = APIRouter(prefix="/v1/wallets", tags=["wallets"], route_class=ParsedBodyRoute)
 
 
 @router.get("/{account_id}", response_model=WalletOut, summary="Spendable points of an account")

@@ -11,11 +11,12 @@ from fastapi import APIRouter, HTTPException, Query
 
 from jifen.kernel.auth import Role
 from jifen.kernel.db import Queries
+from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import REFUSALS, Actor, Conn, Events, IdFilter, Limit, Officer, Q, Reader
 from jifen.tasks.api.schemas import AppealIn, AppealOut, DecisionIn, DecisionOut
 
-router = APIRouter(prefix="/v1/appeals", tags=["appeals"])
+router = APIRouter(prefix="/v1/appeals", tags=["appeals"], route_class=ParsedBodyRoute)
 
 
 async def _appeal_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record) -> AppealOut:

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks.api.deps import Auditor, Conn, Events, Q
 from jifen.tasks.api.schemas import AuditCompletion, AuditPage
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=ParsedBodyRoute)
 
 
 @router.get(

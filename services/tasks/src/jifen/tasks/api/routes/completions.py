@@ -9,13 +9,14 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query
 
 from jifen.kernel.auth import Role
+from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import REFUSALS, Conn, Events, IdFilter, Limit, Officer, Q, Reader
 from jifen.tasks.api.reads import history_of
 from jifen.tasks.api.schemas import ApproveIn, CompletionOut, ReasonIn, StatusChangeOut
 from jifen.tasks.domain.jobs import CompletionStatus
 
-router = APIRouter(prefix="/v1/completions", tags=["completions"])
+router = APIRouter(prefix="/v1/completions", tags=["completions"], route_class=ParsedBodyRoute)
 
 
 @router.get(

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 
 from jifen.kernel.auth import Role, issue_token
 from jifen.kernel.ratelimit import retry_after_header
-from jifen.kernel.web import Refusal, max_body, problem
+from jifen.kernel.web import ParsedBodyRoute, Refusal, max_body, problem
 from jifen.tasks.api.deps import Admin, Conn, Q
 from jifen.tasks.api.schemas.credentials import (
     CredentialIn,
@@ -51,7 +51,7 @@ from jifen.tasks.domain.credentials import (
 log = logging.getLogger("jifen.credentials")
 
 # community apps' credentials live in tasks, where apps post; the tokens work on every service
-router = APIRouter(prefix="/v1/apps", tags=["app credentials"])
+router = APIRouter(prefix="/v1/apps", tags=["app credentials"], route_class=ParsedBodyRoute)
 
 
 def _exchange_failures(request: Request) -> FailureLog:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException
 
 from jifen.kernel.auth import Role
 from jifen.kernel.db import Queries
+from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
     REFUSALS,
@@ -39,8 +40,8 @@ from jifen.tasks.api.schemas import (
 )
 from jifen.tasks.domain.intake import HazardKind, HazardStatus, NeedKind, NeedStatus
 
-hazards = APIRouter(prefix="/v1/hazards", tags=["hazard reports"])
-needs = APIRouter(prefix="/v1/needs", tags=["micro-wishes and offers"])
+hazards = APIRouter(prefix="/v1/hazards", tags=["hazard reports"], route_class=ParsedBodyRoute)
+needs = APIRouter(prefix="/v1/needs", tags=["micro-wishes and offers"], route_class=ParsedBodyRoute)
 
 
 # -- hazard reports --------------------------------------------------------------------------

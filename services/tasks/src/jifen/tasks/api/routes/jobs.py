@@ -9,7 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from jifen.kernel.web import Refusal
+from jifen.kernel.web import ParsedBodyRoute, Refusal
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
     REFUSALS,
@@ -39,7 +39,7 @@ from jifen.tasks.api.schemas import (
 from jifen.tasks.domain.checkin import current_code
 from jifen.tasks.domain.jobs import Category
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=ParsedBodyRoute)
 
 
 @router.post(

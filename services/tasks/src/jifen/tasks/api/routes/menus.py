@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import REFUSALS, Conn, Events, Officer, Q
 from jifen.tasks.api.reads import job_out
 from jifen.tasks.api.schemas import JobOut, MenuIn, RollIn
 
-router = APIRouter(prefix="/v1/menus", tags=["jobs"])
+router = APIRouter(prefix="/v1/menus", tags=["jobs"], route_class=ParsedBodyRoute)
 
 
 @router.post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from jifen.kernel.web import Refusal
+from jifen.kernel.web import ParsedBodyRoute, Refusal
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
     REFUSALS,
@@ -33,7 +33,7 @@ from jifen.tasks.api.schemas import (
 )
 from jifen.tasks.domain.jobs import Category
 
-router = APIRouter(prefix="/v1", tags=["organisation"])
+router = APIRouter(prefix="/v1", tags=["organisation"], route_class=ParsedBodyRoute)
 
 
 @router.get(
