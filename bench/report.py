@@ -251,6 +251,11 @@ def print_table(rep: Report) -> None:
     )
     for n in rep.notes:
         print("note:", n)
+    m = rep.machine
+    print(
+        f"machine: {m.get('cpu')}, {m.get('cores')} cores; load average {m.get('load', '?')} at "
+        f"the start, {m.get('load_end', '?')} at the end; each part's idle share in its cpu/op line"
+    )
 
 
 DOCS_BEGIN = "<!-- bench:table:begin (written by `make bench BENCH_ARGS=--write-docs`) -->"
