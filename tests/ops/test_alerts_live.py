@@ -42,7 +42,7 @@ pytestmark = [
 
 RULES = REPO_ROOT / "deploy" / "prometheus" / "rules"
 HEALTHY_SECONDS = 150.0
-PROCESSES = 7
+PROCESSES = 8  # each service's API and worker, the points relay and signals
 
 
 def start_prometheus(stack: DevStack, home_name: str) -> PrometheusServer:
@@ -157,7 +157,7 @@ async def test_a_healthy_stack_under_traffic_pages_no_one(
     org = f"alerts-{uuid.uuid4().hex[:6]}"  # an organisation of its own: its figures only
     tasks, points = Api(services, "tasks", org), Api(services, "points", org)
     try:
-        await eventually(prom.all_up, timeout=60, what="all seven processes scraped and up")
+        await eventually(prom.all_up, timeout=60, what="all eight processes scraped and up")
         await eventually(prom.rules_evaluated, timeout=30, what="every rule evaluated")
         # integrity flags that other tests of the session raised in their organisations (one
         # volunteer earning far above the others in a day) are true, not false pages: not

@@ -225,9 +225,9 @@ async def test_prometheus_scrapes_every_process_and_sees_the_workload(
 
         async def all_up() -> bool:
             up = await query('up{job=~"jifen-.*"}')
-            return len(up) == 7 and all(s["value"][1] == "1" for s in up)  # type: ignore[index]
+            return len(up) == 8 and all(s["value"][1] == "1" for s in up)  # type: ignore[index]
 
-        await eventually(all_up, timeout=30, what="all seven processes scraped and up")
+        await eventually(all_up, timeout=30, what="all eight processes scraped and up")
         account = f"vol-prom-{uuid.uuid4().hex[:6]}"
         await earn(apis["tasks"], account, 7)
         conn = await asyncpg.connect(services.owner_dsn("points"))
