@@ -126,8 +126,12 @@ WITH moved AS (
 SELECT EXISTS (SELECT 1 FROM moved);
 
 -- name: relay_backlog
--- entries past the cursor ($1 tx, $2 id), committed, published or not yet
-SELECT count(*) AS n,
-       coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 AS age
-FROM ledger_entry
-WHERE tx >= $1::xid8 AND (tx, id) > ($1::xid8, $2::bigint);
+-- committed entries past the cursor ($1 tx, $2 id), counted up to 1,000,000 (read every second:
+-- bounded even when the relay has been down long), and the age of the next one to go out
+SELECT (SELECT count(*) FROM (
+            SELECT 1 FROM ledger_entry
+            WHERE tx >= $1::xid8 AND (tx, id) > ($1::xid8, $2::bigint) LIMIT 1000000) AS p
+       ) AS n,
+       coalesce((SELECT extract(epoch FROM now() - recorded_at) FROM ledger_entry
+                 WHERE tx >= $1::xid8 AND (tx, id) > ($1::xid8, $2::bigint)
+                 ORDER BY tx, id LIMIT 1), 0)::float8 AS age;
