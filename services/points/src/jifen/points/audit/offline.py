@@ -11,6 +11,7 @@ legacy cutover, which must never move once seen) to after a clean run.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -103,6 +104,30 @@ def verify_files(
     if state is not None and (state / "verified.json").exists():
         previous_cutover = json.loads((state / "verified.json").read_text()).get("legacy_cutover")
     v = Verifier(keys, load_checkpoints(checkpoints), previous, previous_cutover)
+    # the verifier makes millions of small objects and no cycles: the cyclic collector, which
+    # would walk them again and again as they pile up, is off while it runs (a quarter of the
+    # CPU of a million-entry run, measured)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        result = _feed_and_finish(v, exports, on_progress)
+    finally:
+        if collecting:
+            gc.enable()
+    if result.ok and result.checkpoint is not None:
+        if checkpoints is not None:
+            save_checkpoint(checkpoints, result.checkpoint)
+        if state is not None:
+            state.mkdir(parents=True, exist_ok=True)
+            (state / "leaves.bin").write_bytes(result.leaves[: 32 * result.checkpoint.tree_size])
+            verified = {**result.checkpoint.to_json(), "legacy_cutover": result.legacy_cutover}
+            (state / "verified.json").write_text(json.dumps(verified, indent=2) + "\n")
+    return result
+
+
+def _feed_and_finish(
+    v: Verifier, exports: list[Path], on_progress: Callable[[int], Any] | None
+) -> Result:
     first = True
     for path in exports:
         with path.open("rb") as f:
@@ -126,13 +151,4 @@ def verify_files(
                 line_no += len(chunk)
                 if on_progress is not None:
                     on_progress(sum(map(len, chunk)))
-    result = v.finish()
-    if result.ok and result.checkpoint is not None:
-        if checkpoints is not None:
-            save_checkpoint(checkpoints, result.checkpoint)
-        if state is not None:
-            state.mkdir(parents=True, exist_ok=True)
-            (state / "leaves.bin").write_bytes(result.leaves[: 32 * result.checkpoint.tree_size])
-            verified = {**result.checkpoint.to_json(), "legacy_cutover": result.legacy_cutover}
-            (state / "verified.json").write_text(json.dumps(verified, indent=2) + "\n")
-    return result
+    return v.finish()

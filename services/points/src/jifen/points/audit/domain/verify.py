@@ -75,16 +75,30 @@ _LeafEntry = msgspec.defstruct(
     "_LeafEntry",
     [(f, _field_type(f)) for f in sorted(LEAF_FIELDS)],
     forbid_unknown_fields=True,
+    gc=False,  # text and numbers only: never in a cycle, so not tracked by the collector
 )
 _HashedContent = msgspec.defstruct(
-    "_HashedContent", [(f, _field_type(f)) for f in sorted(CANONICAL_FIELDS)]
+    "_HashedContent", [(f, _field_type(f)) for f in sorted(CANONICAL_FIELDS)], gc=False
 )
 _EntryLine = msgspec.defstruct(
     "_EntryLine",
     [("position", _I64), ("leaf_hash", str), ("entry", _LeafEntry)],
     forbid_unknown_fields=True,
+    gc=False,
 )
 _decode_line = msgspec.json.Decoder(_EntryLine).decode
+
+
+def _as_dict(rec: Any) -> dict[str, Any]:
+    """The record orjson gives for a line msgspec decoded as ``_EntryLine`` (that shape,
+    those types: the same keys and values)."""
+    return {
+        "position": rec.position,
+        "leaf_hash": rec.leaf_hash,
+        "entry": msgspec.structs.asdict(rec.entry),
+    }
+
+
 _encode = msgspec.json.Encoder().encode
 _content_of = attrgetter(*sorted(CANONICAL_FIELDS))
 _loads = orjson.loads
@@ -292,14 +306,17 @@ class Verifier:
     def feed_lines(self, lines: Iterable[bytes]) -> None:
         """Export lines after the header, as the raw bytes of the file, in order; blank lines
         are skipped. Raises ``orjson.JSONDecodeError`` at a line that is not JSON (the lines
-        before it were fed).
+        before it were fed)."""
+        self._feed_fast(lines)
 
-        The fast path of a million-entry run: an entry line of the expected shape (decoded
-        by msgspec into ``_EntryLine``) that is in its place and follows its chain, whose
-        hashes and leaf hold and which breaks no ledger rule, is checked here with no dict
-        and no finding to make; it updates the state exactly as ``feed_many`` would. Every
-        other line (redacted, missing, malformed, out of place, or any entry a check would
-        flag) is decoded by orjson and goes through ``feed_many``, which names what is wrong.
+    def _feed_fast(self, items: Iterable[Any]) -> None:
+        """The fast path of a million-entry run, over raw lines or lines already decoded
+        into ``_EntryLine``: an entry line of the expected shape that is in its place and
+        follows its chain, whose hashes and leaf hold and which breaks no ledger rule, is
+        checked here with no dict and no finding to make; it updates the state exactly as
+        ``feed_many`` would. Every other line (redacted, missing, malformed, out of place, or
+        any entry a check would flag) is decoded by orjson (or turned back into the dict
+        orjson gives for it) and goes through ``feed_many``, which names what is wrong.
         """
         leaves, entry_ids, accounts = self.leaves, self.entry_ids, self.accounts
         causes, refs, monthly = self.causes, self.refs, self.monthly
@@ -309,13 +326,18 @@ class Verifier:
         DecodeError = msgspec.DecodeError
         entries = 0
         try:
-            for line in lines:
-                try:
-                    rec: Any = decode(line)
-                except (ValidationError, DecodeError):
-                    if line.strip():
-                        self.feed_many((_loads(line),))
-                    continue
+            for item in items:
+                rec: Any
+                if type(item) is bytes:
+                    line: bytes | None = item
+                    try:
+                        rec = decode(item)
+                    except (ValidationError, DecodeError):
+                        if item.strip():
+                            self.feed_many((_loads(item),))
+                        continue
+                else:
+                    rec, line = item, None
                 e = rec.entry
                 leaf_data = encode(e)
                 leaf = sha(b"\x00" + leaf_data).digest()
@@ -329,7 +351,7 @@ class Verifier:
                     or after < 0
                     or sha(encode(Content(*content_of(e)))).hexdigest() != entry_hash
                 ):
-                    self.feed_many((_loads(line),))
+                    self.feed_many((_loads(line) if line is not None else _as_dict(rec),))
                     continue
                 org = e.org_id
                 st = accounts.get((org, acct))
@@ -370,7 +392,7 @@ class Verifier:
                         )
                     )
                 ):
-                    self.feed_many((_loads(line),))
+                    self.feed_many((_loads(line) if line is not None else _as_dict(rec),))
                     continue
                 # what feed_many does with such an entry, in its order
                 entries += 1
