@@ -23,19 +23,39 @@ from jifen.kernel.runtime import cancel, spawn
 from jifen.kernel.settings import ServiceSettings
 from jifen.kernel.web import Conn, db_connection, pool_check
 
-__all__ = ["Conn", "Events", "Q", "db_connection", "get_contracts", "get_queries"]
+__all__ = [
+    "Conn",
+    "Events",
+    "Q",
+    "contracts_of",
+    "db_connection",
+    "get_contracts",
+    "get_queries",
+    "queries_of",
+]
+
+
+def queries_of(request: Request) -> Queries:
+    """The service's named SQL, for a hot route that takes ``request`` instead of ``Q``
+    (each dependency FastAPI solves costs CPU on every request)."""
+    q: Queries = request.app.state.queries
+    return q
+
+
+def contracts_of(request: Request) -> Contracts:
+    """The event contracts, for a hot route that takes ``request`` instead of ``Events``."""
+    c: Contracts = request.app.state.contracts
+    return c
 
 
 # ``async def``, though they only read app.state: FastAPI runs a plain ``def`` dependency in
 # a worker thread, a hand-off that cost more CPU than the request's own work (issue 18)
 async def get_queries(request: Request) -> Queries:
-    q: Queries = request.app.state.queries
-    return q
+    return queries_of(request)
 
 
 async def get_contracts(request: Request) -> Contracts:
-    c: Contracts = request.app.state.contracts
-    return c
+    return contracts_of(request)
 
 
 # the service's named SQL (``q["name"]``)

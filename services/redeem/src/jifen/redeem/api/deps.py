@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from jifen.kernel.auth import Principal, Role, require
-from jifen.kernel.deps import Conn, Events, Q
+from jifen.kernel.deps import Conn, Events, Q, contracts_of, queries_of
 from jifen.kernel.web import max_body
 from jifen.redeem.settings import RedeemSettings
 
@@ -27,6 +27,8 @@ __all__ = [
     "Q",
     "Settings",
     "WalletReader",
+    "contracts_of",
+    "queries_of",
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Header, HTTPException, Path, Query, Request
 
 from jifen.kernel.auth import Principal, Role, require
-from jifen.kernel.deps import Conn, Events, Q
+from jifen.kernel.deps import Conn, Events, Q, contracts_of, queries_of
 from jifen.tasks.domain.checkin import CheckinRules
 from jifen.tasks.settings import TasksSettings
 
@@ -37,6 +37,8 @@ __all__ = [
     "Reader",
     "acting_for",
     "checkin_rules",
+    "contracts_of",
+    "queries_of",
 ]
 
 Officer = Annotated[Principal, require(Role.OFFICER, Role.ADMIN)]

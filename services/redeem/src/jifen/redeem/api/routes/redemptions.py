@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from jifen.kernel.auth import Principal, Role
 from jifen.kernel.web import ParsedBodyRoute
@@ -25,6 +25,8 @@ from jifen.redeem.api.deps import (
     Merchant,
     Q,
     Settings,
+    contracts_of,
+    queries_of,
 )
 from jifen.redeem.api.schemas import CancelIn, FulfilIn, RedemptionIn, RedemptionOut
 from jifen.redeem.domain.lifecycle import AttemptLimit
@@ -61,12 +63,12 @@ def _out(row: asyncpg.Record, who: Principal) -> RedemptionOut:
 async def redeem(
     body: RedemptionIn,
     conn: Conn,
-    q: Q,
-    contracts: Events,
     who: Member,
     key: IdempotencyKey,
+    request: Request,
     response: Response,
 ) -> RedemptionOut:
+    # the hot path: queries and contracts read from the app, not solved as dependencies
     if who.role == Role.VOLUNTEER:
         if body.account_id not in (None, who.subject):
             raise HTTPException(403, "a volunteer may redeem only from their own account")
@@ -77,8 +79,8 @@ async def redeem(
         account = body.account_id
     row, created = await handlers.redeem(
         conn,
-        q,
-        contracts,
+        queries_of(request),
+        contracts_of(request),
         org=who.org,
         account_id=account,
         reward_id=body.reward_id,

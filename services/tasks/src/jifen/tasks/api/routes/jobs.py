@@ -24,6 +24,8 @@ from jifen.tasks.api.deps import (
     Reader,
     acting_for,
     checkin_rules,
+    contracts_of,
+    queries_of,
 )
 from jifen.tasks.api.reads import job_out
 from jifen.tasks.api.schemas import (
@@ -128,19 +130,18 @@ async def complete(
     job_id: UUID,
     body: CompletionIn,
     conn: Conn,
-    q: Q,
-    contracts: Events,
     who: Actor,
     key: IdempotencyKey,
     request: Request,
     response: Response,
 ) -> CompletionOut:
+    # the hot path: queries and contracts read from the app, not solved as dependencies
     acting_for(who, body.account_id)
     grace = timedelta(hours=request.app.state.settings.completion_grace_hours)
     row, created = await handlers.complete_job(
         conn,
-        q,
-        contracts,
+        queries_of(request),
+        contracts_of(request),
         org=who.org,
         job_id=job_id,
         body=body.to_command(),
