@@ -141,3 +141,62 @@ async def test_consumer_reads_everything_after_the_broker_forgets(
 
 async def _ready(applied: list[str], wanted: list[str]) -> bool:
     return set(wanted) <= set(applied)
+
+
+async def test_consumer_re_creates_a_topic_the_broker_lost(
+    fresh_db: Callable[[Path], Awaitable[str]], tmp_path: Path
+) -> None:
+    """A topic gone and not re-created by anyone (a single broker that lost its log folder):
+    the consumer, left with no partitions, would wait for ever; the guard notices the topic
+    gone from the metadata, the consumer starts afresh, re-creates it and reads what comes."""
+    dsn = await fresh_db(tmp_path)
+    broker = KafkaBroker(free_port(), tmp_path / "kafka", tmp_path / "broker.log")
+    broker.start()
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    producer = make_producer(broker.bootstrap)
+    applied: list[str] = []
+
+    async def handler(_conn: asyncpg.Connection, event: dict[str, Any]) -> None:
+        applied.append(event["id"])
+
+    group = f"lost-{uuid.uuid4().hex[:6]}"
+    consumer = EventConsumer(
+        service="test", bootstrap=broker.bootstrap, group_id=group, topic_names=[TOPIC],
+        contracts=CONTRACTS, pool=pool, producer=producer,
+        handlers={"jifen.tasks.job.published.v1": handler}, session_timeout_ms=30_000,
+        ensure=lambda: ensure_topics(broker.bootstrap, [TOPIC], partitions=1),
+    )  # fmt: skip
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    task: asyncio.Task[None] | None = None
+    try:
+        await admin.start()
+        await ensure_topics(broker.bootstrap, [TOPIC], partitions=1)
+        await producer.start()
+        before = await _publish(broker.bootstrap, 10)
+        task = asyncio.create_task(consumer.run())
+        await eventually(lambda: _ready(applied, before), timeout=60, what="first records")
+        forgot = CONSUMER_RESTARTS.labels(group)._value.get()
+
+        await admin.delete_topics([TOPIC])
+
+        async def back() -> bool:  # re-made by the consumer alone: the test never re-creates it
+            return (
+                CONSUMER_RESTARTS.labels(group)._value.get() > forgot
+                and TOPIC in await admin.list_topics()
+            )
+
+        await eventually(back, timeout=90, what="the consumer re-creating its lost topic")
+        after = await _publish(broker.bootstrap, 20)
+        await eventually(
+            lambda: _ready(applied, before + after), timeout=90, what="records after the loss"
+        )
+        assert sorted(applied) == sorted(before + after), "each record applied exactly once"
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await admin.close()
+        await producer.stop()
+        await pool.close()
+        broker.stop()

@@ -46,6 +46,8 @@ from jifen.kernel.runtime import backoff, equal_jitter
 from jifen.kernel.settings import KAFKA_FETCH_MAX_WAIT_MS, KAFKA_SESSION_TIMEOUT_MS
 
 log = logging.getLogger(__name__)
+# how long past its own wait a fetch may take before the pipeline looks around (see _fetch)
+FETCH_GRACE_SECONDS = 5.0
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 Handler = Callable[[asyncpg.Connection, dict[str, Any]], Awaitable[None]]
@@ -201,9 +203,7 @@ class EventConsumer:
         guard = OffsetGuard(consumer, self.group_id)
         try:
             while True:
-                fetched = await consumer.getmany(
-                    timeout_ms=0 if in_flight else self.poll_ms, max_records=self.max_records
-                )
+                fetched = await self._fetch(consumer, 0 if in_flight else self.poll_ms)
                 records = [r for rs in fetched.values() for r in rs]
                 decoded = self.batch.decode(records) if records else None
                 if in_flight is not None:
@@ -224,6 +224,22 @@ class EventConsumer:
                 # applied beside the one being abandoned (its transaction rolls back)
                 in_flight.cancel()
                 await asyncio.gather(in_flight, return_exceptions=True)
+
+    async def _fetch(
+        self, consumer: AIOKafkaConsumer, timeout_ms: int
+    ) -> dict[TopicPartition, list[Record]]:
+        """A fetch that returns within its wait: aiokafka's ``getmany`` waits, without end,
+        for a rebalance in progress to finish, and a rebalance whose topic is gone never
+        does — so the OffsetGuard, which would notice, never ran (a broker that lost its log
+        folder left the consumer waiting for ever). Cancelled only while waiting (for the
+        assignment or for records), so no record already handed over is dropped."""
+        try:
+            return await asyncio.wait_for(
+                consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records),
+                timeout_ms / 1000 + FETCH_GRACE_SECONDS,
+            )
+        except TimeoutError:
+            return {}
 
     async def dead_letter(self, record: Record, reason: str) -> None:
         await dead_letter_record(self.producer, record, reason, consumer=self.group_id)

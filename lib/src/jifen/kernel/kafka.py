@@ -122,6 +122,13 @@ class OffsetGuard:
     healthy cluster the check costs one OffsetFetch round trip and never fires. (Records an
     unclean leader election drops are another matter: their senders send them again, see the
     tasks republisher and redeem's resend loop.)
+
+    A subscribed topic that vanishes from the cluster's metadata and stays gone (a single
+    broker that lost its log folder, a topic deleted and not re-created) is forgetting too: the
+    consumer would sit with no partitions for ever, and only a consumer that starts afresh
+    re-creates its topics (``EventConsumer.ensure``). So a topic this guard once saw in the
+    metadata and no longer does also raises :class:`BrokerForgot`
+    (tests/integration/kernel/test_broker_forgets.py).
     """
 
     def __init__(self, consumer: AIOKafkaConsumer, group: str, *, check_every: float = 2.0) -> None:
@@ -129,6 +136,8 @@ class OffsetGuard:
         self.group = group
         self.check_every = check_every
         self.known: dict[TopicPartition, int] = {}
+        self.seen_topics: set[str] = set()
+        self._gone_since: dict[str, float] = {}
         self._checked = 0.0
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -143,6 +152,7 @@ class OffsetGuard:
 
     async def check(self) -> None:
         self._checked = asyncio.get_running_loop().time()
+        self._check_topics()
         held = self.consumer.assignment()
         self.known = {tp: o for tp, o in self.known.items() if tp in held}
         if not held:
@@ -164,6 +174,25 @@ class OffsetGuard:
         for tp in held:
             if tp not in self.known and tp in theirs:
                 self.known[tp] = theirs[tp].offset  # where this member started from
+
+    def _check_topics(self) -> None:
+        """Raise BrokerForgot when a subscribed topic seen before has been gone from the
+        metadata for ``check_every`` seconds or more (not on one odd metadata answer)."""
+        now = asyncio.get_running_loop().time()
+        subscribed = set(self.consumer.subscription())
+        present = subscribed & set(self.consumer._client.cluster.topics())
+        self.seen_topics |= present
+        for t in present:
+            self._gone_since.pop(t, None)
+        for t in (self.seen_topics & subscribed) - present:
+            self._gone_since.setdefault(t, now)
+        gone = [t for t, since in self._gone_since.items() if now - since >= self.check_every]
+        if gone:
+            self._gone_since.clear()
+            CONSUMER_RESTARTS.labels(self.group).inc()
+            raise BrokerForgot(
+                f"topics {', '.join(sorted(gone))} of group {self.group} are gone from the broker"
+            )
 
 
 async def ensure_topics(
