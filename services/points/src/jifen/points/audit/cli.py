@@ -54,8 +54,6 @@ def one_line_errors(url: str | None = None) -> Iterator[None]:
     """Every error a union can meet, as one line that says what to do, exit 2 (findings
     are exit 1): a missing file, a file that is not an export, a refused token, a service
     that cannot be reached."""
-    import httpx
-
     from jifen.points.audit.offline import AuditError
 
     try:
@@ -68,17 +66,21 @@ def one_line_errors(url: str | None = None) -> Iterator[None]:
         raise _fail(f"是目录 {exc.filename} is a folder; give the file") from None
     except PermissionError as exc:
         raise _fail(f"无权限 cannot open {exc.filename}: permission denied") from None
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise _fail(
-            f"连不上服务 cannot reach the points service at {url} ({type(exc).__name__}): is it "
-            "running? Set --url or JIFEN_POINTS_URL to its address"
-        ) from None
-    except httpx.TimeoutException as exc:
-        raise _fail(
-            f"服务超时 the points service at {url} did not answer in time "
-            f"({type(exc).__name__}); try again"
-        ) from None
-    except httpx.HTTPError as exc:
+    except Exception as exc:
+        # httpx only when a command used it (an offline verify never imports it)
+        httpx = sys.modules.get("httpx")
+        if httpx is None or not isinstance(exc, httpx.HTTPError):
+            raise
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            raise _fail(
+                f"连不上服务 cannot reach the points service at {url} ({type(exc).__name__}): "
+                "is it running? Set --url or JIFEN_POINTS_URL to its address"
+            ) from None
+        if isinstance(exc, httpx.TimeoutException):
+            raise _fail(
+                f"服务超时 the points service at {url} did not answer in time "
+                f"({type(exc).__name__}); try again"
+            ) from None
         raise _fail(f"网络错误 talking to {url} failed ({type(exc).__name__}: {exc})") from None
 
 
@@ -145,18 +147,19 @@ def _verify(
     progress: bool,
     console: Console,
 ) -> Result:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
     from jifen.points.audit.offline import load_keys, verify_files
 
     total = sum(p.stat().st_size for p in export)
+    if not progress or total < 50_000_000:  # no bar to draw: rich's progress not imported
+        return verify_files(export, load_keys(keys), checkpoints, state)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
         console=console,
-        disable=not progress or total < 50_000_000,
         transient=True,
     ) as bar:
         task = bar.add_task("verifying", total=total)
