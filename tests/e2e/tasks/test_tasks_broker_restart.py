@@ -1,7 +1,9 @@
-"""Credit after a broker restart: the embedded broker forgets every topic and offset when it
-restarts. Completions verified before, during and after the outage must each end up credited
-exactly once — the outbox keeps what the broker lost, the tasks worker republishes what the
-ledger has not acknowledged, and the ledger ignores what it already applied. Redemptions in
+"""Credit after a broker that forgets: the broker goes down and comes back with every topic and
+offset gone (on Apache Kafka, a single broker whose log folder was lost: an ephemeral volume, a
+restore gone wrong; on the opt-in Tansu, any restart). Completions verified before, during and
+after the outage must each end up credited exactly once — the outbox keeps what the broker lost,
+the tasks worker republishes what the ledger has not acknowledged, and the ledger ignores what
+it already applied. Redemptions in
 flight across the restart are debited once and confirmed (or, cancelled, refunded once): the
 redeem worker sends again what the ledger has not answered.
 
@@ -9,6 +11,7 @@ This test disrupts the broker, so it runs its own stack (module-scoped), not the
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -89,6 +92,9 @@ async def test_every_verified_completion_is_credited_exactly_once_across_a_broke
 
     # verified while the broker is down: they wait in the outbox
     restart_stack.broker.stop()
+    # Kafka keeps its log across a restart: this broker lost its disk, so it forgets everything
+    if restart_stack.broker.kind != "tansu":
+        shutil.rmtree(restart_stack.broker.data_dir)
     r = await redeem.http.post(
         f"/v1/redemptions/{dropped.json()['id']}/cancel",
         headers=redeem.auth("volunteer", canceller),

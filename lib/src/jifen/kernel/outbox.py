@@ -13,11 +13,12 @@ import contextlib
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from jifen.kernel.contracts import encode
@@ -148,10 +149,15 @@ class OutboxRelay:
         service: str,
         batch: int = 500,
         poll_seconds: float = 0.5,
+        ensure: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``ensure`` makes the topics again after a broker fault: a topic only this relay
+        writes (tasks' jobs) is re-made by no consumer, and with it missing every event
+        queued behind its rows would wait for ever."""
         self.dsn = dsn
         self.producer = producer
         self.service = service
+        self.ensure = ensure
         self.batch = batch
         self.poll_seconds = poll_seconds
         self.published = 0
@@ -165,8 +171,13 @@ class OutboxRelay:
                 await self._run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 log.exception("outbox relay of %s failed; retrying", self.service)
+                if self.ensure is not None and isinstance(exc, KafkaError):
+                    try:  # a topic lost with the broker's disk is made again
+                        await self.ensure()
+                    except Exception as again:
+                        log.warning("outbox relay of %s: topics not made: %r", self.service, again)
                 await asyncio.sleep(1.0)
 
     async def _run_once(self) -> None:

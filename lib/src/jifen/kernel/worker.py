@@ -78,6 +78,7 @@ def build_worker_app(
             service=service,
             batch=settings.outbox_batch,
             poll_seconds=settings.outbox_poll_seconds,
+            ensure=every_topic,
         )
 
         app.state.consumer = consumer
