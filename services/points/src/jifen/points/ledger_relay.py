@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from jifen.kernel import topics
@@ -75,8 +77,11 @@ class LedgerRelay:
         batch: int = 2000,
         poll_seconds: float = 0.1,
         topic: str = topics.POINTS_LEDGER,
+        ensure: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``ensure`` makes the topics again after a broker fault (as the outbox relay's)."""
         self.dsn = dsn
+        self.ensure = ensure
         self.q = queries
         self.batch = batch
         self.poll_seconds = poll_seconds
@@ -94,9 +99,14 @@ class LedgerRelay:
                 await self._run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 self.leading = False
                 log.exception("ledger relay failed; retrying")
+                if self.ensure is not None and isinstance(exc, KafkaError):
+                    try:  # a topic lost with the broker's disk is made again
+                        await self.ensure()
+                    except Exception as again:
+                        log.warning("ledger relay: topics not made: %r", again)
                 await asyncio.sleep(1.0)
 
     async def _run_once(self) -> None:

@@ -33,12 +33,17 @@ def build_relay_app(settings: PointsSettings | None = None) -> FastAPI:
         pool = await create_pool(settings.database_url, max_size=2)
         await ensure_topics(settings.kafka_bootstrap, partitions=settings.topic_partitions)
         producer = await start_producer(settings.kafka_bootstrap)
+
+        async def every_topic() -> None:
+            await ensure_topics(settings.kafka_bootstrap, partitions=settings.topic_partitions)
+
         relay = LedgerRelay(
             settings.database_url,
             producer,
             queries(),
             batch=settings.ledger_relay_batch,
             poll_seconds=settings.ledger_relay_poll_seconds,
+            ensure=every_topic,
         )
         export(PUBLISHED, PENDING, OLDEST_AGE)
         app.state.relay = relay
