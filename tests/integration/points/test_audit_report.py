@@ -110,13 +110,18 @@ async def test_report_renders_in_a_real_browser(fresh_db: FreshDb, tmp_path: Pat
 
 
 def _flagging_events(org: str, account: str, n: int) -> list[dict[str, Any]]:
-    """n completions of one volunteer verified within the last hour (the signals input)."""
+    """n completions of one volunteer verified within this hour's window (the signals input).
+
+    The windows are tumbling hours: completions two minutes apart straddled the hour when the
+    test ran in its first quarter (a fresh-clone run at 19:0x UTC saw no flag). So they are
+    seconds apart from the window's start, and never later than now."""
     now = datetime.now(UTC)
+    start = now.replace(minute=0, second=0, microsecond=0)
     return [
         {
             "id": str(uuid.uuid4()),
             "data": {
-                "verified_at": (now - timedelta(minutes=2 * i)).isoformat(),
+                "verified_at": min(start + timedelta(seconds=i), now).isoformat(),
                 "org_id": org,
                 "community_id": "grid-7",
                 "account_id": account,
