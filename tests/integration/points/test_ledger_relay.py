@@ -6,6 +6,7 @@ committed in; entries written before migration 0012 still go out through the out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import shutil
 import uuid
@@ -351,3 +352,47 @@ async def test_entries_before_the_migration_go_out_through_the_outbox_first(
     assert [g["event"]["data"]["account_seq"] for g in got if g["key"] == b"vol-1"] == [1, 2]
     assert len(got) == 3
     assert topics.POINTS_LEDGER != topic  # the test's own topic, not the stack's
+
+
+async def test_an_outbox_waiting_on_the_broker_does_not_hold_the_ledger_back(
+    fresh_db: FreshDb, producer: AIOKafkaProducer, topic: str
+) -> None:
+    """The outbox relay waits on the broker (here: a topic the broker does not have, as after
+    it lost its disk) while a ledger entry commits: the ledger relay still publishes it. The
+    outbox relay used to hold ``SELECT … FOR UPDATE`` open while awaiting the acks; that
+    transaction's id kept the cluster's snapshot xmin below every later entry, and in the
+    unclean-election test credits arrived but their ledger events did not for minutes."""
+    dsn = app_dsn(await fresh_db(MIGRATIONS))
+    q = queries()
+    writer, outbox_conn, relay_conn = [await asyncpg.connect(dsn) for _ in range(3)]
+    outbox = OutboxRelay(dsn, producer, service="points")
+    sending = asyncio.Event()
+    send = outbox._send
+
+    async def observed_send(rows: list[asyncpg.Record]) -> list[asyncio.Future[object]]:
+        sending.set()  # the rows are read: from here the relay awaits the broker
+        return await send(rows)
+
+    outbox._send = observed_send  # type: ignore[method-assign]
+    stuck: asyncio.Task[int] | None = None
+    try:
+        missing = "test.missing." + uuid.uuid4().hex[:8]
+        async with writer.transaction():
+            _, entry = append(Head("vol-x", org_id=ORG), credit("vol-x", 1))
+            event = ledger_event_unchecked(1, entry, isoformat(datetime.now(UTC)))
+            await enqueue_many(writer, [(missing, "vol-x", event)])
+        stuck = asyncio.create_task(outbox.publish_batch(outbox_conn))
+        async with asyncio.timeout(30):
+            await sending.wait()
+        async with writer.transaction():
+            await append_postings(writer, q, CONTRACTS, [credit("vol-y", 4)])
+        relay = LedgerRelay(dsn, producer, q, topic=topic)
+        assert not stuck.done(), "the outbox relay is still waiting on the broker"
+        assert await relay.publish_batch(relay_conn) == 1
+    finally:
+        if stuck is not None:
+            stuck.cancel()
+            with contextlib.suppress(BaseException):
+                await stuck
+        for c in (writer, outbox_conn, relay_conn):
+            await c.close()

@@ -210,18 +210,24 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
-        async with conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, topic, key, event_id, event_type, payload FROM outbox"
-                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self.batch,
-            )
-            if not rows:
-                return 0
-            await asyncio.gather(*await self._send(rows))
-            await conn.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
+        """Publish the oldest rows (at most ``batch``) and delete them once acknowledged.
+
+        No transaction is held while the broker is awaited: a ``SELECT … FOR UPDATE`` takes a
+        transaction id, and one held open for the seconds a broker fault lasts keeps
+        ``pg_snapshot_xmin`` of the whole cluster behind it, so the points ledger relay (which
+        publishes only entries below that horizon) stood still beside a stuck outbox. The
+        advisory lock already makes this relay the only one publishing; a crash between the
+        ack and the delete publishes the rows again, which the idempotent consumers absorb."""
+        rows = await conn.fetch(
+            "SELECT id, topic, key, event_id, event_type, payload FROM outbox ORDER BY id LIMIT $1",
+            self.batch,
+        )
+        if not rows:
+            return 0
+        await asyncio.gather(*await self._send(rows))
+        await conn.execute(
+            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+        )
         produced = Counter((r["topic"], r["event_type"]) for r in rows)
         for (topic, event_type), n in produced.items():
             EVENTS_PRODUCED.labels(self.service, topic, event_type).inc(n)
