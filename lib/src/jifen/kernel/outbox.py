@@ -87,6 +87,49 @@ def _uuid(value: Any) -> uuid.UUID | str:
     return value if isinstance(value, str) else uuid.UUID(str(value))
 
 
+async def run_elected(
+    dsn: str,
+    lock: int,
+    name: str,
+    lead: Callable[[asyncpg.Connection], Awaitable[None]],
+    *,
+    ensure: Callable[[], Awaitable[None]] | None = None,
+    wait_seconds: float = 0.5,
+) -> None:
+    """Run ``lead(conn)`` forever as the one elected publisher of a database: it is called once
+    this process holds the advisory lock ``lock`` (on a connection of its own, so the lock goes
+    when the process or its connection does), with a second connection to work on. After a
+    database or broker fault both connections are made again and the election is run again;
+    after a broker fault ``ensure`` first makes the topics again (a topic lost with a broker's
+    disk and written only by a relay is re-made by no consumer). Shared by the outbox relay and
+    the points ledger relay."""
+    while True:
+        try:
+            lock_conn = await asyncpg.connect(dsn)
+            try:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", lock):
+                        await asyncio.sleep(wait_seconds)
+                    await lead(conn)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            finally:
+                with contextlib.suppress(Exception):
+                    await lock_conn.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("%s failed; retrying", name)
+            if ensure is not None and isinstance(exc, KafkaError):
+                try:  # a topic lost with the broker's disk is made again
+                    await ensure()
+                except Exception as again:
+                    log.warning("%s: topics not made: %r", name, again)
+            await asyncio.sleep(1.0)
+
+
 class BatchSender:
     """Hands records to a producer as one record batch per partition, on the partition the
     producer's own ``send`` would choose for each key; shared by the outbox relay and any
@@ -166,45 +209,29 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish forever; reconnect after database or broker faults."""
-        while True:
-            try:
-                await self._run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("outbox relay of %s failed; retrying", self.service)
-                if self.ensure is not None and isinstance(exc, KafkaError):
-                    try:  # a topic lost with the broker's disk is made again
-                        await self.ensure()
-                    except Exception as again:
-                        log.warning("outbox relay of %s: topics not made: %r", self.service, again)
-                await asyncio.sleep(1.0)
+        await run_elected(
+            self.dsn,
+            _RELAY_LOCK,
+            f"outbox relay of {self.service}",
+            self._lead,
+            ensure=self.ensure,
+            wait_seconds=self.poll_seconds,
+        )
 
-    async def _run_once(self) -> None:
-        lock_conn = await asyncpg.connect(self.dsn)
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            # Leader election: the one relay holding the lock publishes; others wait here.
-            while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
-                await asyncio.sleep(self.poll_seconds)
-            await conn.add_listener("outbox", self._on_notify)
-            observed = 0.0
-            while True:
-                self._wake.clear()
-                sent = await self.publish_batch(conn)
-                now = asyncio.get_running_loop().time()
-                if sent < self.batch or now - observed >= _OBSERVE_EVERY:
-                    # counting the outbox scans it: once a second while working off a backlog
-                    await self._observe(conn)
-                    observed = now
-                if sent < self.batch:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.close()
-            with contextlib.suppress(Exception):
-                await lock_conn.close()
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        await conn.add_listener("outbox", self._on_notify)
+        observed = 0.0
+        while True:
+            self._wake.clear()
+            sent = await self.publish_batch(conn)
+            now = asyncio.get_running_loop().time()
+            if sent < self.batch or now - observed >= _OBSERVE_EVERY:
+                # counting the outbox scans it: once a second while working off a backlog
+                await self._observe(conn)
+                observed = now
+            if sent < self.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

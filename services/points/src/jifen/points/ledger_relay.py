@@ -18,7 +18,6 @@ went through ``outbox``; this relay waits until those left there are published.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,14 +26,13 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from jifen.kernel import topics
 from jifen.kernel.contracts import encode
 from jifen.kernel.db import Queries
 from jifen.kernel.metrics import EVENTS_PRODUCED
-from jifen.kernel.outbox import BatchSender
+from jifen.kernel.outbox import BatchSender, run_elected
 from jifen.points.handlers.ledger import LEDGER_EVENT, ledger_event_of_row, utc_text
 
 log = logging.getLogger(__name__)
@@ -94,30 +92,18 @@ class LedgerRelay:
 
     async def run(self) -> None:
         """Publish forever; reconnect after database or broker faults."""
-        while True:
-            try:
-                await self._run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.leading = False
-                log.exception("ledger relay failed; retrying")
-                if self.ensure is not None and isinstance(exc, KafkaError):
-                    try:  # a topic lost with the broker's disk is made again
-                        await self.ensure()
-                    except Exception as again:
-                        log.warning("ledger relay: topics not made: %r", again)
-                await asyncio.sleep(1.0)
+        await run_elected(
+            self.dsn,
+            _LEDGER_RELAY_LOCK,
+            "ledger relay",
+            self._lead,
+            ensure=self.ensure,
+            wait_seconds=max(self.poll_seconds, 0.5),
+        )
 
-    async def _run_once(self) -> None:
-        lock_conn = await asyncpg.connect(self.dsn)
-        conn = await asyncpg.connect(self.dsn)
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        self.leading = True
         try:
-            while not await lock_conn.fetchval(
-                "SELECT pg_try_advisory_lock($1)", _LEDGER_RELAY_LOCK
-            ):
-                await asyncio.sleep(max(self.poll_seconds, 0.5))
-            self.leading = True
             self._cursor = None  # another relay may have moved it while we waited
             clock = asyncio.get_running_loop()
             observed = 0.0
@@ -130,10 +116,6 @@ class LedgerRelay:
                     await asyncio.sleep(self.poll_seconds)
         finally:
             self.leading = False
-            with contextlib.suppress(Exception):
-                await conn.close()
-            with contextlib.suppress(Exception):
-                await lock_conn.close()
 
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
         """Publish the next final entries past the cursor (at most ``batch``); how many."""
