@@ -101,6 +101,36 @@ async def test_an_admin_adjusts_only_their_own_organisations_account(
     assert {x["org_id"] for x in r.json()} == {a.org}
 
 
+async def test_a_token_verified_and_remembered_for_one_organisation_gains_nothing_in_another(
+    orgs: tuple[Org, Org, Org],
+) -> None:
+    """The APIs remember a verified token for its lifetime (the signature is not checked
+    again): once remembered, the same bearer string of A's admin is still held to A. It
+    approves A's adjustment, then is refused B's (and B's list), again and again from the
+    memory, while B's pending adjustment stays pending and B's own admin approves it."""
+    a, b, _ = orgs
+    vol = f"vol-{_tag()}"
+    mine = await a.request(vol, 9)
+    theirs = await b.request(vol, 6)
+    assert mine.status_code == 201 and theirs.status_code == 201, (mine.text, theirs.text)
+    approver = a.h("admin", "adm-2")  # one bearer string, sent every time below
+    for _ in range(3):  # remembered after the first
+        r = await a.points.http.get("/v1/adjustments", headers=approver)
+        assert r.status_code == 200 and {x["org_id"] for x in r.json()} == {a.org}, r.text
+    r = await a.points.http.post(f"/v1/adjustments/{mine.json()['id']}/approve", headers=approver)
+    assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+    for _ in range(3):
+        for verb in ("approve", "reject"):
+            r = await a.points.http.post(
+                f"/v1/adjustments/{theirs.json()['id']}/{verb}", headers=approver
+            )
+            assert r.status_code == 404, r.text
+    assert (await a.balance(vol), await b.balance(vol)) == (9, 0)
+    ok = await b.decide(theirs.json()["id"], "adm-2")
+    assert ok.status_code == 200 and ok.json()["status"] == "approved", ok.text
+    assert (await a.balance(vol), await b.balance(vol)) == (9, 6)
+
+
 async def test_two_people_means_two_normalised_identities(orgs: tuple[Org, Org, Org]) -> None:
     a, _, _ = orgs
     vol = f"vol-{_tag()}"
