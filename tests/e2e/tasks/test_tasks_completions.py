@@ -133,6 +133,41 @@ async def test_concurrent_retries_with_one_key_make_one_completion(apis: dict[st
     assert r.status_code == 422 and "Idempotency-Key" in r.json()["detail"]
 
 
+async def test_a_two_character_chinese_reason_and_errors_in_the_callers_language(
+    apis: dict[str, Api],
+) -> None:
+    """Issue 21 through the running tasks API: a one-character reason is refused in Chinese
+    for a caller asking for Chinese (in English for one asking for English, both when neither
+    is asked for), a malformed body says it is not JSON, and "重复" is a whole reason."""
+    tasks = apis["tasks"]
+    org, account = _org(), _account()
+    officer = tasks.auth("officer", "officer-qian", org=org)
+    done = await _submit(tasks, org, account)
+    path = f"/v1/completions/{done['id']}/reject"
+    said = {}
+    for lang in ("zh-CN,zh;q=0.9", "en-US", None):
+        headers = {**officer, **({"Accept-Language": lang} if lang else {})}
+        r = await tasks.http.post(path, headers=headers, json={"reason": "否"})
+        assert r.status_code == 422, r.text
+        said[lang] = (r.headers["content-language"], r.json()["detail"])
+    assert said["zh-CN,zh;q=0.9"] == ("zh-CN", "body.reason: 至少 2 个字符")
+    assert said["en-US"] == ("en", "body.reason: String should have at least 2 characters")
+    assert said[None] == (
+        "zh-CN, en",
+        "body.reason: 至少 2 个字符 — String should have at least 2 characters",
+    )
+    r = await tasks.http.post(
+        path,
+        headers={**officer, "Accept-Language": "zh-CN", "Content-Type": "application/json"},
+        content=b'{"reason": "\xe9\x87\x8d\xe5\xa4\x8d",}',
+    )
+    assert r.status_code == 422 and "请求体不是合法的 JSON" in r.json()["detail"], r.text
+    assert "JSON decode error" not in r.text
+    r = await tasks.http.post(path, headers=officer, json={"reason": "重复"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["rejection_reason"]) == ("rejected", "重复")
+
+
 async def test_rejection_appeal_and_corrected_decision(apis: dict[str, Api]) -> None:
     tasks = apis["tasks"]
     org, account = _org(), _account()
@@ -229,7 +264,7 @@ async def test_revocation_appends_a_reversal_to_the_ledger(apis: dict[str, Api])
     r = await tasks.http.post(
         f"/v1/completions/{done['id']}/revoke", headers=officer, json={"reason": "x"}
     )
-    assert r.status_code == 422  # a reason of at least 3 characters
+    assert r.status_code == 422  # a reason of at least 2 characters ("重复")
     r = await tasks.http.post(
         f"/v1/completions/{done['id']}/revoke", headers=officer, json={"reason": "not yet verified"}
     )

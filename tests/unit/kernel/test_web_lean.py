@@ -87,11 +87,14 @@ async def test_request_id_metrics_and_an_unexpected_error() -> None:
         r = await c.get("/healthz", headers={"x-request-id": "no spaces please"})
         assert r.headers["x-request-id"] != "no spaces please"
         r = await c.get("/boom")
+        assert r.status_code == 500
+        assert r.json()["title"] == "服务器内部错误 — Internal Server Error"  # no language asked
+        r = await c.get("/boom", headers={"accept-language": "en-GB"})
         assert r.status_code == 500 and r.json()["title"] == "Internal Server Error"
         r = await c.get("/nowhere")
         assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
     value = HTTP_REQUESTS.labels("lean-x", "/healthz", "GET", "200")._value.get()
     assert value == 2
-    assert HTTP_REQUESTS.labels("lean-x", "/boom", "GET", "500")._value.get() == 1
+    assert HTTP_REQUESTS.labels("lean-x", "/boom", "GET", "500")._value.get() == 2
     assert HTTP_REQUESTS.labels("lean-x", "<unmatched>", "GET", "404")._value.get() == 1
     assert web.PARSED_BODY == "jifen.parsed_body"

@@ -29,6 +29,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jifen.kernel.db import DATABASE_UNAVAILABLE
 from jifen.kernel.errors import DomainRefusal, NotFound
+from jifen.kernel.i18n import (
+    CONTENT_LANGUAGE,
+    Lang,
+    negotiate,
+    say,
+    validation_message,
+    where,
+)
+from jifen.kernel.i18n import title as titled
 from jifen.kernel.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 from jifen.kernel.runtime import REQUEST_ID
 
@@ -151,9 +160,7 @@ async def _refused_or_replay(request: Request) -> tuple[JSONResponse | None, Rec
     length = request.headers.get("content-length")
     bound = body_bound(request)
     if length is not None and length.isdigit() and int(length) > bound:
-        return problem(413, "Payload Too Large", f"body of {length} bytes exceeds {bound}"), (
-            request.receive
-        )
+        return _too_large(request, length, bound), request.receive
     refused = await _unstorable_text(request)
     if refused is not None or not hasattr(request, "_body"):
         return refused, request.receive
@@ -171,25 +178,53 @@ async def _refused_or_replay(request: Request) -> tuple[JSONResponse | None, Rec
     return None, replay
 
 
-def _bad_text(value: Any, where: str) -> str | None:
+def _too_large(request: Request, size: object, bound: int) -> JSONResponse:
+    lang = _lang(request)
+    return _in(
+        lang,
+        problem(
+            413,
+            titled(lang, 413, "Payload Too Large"),
+            say(
+                lang,
+                f"请求体 {size} 字节，超过上限 {bound}",
+                f"body of {size} bytes exceeds {bound}",
+            ),
+        ),
+    )
+
+
+def _unstorable(request: Request, found: tuple[str, str]) -> JSONResponse:
+    lang = _lang(request)
+    return _in(lang, problem(422, titled(lang, 422, "Unprocessable Content"), say(lang, *found)))
+
+
+def _bad_text(value: Any, at: str) -> tuple[str, str] | None:
     """Where a decoded JSON value holds text PostgreSQL cannot store (NUL) or that is not
-    Unicode at all (a lone surrogate from a ``\\ud800`` escape); None when it is all fine."""
+    Unicode at all (a lone surrogate from a ``\\ud800`` escape), in Chinese and English;
+    None when it is all fine."""
     if isinstance(value, str):
         if "\x00" in value:
-            return f"{where}: text may not contain NUL (U+0000)"
+            return (
+                f"{at}：文本不能含 NUL 字符（U+0000）",
+                f"{at}: text may not contain NUL (U+0000)",
+            )
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return f"{where}: not valid Unicode (a lone surrogate escape)"
+            return (
+                f"{at}：不是合法的 Unicode（孤立的代理项转义）",
+                f"{at}: not valid Unicode (a lone surrogate escape)",
+            )
         return None
     if isinstance(value, dict):
         for k, v in value.items():
-            found = _bad_text(k, f"{where}.{k}") or _bad_text(v, f"{where}.{k}")
+            found = _bad_text(k, f"{at}.{k}") or _bad_text(v, f"{at}.{k}")
             if found:
                 return found
     if isinstance(value, list):
         for i, v in enumerate(value):
-            found = _bad_text(v, f"{where}.{i}")
+            found = _bad_text(v, f"{at}.{i}")
             if found:
                 return found
     return None
@@ -245,35 +280,43 @@ async def _unstorable_text(request: Request) -> JSONResponse | None:
     for name, value in [("path", request.url.path), *request.query_params.multi_items()]:
         found = _bad_text(value, "path" if name == "path" else f"query.{name}")
         if found:
-            return problem(422, "Unprocessable Content", found)
+            return _unstorable(request, found)
     if request.method not in ("POST", "PUT", "PATCH"):
         return None
     bound = body_bound(request)
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > bound:
-        return problem(413, "Payload Too Large", f"body of {length} bytes exceeds {bound}")
+        return _too_large(request, length, bound)
     body = await request.body()
     if len(body) > bound:
-        return problem(413, "Payload Too Large", f"body of {len(body)} bytes exceeds {bound}")
+        return _too_large(request, len(body), bound)
     if not body:
         return None
     try:
         decoded = json.loads(body, object_pairs_hook=_refuse_duplicate_keys)
         request.scope[PARSED_BODY] = (body, decoded)
     except _DuplicateKey as dup:
-        return problem(
-            422,
-            "Unprocessable Content",
-            f"JSON 对象中键重复 duplicate key {dup.key!r} in a JSON object: "
-            "say each field once (which one would count is not for the server to guess)",
-            reason="duplicate_key",
+        lang = _lang(request)
+        return _in(
+            lang,
+            problem(
+                422,
+                titled(lang, 422, "Unprocessable Content"),
+                say(
+                    lang,
+                    f"JSON 对象中键 {dup.key!r} 重复：每个字段只写一次（以哪个为准不该由服务器猜）",
+                    f"duplicate key {dup.key!r} in a JSON object: say each field once "
+                    "(which one would count is not for the server to guess)",
+                ),
+                reason="duplicate_key",
+            ),
         )
     except (ValueError, RecursionError):
         return None  # malformed or too deeply nested: FastAPI's parser says so (422/400)
     if b"\\u" not in body and b"\x00" not in body:
         return None  # no escapes: the JSON decoder itself rejects raw NUL and bad UTF-8
     found = _bad_text(decoded, "body")
-    return problem(422, "Unprocessable Content", found) if found else None
+    return _unstorable(request, found) if found else None
 
 
 class _DuplicateKey(ValueError):
@@ -347,45 +390,92 @@ def create_app(
     app.add_middleware(_Observe, service=service)
 
     @app.exception_handler(Refusal)
-    async def _refusal(_: Request, exc: Refusal) -> JSONResponse:
-        return problem(exc.status, "Refused", exc.detail, reason=exc.reason, **exc.facts)
+    async def _refusal(request: Request, exc: Refusal) -> JSONResponse:
+        lang = _lang(request)
+        return _in(
+            lang,
+            problem(
+                exc.status, titled(lang, 409, "Refused"), exc.detail, reason=exc.reason, **exc.facts
+            ),
+        )
 
     @app.exception_handler(DomainRefusal)
-    async def _domain_refusal(_: Request, exc: DomainRefusal) -> JSONResponse:
+    async def _domain_refusal(request: Request, exc: DomainRefusal) -> JSONResponse:
+        lang = _lang(request)
         facts = {("current_status" if k == "status" else k): v for k, v in exc.facts.items()}
-        return problem(exc.status, "Refused", exc.detail, reason=exc.reason, **facts)
+        return _in(
+            lang,
+            problem(
+                exc.status, titled(lang, 409, "Refused"), exc.detail, reason=exc.reason, **facts
+            ),
+        )
 
     @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return problem(404, _title(404), str(exc))
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        lang = _lang(request)
+        return _in(lang, problem(404, titled(lang, 404, _title(404)), str(exc)))
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        response = problem(exc.status_code, _title(exc.status_code), exc.detail)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        lang = _lang(request)
+        response = problem(
+            exc.status_code, titled(lang, exc.status_code, _title(exc.status_code)), exc.detail
+        )
         for k, v in (exc.headers or {}).items():
             response.headers[k] = v
-        return response
+        return _in(lang, response)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _starlette_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _starlette_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # routing's 404/405 and FastAPI's "error parsing the body" (bytes that are not UTF-8,
         # JSON nested too deeply for the decoder) arrive here: problem+json like the rest
+        lang = _lang(request)
         detail = exc.detail
         if exc.status_code == 400 and detail == "There was an error parsing the body":
-            detail = "the body could not be parsed: not UTF-8, or JSON nested too deeply"
-        response = problem(exc.status_code, _title(exc.status_code), detail)
+            detail = say(
+                lang,
+                "请求体无法解析：不是 UTF-8，或 JSON 嵌套过深",
+                "the body could not be parsed: not UTF-8, or JSON nested too deeply",
+            )
+        elif exc.status_code == 404 and detail == "Not Found":
+            detail = say(
+                lang, f"没有这个地址：{request.url.path}", f"no such path: {request.url.path}"
+            )
+        elif exc.status_code == 405 and detail == "Method Not Allowed":
+            detail = say(
+                lang,
+                f"{request.url.path} 不接受 {request.method}",
+                f"{request.url.path} does not take {request.method}",
+            )
+        response = problem(
+            exc.status_code, titled(lang, exc.status_code, _title(exc.status_code)), detail
+        )
         for k, v in (exc.headers or {}).items():
             response.headers[k] = v
-        return response
+        return _in(lang, response)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
-        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-        return problem(422, "Unprocessable Content", detail, errors=errors)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # pydantic's message is the English; the Chinese comes from the kernel's catalogue
+        # (jifen.kernel.i18n), chosen by Accept-Language, both when none is asked for
+        lang = _lang(request)
+        errors = []
+        for e in exc.errors():
+            zh, en = validation_message(e)
+            errors.append(
+                {
+                    "loc": list(e.get("loc", ())),
+                    "msg": en,
+                    "msg_zh": zh,
+                    "type": e.get("type", ""),
+                    "_where": where(e.get("loc", ())),
+                    "_say": say(lang, zh, en),
+                }
+            )
+        detail = "; ".join(f"{e.pop('_where')}: {e.pop('_say')}" for e in errors)
+        return _in(
+            lang, problem(422, titled(lang, 422, "Unprocessable Content"), detail, errors=errors)
+        )
 
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # an outage or restart of PostgreSQL: say so with 503 and Retry-After, as a handled
@@ -395,14 +485,19 @@ def create_app(
         logging.getLogger("jifen.web").warning(
             "database unavailable on %s %s: %r", request.method, request.url.path, exc
         )
+        lang = _lang(request)
         response = problem(
             503,
-            "Service Unavailable",
-            "the database is unavailable; retry shortly (with the same Idempotency-Key, "
-            "a write that did commit is not done twice)",
+            titled(lang, 503, "Service Unavailable"),
+            say(
+                lang,
+                "数据库暂不可用，请稍后重试（带同一个 Idempotency-Key，已提交的写入不会重复）",
+                "the database is unavailable; retry shortly (with the same Idempotency-Key, "
+                "a write that did commit is not done twice)",
+            ),
         )
         response.headers["Retry-After"] = "5"
-        return response
+        return _in(lang, response)
 
     for unavailable in _API_DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, _database_unavailable)
@@ -415,7 +510,15 @@ def create_app(
         logging.getLogger("jifen.web").error(
             "unhandled error on %s %s", request.method, request.url.path, exc_info=exc
         )
-        return problem(500, "Internal Server Error", "an unexpected error; it has been logged")
+        lang = _lang(request)
+        return _in(
+            lang,
+            problem(
+                500,
+                titled(lang, 500, "Internal Server Error"),
+                say(lang, "意外错误，已记录", "an unexpected error; it has been logged"),
+            ),
+        )
 
     @app.get("/healthz", tags=["operations"], summary="Process is alive")
     async def healthz() -> dict[str, str]:
@@ -499,6 +602,15 @@ def _self_hosted_docs(app: FastAPI) -> None:
             redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
             with_google_fonts=False,
         )
+
+
+def _lang(request: Request) -> Lang:
+    return negotiate(request.headers.get("accept-language"))
+
+
+def _in(lang: Lang, response: JSONResponse) -> JSONResponse:
+    response.headers["Content-Language"] = CONTENT_LANGUAGE[lang]
+    return response
 
 
 def _title(status: int) -> str:

@@ -53,8 +53,10 @@ class Place(BaseModel):
         return commands.Place(address=self.address, lat=self.lat, lng=self.lng)
 
 
+# counted in characters and sized for Chinese (issue 21): "重复" or "已修" is a whole reason
 Reason = Annotated[
-    Text, Field(min_length=3, max_length=500, examples=["photo shows a different address"])
+    Text,
+    Field(min_length=2, max_length=500, examples=["照片地址不符 photo shows a different address"]),
 ]
 
 
