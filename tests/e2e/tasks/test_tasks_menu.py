@@ -115,6 +115,12 @@ async def test_communities_registration_and_categories(apis: dict[str, Api]) -> 
     r = await tasks.http.get("/v1/categories", headers=officer)
     codes = {c["code"]: c["built_in"] for c in r.json()}
     assert codes["flood_watch"] is False and codes["meal_delivery"] is True
+    meals = next(c for c in r.json() if c["code"] == "meal_delivery")
+    assert (meals["label"], meals["label_zh"], meals["label_en"]) == (
+        "助老送餐 Meal delivery",
+        "助老送餐",
+        "Meal delivery",
+    )
     # another organisation does not see it
     r = await tasks.http.get("/v1/categories", headers=tasks.auth("officer", org=_org()))
     assert "flood_watch" not in {c["code"] for c in r.json()}

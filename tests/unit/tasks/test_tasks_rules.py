@@ -216,3 +216,12 @@ def test_a_monthly_job_recurs_on_its_day_with_its_time_and_length() -> None:
     check_recurrence(None, late)
     with pytest.raises(WrongState, match="day 1-28"):
         check_recurrence(Recurrence.MONTHLY, late)
+
+
+def test_every_built_in_category_has_a_chinese_and_an_english_name() -> None:
+    from jifen.tasks.domain.jobs import CATEGORY_LABELS, Category
+
+    assert set(CATEGORY_LABELS) == set(Category)
+    for zh, en in CATEGORY_LABELS.values():
+        assert zh and en and not zh.isascii() and en.isascii()
+    assert len({zh for zh, _ in CATEGORY_LABELS.values()}) == len(Category)

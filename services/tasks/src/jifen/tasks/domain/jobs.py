@@ -21,6 +21,20 @@ class Category(StrEnum):
     OTHER = "other"
 
 
+# what a person reads for each built-in category: Chinese first, English beside it
+CATEGORY_LABELS: dict[Category, tuple[str, str]] = {
+    Category.MEAL_DELIVERY: ("助老送餐", "Meal delivery"),
+    Category.ELDER_VISIT: ("探访独居老人", "Elder visit"),
+    Category.TRAFFIC_GUIDANCE: ("交通劝导", "Traffic guidance"),
+    Category.CIVILITY_PERSUASION: ("文明劝导", "Civility persuasion"),
+    Category.HAZARD_PATROL: ("隐患巡查", "Hazard patrol"),
+    Category.FREE_REPAIR_DAY: ("义务维修日", "Free repair day"),
+    Category.LOST_PERSON_SEARCH: ("寻找走失人员", "Lost person search"),
+    Category.EMERGENCY_RESPONSE: ("应急响应", "Emergency response"),
+    Category.OTHER: ("其他", "Other"),
+}
+
+
 class CompletionStatus(StrEnum):
     SUBMITTED = "submitted"
     HELD = "held"  # beyond an organisation limit: waits for an officer or the admin

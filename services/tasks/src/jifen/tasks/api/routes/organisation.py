@@ -31,7 +31,7 @@ from jifen.tasks.api.schemas import (
     OrganisationIn,
     OrganisationOut,
 )
-from jifen.tasks.domain.jobs import Category
+from jifen.tasks.domain.jobs import CATEGORY_LABELS, Category
 
 router = APIRouter(prefix="/v1", tags=["organisation"], route_class=ParsedBodyRoute)
 
@@ -166,7 +166,8 @@ async def communities_of(account_id: PathId, conn: Conn, q: Q, who: Reader) -> l
 )
 async def categories(conn: Conn, q: Q, who: AnyMember) -> list[CategoryOut]:
     out = [
-        CategoryOut(code=c.value, label=c.value.replace("_", " "), built_in=True) for c in Category
+        CategoryOut(code=c.value, label=f"{zh} {en}", label_zh=zh, label_en=en, built_in=True)
+        for c, (zh, en) in CATEGORY_LABELS.items()
     ]
     out += [
         CategoryOut(code=r["code"], label=r["label"], built_in=False)

@@ -146,5 +146,7 @@ class CategoryIn(BaseModel):
 
 class CategoryOut(BaseModel):
     code: str
-    label: str
+    label: str = Field(description="Chinese first, English beside it (a built-in's both)")
+    label_zh: str | None = Field(default=None, description="A built-in category's Chinese name")
+    label_en: str | None = Field(default=None, description="A built-in category's English name")
     built_in: bool
