@@ -178,25 +178,27 @@ async def _refused_or_replay(request: Request) -> tuple[JSONResponse | None, Rec
     return None, replay
 
 
-def _too_large(request: Request, size: object, bound: int) -> JSONResponse:
+def said(
+    request: Request, status: int, zh: str, en: str, *, title: str | None = None, **extra: Any
+) -> JSONResponse:
+    """A problem document in the caller's language (``Accept-Language``; both when it names
+    neither, Chinese first); ``title`` is the English title (the status's phrase if None)."""
     lang = _lang(request)
-    return _in(
-        lang,
-        problem(
-            413,
-            titled(lang, 413, "Payload Too Large"),
-            say(
-                lang,
-                f"请求体 {size} 字节，超过上限 {bound}",
-                f"body of {size} bytes exceeds {bound}",
-            ),
-        ),
+    english = title or _title(status)
+    return _in(lang, problem(status, titled(lang, status, english), say(lang, zh, en), **extra))
+
+
+def _too_large(request: Request, size: object, bound: int) -> JSONResponse:
+    return said(
+        request,
+        413,
+        f"请求体 {size} 字节，超过上限 {bound}",
+        f"body of {size} bytes exceeds {bound}",
     )
 
 
 def _unstorable(request: Request, found: tuple[str, str]) -> JSONResponse:
-    lang = _lang(request)
-    return _in(lang, problem(422, titled(lang, 422, "Unprocessable Content"), say(lang, *found)))
+    return said(request, 422, *found, title="Unprocessable Content")
 
 
 def _bad_text(value: Any, at: str) -> tuple[str, str] | None:
@@ -296,20 +298,14 @@ async def _unstorable_text(request: Request) -> JSONResponse | None:
         decoded = json.loads(body, object_pairs_hook=_refuse_duplicate_keys)
         request.scope[PARSED_BODY] = (body, decoded)
     except _DuplicateKey as dup:
-        lang = _lang(request)
-        return _in(
-            lang,
-            problem(
-                422,
-                titled(lang, 422, "Unprocessable Content"),
-                say(
-                    lang,
-                    f"JSON 对象中键 {dup.key!r} 重复：每个字段只写一次（以哪个为准不该由服务器猜）",
-                    f"duplicate key {dup.key!r} in a JSON object: say each field once "
-                    "(which one would count is not for the server to guess)",
-                ),
-                reason="duplicate_key",
-            ),
+        return said(
+            request,
+            422,
+            f"JSON 对象中键 {dup.key!r} 重复：每个字段只写一次（以哪个为准不该由服务器猜）",
+            f"duplicate key {dup.key!r} in a JSON object: say each field once "
+            "(which one would count is not for the server to guess)",
+            title="Unprocessable Content",
+            reason="duplicate_key",
         )
     except (ValueError, RecursionError):
         return None  # malformed or too deeply nested: FastAPI's parser says so (422/400)
@@ -429,30 +425,28 @@ def create_app(
     async def _starlette_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # routing's 404/405 and FastAPI's "error parsing the body" (bytes that are not UTF-8,
         # JSON nested too deeply for the decoder) arrive here: problem+json like the rest
-        lang = _lang(request)
-        detail = exc.detail
-        if exc.status_code == 400 and detail == "There was an error parsing the body":
-            detail = say(
-                lang,
-                "请求体无法解析：不是 UTF-8，或 JSON 嵌套过深",
-                "the body could not be parsed: not UTF-8, or JSON nested too deeply",
-            )
-        elif exc.status_code == 404 and detail == "Not Found":
-            detail = say(
-                lang, f"没有这个地址：{request.url.path}", f"no such path: {request.url.path}"
-            )
-        elif exc.status_code == 405 and detail == "Method Not Allowed":
-            detail = say(
-                lang,
-                f"{request.url.path} 不接受 {request.method}",
-                f"{request.url.path} does not take {request.method}",
-            )
-        response = problem(
-            exc.status_code, titled(lang, exc.status_code, _title(exc.status_code)), detail
+        path, status, detail = request.url.path, exc.status_code, str(exc.detail)
+        zh = {
+            (
+                400,
+                "There was an error parsing the body",
+            ): "请求体无法解析：不是 UTF-8，或 JSON 嵌套过深",
+            (404, "Not Found"): f"没有这个地址：{path}",
+            (405, "Method Not Allowed"): f"{path} 不接受 {request.method}",
+        }.get((status, detail), "")
+        en = (
+            {
+                400: "the body could not be parsed: not UTF-8, or JSON nested too deeply",
+                404: f"no such path: {path}",
+                405: f"{path} does not take {request.method}",
+            }.get(status, detail)
+            if zh
+            else detail
         )
+        response = said(request, status, zh, en)
         for k, v in (exc.headers or {}).items():
             response.headers[k] = v
-        return _in(lang, response)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -485,19 +479,15 @@ def create_app(
         logging.getLogger("jifen.web").warning(
             "database unavailable on %s %s: %r", request.method, request.url.path, exc
         )
-        lang = _lang(request)
-        response = problem(
+        response = said(
+            request,
             503,
-            titled(lang, 503, "Service Unavailable"),
-            say(
-                lang,
-                "数据库暂不可用，请稍后重试（带同一个 Idempotency-Key，已提交的写入不会重复）",
-                "the database is unavailable; retry shortly (with the same Idempotency-Key, "
-                "a write that did commit is not done twice)",
-            ),
+            "数据库暂不可用，请稍后重试（带同一个 Idempotency-Key，已提交的写入不会重复）",
+            "the database is unavailable; retry shortly (with the same Idempotency-Key, "
+            "a write that did commit is not done twice)",
         )
         response.headers["Retry-After"] = "5"
-        return _in(lang, response)
+        return response
 
     for unavailable in _API_DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, _database_unavailable)
@@ -510,15 +500,7 @@ def create_app(
         logging.getLogger("jifen.web").error(
             "unhandled error on %s %s", request.method, request.url.path, exc_info=exc
         )
-        lang = _lang(request)
-        return _in(
-            lang,
-            problem(
-                500,
-                titled(lang, 500, "Internal Server Error"),
-                say(lang, "意外错误，已记录", "an unexpected error; it has been logged"),
-            ),
-        )
+        return said(request, 500, "意外错误，已记录", "an unexpected error; it has been logged")
 
     @app.get("/healthz", tags=["operations"], summary="Process is alive")
     async def healthz() -> dict[str, str]:
