@@ -522,3 +522,36 @@ def test_an_inserted_sibling_of_an_accounts_last_entry_is_told_by_the_signed_tre
         assert "matches the signed checkpoint" in r.faults[0].message
         a = r.account("a")
         assert (a.balance, a.earned, a.seq) == (genuine_balance, genuine_balance, 10), at
+
+
+def test_a_line_claiming_a_position_far_past_the_export_is_an_edit_not_a_gap() -> None:
+    """A line edited to say position 2^63 - 1 (or just past the export's end) is named as
+    out of place and read where it belongs; the verifier used to fill the "gap" up to it,
+    for ever. The lines after it still verify."""
+    entries = long_ledger(50)
+    cp = checkpoint(entries)
+    for claimed in (2**63 - 1, len(entries), len(entries) + 1):
+        lines = export_lines(entries)
+        lines[20] = {**lines[20], "position": claimed}
+        r = verify_lines(lines, cp, len(entries))
+        assert [(f.code, f.position) for f in r.findings] == [("position_out_of_order", 20)]
+        assert "past the end of the export (50)" in r.findings[0].message
+        assert r.entries_checked == len(entries) and r.tree_size == len(entries)
+    # with no end and no checkpoint in the header, a jump past any possible gap is one too
+    v = Verifier(KEYS, [])
+    v.feed_header({"format": EXPORT_FORMAT, "start": 0, "legacy_cutover": 0})
+    lines = export_lines(entries)
+    lines[3] = {**lines[3], "position": 2**62}
+    v.feed_many(lines)
+    assert ("position_out_of_order", 3) in [(f.code, f.position) for f in v.finish().findings]
+
+
+def test_an_occurred_at_that_is_not_text_is_a_finding_not_a_crash() -> None:
+    entries = good_ledger()
+    for bad in (20261001, None, ["2026-10"], {"m": 1}):
+        lines = export_lines(entries)
+        lines[2] = {**lines[2], "entry": {**lines[2]["entry"], "occurred_at": bad}}
+        r = verify_lines(lines, checkpoint(entries), len(entries))
+        codes = [(f.code, f.position) for f in r.findings]
+        assert ("malformed_entry", 2) in codes, codes
+        assert "occurred_at" in next(f.message for f in r.findings if f.code == "malformed_entry")

@@ -53,6 +53,7 @@ LEAF_KEYS = frozenset(LEAF_FIELDS)
 _LEAF_ONLY = tuple(f for f in LEAF_FIELDS if f not in CANONICAL_FIELDS)
 _dumps = orjson.dumps
 _SORT = orjson.OPT_SORT_KEYS
+_MAX_GAP = 1 << 24  # positions, when the header says no end: 512 MiB of leaves to fill
 _sha256 = hashlib.sha256
 
 
@@ -278,6 +279,9 @@ class Verifier:
         self.notes: dict[int, list[str]] = {}  # finding index -> what was learnt later
         self.shift = 0  # lines read one position on after a repeated position
         self.repeats: list[int] = []  # positions where a line repeated an earlier position
+        # no line may claim a position at or past this (the export's end, within the signed
+        # checkpoint); a gap up to it is filled, one past it is an edited line, not a gap
+        self.bound: int | None = None
 
     def _add(self, code: str, message: str, **where: Any) -> None:
         self.findings.append(Finding(code, message, **where))
@@ -298,6 +302,11 @@ class Verifier:
             self.checkpoint = Checkpoint.from_json(header["checkpoint"])
             self.want_roots.add(self.checkpoint.tree_size)
         self.want_roots.update(c.tree_size for c in self.saved)
+        ends = [header.get("end")]
+        if self.checkpoint is not None:
+            ends.append(self.checkpoint.tree_size)
+        known = [e for e in ends if type(e) is int and e >= 0]
+        self.bound = min(known) if known else None
 
     def feed(self, rec: dict[str, Any]) -> None:
         """One export line after the header: an entry, a redacted leaf or a missing entry."""
@@ -457,6 +466,18 @@ class Verifier:
                             shift += expected - position
                             self.repeats.append(expected)
                         position = expected
+                    elif self._beyond(position, expected):
+                        # not a gap to fill (2^63 positions would never end): an edited line
+                        ent = rec.get("entry")
+                        add(
+                            "position_out_of_order",
+                            f"a line says position {position} where position {expected} is "
+                            f"due, past the end of the export ({self.bound}): the line was "
+                            f"edited; it is read as position {expected}",
+                            position=expected,
+                            entry_id=ent.get("entry_id") if isinstance(ent, dict) else None,
+                        )
+                        position = expected
                 if position != expected:
                     # re-synchronise: the positions in between are missing, the rest is checked
                     ent = rec.get("entry")
@@ -503,6 +524,9 @@ class Verifier:
                     after = entry["balance_after"]
                     kind = entry["kind"]
                     entry_hash = entry["entry_hash"]
+                    occurred = entry["occurred_at"]
+                    if type(occurred) is not str:  # the monthly totals slice it as text
+                        raise TypeError(f"occurred_at {occurred!r} is not text")
                 except (KeyError, TypeError) as exc:
                     add("malformed_entry", f"cannot encode: {exc}", position=pos, entry_id=eid)
                     leaves.append(bytes.fromhex(claimed_hex) if claimed_hex else bytes(32))
@@ -628,7 +652,7 @@ class Verifier:
                     elif kind == "debit" or kind == "refund":
                         st.spent -= amount
                     if how != "inserted":
-                        mk = (entry["occurred_at"][:7], kind)
+                        mk = (occurred[:7], kind)
                         monthly[mk] = monthly.get(mk, 0) + amount
                 if not detached:
                     if type(seq) is int and seq > chain.seq:
@@ -718,6 +742,13 @@ class Verifier:
             self.shift = shift
             self.entries += entries
             self.redacted += redacted
+
+    def _beyond(self, position: int, expected: int) -> bool:
+        """A position no export line can have: at or past the export's end, or (with no end
+        known) further on than any gap an export could have."""
+        if self.bound is not None:
+            return position >= self.bound
+        return position - expected > _MAX_GAP
 
     def _export_gap(self, start: int, end: int, next_entry: Any) -> None:
         """Lines for positions ``start``..``end - 1`` are not in the export: one finding,
