@@ -155,3 +155,25 @@ async def test_the_edge_and_routing_speak_the_callers_language_too() -> None:
     assert nowhere.status_code == 404 and nowhere.json()["detail"] == "没有这个地址：/nowhere"
     assert nowhere.json()["title"] == "未找到"
     assert wrong.status_code == 405 and wrong.json()["detail"] == "/appeals does not take GET"
+
+
+def test_a_length_checked_after_a_validator_is_said_in_characters() -> None:
+    """``Annotated[str, AfterValidator(f), Field(min_length=2)]`` (the tasks service's text)
+    fails as pydantic's generic ``too_short``, "Value should have at least 2 items"."""
+    from pydantic import AfterValidator, TypeAdapter, ValidationError
+
+    short = TypeAdapter(
+        Annotated[str, AfterValidator(str.strip), Field(min_length=2, max_length=3)]
+    )
+    cases = [
+        ("否", ("至少 2 个字符", "String should have at least 2 characters")),
+        ("重复重复", ("最多 3 个字符", "String should have at most 3 characters")),
+    ]
+    for text, said in cases:
+        with pytest.raises(ValidationError) as caught:
+            short.validate_python(text)
+        assert validation_message(caught.value.errors()[0]) == said
+    zh, _ = validation_message(
+        {"type": "too_short", "msg": "x", "input": [1], "ctx": {"min_length": 2}}
+    )
+    assert zh == "至少 2 项"  # a list's length is in items

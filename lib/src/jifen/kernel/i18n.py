@@ -140,6 +140,19 @@ def validation_message(error: Mapping[str, Any]) -> tuple[str, str]:
     en = str(error.get("msg", ""))
     if kind == "json_invalid":
         en = f"the body is not valid JSON: {ctx.get('error', en)}"
+    if kind in ("too_short", "too_long") and isinstance(error.get("input"), str):
+        # a length checked after a validator (``Annotated[str, AfterValidator(...)]``): pydantic
+        # says "Value should have at least 2 items after validation"; it is characters
+        kind = "string_" + kind
+        limit, n = (
+            ("at least", ctx.get("min_length"))
+            if kind == "string_too_short"
+            else (
+                "at most",
+                ctx.get("max_length"),
+            )
+        )
+        en = f"String should have {limit} {n} characters"
     template = _ZH.get(kind)
     if template is None:
         return "不符合要求", en
