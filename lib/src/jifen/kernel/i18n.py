@@ -78,8 +78,11 @@ TITLES_ZH = {
 }
 
 
+_PHRASES_ZH = {"Refused": "请求被拒绝"}  # a domain refusal, whatever its status
+
+
 def title(lang: Lang, status: int, english: str) -> str:
-    zh = TITLES_ZH.get(status)
+    zh = _PHRASES_ZH.get(english) or TITLES_ZH.get(status)
     return english if zh is None else say(lang, zh, english)
 
 

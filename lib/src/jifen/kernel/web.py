@@ -178,14 +178,22 @@ async def _refused_or_replay(request: Request) -> tuple[JSONResponse | None, Rec
     return None, replay
 
 
+def localized(
+    request: Request, status: int, detail: Any, *, title: str | None = None, **extra: Any
+) -> JSONResponse:
+    """A problem document whose title is in the caller's language (``Accept-Language``; both
+    when it names neither, Chinese first); ``title`` is the English one (the status's phrase
+    if None), ``detail`` as given."""
+    lang = _lang(request)
+    english = title or _title(status)
+    return _in(lang, problem(status, titled(lang, status, english), detail, **extra))
+
+
 def said(
     request: Request, status: int, zh: str, en: str, *, title: str | None = None, **extra: Any
 ) -> JSONResponse:
-    """A problem document in the caller's language (``Accept-Language``; both when it names
-    neither, Chinese first); ``title`` is the English title (the status's phrase if None)."""
-    lang = _lang(request)
-    english = title or _title(status)
-    return _in(lang, problem(status, titled(lang, status, english), say(lang, zh, en), **extra))
+    """:func:`localized` with the detail in the caller's language too."""
+    return localized(request, status, say(_lang(request), zh, en), title=title, **extra)
 
 
 def _too_large(request: Request, size: object, bound: int) -> JSONResponse:
@@ -194,6 +202,7 @@ def _too_large(request: Request, size: object, bound: int) -> JSONResponse:
         413,
         f"请求体 {size} 字节，超过上限 {bound}",
         f"body of {size} bytes exceeds {bound}",
+        title="Payload Too Large",
     )
 
 
@@ -387,62 +396,44 @@ def create_app(
 
     @app.exception_handler(Refusal)
     async def _refusal(request: Request, exc: Refusal) -> JSONResponse:
-        lang = _lang(request)
-        return _in(
-            lang,
-            problem(
-                exc.status, titled(lang, 409, "Refused"), exc.detail, reason=exc.reason, **exc.facts
-            ),
+        return localized(
+            request, exc.status, exc.detail, title="Refused", reason=exc.reason, **exc.facts
         )
 
     @app.exception_handler(DomainRefusal)
     async def _domain_refusal(request: Request, exc: DomainRefusal) -> JSONResponse:
-        lang = _lang(request)
         facts = {("current_status" if k == "status" else k): v for k, v in exc.facts.items()}
-        return _in(
-            lang,
-            problem(
-                exc.status, titled(lang, 409, "Refused"), exc.detail, reason=exc.reason, **facts
-            ),
+        return localized(
+            request, exc.status, exc.detail, title="Refused", reason=exc.reason, **facts
         )
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        lang = _lang(request)
-        return _in(lang, problem(404, titled(lang, 404, _title(404)), str(exc)))
+        return localized(request, 404, str(exc))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        lang = _lang(request)
-        response = problem(
-            exc.status_code, titled(lang, exc.status_code, _title(exc.status_code)), exc.detail
-        )
+        response = localized(request, exc.status_code, exc.detail)
         for k, v in (exc.headers or {}).items():
             response.headers[k] = v
-        return _in(lang, response)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _starlette_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # routing's 404/405 and FastAPI's "error parsing the body" (bytes that are not UTF-8,
         # JSON nested too deeply for the decoder) arrive here: problem+json like the rest
         path, status, detail = request.url.path, exc.status_code, str(exc.detail)
-        zh = {
-            (
-                400,
-                "There was an error parsing the body",
-            ): "请求体无法解析：不是 UTF-8，或 JSON 嵌套过深",
-            (404, "Not Found"): f"没有这个地址：{path}",
-            (405, "Method Not Allowed"): f"{path} 不接受 {request.method}",
-        }.get((status, detail), "")
-        en = (
-            {
-                400: "the body could not be parsed: not UTF-8, or JSON nested too deeply",
-                404: f"no such path: {path}",
-                405: f"{path} does not take {request.method}",
-            }.get(status, detail)
-            if zh
-            else detail
-        )
+        zh, en = {
+            (400, "There was an error parsing the body"): (
+                "请求体无法解析：不是 UTF-8，或 JSON 嵌套过深",
+                "the body could not be parsed: not UTF-8, or JSON nested too deeply",
+            ),
+            (404, "Not Found"): (f"没有这个地址：{path}", f"no such path: {path}"),
+            (405, "Method Not Allowed"): (
+                f"{path} 不接受 {request.method}",
+                f"{path} does not take {request.method}",
+            ),
+        }.get((status, detail), ("", detail))
         response = said(request, status, zh, en)
         for k, v in (exc.headers or {}).items():
             response.headers[k] = v
@@ -453,22 +444,14 @@ def create_app(
         # pydantic's message is the English; the Chinese comes from the kernel's catalogue
         # (jifen.kernel.i18n), chosen by Accept-Language, both when none is asked for
         lang = _lang(request)
-        errors = []
+        errors, said_of = [], []
         for e in exc.errors():
             zh, en = validation_message(e)
-            errors.append(
-                {
-                    "loc": list(e.get("loc", ())),
-                    "msg": en,
-                    "msg_zh": zh,
-                    "type": e.get("type", ""),
-                    "_where": where(e.get("loc", ())),
-                    "_say": say(lang, zh, en),
-                }
-            )
-        detail = "; ".join(f"{e.pop('_where')}: {e.pop('_say')}" for e in errors)
-        return _in(
-            lang, problem(422, titled(lang, 422, "Unprocessable Content"), detail, errors=errors)
+            loc = e.get("loc", ())
+            errors.append({"loc": list(loc), "msg": en, "msg_zh": zh, "type": e.get("type", "")})
+            said_of.append(f"{where(loc)}: {say(lang, zh, en)}")
+        return localized(
+            request, 422, "; ".join(said_of), title="Unprocessable Content", errors=errors
         )
 
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
