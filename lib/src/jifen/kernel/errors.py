@@ -10,14 +10,28 @@ class DomainRefusal(Exception):
     """A request the domain refuses: ``reason`` is machine-readable, ``status`` the HTTP
     status (409 unless a subclass says otherwise), and ``facts`` go into the problem body
     (a fact named ``status`` is reported as ``current_status``: in a problem document
-    ``status`` is the HTTP status)."""
+    ``status`` is the HTTP status).
+
+    A refusal said in both languages passes ``zh`` and ``en`` instead of one ``detail``: the
+    problem's detail is then in the caller's language (``Accept-Language``), both when it names
+    neither."""
 
     reason = "refused"
     status = 409
 
-    def __init__(self, detail: str, *, reason: str | None = None, **facts: object) -> None:
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        reason: str | None = None,
+        zh: str | None = None,
+        en: str | None = None,
+        **facts: object,
+    ) -> None:
+        detail = detail or (f"{zh} — {en}" if zh and en else zh or en or "")
         super().__init__(detail)
         self.detail = detail
+        self.zh, self.en = zh, en
         self.facts = facts
         if reason is not None:
             self.reason = reason

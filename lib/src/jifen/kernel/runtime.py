@@ -142,8 +142,9 @@ def keys_problem(app: Any) -> str | None:
     from jifen.kernel.auth import startup_key_problem
     from jifen.kernel.settings import ServiceSettings
 
-    service = getattr(getattr(app, "state", None), "service", None)
-    if service is None:
+    state = getattr(app, "state", None)
+    service = getattr(state, "service", None)
+    if service is None or getattr(state, "needs_keys", True) is False:
         return None
     env = os.environ.get("JIFEN_KEYS_DIR")
     keys_dir = (

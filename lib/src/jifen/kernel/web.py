@@ -403,6 +403,10 @@ def create_app(
     @app.exception_handler(DomainRefusal)
     async def _domain_refusal(request: Request, exc: DomainRefusal) -> JSONResponse:
         facts = {("current_status" if k == "status" else k): v for k, v in exc.facts.items()}
+        if exc.zh and exc.en:
+            return said(
+                request, exc.status, exc.zh, exc.en, title="Refused", reason=exc.reason, **facts
+            )
         return localized(
             request, exc.status, exc.detail, title="Refused", reason=exc.reason, **facts
         )
