@@ -29,6 +29,24 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+FAILURES = Path(__file__).resolve().parents[1] / "results" / "failures.log"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    FAILURES.unlink(missing_ok=True)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each failure written out the moment it happens (``results/failures.log``), not only in
+    the summary at the end: a run stopped by CI's time limit, or watched while it runs on a
+    loaded machine, still says what failed and why."""
+    if report.failed:
+        FAILURES.parent.mkdir(parents=True, exist_ok=True)
+        with FAILURES.open("a", encoding="utf-8") as f:
+            f.write(f"=== {report.nodeid} ({report.when}, {report.duration:.1f}s)\n")
+            f.write(f"{report.longreprtext}\n\n")
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     """PostgreSQL and the broker, started for the session and stopped after it."""
