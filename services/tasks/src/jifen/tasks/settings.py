@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic_settings import SettingsConfigDict
 
 from jifen.kernel.settings import ServiceSettings
@@ -25,3 +27,8 @@ class TasksSettings(ServiceSettings):
     checkin_step_seconds: int = 180
     checkin_max_failures: int = 5
     checkin_failure_window_seconds: int = 900
+    # where sign-in codes go (jifen.tasks.sender): "log" keeps them for the operator's page,
+    # "http" posts them to an SMS gateway
+    sms_sender: Literal["log", "http"] = "log"
+    sms_gateway_url: str | None = None
+    sms_gateway_token: str | None = None

@@ -21,6 +21,7 @@ from jifen.tasks.api.routes import (
     jobs,
     menus,
     organisation,
+    people,
 )
 from jifen.tasks.db import queries
 from jifen.tasks.domain.checkin import TooManyAttempts
@@ -38,6 +39,9 @@ ROUTERS = (
     audit.router,
     # community apps' credentials live here, where apps post; the tokens work on every service
     credentials.router,
+    # the organisation's records of people, and signing in with a phone code (the portal)
+    people.people,
+    people.signin,
 )
 
 

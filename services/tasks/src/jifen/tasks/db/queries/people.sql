@@ -1,0 +1,45 @@
+-- name: insert_person
+INSERT INTO person (org_id, person_id, phone, role, display_name, created_by)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT DO NOTHING
+RETURNING org_id, person_id, phone, role, display_name, created_by, created_at;
+
+-- name: list_people
+SELECT org_id, person_id, phone, role, display_name, created_by, created_at
+FROM person WHERE org_id = $1 AND ($2::text IS NULL OR role = $2)
+ORDER BY created_at, person_id LIMIT $3;
+
+-- name: people_by_phone
+SELECT person_id, role, display_name FROM person
+WHERE org_id = $1 AND phone = $2 ORDER BY role;
+
+-- name: signin_codes_since
+SELECT count(*) FROM signin_code WHERE org_id = $1 AND phone = $2 AND created_at > $3;
+
+-- name: last_signin_code_at
+SELECT max(created_at) FROM signin_code WHERE org_id = $1 AND phone = $2;
+
+-- name: insert_signin_code
+INSERT INTO signin_code (id, org_id, phone, code_sha256, expires_at)
+VALUES ($1, $2, $3, $4, $5);
+
+-- name: live_signin_code
+SELECT id, code_sha256, failures FROM signin_code
+WHERE org_id = $1 AND phone = $2 AND used_at IS NULL AND expires_at > now()
+ORDER BY created_at DESC LIMIT 1
+FOR UPDATE;
+
+-- name: fail_signin_code
+UPDATE signin_code SET failures = failures + 1,
+    used_at = CASE WHEN failures + 1 >= $2 THEN now() ELSE NULL END
+WHERE id = $1 RETURNING failures, used_at IS NOT NULL AS void;
+
+-- name: use_signin_code
+UPDATE signin_code SET used_at = now() WHERE id = $1 AND used_at IS NULL RETURNING id;
+
+-- name: insert_outbound_message
+INSERT INTO outbound_message (org_id, channel, recipient, body) VALUES ($1, $2, $3, $4);
+
+-- name: list_outbound_messages
+SELECT id, org_id, channel, recipient, body, created_at FROM outbound_message
+WHERE org_id = $1 ORDER BY id DESC LIMIT $2;
