@@ -56,6 +56,7 @@ async def list_completions(
     status: CompletionStatus | None = None,
     hold_level: Annotated[str | None, Query(pattern=r"^(officer|admin)$")] = None,
     account_id: IdFilter = None,
+    community_id: IdFilter = None,
     limit: Limit = 200,
 ) -> list[CompletionOut]:
     if who.role == Role.VOLUNTEER:
@@ -69,6 +70,7 @@ async def list_completions(
         account_id,
         hold_level,
         limit,
+        community_id,
     )
     return [CompletionOut(**dict(r)) for r in rows]
 

@@ -132,6 +132,7 @@ WHERE c.org_id = $1
   AND ($2::text IS NULL OR c.status = $2)
   AND ($3::text IS NULL OR c.account_id = $3)
   AND ($4::text IS NULL OR c.hold_level = $4)
+  AND ($6::text IS NULL OR j.community_id = $6)
 ORDER BY c.submitted_at, c.id
 LIMIT $5;
 
