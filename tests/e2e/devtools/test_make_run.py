@@ -36,6 +36,7 @@ PORT_ENV = {
     "points_signals": "JIFEN_POINTS_SIGNALS_PORT",
     "points_relay": "JIFEN_POINTS_RELAY_PORT",
     "prometheus": "JIFEN_PROMETHEUS_PORT",
+    "portal": "JIFEN_PORTAL_PORT",
 }
 
 
@@ -104,6 +105,11 @@ def test_run_prints_urls_and_tokens_stops_clean_and_keeps_data(home: Path) -> No
             url = f"http://127.0.0.1:{ports[service]}"
             assert f"{url}/docs" in text
             assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        # the portal: its URL printed, ready (its app credential accepted), its home page in Chinese
+        portal = f"http://127.0.0.1:{ports['portal']}"
+        assert portal in text
+        assert httpx.get(f"{portal}/readyz", timeout=5).status_code == 200
+        assert "蓬莱路网格" in httpx.get(portal, timeout=5).text
         for role in ("officer", "app", "volunteer", "merchant", "auditor", "operator", "admin"):
             assert any(line.strip().startswith(role) and "eyJ" in line for line in lines), role
         tokens = (home / "dev-tokens.sh").read_text()

@@ -42,6 +42,33 @@ REWARDS = [
 ]
 
 
+# the organisation's records of people, which the portal's sign-in takes roles from:
+# (person id, phone, role, display name); the ids are the development tokens' subjects
+PEOPLE = [
+    ("vol-0001", "13800000001", "volunteer", "李师傅（骑手）"),
+    ("vol-0002", "13800000002", "volunteer", "王师傅（骑手）"),
+    ("officer-li", "13900000001", "officer", "李主任"),
+    ("admin-chen", "13900000002", "admin", "陈管理员"),
+    ("merchant-battery", "13900000003", "merchant", "电池店"),
+    ("auditor-union", "13900000004", "auditor", "工会审计"),
+]
+
+
+def seed_people(stack: DevStack) -> None:
+    """Record the demo people (a person already on record is kept as is)."""
+    admin = {"Authorization": f"Bearer {stack.token('admin')}"}
+    with httpx.Client(timeout=30) as http:
+        for person_id, phone, role, name in PEOPLE:
+            r = http.post(
+                f"{stack.url('tasks')}/v1/people",
+                headers=admin,
+                json={"person_id": person_id, "phone": phone, "role": role, "display_name": name},
+            )
+            if r.status_code != 409:
+                _ok(r)
+    stack.say(f"  {len(PEOPLE)} people on record for the portal's sign-in")
+
+
 def _days(rule: str, year: int, month: int) -> list[int]:
     n = calendar.monthrange(year, month)[1]
     weekday = {"saturday": 5, "sunday": 6, "wednesday": 2}
@@ -132,6 +159,24 @@ def seed(stack: DevStack) -> None:
                     "capacity": 5,
                     "starts_at": (now - timedelta(hours=2)).isoformat(),
                     "ends_at": (now + timedelta(hours=2)).isoformat(),
+                },
+            )
+        )
+        # and one verified by the rotating code on the officer's check-in screen (the portal)
+        _ok(
+            http.post(
+                f"{stack.url('tasks')}/v1/jobs",
+                headers=officer,
+                json={
+                    "community_id": COMMUNITIES[0],
+                    "title": "电动车免费维修日签到 Free e-bike repair day (check in on site)",
+                    "category": "free_repair_day",
+                    "points": 40,
+                    "capacity": 20,
+                    "verification": "checkin",
+                    "starts_at": (now - timedelta(hours=1)).isoformat(),
+                    "ends_at": (now + timedelta(hours=6)).isoformat(),
+                    "place": {"address": "蓬莱路 12 号骑手驿站 Rider station, 12 Penglai Rd"},
                 },
             )
         )

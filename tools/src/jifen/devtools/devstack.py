@@ -69,6 +69,8 @@ class Ports:
     points_signals: int = field(default_factory=lambda: _env_int("JIFEN_POINTS_SIGNALS_PORT", 9012))
     # the ledger relay and audit sequencer (python -m jifen.points relay)
     points_relay: int = field(default_factory=lambda: _env_int("JIFEN_POINTS_RELAY_PORT", 9022))
+    # the portal: the community app on the public APIs (python -m jifen.portal api)
+    portal: int = field(default_factory=lambda: _env_int("JIFEN_PORTAL_PORT", 8004))
 
 
 @dataclass
@@ -112,6 +114,10 @@ class DevStack:
     def keys_dir(self) -> Path:
         return self.home / "keys"
 
+    @property
+    def portal_credential_file(self) -> Path:
+        return self.keys_dir / "portal-app-credential"
+
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{getattr(self.ports, service)}"
 
@@ -142,6 +148,10 @@ class DevStack:
             env[f"JIFEN_{up}_PORT"] = str(getattr(self.ports, s))
             env[f"JIFEN_{up}_WORKER_PORT"] = str(getattr(self.ports, f"{s}_worker"))
         env["JIFEN_POINTS_SIGNALS_PORT"] = str(self.ports.points_signals)
+        env["JIFEN_PORTAL_PORT"] = str(self.ports.portal)
+        env["JIFEN_PORTAL_APP_CREDENTIAL_FILE"] = str(self.portal_credential_file)
+        for s in SERVICES:
+            env[f"JIFEN_PORTAL_{s.upper()}_URL"] = self.url(s)
         env["JIFEN_POINTS_RELAY_PORT"] = str(self.ports.points_relay)
         env.update(self.extra_env)
         return env
@@ -247,12 +257,43 @@ class DevStack:
             took = self.wait_ready(proc)
             self.say(f"  [{i}/{len(order)}] {s} {k:<6} ready on :{proc.port} ({took:.1f}s)")
 
+    def ensure_portal_credential(self) -> None:
+        """The portal's app credential, issued once by the demo organisation's admin through
+        the tasks API and kept (0600) beside the keys; issued again if tasks no longer knows it
+        (a new database under old keys)."""
+        path = self.portal_credential_file
+        tasks = self.url("tasks")
+        if path.exists():
+            r = httpx.post(f"{tasks}/v1/apps/token", json={"credential": path.read_text().strip()})
+            if r.status_code == 200:
+                return
+        r = httpx.post(
+            f"{tasks}/v1/apps/credentials",
+            headers={"Authorization": f"Bearer {self.token('admin')}"},
+            json={"app_id": "app-portal", "writes_per_minute": 6000},
+            timeout=30,
+        )
+        if r.status_code != 201:
+            raise RuntimeError(f"cannot issue the portal's credential: {r.status_code} {r.text}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(r.json()["secret"] + "\n")
+
+    def start_portal(self) -> Proc:
+        """The portal, once the services answer (it signs in with its credential at start)."""
+        self.ensure_portal_credential()
+        proc = self.start_process("portal", "api")
+        took = self.wait_ready(proc)
+        self.say(f"  portal ready on :{proc.port} ({took:.1f}s)  {self.url('portal')}")
+        return proc
+
     def scrape_jobs(self) -> dict[str, list[int]]:
         p = self.ports
         return {
             "jifen-tasks": [p.tasks, p.tasks_worker],
             "jifen-points": [p.points, p.points_worker, p.points_relay, p.points_signals],
             "jifen-redeem": [p.redeem, p.redeem_worker],
+            **({"jifen-portal": [p.portal]} if "portal-api" in self.procs else {}),
         }
 
     def start_prometheus(self, interval: str = "5s") -> bool:

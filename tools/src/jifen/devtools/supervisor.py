@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from jifen.devtools.demo import seed
+from jifen.devtools.demo import PEOPLE, seed, seed_people
 from jifen.devtools.devstack import (
     BROKER_PIDFILE,
     DEMO_ORG,
@@ -86,8 +86,10 @@ def run(home: Path | None = None) -> int:
         print(f"starting jifen (embedded: own PostgreSQL, {broker}, 3 services)", flush=True)
         stack.start_infra()
         stack.start_services()
-        stack.start_prometheus()
         seed(stack)
+        seed_people(stack)
+        stack.start_portal()
+        stack.start_prometheus()
         _print_ready(stack)
         restarts: dict[str, list[float]] = {}
         while not stopping:
@@ -161,6 +163,11 @@ def _print_ready(stack: DevStack) -> None:
     if stack.prometheus.proc is not None:
         print(f"  prometheus {stack.prometheus.url}   alerts {stack.prometheus.url}/classic/alerts")
     print(f"  points relay metrics   http://127.0.0.1:{stack.ports.points_relay}/metrics")
+    print(f"\nportal 门户  {stack.url('portal')}   (sign in with a phone number below; the code")
+    print(f"  is not texted in the embedded stack: read it at {stack.url('portal')}/ops with the")
+    print("  operator token)")
+    for person_id, phone, role, name in PEOPLE:
+        print(f"  {role:<9} {person_id:<17} {phone}  {name}")
     print(f"  signals worker metrics http://127.0.0.1:{stack.ports.points_signals}/metrics")
     print(f"\ndevelopment tokens (organisation {DEMO_ORG}; also in {env_file}):")
     for role, tok in tokens.items():

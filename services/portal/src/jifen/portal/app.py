@@ -1,0 +1,802 @@
+"""The portal's pages: server-rendered HTML, no JavaScript, Chinese first with an English switch.
+
+Public (no sign-in): the communities, each community's service menu for a month, a job. Signed
+in with a phone code: the volunteer claims, checks in with the code the officer's screen shows,
+reports the job done and sees their points and service record; the officer verifies or rejects
+completions and shows the rotating check-in code as a QR code. Operators read what the
+embedded SMS sender kept (``/ops``). Every call goes to the services' public APIs
+(``jifen.portal.apis``); an API's refusal is shown in the person's language above the form,
+with what they typed kept in it."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import segno
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jifen.portal.apis import ApiError, Apis
+from jifen.portal.sessions import COOKIE, RoleToken, Session, Sessions
+from jifen.portal.settings import PortalSettings
+from jifen.portal.texts import Lang, text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jifen.kernel.web import create_app
+
+log = logging.getLogger("jifen.portal")
+HERE = Path(__file__).parent
+LOCAL = ZoneInfo("Asia/Shanghai")  # the schemes' months are local months
+ROLE_ORDER = ("volunteer", "officer", "merchant", "admin", "auditor")
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+class Redirect(Exception):
+    def __init__(self, to: str) -> None:
+        self.to = to
+
+
+def lang_of(request: Request) -> Lang:
+    return "en" if request.cookies.get("lang") == "en" else "zh"
+
+
+def this_month() -> str:
+    # the API's month filter is by UTC month; the times shown are local
+    return datetime.now(UTC).strftime("%Y-%m")
+
+
+def shift_month(month: str, by: int) -> str:
+    y, m = map(int, month.split("-"))
+    m += by
+    y, m = y + (m - 1) // 12, (m - 1) % 12 + 1
+    return f"{y:04d}-{m:02d}"
+
+
+def local_time(value: str | None) -> str:
+    if not value:
+        return ""
+    return datetime.fromisoformat(value).astimezone(LOCAL).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["local"] = local_time
+
+
+class Pages:
+    """What every handler needs: the settings, the APIs and the sessions."""
+
+    def __init__(self, settings: PortalSettings) -> None:
+        self.settings = settings
+        self.apis = Apis(settings)
+        self.sessions = Sessions(settings.session_idle_seconds)
+
+    # -- sessions and rendering --------------------------------------------------------
+    def session(self, request: Request) -> Session:
+        s: Session | None = getattr(request.state, "session", None)
+        if s is None:
+            s = self.sessions.get(request.cookies.get(COOKIE)) or self.sessions.new()
+            request.state.session = s
+        return s
+
+    def _cookie(self, request: Request, response: Response) -> Response:
+        s = self.session(request)
+        if request.cookies.get(COOKIE) != s.id:
+            response.set_cookie(
+                COOKIE,
+                s.id,
+                httponly=True,
+                samesite="lax",
+                secure=self.settings.secure_cookies,
+                path="/",
+            )
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
+        lang = lang_of(request)
+        s = self.session(request)
+        me = s.current
+
+        def t(key: str, **values: object) -> str:
+            return text(lang, key, **values)
+
+        response = templates.TemplateResponse(
+            request,
+            name,
+            {
+                "lang": lang,
+                "t": t,
+                "s": s,
+                "me": me,
+                "csrf": s.csrf,
+                "here": quote(request.url.path),
+                "role_label": lambda r: t(f"role_{r}"),
+                **ctx,
+            },
+            status_code=status,
+        )
+        return self._cookie(request, response)
+
+    def redirect(self, request: Request, to: str) -> Response:
+        return self._cookie(request, RedirectResponse(to, status_code=303))
+
+    async def form(self, request: Request) -> dict[str, str]:
+        """The posted form, after its CSRF token was checked."""
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        if not self.session(request).csrf_ok(fields.get("csrf")):
+            raise ApiError(403, text(lang_of(request), "csrf"), "csrf")
+        return fields
+
+    def need(self, request: Request, *roles: str) -> RoleToken:
+        me = self.session(request).current
+        if me is None:
+            raise Redirect(f"/signin?next={quote(request.url.path)}")
+        if roles and me.role not in roles:
+            raise ApiError(403, text(lang_of(request), "not_your_role"), "role")
+        return me
+
+    async def call(self, request: Request, service: str, method: str, path: str, **kw: Any) -> Any:
+        """An API call as the signed-in person (or the portal, signed out)."""
+        me = self.session(request).current
+        lang = lang_of(request)
+        if me is None:
+            return await self.apis.as_app(service, method, path, lang=lang, **kw)
+        try:
+            return await self.apis.call(service, method, path, token=me.token, lang=lang, **kw)
+        except ApiError as e:
+            if e.status == 401:  # the person's token expired or was refused: sign in again
+                self.sessions.drop(self.session(request))
+                raise Redirect(f"/signin?next={quote(request.url.path)}") from e
+            raise
+
+
+def build_app(settings: PortalSettings | None = None) -> FastAPI:
+    settings = settings or PortalSettings()
+    pages = Pages(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await pages.apis.close()
+
+    app = create_app(
+        service="portal",
+        title="Jifen portal",
+        description="The community app on the public APIs: pages for the public, volunteers, "
+        "officers and operators.",
+        lifespan=lifespan,
+    )
+    # the portal verifies no token itself (the services do): it needs no key to start
+    app.state.needs_keys = False
+    app.state.pages = pages
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    async def apis_reachable() -> tuple[bool, str]:
+        await pages.apis.app_token()
+        return True, f"app credential accepted by tasks (organisation {pages.apis.org_id})"
+
+    app.state.ready_checks["apis"] = apis_reachable
+
+    Handler = Callable[..., Awaitable[Response]]
+
+    def page(handler: Handler) -> Handler:
+        """An API refusal or a missing sign-in as a page, not a traceback."""
+        import functools
+
+        @functools.wraps(handler)
+        async def run(request: Request, *a: Any, **kw: Any) -> Response:
+            try:
+                return await handler(request, *a, **kw)
+            except Redirect as r:
+                return pages.redirect(request, r.to)
+            except ApiError as e:
+                status = e.status if e.status in (403, 404, 409, 422, 429) else 503
+                detail = e.detail if e.status != 503 else text(lang_of(request), "api_down")
+                return pages.render(request, "error.html", status=status, detail=detail)
+
+        return run
+
+    # -- public -----------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse, summary="Home: the communities")
+    @page
+    async def home(request: Request) -> Response:
+        communities = await pages.call(request, "tasks", "GET", "/v1/communities")
+        return pages.render(request, "home.html", communities=communities, month=this_month())
+
+    @app.get("/lang/{lang}", summary="Switch the language (a cookie), back to the page")
+    async def switch(request: Request, lang: str, next: str = "/") -> Response:
+        to = next if next.startswith("/") and not next.startswith("//") else "/"
+        response = pages.redirect(request, to)
+        response.set_cookie(
+            "lang", "en" if lang == "en" else "zh", samesite="lax", max_age=31536000
+        )
+        return response
+
+    @app.get("/c/{community_id}/menu", response_class=HTMLResponse, summary="A community's menu")
+    @page
+    async def menu(
+        request: Request, community_id: str, month: str | None = None, page_no: int = 1
+    ) -> Response:
+        month = month if month and _is_month(month) else this_month()
+        communities = await pages.apis.as_app("tasks", "GET", "/v1/communities", lang_of(request))
+        community = next((c for c in communities if c["id"] == community_id), None)
+        if community is None:
+            raise ApiError(404, text(lang_of(request), "not_found"))
+        jobs = await pages.apis.as_app(
+            "tasks",
+            "GET",
+            "/v1/jobs",
+            lang_of(request),
+            params={"community_id": community_id, "month": month, "limit": 1000},
+        )
+        shown, pager = paged(jobs, page_no)
+        return pages.render(
+            request,
+            "menu.html",
+            community=community,
+            month=month,
+            jobs=shown,
+            pager=pager,
+            prev=shift_month(month, -1),
+            next=shift_month(month, 1),
+        )
+
+    @app.get("/jobs/{job_id}", response_class=HTMLResponse, summary="One job")
+    @page
+    async def job_page(request: Request, job_id: uuid.UUID, done: str | None = None) -> Response:
+        return await _job(request, job_id, notice=done)
+
+    async def _job(
+        request: Request,
+        job_id: uuid.UUID,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        typed: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        job = await pages.call(request, "tasks", "GET", f"/v1/jobs/{job_id}")
+        return pages.render(
+            request,
+            "job.html",
+            status=status,
+            job=job,
+            notice=notice,
+            error=error,
+            typed=typed or {},
+            key=f"portal-{uuid.uuid4()}",
+        )
+
+    # -- signing in ---------------------------------------------------------------------
+    @app.get("/signin", response_class=HTMLResponse, summary="Sign in: the phone number")
+    async def signin_form(request: Request, next: str = "/me") -> Response:
+        return pages.render(request, "signin.html", next=_local(next), typed={})
+
+    @app.post("/signin", response_class=HTMLResponse, summary="Send the code")
+    @page
+    async def signin_send(request: Request) -> Response:
+        f = await pages.form(request)
+        try:
+            sent = await pages.apis.as_app(
+                "tasks",
+                "POST",
+                "/v1/signin/codes",
+                lang_of(request),
+                json={"phone": f.get("phone", "")},
+            )
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return pages.render(
+                request,
+                "signin.html",
+                status=e.status,
+                error=e.detail,
+                typed=f,
+                next=_local(f.get("next", "/me")),
+            )
+        return pages.render(
+            request,
+            "signin_code.html",
+            phone=f["phone"],
+            sent_to=sent["sent_to"],
+            next=_local(f.get("next", "/me")),
+        )
+
+    @app.post("/signin/code", response_class=HTMLResponse, summary="Sign in with the code")
+    @page
+    async def signin_code(request: Request) -> Response:
+        f = await pages.form(request)
+        phone, nxt = f.get("phone", ""), _local(f.get("next", "/me"))
+        try:
+            signed = await pages.apis.as_app(
+                "tasks",
+                "POST",
+                "/v1/signin/tokens",
+                lang_of(request),
+                json={"phone": phone, "code": f.get("code", "").strip()},
+            )
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return pages.render(
+                request,
+                "signin_code.html",
+                status=e.status,
+                error=e.detail,
+                phone=phone,
+                sent_to="",
+                next=nxt,
+            )
+        s = pages.sessions.renew(pages.session(request))  # a new id: nothing planted survives
+        until = time.time() + min(x["expires_in"] for x in signed["sessions"]) - 60
+        s.roles = {
+            x["role"]: RoleToken(x["role"], x["person_id"], x["access_token"], until)
+            for x in signed["sessions"]
+        }
+        s.name = signed["display_name"] or signed["person_id"]
+        s.role = next((r for r in ROLE_ORDER if r in s.roles), None)
+        request.state.session = s
+        return pages.redirect(request, nxt)
+
+    @app.post("/signout", summary="Sign out")
+    @page
+    async def signout(request: Request) -> Response:
+        await pages.form(request)
+        pages.sessions.drop(pages.session(request))
+        request.state.session = pages.sessions.new()
+        return pages.redirect(request, "/")
+
+    @app.post("/me/role", summary="Act in another of one's roles")
+    @page
+    async def switch_role(request: Request) -> Response:
+        f = await pages.form(request)
+        s = pages.session(request)
+        if f.get("role") in s.roles:
+            s.role = f["role"]
+        return pages.redirect(request, "/me")
+
+    # -- signed in ----------------------------------------------------------------------
+    @app.get("/me", response_class=HTMLResponse, summary="Mine: points, record, work")
+    @page
+    async def mine(request: Request, done: str | None = None, page_no: int = 1) -> Response:
+        me = pages.need(request)
+        ctx: dict[str, Any] = {"notice": done}
+        if me.role == "volunteer":
+            try:
+                ctx["balance"] = await pages.call(
+                    request, "points", "GET", f"/v1/accounts/{me.subject}/balance"
+                )
+            except ApiError as e:
+                if e.status != 404:  # no entry yet
+                    raise
+                ctx["balance"] = {"balance": 0, "earned": 0, "spent": 0}
+            ctx["record"] = await pages.call(
+                request,
+                "tasks",
+                "GET",
+                "/v1/completions",
+                params={"account_id": me.subject, "limit": 50},
+            )
+            ctx["titles"] = await _titles(request)
+            ctx["redemptions"] = await pages.call(
+                request, "redeem", "GET", "/v1/redemptions", params={"limit": 20}
+            )
+        elif me.role in ("officer", "admin"):
+            # the jobs of this month not ended yet, soonest first
+            jobs = await pages.call(
+                request, "tasks", "GET", "/v1/jobs", params={"month": this_month(), "limit": 1000}
+            )
+            now = datetime.now(UTC)
+            current = [j for j in jobs if datetime.fromisoformat(j["ends_at"]) >= now]
+            ctx["jobs"], ctx["pager"] = paged(current, page_no)
+        return pages.render(request, "me.html", **ctx)
+
+    async def _titles(request: Request) -> dict[str, str]:
+        jobs = await pages.call(request, "tasks", "GET", "/v1/jobs", params={"limit": 1000})
+        return {j["id"]: j["title"] for j in jobs}
+
+    @app.post("/jobs/{job_id}/claim", summary="Claim a place (volunteer)")
+    @page
+    async def claim(request: Request, job_id: uuid.UUID) -> Response:
+        await pages.form(request)
+        me = pages.need(request, "volunteer")
+        job = await pages.call(request, "tasks", "GET", f"/v1/jobs/{job_id}")
+        # reporting in to the job's community first (200 when already a member)
+        await pages.call(
+            request,
+            "tasks",
+            "POST",
+            f"/v1/communities/{job['community_id']}/members",
+            json={"account_id": me.subject},
+        )
+        try:
+            await pages.call(
+                request,
+                "tasks",
+                "POST",
+                f"/v1/jobs/{job_id}/claims",
+                json={"account_id": me.subject},
+            )
+        except ApiError as e:
+            if e.reason != "already_claimed":
+                return await _job(request, job_id, error=e.detail, status=e.status)
+        return pages.redirect(request, f"/jobs/{job_id}?done=claimed")
+
+    @app.post("/jobs/{job_id}/complete", summary="Report a job done (volunteer)")
+    @page
+    async def complete(request: Request, job_id: uuid.UUID) -> Response:
+        f = await pages.form(request)
+        me = pages.need(request, "volunteer")
+        body: dict[str, Any] = {
+            "account_id": me.subject,
+            "evidence": {"note": f.get("note", "").strip()},
+        }
+        if f.get("checkin_code", "").strip():
+            body["checkin_code"] = f["checkin_code"].strip().upper()
+        try:
+            await pages.call(
+                request,
+                "tasks",
+                "POST",
+                f"/v1/jobs/{job_id}/completions",
+                json=body,
+                idempotency_key=f.get("key") or f"portal-{uuid.uuid4()}",
+            )
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return await _job(request, job_id, error=e.detail, typed=f, status=e.status)
+        return pages.redirect(request, "/me?done=completed")
+
+    @app.get("/officer/queue", response_class=HTMLResponse, summary="Completions to verify")
+    @page
+    async def queue(
+        request: Request, done: str | None = None, community: str | None = None, page_no: int = 1
+    ) -> Response:
+        pages.need(request, "officer", "admin")
+        return await _queue(request, notice=done, community=_id_or_none(community), page_no=page_no)
+
+    async def _queue(
+        request: Request,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        typed: dict[str, str] | None = None,
+        status: int = 200,
+        community: str | None = None,
+        page_no: int = 1,
+    ) -> Response:
+        communities = await pages.call(request, "tasks", "GET", "/v1/communities")
+        params: dict[str, Any] = {"status": "submitted", "limit": 1000}
+        if community:
+            params["community_id"] = community
+        waiting = await pages.call(request, "tasks", "GET", "/v1/completions", params=params)
+        shown, pager = paged(waiting, page_no)
+        return pages.render(
+            request,
+            "queue.html",
+            status=status,
+            waiting=shown,
+            pager=pager,
+            titles=await _titles(request),
+            notice=notice,
+            error=error,
+            typed=typed or {},
+            communities=communities,
+            community=community or "",
+        )
+
+    @app.post("/officer/completions/{completion_id}/verify", summary="Verify (officer)")
+    @page
+    async def verify(request: Request, completion_id: uuid.UUID) -> Response:
+        f = await pages.form(request)
+        pages.need(request, "officer", "admin")
+        community = _id_or_none(f.get("community"))
+        try:
+            await pages.call(request, "tasks", "POST", f"/v1/completions/{completion_id}/verify")
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return await _queue(request, error=e.detail, status=e.status, community=community)
+        return pages.redirect(request, _queue_url("verified", community))
+
+    @app.post("/officer/completions/{completion_id}/reject", summary="Reject (officer)")
+    @page
+    async def reject(request: Request, completion_id: uuid.UUID) -> Response:
+        f = await pages.form(request)
+        pages.need(request, "officer", "admin")
+        try:
+            await pages.call(
+                request,
+                "tasks",
+                "POST",
+                f"/v1/completions/{completion_id}/reject",
+                json={"reason": f.get("reason", "").strip()},
+            )
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return await _queue(
+                request,
+                error=e.detail,
+                typed={str(completion_id): f.get("reason", "")},
+                status=e.status,
+                community=_id_or_none(f.get("community")),
+            )
+        return pages.redirect(request, _queue_url("rejected", _id_or_none(f.get("community"))))
+
+    @app.get(
+        "/officer/jobs/{job_id}/checkin", response_class=HTMLResponse, summary="Check-in screen"
+    )
+    @page
+    async def checkin_screen(request: Request, job_id: uuid.UUID, auto: bool = False) -> Response:
+        pages.need(request, "officer", "admin")
+        job = await pages.call(request, "tasks", "GET", f"/v1/jobs/{job_id}")
+        code = await pages.call(request, "tasks", "GET", f"/v1/jobs/{job_id}/checkin-code")
+        refresh_at = datetime.fromisoformat(code["refresh_at"])
+        wait = max(5, int((refresh_at - datetime.now(UTC)).total_seconds()) + 1)
+        qr = segno.make(code["qr_payload"], error="m").svg_inline(scale=6, title=code["code"])
+        return pages.render(
+            request,
+            "checkin.html",
+            job=job,
+            code=code,
+            qr=qr,
+            refresh=wait if auto else None,
+            minutes=max(1, code["step_seconds"] // 60),
+        )
+
+    # -- the points supermarket, vouchers, the merchant's counter ------------------------
+    @app.get("/shop", response_class=HTMLResponse, summary="The points supermarket")
+    @page
+    async def shop(request: Request, merchant: str | None = None, page_no: int = 1) -> Response:
+        return await _shop(request, merchant=_id_or_none(merchant), page_no=page_no)
+
+    async def _shop(
+        request: Request,
+        *,
+        error: str | None = None,
+        status: int = 200,
+        merchant: str | None = None,
+        page_no: int = 1,
+    ) -> Response:
+        params: dict[str, Any] = {"available": "true", "limit": 500}
+        if merchant:
+            params["merchant_id"] = merchant
+        rewards, pager = paged(
+            await pages.call(request, "redeem", "GET", "/v1/rewards", params=params), page_no
+        )
+        me = pages.session(request).current
+        wallet = None
+        if me is not None and me.role == "volunteer":
+            try:
+                wallet = await pages.call(request, "redeem", "GET", f"/v1/wallets/{me.subject}")
+            except ApiError as e:
+                if e.status != 404:  # no points yet
+                    raise
+                wallet = {"spendable": 0, "held": 0, "maturing": 0}
+        return pages.render(
+            request,
+            "shop.html",
+            status=status,
+            rewards=rewards,
+            wallet=wallet,
+            error=error,
+            key=f"portal-{uuid.uuid4()}",
+            pager=pager,
+            merchant=merchant or "",
+        )
+
+    @app.post("/shop/{reward_id}/redeem", summary="Redeem a reward (volunteer)")
+    @page
+    async def redeem(request: Request, reward_id: uuid.UUID) -> Response:
+        f = await pages.form(request)
+        pages.need(request, "volunteer")
+        try:
+            made = await pages.call(
+                request,
+                "redeem",
+                "POST",
+                "/v1/redemptions",
+                json={"reward_id": str(reward_id)},
+                idempotency_key=f.get("key") or f"portal-{uuid.uuid4()}",
+            )
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return await _shop(request, error=e.detail, status=e.status)
+        return pages.redirect(request, f"/vouchers/{made['id']}")
+
+    @app.get("/vouchers/{redemption_id}", response_class=HTMLResponse, summary="A voucher")
+    @page
+    async def voucher(request: Request, redemption_id: uuid.UUID) -> Response:
+        pages.need(request, "volunteer")
+        r = await pages.call(request, "redeem", "GET", f"/v1/redemptions/{redemption_id}")
+        reward = await pages.call(request, "redeem", "GET", f"/v1/rewards/{r['reward_id']}")
+        qr = None
+        if r.get("voucher_code") and r["status"] == "confirmed":
+            qr = segno.make(r["voucher_code"], error="m").svg_inline(
+                scale=6, title=r["voucher_code"]
+            )
+        return pages.render(request, "voucher.html", r=r, reward=reward, qr=qr)
+
+    @app.get("/merchant", response_class=HTMLResponse, summary="The merchant's counter")
+    @page
+    async def counter(request: Request, done: str | None = None) -> Response:
+        pages.need(request, "merchant")
+        return await _counter(request, notice=done)
+
+    async def _counter(
+        request: Request,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        typed: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        me = pages.need(request, "merchant")
+        waiting = await pages.call(
+            request,
+            "redeem",
+            "GET",
+            "/v1/redemptions",
+            params={"status": "confirmed", "limit": 200},
+        )
+        rewards = await pages.call(
+            request,
+            "redeem",
+            "GET",
+            "/v1/rewards",
+            params={"merchant_id": me.subject, "active": "true", "limit": 200},
+        )
+        names = {x["id"]: x for x in rewards}
+        return pages.render(
+            request,
+            "merchant.html",
+            status=status,
+            waiting=waiting,
+            rewards=rewards,
+            names=names,
+            notice=notice,
+            error=error,
+            typed=typed or {},
+        )
+
+    @app.post("/merchant/redemptions/{redemption_id}/fulfil", summary="Fulfil a voucher (merchant)")
+    @page
+    async def fulfil(request: Request, redemption_id: uuid.UUID) -> Response:
+        f = await pages.form(request)
+        pages.need(request, "merchant")
+        code = f.get("voucher_code", "").strip().upper()
+        try:
+            await pages.call(
+                request,
+                "redeem",
+                "POST",
+                f"/v1/redemptions/{redemption_id}/fulfil",
+                json={"voucher_code": code},
+            )
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return await _counter(
+                request, error=e.detail, typed={str(redemption_id): code}, status=e.status
+            )
+        return pages.redirect(request, "/merchant?done=fulfilled")
+
+    # -- operators ----------------------------------------------------------------------
+    @app.get(
+        "/ops", response_class=HTMLResponse, summary="Operators: the embedded sender's messages"
+    )
+    @page
+    async def ops(request: Request) -> Response:
+        op = pages.session(request).roles.get("operator")
+        messages = None
+        if op is not None:
+            messages = await pages.apis.call(
+                "tasks", "GET", "/v1/signin/messages", token=op.token, lang=lang_of(request)
+            )
+        return pages.render(request, "ops.html", messages=messages)
+
+    @app.post("/ops", response_class=HTMLResponse, summary="Operators: present the operator token")
+    @page
+    async def ops_token(request: Request) -> Response:
+        f = await pages.form(request)
+        token = f.get("token", "").strip()
+        try:
+            await pages.apis.call(
+                "tasks", "GET", "/v1/signin/messages", token=token, lang=lang_of(request)
+            )
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return pages.render(request, "ops.html", status=e.status, error=e.detail, messages=None)
+        pages.session(request).roles["operator"] = RoleToken(
+            "operator", "operator", token, time.time() + 3600
+        )
+        return pages.redirect(request, "/ops")
+
+    # -- errors as pages ----------------------------------------------------------------
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path in ("/healthz", "/readyz", "/metrics") or request.url.path.startswith(
+            "/docs"
+        ):
+            from jifen.kernel.web import said
+
+            return said(request, exc.status_code, str(exc.detail), str(exc.detail))
+        key = "not_found" if exc.status_code == 404 else "error"
+        return pages.render(
+            request, "error.html", status=exc.status_code, detail=text(lang_of(request), key)
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return pages.render(
+            request, "error.html", status=404, detail=text(lang_of(request), "not_found")
+        )
+
+    return app
+
+
+PAGE_SIZE = 20
+
+
+@dataclass
+class Pager:
+    page: int
+    pages: int
+
+    @property
+    def prev(self) -> int | None:
+        return self.page - 1 if self.page > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.page + 1 if self.page < self.pages else None
+
+
+def paged(items: list[Any], page_no: int) -> tuple[list[Any], Pager]:
+    """One page of ``items``: a page stays within the page budget however long the list (the
+    APIs answer up to 1,000; a page shows 20)."""
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    page_no = min(max(1, page_no), pages)
+    return items[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE], Pager(page_no, pages)
+
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+
+def _id_or_none(value: str | None) -> str | None:
+    return value if value and _ID.fullmatch(value) else None
+
+
+def _queue_url(done: str, community: str | None) -> str:
+    return f"/officer/queue?done={done}" + (f"&community={community}" if community else "")
+
+
+def _is_month(value: str) -> bool:
+    try:
+        datetime.strptime(value, "%Y-%m")
+    except ValueError:
+        return False
+    return True
+
+
+def _local(target: str) -> str:
+    """Only a path of this site is followed after sign-in (no open redirect)."""
+    return target if target.startswith("/") and not target.startswith("//") else "/me"
