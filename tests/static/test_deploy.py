@@ -11,6 +11,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from jifen.portal.settings import PortalSettings
 from yamllint import config as yamllint_config
 from yamllint import linter
 
@@ -50,7 +51,14 @@ def compose() -> dict[str, Any]:
 def known_env() -> set[str]:
     """Every environment variable some Jifen settings class reads."""
     names: set[str] = set()
-    for cls in (ServiceSettings, TasksSettings, PointsSettings, RedeemSettings, AuditSettings):
+    for cls in (
+        ServiceSettings,
+        TasksSettings,
+        PointsSettings,
+        RedeemSettings,
+        AuditSettings,
+        PortalSettings,
+    ):
         prefix = cls.model_config.get("env_prefix", "")
         for name, f in cls.model_fields.items():
             alias = f.validation_alias
