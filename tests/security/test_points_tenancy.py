@@ -231,11 +231,18 @@ async def test_reads_show_only_the_callers_organisation(
     r = await c.points.http.get(f"/v1/audit/accounts/{vol}/history", headers=c.h("auditor"))
     assert r.status_code == 404
     assert await c.balance(vol) == 0
-    # the audit export: others' entries as leaf hashes only
-    await a.points.http.post("/v1/audit/checkpoints", headers=a.h("auditor"))
-    r = await a.points.http.get("/v1/audit/export", headers=b.h("auditor"))
-    assert r.status_code == 200, r.text
-    lines = [orjson.loads(x) for x in r.content.splitlines()]
+
+    # the audit export: others' entries as leaf hashes only. A checkpoint signs the tree the
+    # sequencer (its own process) has built so far: B's entry, written a moment ago, may not be
+    # in it yet, so sign again until it is (a fresh-clone run failed on this race)
+    async def exported() -> list[dict[str, Any]] | None:
+        await a.points.http.post("/v1/audit/checkpoints", headers=a.h("auditor"))
+        r = await a.points.http.get("/v1/audit/export", headers=b.h("auditor"))
+        assert r.status_code == 200, r.text
+        got = [orjson.loads(x) for x in r.content.splitlines()]
+        return got if any("entry" in x for x in got[1:]) else None
+
+    lines = await eventually(exported, timeout=60, what="B's entry in a signed checkpoint")
     assert lines[0]["org_id"] == b.org and isinstance(lines[0]["legacy_cutover"], int)
     assert {x["entry"]["org_id"] for x in lines[1:] if "entry" in x} == {b.org}
     assert all(
