@@ -5,6 +5,8 @@ Kept free of web imports: domain code raises these without knowing about HTTP.""
 
 from __future__ import annotations
 
+from jifen.kernel.i18n import say
+
 
 class DomainRefusal(Exception):
     """A request the domain refuses: ``reason`` is machine-readable, ``status`` the HTTP
@@ -14,7 +16,7 @@ class DomainRefusal(Exception):
 
     A refusal said in both languages passes ``zh`` and ``en`` instead of one ``detail``: the
     problem's detail is then in the caller's language (``Accept-Language``), both when it names
-    neither."""
+    neither. A fact ``retry_after`` (seconds) is also sent as the Retry-After header."""
 
     reason = "refused"
     status = 409
@@ -28,7 +30,7 @@ class DomainRefusal(Exception):
         en: str | None = None,
         **facts: object,
     ) -> None:
-        detail = detail or (f"{zh} — {en}" if zh and en else zh or en or "")
+        detail = detail or say(None, zh or "", en or "")
         super().__init__(detail)
         self.detail = detail
         self.zh, self.en = zh, en

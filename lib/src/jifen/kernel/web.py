@@ -404,12 +404,16 @@ def create_app(
     async def _domain_refusal(request: Request, exc: DomainRefusal) -> JSONResponse:
         facts = {("current_status" if k == "status" else k): v for k, v in exc.facts.items()}
         if exc.zh and exc.en:
-            return said(
+            response = said(
                 request, exc.status, exc.zh, exc.en, title="Refused", reason=exc.reason, **facts
             )
-        return localized(
-            request, exc.status, exc.detail, title="Refused", reason=exc.reason, **facts
-        )
+        else:
+            response = localized(
+                request, exc.status, exc.detail, title="Refused", reason=exc.reason, **facts
+            )
+        if "retry_after" in exc.facts:
+            response.headers["Retry-After"] = str(exc.facts["retry_after"])
+        return response
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:

@@ -10,6 +10,7 @@ with what they typed kept in it."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -35,7 +36,7 @@ from jifen.portal.settings import PortalSettings
 from jifen.portal.texts import Lang, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from jifen.kernel.web import create_app
+from jifen.kernel.web import create_app, said
 
 log = logging.getLogger("jifen.portal")
 HERE = Path(__file__).parent
@@ -194,7 +195,6 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
 
     def page(handler: Handler) -> Handler:
         """An API refusal or a missing sign-in as a page, not a traceback."""
-        import functools
 
         @functools.wraps(handler)
         async def run(request: Request, *a: Any, **kw: Any) -> Response:
@@ -736,8 +736,6 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         if request.url.path in ("/healthz", "/readyz", "/metrics") or request.url.path.startswith(
             "/docs"
         ):
-            from jifen.kernel.web import said
-
             return said(request, exc.status_code, str(exc.detail), str(exc.detail))
         key = "not_found" if exc.status_code == 404 else "error"
         return pages.render(

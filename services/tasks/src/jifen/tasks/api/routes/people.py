@@ -120,12 +120,12 @@ async def send_code(
         )
         last = await conn.fetchval(q["last_signin_code_at"], who.org, body.phone)
         if last is not None and (now - last).total_seconds() < rules.RESEND_SECONDS:
-            return _too_soon(request, rules.RESEND_SECONDS - int((now - last).total_seconds()))
+            raise rules.too_soon(rules.RESEND_SECONDS - int((now - last).total_seconds()))
         recent = await conn.fetchval(
             q["signin_codes_since"], who.org, body.phone, now - timedelta(hours=1)
         )
         if recent >= rules.CODES_PER_HOUR:
-            return _too_soon(request, 3600)
+            raise rules.too_soon(3600)
         on_record = await conn.fetch(q["people_by_phone"], who.org, body.phone)
         code = rules.new_code()
         stored = (
@@ -157,21 +157,6 @@ async def send_code(
         detail=f"如果 {masked} 在本组织登记过，验证码已发出 — if {masked} is on the organisation's "
         "records, a code is on its way",
     )
-
-
-def _too_soon(request: Request, seconds: int) -> JSONResponse:
-    refusal = rules.too_soon(seconds)
-    response = said(
-        request,
-        429,
-        refusal.zh or "",
-        refusal.en or "",
-        title="Refused",
-        reason=refusal.reason,
-        retry_after=seconds,
-    )
-    response.headers["Retry-After"] = str(seconds)
-    return response
 
 
 @signin.post(
