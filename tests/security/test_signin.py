@@ -181,3 +181,29 @@ async def test_a_role_is_recorded_only_by_an_admin_and_not_twice(apis: dict[str,
         "/v1/people", headers=tasks.auth("admin"), json={**body, "role": "operator"}
     )
     assert ops.status_code == 422, ops.text  # operators and apps are no people of the records
+
+
+async def test_a_code_signs_in_only_its_own_number_and_no_one_chooses_a_role(
+    apis: dict[str, Api],
+) -> None:
+    tasks = apis["tasks"]
+    mine, my_phone = await _person(tasks, "volunteer")
+    _, admins_phone = await _person(tasks, "admin")
+    assert (await _ask(tasks, my_phone)).status_code == 202
+    assert (await _ask(tasks, admins_phone)).status_code == 202
+    code = await _code_for(tasks, my_phone)
+    assert code is not None
+    # my code presented for the admin's number: refused, and it costs the admin's code a try
+    r = await _sign_in(tasks, admins_phone, code)
+    assert r.status_code == 401 and r.json()["reason"] == "wrong_code", r.text
+    # asking for a role in the exchange is not part of it
+    r = await tasks.http.post(
+        "/v1/signin/tokens",
+        headers=tasks.auth("app"),
+        json={"phone": my_phone, "code": code, "role": "admin"},
+    )
+    assert r.status_code == 422, r.text
+    # the legitimate exchange beside it: my own number, my own role only
+    r = await _sign_in(tasks, my_phone, code)
+    assert r.status_code == 200, r.text
+    assert [(s["role"], s["person_id"]) for s in r.json()["sessions"]] == [("volunteer", mine)]
