@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -81,6 +82,7 @@ async def test_consumer_reads_everything_after_the_broker_forgets(
     tmp_path: Path,
     kind: str,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("JIFEN_BROKER", kind)  # Tansu's producers: not idempotent
     dsn = await fresh_db(tmp_path)  # the kernel's tables only (applied_event)
@@ -111,6 +113,8 @@ async def test_consumer_reads_everything_after_the_broker_forgets(
         task = asyncio.create_task(consumer.run())
         await eventually(lambda: _ready(applied, before), timeout=60, what="first records")
         forgot = CONSUMER_RESTARTS.labels(group)._value.get()
+        caplog.set_level(logging.INFO, logger="aiokafka")
+        caplog.clear()
 
         await forget(broker)
         await ensure_topics(broker.bootstrap, [TOPIC], partitions=1)
@@ -135,8 +139,19 @@ async def test_consumer_reads_everything_after_the_broker_forgets(
             ) from exc
         assert sorted(applied) == sorted(before + after), "each record applied exactly once"
         noticed = CONSUMER_RESTARTS.labels(group)._value.get() - forgot
-        if kind == "tansu":  # the group's own coordinator forgot it too: only the guard sees
-            assert noticed > 0, "the restart was noticed"
+        if kind == "tansu":
+            # the group's coordinator forgot the group too. Either the guard notices (offsets
+            # gone before a commit) or aiokafka does first: its heartbeat finds the group gone
+            # and it rejoins, or its fetch at position 30 of an empty log is out of range, and
+            # with nothing committed it reads from the earliest record. Both read everything
+            # again (asserted above); the quiet fresh-clone run of b7bc459 took aiokafka's way
+            by_aiokafka = [
+                r.getMessage()
+                for r in caplog.records
+                if r.name.startswith("aiokafka")
+                and ("joining group" in r.getMessage() or "out of range" in r.getMessage())
+            ]
+            assert noticed > 0 or by_aiokafka, "the restart was noticed"
         # on Kafka the consumer usually sees its partitions vanish and come back (a metadata
         # refresh every 5 s) and rejoins before it fetches again; the guard is the backstop
         # for when a fetch and a commit from the old position come first
