@@ -8,10 +8,12 @@ from typing import Annotated
 
 import httpx
 import pytest
+from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from jifen.kernel.i18n import negotiate, say, validation_message
-from jifen.kernel.web import create_app
+from jifen.kernel.errors import DomainRefusal, NotFound
+from jifen.kernel.i18n import Said, negotiate, say, validation_message
+from jifen.kernel.web import Refusal, create_app
 
 
 @pytest.mark.parametrize(
@@ -177,3 +179,67 @@ def test_a_length_checked_after_a_validator_is_said_in_characters() -> None:
         {"type": "too_short", "msg": "x", "input": [1], "ctx": {"min_length": 2}}
     )
     assert zh == "至少 2 项"  # a list's length is in items
+
+
+def test_a_said_text_is_one_string_in_both_languages_until_rendered() -> None:
+    text = Said("没有岗位 7", "no job 7")
+    assert text == "没有岗位 7 — no job 7" and isinstance(text, str)  # logs, str(exc)
+    assert (text.to("zh"), text.to("en"), text.to(None)) == ("没有岗位 7", "no job 7", text)
+    assert str(NotFound(text)) == "没有岗位 7 — no job 7"
+
+
+class _Full(DomainRefusal):
+    reason = "job_full"
+
+
+def _refusing() -> httpx.AsyncClient:
+    """One route per way of saying no: each said with a Said, as the services do."""
+    app = create_app(service="i18n", title="t", description="t")
+
+    @app.get("/missing")
+    async def missing() -> None:
+        raise NotFound(Said("没有岗位 7", "no job 7"))
+
+    @app.get("/forbidden")
+    async def forbidden() -> None:
+        raise HTTPException(403, Said("志愿者只能为自己的账户操作", "a volunteer acts for itself"))
+
+    @app.get("/full")
+    async def full() -> None:
+        raise _Full(Said("全部 3 个名额都已被领取", "all 3 places are taken"), capacity=3)
+
+    @app.get("/exists")
+    async def exists() -> None:
+        raise Refusal("community_exists", Said("本组织已有社区 'a'", "already has community 'a'"))
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "zh", "en"),
+    [
+        ("/missing", 404, "没有岗位 7", "no job 7"),
+        ("/forbidden", 403, "志愿者只能为自己的账户操作", "a volunteer acts for itself"),
+        ("/full", 409, "全部 3 个名额都已被领取", "all 3 places are taken"),
+        ("/exists", 409, "本组织已有社区 'a'", "already has community 'a'"),
+    ],
+)
+async def test_every_way_of_saying_no_answers_in_the_callers_language(
+    path: str, status: int, zh: str, en: str
+) -> None:
+    async with _refusing() as c:
+        said = {
+            lang: await c.get(path, headers={"accept-language": lang} if lang else {})
+            for lang in ("zh-CN", "en-US", None)
+        }
+    for lang, detail, language in (
+        ("zh-CN", zh, "zh-CN"),
+        ("en-US", en, "en"),
+        (None, f"{zh} — {en}", "zh-CN, en"),
+    ):
+        r = said[lang]
+        assert r.status_code == status, r.text
+        assert (r.json()["detail"], r.headers["content-language"]) == (detail, language)
+    assert said["zh-CN"].headers["content-type"].startswith("application/problem+json")
+    if path == "/full":  # the refusal's facts and reason beside the detail, as before
+        assert (said["en-US"].json()["reason"], said["en-US"].json()["capacity"]) == ("job_full", 3)

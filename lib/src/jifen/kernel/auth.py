@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from jifen.kernel.i18n import Said
 from jifen.kernel.ratelimit import TokenBuckets, retry_after_header
 
 ISSUER = "jifen"
@@ -44,6 +45,17 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     OPERATOR = "operator"
     ADMIN = "admin"
+
+
+ROLE_ZH = {
+    Role.VOLUNTEER: "志愿者",
+    Role.OFFICER: "社区工作人员",
+    Role.APP: "应用",
+    Role.MERCHANT: "商户",
+    Role.AUDITOR: "审计员",
+    Role.OPERATOR: "运维",
+    Role.ADMIN: "管理员",
+}
 
 
 @dataclass(frozen=True)
@@ -313,7 +325,7 @@ class TokenVerifier:
 _bearer = HTTPBearer(auto_error=False, description="A Jifen token: `jifen token create`.")
 
 
-def _unauthorized(detail: str) -> HTTPException:
+def _unauthorized(detail: Said) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
     )
@@ -321,12 +333,12 @@ def _unauthorized(detail: str) -> HTTPException:
 
 def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if credentials is None:
-        raise _unauthorized("missing bearer token")
+        raise _unauthorized(Said("缺少 Bearer 令牌", "missing bearer token"))
     verifier: TokenVerifier = request.app.state.verifier
     try:
         return verifier.verify(credentials.credentials)
     except InvalidToken as exc:
-        raise _unauthorized(f"invalid token: {exc}") from None
+        raise _unauthorized(Said(f"令牌无效（{exc}）", f"invalid token: {exc}")) from None
 
 
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -347,10 +359,15 @@ def require(*roles: Role) -> Any:
     async def dependency(request: Request, credentials: Bearer) -> Principal:
         principal = _principal(request, credentials)
         if principal.role not in allowed:
+            names = sorted(allowed)
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                detail=f"role {principal.role.value!r} may not do this; allowed: "
-                + ", ".join(sorted(r.value for r in allowed)),
+                detail=Said(
+                    f"{ROLE_ZH[principal.role]}（{principal.role.value}）不能做这件事；可以做的是："
+                    + "、".join(f"{ROLE_ZH[r]}（{r.value}）" for r in names),
+                    f"role {principal.role.value!r} may not do this; allowed: "
+                    + ", ".join(r.value for r in names),
+                ),
             )
         if request.method in WRITE_METHODS:
             _limit_writes(request, principal)
@@ -381,7 +398,9 @@ def _limit_writes(request: Request, who: Principal) -> None:
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"more than {per_minute} writes a minute from {who.subject}; "
-            f"retry in {wait:.1f} s",
+            detail=Said(
+                f"{who.subject} 每分钟写入超过 {per_minute} 次；请 {wait:.1f} 秒后再试",
+                f"more than {per_minute} writes a minute from {who.subject}; retry in {wait:.1f} s",
+            ),
             headers={"Retry-After": retry_after_header(wait)},
         )

@@ -5,7 +5,7 @@ Kept free of web imports: domain code raises these without knowing about HTTP.""
 
 from __future__ import annotations
 
-from jifen.kernel.i18n import say
+from jifen.kernel.i18n import Said
 
 
 class DomainRefusal(Exception):
@@ -14,9 +14,10 @@ class DomainRefusal(Exception):
     (a fact named ``status`` is reported as ``current_status``: in a problem document
     ``status`` is the HTTP status).
 
-    A refusal said in both languages passes ``zh`` and ``en`` instead of one ``detail``: the
-    problem's detail is then in the caller's language (``Accept-Language``), both when it names
-    neither. A fact ``retry_after`` (seconds) is also sent as the Retry-After header."""
+    A refusal said in both languages passes ``zh`` and ``en``, or a :class:`Said` as its
+    ``detail``: the problem's detail is then in the caller's language (``Accept-Language``),
+    both when it names neither. A fact ``retry_after`` (seconds) is also sent as the
+    Retry-After header."""
 
     reason = "refused"
     status = 409
@@ -30,7 +31,10 @@ class DomainRefusal(Exception):
         en: str | None = None,
         **facts: object,
     ) -> None:
-        detail = detail or say(None, zh or "", en or "")
+        if zh and en:
+            detail = Said(zh, en)
+        elif isinstance(detail, Said):
+            zh, en = detail.zh, detail.en
         super().__init__(detail)
         self.detail = detail
         self.zh, self.en = zh, en
@@ -40,4 +44,9 @@ class DomainRefusal(Exception):
 
 
 class NotFound(LookupError):
-    """Something named in the request does not exist, or the caller may not see it: 404."""
+    """Something named in the request does not exist, or the caller may not see it: 404.
+    Its one argument, the detail, is best a :class:`Said` (then in the caller's language)."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail

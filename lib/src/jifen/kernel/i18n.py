@@ -62,6 +62,31 @@ def say(lang: Lang, zh: str, en: str) -> str:
     return f"{zh} — {en}"
 
 
+class Said(str):
+    """A text in both languages that still is one ``str``: both (Chinese first, as
+    :func:`say` gives them to a caller who chose neither) wherever it is used as a string — a
+    log line, ``str(exc)``, an exception's detail — and the caller's one language where the
+    web kernel renders a problem (``Said.to(lang)``). So a refusal, a 404 or an HTTP error is
+    written once, ``raise NotFound(Said("没有任务 …", "no job …"))``, and no handler needs to
+    know how it was said."""
+
+    zh: str
+    en: str
+
+    def __new__(cls, zh: str, en: str) -> Said:
+        text = super().__new__(cls, say(None, zh, en))
+        text.zh, text.en = zh, en
+        return text
+
+    def to(self, lang: Lang) -> str:
+        return say(lang, self.zh, self.en)
+
+
+def rendered(lang: Lang, text: object) -> object:
+    """``text`` in ``lang`` when it was said in both (:class:`Said`), else as it is."""
+    return text.to(lang) if isinstance(text, Said) else text
+
+
 TITLES_ZH = {
     400: "请求有误",
     401: "未认证",

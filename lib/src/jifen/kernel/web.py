@@ -33,6 +33,7 @@ from jifen.kernel.i18n import (
     CONTENT_LANGUAGE,
     Lang,
     negotiate,
+    rendered,
     say,
     validation_message,
     where,
@@ -183,10 +184,13 @@ def localized(
 ) -> JSONResponse:
     """A problem document whose title is in the caller's language (``Accept-Language``; both
     when it names neither, Chinese first); ``title`` is the English one (the status's phrase
-    if None), ``detail`` as given."""
+    if None), ``detail`` in that language too when it was said in both (a ``Said``), else as
+    given."""
     lang = _lang(request)
     english = title or _title(status)
-    return _in(lang, problem(status, titled(lang, status, english), detail, **extra))
+    return _in(
+        lang, problem(status, titled(lang, status, english), rendered(lang, detail), **extra)
+    )
 
 
 def said(
@@ -403,21 +407,16 @@ def create_app(
     @app.exception_handler(DomainRefusal)
     async def _domain_refusal(request: Request, exc: DomainRefusal) -> JSONResponse:
         facts = {("current_status" if k == "status" else k): v for k, v in exc.facts.items()}
-        if exc.zh and exc.en:
-            response = said(
-                request, exc.status, exc.zh, exc.en, title="Refused", reason=exc.reason, **facts
-            )
-        else:
-            response = localized(
-                request, exc.status, exc.detail, title="Refused", reason=exc.reason, **facts
-            )
+        response = localized(
+            request, exc.status, exc.detail, title="Refused", reason=exc.reason, **facts
+        )
         if "retry_after" in exc.facts:
             response.headers["Retry-After"] = str(exc.facts["retry_after"])
         return response
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return localized(request, 404, str(exc))
+        return localized(request, 404, exc.detail)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
