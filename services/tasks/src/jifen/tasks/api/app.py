@@ -7,11 +7,10 @@ and their shared dependencies in ``api/deps.py``."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from jifen.kernel.deps import service_lifespan
-from jifen.kernel.web import create_app, problem
+from jifen.kernel.web import create_app
 from jifen.tasks.api.routes import (
     appeals,
     audit,
@@ -24,7 +23,6 @@ from jifen.tasks.api.routes import (
     people,
 )
 from jifen.tasks.db import queries
-from jifen.tasks.domain.checkin import TooManyAttempts
 from jifen.tasks.settings import TasksSettings
 
 # in this order: the OpenAPI document lists the paths as the routers are included
@@ -61,12 +59,8 @@ def build_app(settings: TasksSettings | None = None) -> FastAPI:
         ),
     )
 
-    @app.exception_handler(TooManyAttempts)
-    async def _too_many(_: Request, exc: TooManyAttempts) -> JSONResponse:
-        response = problem(429, "Too Many Requests", exc.detail, reason=exc.reason, **exc.facts)
-        response.headers["Retry-After"] = str(exc.facts.get("retry_after", 60))
-        return response
-
+    # TooManyAttempts (check-in code guesses) is a refusal like any other: the kernel's handler
+    # answers 429 in the caller's language with Retry-After from its retry_after fact
     for router in ROUTERS:
         app.include_router(router)
     return app

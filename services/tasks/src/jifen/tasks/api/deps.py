@@ -15,6 +15,7 @@ from fastapi import Header, HTTPException, Path, Query, Request
 
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.deps import Conn, Events, Q, contracts_of, queries_of
+from jifen.kernel.i18n import Said
 from jifen.tasks.domain.checkin import CheckinRules
 from jifen.tasks.settings import TasksSettings
 
@@ -84,7 +85,10 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 def acting_for(who: Principal, account_id: str) -> None:
     """A volunteer acts only for their own account; an app acts for any of its volunteers."""
     if who.role == Role.VOLUNTEER and who.subject != account_id:
-        raise HTTPException(403, "a volunteer may act only for their own account")
+        raise HTTPException(
+            403,
+            Said("志愿者只能为自己的账户操作", "a volunteer may act only for their own account"),
+        )
 
 
 def checkin_rules(request: Request) -> CheckinRules:

@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from jifen.kernel.i18n import Said
 from jifen.tasks.domain.jobs import TasksRefusal, WrongCheckinCode
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -80,7 +81,10 @@ def check_code(
     """Accept the code of the current step or of the one before; refuse anything else."""
     if not given:
         raise WrongCheckinCode(
-            "此岗位需现场签到码 this job is verified by check-in: send the code shown at the site"
+            Said(
+                "此岗位需现场签到码：请发送现场显示的签到码",
+                "this job is verified by check-in: send the code shown at the site",
+            )
         )
     typed = given.strip().upper().encode()
     step = step_of(at, step_seconds)
@@ -89,8 +93,10 @@ def check_code(
         ok |= hmac.compare_digest(code_for(secret, job_id, s).encode(), typed)
     if not ok:
         raise WrongCheckinCode(
-            "签到码错误或已过期 the check-in code is wrong or has expired: use the code shown "
-            "at the site now"
+            Said(
+                "签到码错误或已过期：请使用现场此刻显示的签到码",
+                "the check-in code is wrong or has expired: use the code shown at the site now",
+            )
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from jifen.kernel.i18n import Said
 from jifen.tasks.domain.jobs import WrongState
 
 
@@ -54,7 +55,10 @@ _NEED_MOVES: dict[NeedStatus, set[NeedStatus]] = {
 def move_hazard(current: HazardStatus, to: HazardStatus) -> HazardStatus:
     if to not in _HAZARD_MOVES.get(current, set()):
         raise WrongState(
-            f"a hazard report that is {current.value} cannot become {to.value}",
+            Said(
+                f"状态为 {current.value} 的隐患报告不能改为 {to.value}",
+                f"a hazard report that is {current.value} cannot become {to.value}",
+            ),
             status=current.value,
         )
     return to
@@ -62,5 +66,11 @@ def move_hazard(current: HazardStatus, to: HazardStatus) -> HazardStatus:
 
 def move_need(current: NeedStatus, to: NeedStatus) -> NeedStatus:
     if to not in _NEED_MOVES.get(current, set()):
-        raise WrongState(f"a {current.value} item cannot become {to.value}", status=current.value)
+        raise WrongState(
+            Said(
+                f"状态为 {current.value} 的事项不能改为 {to.value}",
+                f"a {current.value} item cannot become {to.value}",
+            ),
+            status=current.value,
+        )
     return to

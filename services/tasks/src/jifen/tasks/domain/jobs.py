@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from jifen.kernel.errors import DomainRefusal
+from jifen.kernel.errors import DomainRefusal, NotFound
+from jifen.kernel.i18n import Said
 
 
 class Category(StrEnum):
@@ -41,6 +42,25 @@ class CompletionStatus(StrEnum):
     VERIFIED = "verified"
     REJECTED = "rejected"
     REVOKED = "revoked"
+
+
+def no_job(job_id: object) -> NotFound:
+    return NotFound(Said(f"没有岗位 {job_id}", f"no job {job_id}"))
+
+
+def no_completion(completion_id: object) -> NotFound:
+    return NotFound(Said(f"没有完成记录 {completion_id}", f"no completion {completion_id}"))
+
+
+def already_claimed(account_id: str) -> Said:
+    return Said(f"{account_id} 已领取这个岗位", f"{account_id} already holds a claim on this job")
+
+
+def no_active_claim(account_id: str, job_id: object) -> Said:
+    return Said(
+        f"{account_id} 在岗位 {job_id} 上没有有效的领取",
+        f"{account_id} has no active claim on job {job_id}",
+    )
 
 
 class TasksRefusal(DomainRefusal):
@@ -89,13 +109,19 @@ def check_window(window: Window, at: datetime, grace: timedelta) -> None:
     """A completion counts only inside the job's window, with a grace period after it."""
     if at < window.starts_at:
         raise OutsideWindow(
-            f"the job starts at {window.starts_at.isoformat()}; it cannot be completed before",
+            Said(
+                f"岗位 {window.starts_at.isoformat()} 才开始，开始前不能完成",
+                f"the job starts at {window.starts_at.isoformat()}; it cannot be completed before",
+            ),
             starts_at=window.starts_at.isoformat(),
             ends_at=window.ends_at.isoformat(),
         )
     if at > window.ends_at + grace:
         raise OutsideWindow(
-            f"the job ended at {window.ends_at.isoformat()} and its grace of {grace} is over",
+            Said(
+                f"岗位已于 {window.ends_at.isoformat()} 结束，{grace} 的补报宽限也已过",
+                f"the job ended at {window.ends_at.isoformat()} and its grace of {grace} is over",
+            ),
             starts_at=window.starts_at.isoformat(),
             ends_at=window.ends_at.isoformat(),
         )
@@ -131,8 +157,10 @@ def check_not_creator(creator: str, volunteer: str) -> None:
     """Whoever published a job is never credited for it, whatever its verification mode."""
     if same_person(creator, volunteer):
         raise OwnJob(
-            f"岗位发布者不能领取或完成自己发布的岗位 the job's creator ({creator}) can never be "
-            "its credited volunteer",
+            Said(
+                f"岗位发布者（{creator}）不能领取或完成自己发布的岗位",
+                f"the job's creator ({creator}) can never be its credited volunteer",
+            ),
             created_by=creator,
         )
 
@@ -140,15 +168,16 @@ def check_not_creator(creator: str, volunteer: str) -> None:
 def check_verifier(verifier: str, volunteer: str, status: CompletionStatus) -> None:
     if same_person(verifier, volunteer):
         raise SelfVerification(
-            "不能核验自己的完成记录 an officer may not verify their own completion"
+            Said("不能核验自己的完成记录", "an officer may not verify their own completion")
         )
     if status is not CompletionStatus.SUBMITTED:
+        held = status is CompletionStatus.HELD
         raise NotVerifiable(
-            f"the completion is {status.value}, not submitted"
-            + (
-                "; a held completion is decided with approve or reject"
-                if status is CompletionStatus.HELD
-                else ""
+            Said(
+                f"该完成记录的状态是 {status.value}，不是待核验（submitted）"
+                + ("；暂扣（held）的记录请用批准或驳回来决定" if held else ""),
+                f"the completion is {status.value}, not submitted"
+                + ("; a held completion is decided with approve or reject" if held else ""),
             ),
             status=status.value,
         )
@@ -200,7 +229,10 @@ def check_category(code: str, custom: set[str]) -> None:
     """A job's category is a built-in one or one its organisation added."""
     if code not in {c.value for c in Category} and code not in custom:
         raise UnknownCategory(
-            f"category {code!r} is neither built in nor added by your organisation",
+            Said(
+                f"类别 {code!r} 既不是内置类别，也不是本组织添加的类别",
+                f"category {code!r} is neither built in nor added by your organisation",
+            ),
             known=sorted({c.value for c in Category} | custom),
         )
 
@@ -209,28 +241,41 @@ def check_withdrawal(window: Window, at: datetime) -> None:
     """A claim can be given back only before the job starts (the place goes to someone else)."""
     if at >= window.starts_at:
         raise NotWithdrawable(
-            f"the job started at {window.starts_at.isoformat()}; a claim can be withdrawn "
-            "only before its window starts",
+            Said(
+                f"岗位已于 {window.starts_at.isoformat()} 开始；领取只能在岗位开始前撤回",
+                f"the job started at {window.starts_at.isoformat()}; a claim can be withdrawn "
+                "only before its window starts",
+            ),
             starts_at=window.starts_at.isoformat(),
         )
 
 
 def check_revocable(status: CompletionStatus, revoker: str, volunteer: str) -> None:
     if same_person(revoker, volunteer):
-        raise SelfVerification("an officer may not revoke their own completion")
+        raise SelfVerification(
+            Said("不能撤销自己的完成记录", "an officer may not revoke their own completion")
+        )
     if status is not CompletionStatus.VERIFIED:
         raise NotRevocable(
-            f"only a verified completion can be revoked; this one is {status.value}",
+            Said(
+                f"只有已核验的完成记录可以撤销；这条的状态是 {status.value}",
+                f"only a verified completion can be revoked; this one is {status.value}",
+            ),
             status=status.value,
         )
 
 
 def check_rejectable(status: CompletionStatus, rejecter: str, volunteer: str) -> None:
     if same_person(rejecter, volunteer):
-        raise SelfVerification("an officer may not decide on their own completion")
+        raise SelfVerification(
+            Said("不能决定自己的完成记录", "an officer may not decide on their own completion")
+        )
     if status not in (CompletionStatus.SUBMITTED, CompletionStatus.HELD):
         raise NotRejectable(
-            f"only a submitted or held completion can be rejected; this one is {status.value}",
+            Said(
+                f"只有待核验或暂扣的完成记录可以驳回；这条的状态是 {status.value}",
+                f"only a submitted or held completion can be rejected; this one is {status.value}",
+            ),
             status=status.value,
         )
 
@@ -255,6 +300,9 @@ def occurrence_in(window: Window, month: str) -> Window:
 def check_recurrence(recurrence: Recurrence | None, window: Window) -> None:
     if recurrence is Recurrence.MONTHLY and window.starts_at.day > 28:
         raise WrongState(
-            "a monthly job must start on day 1-28, so that every month has its day",
+            Said(
+                "每月重复的岗位必须在 1–28 日开始，这样每个月都有这一天",
+                "a monthly job must start on day 1-28, so that every month has its day",
+            ),
             day=window.starts_at.day,
         )

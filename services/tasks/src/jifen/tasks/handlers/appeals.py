@@ -10,8 +10,15 @@ import asyncpg
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
 from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.tasks.domain.commands import DecideAppeal, FileAppeal
-from jifen.tasks.domain.jobs import OwnDecision, SelfVerification, WrongState, same_person
+from jifen.tasks.domain.jobs import (
+    OwnDecision,
+    SelfVerification,
+    WrongState,
+    no_completion,
+    same_person,
+)
 from jifen.tasks.handlers.history import record_status
 
 # the status of the completion each kind of appeal concerns
@@ -34,17 +41,24 @@ async def file_appeal(
     async with conn.transaction():
         c = await conn.fetchrow(q["get_completion"], body.completion_id, org)
         if c is None:
-            raise NotFound(f"no completion {body.completion_id}")
+            raise no_completion(body.completion_id)
         expected = _APPEALABLE[body.kind]
         if c["status"] not in expected:
             raise WrongState(
-                f"an appeal of kind {body.kind!r} concerns a {expected[0]} completion; "
-                f"this one is {c['status']}",
+                Said(
+                    f"{body.kind!r} 类申诉针对状态为 {expected[0]} 的完成记录；这条的状态是"
+                    f" {c['status']}",
+                    f"an appeal of kind {body.kind!r} concerns a {expected[0]} completion; "
+                    f"this one is {c['status']}",
+                ),
                 status=c["status"],
             )
         if body.kind == "missing_credit" and c["credited_at"] is not None:
             raise WrongState(
-                "the ledger already acknowledged this completion's credit",
+                Said(
+                    "账本已确认这条完成记录的积分入账",
+                    "the ledger already acknowledged this completion's credit",
+                ),
                 credited_at=isoformat(c["credited_at"]),
             )
         row = await conn.fetchrow(
@@ -78,12 +92,17 @@ async def decide_appeal(
     async with conn.transaction():
         a = await conn.fetchrow(q["lock_appeal"], appeal_id, org)
         if a is None:
-            raise NotFound(f"no appeal {appeal_id}")
+            raise NotFound(Said(f"没有申诉 {appeal_id}", f"no appeal {appeal_id}"))
         if same_person(who, a["account_id"]):
-            raise SelfVerification("不能裁决自己的申诉 an officer may not decide their own appeal")
+            raise SelfVerification(
+                Said("不能裁决自己的申诉", "an officer may not decide their own appeal")
+            )
         await _check_appeal_decider(conn, q, org, a, who)
         if a["status"] == body.outcome:
-            raise WrongState(f"the appeal is already {a['status']}", status=a["status"])
+            raise WrongState(
+                Said(f"申诉已是 {a['status']} 状态", f"the appeal is already {a['status']}"),
+                status=a["status"],
+            )
         await conn.execute(q["insert_decision"], appeal_id, body.outcome, who, role, body.reason)
         row = await conn.fetchrow(q["set_appeal_status"], appeal_id, body.outcome)
         await record_status(
@@ -131,8 +150,11 @@ async def _check_appeal_decider(
             appealed = c["job_created_by"]
     if same_person(who, appealed):
         raise OwnDecision(
-            f"申诉须由另一名工作人员裁决 this appeal concerns a decision of {appealed}: "
-            "another officer or the admin decides it",
+            Said(
+                f"这项申诉针对 {appealed} 的决定，须由另一名工作人员或管理员裁决",
+                f"this appeal concerns a decision of {appealed}: "
+                "another officer or the admin decides it",
+            ),
             decided_by=appealed,
             kind=a["kind"],
         )

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from jifen.kernel.db import Queries
+from jifen.kernel.i18n import Said
 from jifen.tasks.domain.checkin import CheckinRules, TooManyAttempts, check_code
 from jifen.tasks.domain.checkin import retry_after as checkin_retry_after
 from jifen.tasks.domain.commands import CompleteJob
@@ -39,8 +40,11 @@ async def check_presence(
     )
     if wait:
         raise TooManyAttempts(
-            f"签到码错误次数过多，请 {wait} 秒后再试 too many wrong check-in codes for "
-            f"{body.account_id} on this job: retry in {wait} s",
+            Said(
+                f"{body.account_id} 在这个岗位上签到码错误次数过多，请 {wait} 秒后再试",
+                f"too many wrong check-in codes for {body.account_id} on this job: "
+                f"retry in {wait} s",
+            ),
             retry_after=wait,
             max_failures=rules.max_failures,
             window_seconds=rules.window_seconds,

@@ -12,7 +12,7 @@ import asyncpg
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
-from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.kernel.outbox import enqueue
 from jifen.tasks.domain.checkin import CheckinRules
 from jifen.tasks.domain.commands import CompleteJob
@@ -33,6 +33,8 @@ from jifen.tasks.domain.jobs import (
     check_revocable,
     check_verifier,
     check_window,
+    no_completion,
+    no_job,
     same_person,
 )
 from jifen.tasks.domain.limits import HoldLevel, may_approve
@@ -40,6 +42,8 @@ from jifen.tasks.handlers.checkin import check_presence
 from jifen.tasks.handlers.credit import check_officer_budget, completion_data, decide
 from jifen.tasks.handlers.history import SOURCE, record_status
 from jifen.tasks.handlers.organisation import check_member
+
+_ALREADY_COMPLETED = Said("这次领取已有完成记录", "this claim already has a completion")
 
 
 async def complete_job(
@@ -98,12 +102,17 @@ async def _complete_job(
             return _same_request(previous, job_id, body.account_id), False
         job = await conn.fetchrow(q["get_job"], job_id, org)
         if job is None:
-            raise NotFound(f"no job {job_id}")
+            raise no_job(job_id)
         check_not_creator(job["created_by"], body.account_id)
         await check_member(conn, q, org, job, body.account_id)
         claim = await conn.fetchrow(q["get_claim"], job_id, body.account_id)
         if claim is None:
-            raise NoClaim(f"{body.account_id} has no claim on job {job_id}; claim it first")
+            raise NoClaim(
+                Said(
+                    f"{body.account_id} 没有领取岗位 {job_id}；请先领取",
+                    f"{body.account_id} has no claim on job {job_id}; claim it first",
+                )
+            )
         now = datetime.now(UTC)
         check_window(Window(job["starts_at"], job["ends_at"]), now, grace)
         if job["verification"] == VerificationMode.CHECKIN.value:
@@ -113,9 +122,7 @@ async def _complete_job(
             if done["submitted_by"] == by and done["idempotency_key"] == idempotency_key:
                 # the same request, committed by a concurrent retry after our key lookup
                 return _same_request(done, job_id, body.account_id), False
-            raise AlreadyCompleted(
-                "this claim already has a completion", completion_id=str(done["id"])
-            )
+            raise AlreadyCompleted(_ALREADY_COMPLETED, completion_id=str(done["id"]))
         row = await conn.fetchrow(
             q["insert_completion"],
             uuid.uuid4(),
@@ -142,14 +149,17 @@ async def _complete_job(
         previous = await conn.fetchrow(q["completion_by_key"], org, by, idempotency_key)
         if previous is not None:
             return _same_request(previous, job_id, body.account_id), False
-        raise AlreadyCompleted("this claim already has a completion")
+        raise AlreadyCompleted(_ALREADY_COMPLETED)
     return row, True
 
 
 def _same_request(previous: asyncpg.Record, job_id: uuid.UUID, account_id: str) -> asyncpg.Record:
     if previous["job_id"] != job_id or previous["account_id"] != account_id:
         raise IdempotencyKeyReused(
-            "this Idempotency-Key was already used for another completion",
+            Said(
+                "这个 Idempotency-Key 已用于另一条完成记录",
+                "this Idempotency-Key was already used for another completion",
+            ),
             completion_id=str(previous["id"]),
         )
     return previous
@@ -160,7 +170,7 @@ async def _locked(
 ) -> asyncpg.Record:
     c = await conn.fetchrow(q["lock_completion"], completion_id, org)
     if c is None:
-        raise NotFound(f"no completion {completion_id}")
+        raise no_completion(completion_id)
     return c
 
 
@@ -195,18 +205,24 @@ async def approve_completion(
         c = await _locked(conn, q, completion_id, org)
         if same_person(who, c["account_id"]):
             raise SelfVerification(
-                "不能批准自己的完成记录 an officer may not approve their own completion"
+                Said("不能批准自己的完成记录", "an officer may not approve their own completion")
             )
         if c["status"] != CompletionStatus.HELD.value:
             raise WrongState(
-                f"only a held completion can be approved; this one is {c['status']}",
+                Said(
+                    f"只有暂扣的完成记录可以批准；这条的状态是 {c['status']}",
+                    f"only a held completion can be approved; this one is {c['status']}",
+                ),
                 status=c["status"],
             )
         level = HoldLevel(c["hold_level"])
         if not may_approve(level, role):
             raise NeedsAdmin(
-                "this completion is beyond the organisation's second limit: only its admin "
-                "may approve it",
+                Said(
+                    "这条完成记录超出本组织的第二道限额：只有管理员可以批准",
+                    "this completion is beyond the organisation's second limit: only its admin "
+                    "may approve it",
+                ),
                 hold_level=level.value,
                 hold_reason=c["hold_reason"],
             )
@@ -216,9 +232,12 @@ async def approve_completion(
             # nobody looked at a check-in or automatic completion: the officer who published
             # the job is its de facto verifier, and a hold needs somebody else
             raise OwnDecision(
-                f"不能批准自己发布的{c['verification']}岗位的完成记录 this {c['verification']} "
-                f"job was published by {c['job_created_by']}: another officer or the admin "
-                "approves it",
+                Said(
+                    f"这个 {c['verification']} 岗位由 {c['job_created_by']} 发布，不能批准自己发布"
+                    "的岗位的完成记录：须由另一名工作人员或管理员批准",
+                    f"this {c['verification']} job was published by {c['job_created_by']}: "
+                    "another officer or the admin approves it",
+                ),
                 decided_by=c["job_created_by"],
             )
         if role == "officer":

@@ -17,6 +17,7 @@ import asyncpg
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
+from jifen.kernel.i18n import Said
 from jifen.kernel.outbox import enqueue
 from jifen.tasks.domain.jobs import (
     NeedsAdmin,
@@ -86,7 +87,10 @@ def check_who_is_credited(c: asyncpg.Record, by: str) -> None:
     check_not_creator(c["job_created_by"], c["account_id"])
     if same_person(by, c["account_id"]):
         raise SelfVerification(
-            "不能核验自己的完成记录 nobody verifies or approves their own completion"
+            Said(
+                "不能核验或批准自己的完成记录",
+                "nobody verifies or approves their own completion",
+            )
         )
 
 
@@ -221,9 +225,13 @@ async def check_officer_budget(
     used = await conn.fetchval(q["officer_points_today"], org, me, since)
     if used + points > limits.daily_points_per_officer:
         raise NeedsAdmin(
-            f"{used + points} points verified today on your authority would exceed the "
-            f"organisation's per-officer limit of {limits.daily_points_per_officer}: only its "
-            "admin may approve it",
+            Said(
+                f"今天经你核验的积分将达 {used + points}，超出本组织每名工作人员每日"
+                f" {limits.daily_points_per_officer} 分的限额：只有管理员可以批准",
+                f"{used + points} points verified today on your authority would exceed the "
+                f"organisation's per-officer limit of {limits.daily_points_per_officer}: only its "
+                "admin may approve it",
+            ),
             per_officer_limit=limits.daily_points_per_officer,
         )
 

@@ -10,6 +10,7 @@ import asyncpg
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
 from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.tasks.domain.commands import JobSpec, ReportHazard
 from jifen.tasks.domain.intake import HazardStatus
 from jifen.tasks.domain.jobs import WrongState
@@ -88,11 +89,19 @@ async def merge_hazard(
     async def into_an_original(_: asyncpg.Record) -> uuid.UUID | None:
         original = await conn.fetchrow(q["get_hazard"], duplicate_of, org)
         if original is None:
-            raise NotFound(f"no hazard report {duplicate_of} to merge into")
+            raise NotFound(
+                Said(
+                    f"没有可合并进去的隐患报告 {duplicate_of}",
+                    f"no hazard report {duplicate_of} to merge into",
+                )
+            )
         if original["status"] == HazardStatus.DUPLICATE.value:
             raise WrongState(
-                f"{duplicate_of} is itself a duplicate of {original['duplicate_of']}; merge "
-                "into that one",
+                Said(
+                    f"{duplicate_of} 本身是 {original['duplicate_of']} 的重复报告；请合并进那一条",
+                    f"{duplicate_of} is itself a duplicate of {original['duplicate_of']}; merge "
+                    "into that one",
+                ),
                 duplicate_of=str(original["duplicate_of"]),
             )
         linked: uuid.UUID | None = original["job_id"]
@@ -100,7 +109,9 @@ async def merge_hazard(
 
     async with conn.transaction():
         if hazard_id == duplicate_of:
-            raise WrongState("a hazard report cannot be a duplicate of itself")
+            raise WrongState(
+                Said("隐患报告不能是自己的重复", "a hazard report cannot be a duplicate of itself")
+            )
         return await move(
             conn,
             q,

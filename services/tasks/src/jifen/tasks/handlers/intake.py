@@ -16,6 +16,7 @@ import asyncpg
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
 from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.tasks.domain.commands import JobSpec
 from jifen.tasks.domain.intake import HazardStatus, NeedStatus, move_hazard, move_need
 from jifen.tasks.handlers.history import record_status
@@ -29,7 +30,7 @@ class _Kind:
     item: str  # its name in the status history
     lock: str  # the query that locks it by (id, org)
     store: str  # the query that sets its status
-    missing: str  # the 404's words
+    missing: tuple[str, str]  # the 404's words, Chinese and English
     move: Callable[[str, str], str]  # the domain's rule: the status it may move to
     values: Callable[..., tuple[Any, ...]]  # the store query's parameters
 
@@ -38,7 +39,7 @@ HAZARD = _Kind(
     item="hazard",
     lock="lock_hazard",
     store="set_hazard",
-    missing="no hazard report",
+    missing=("没有隐患报告", "no hazard report"),
     move=lambda now, to: move_hazard(HazardStatus(now), HazardStatus(to)).value,
     values=lambda item_id, status, job_id, duplicate_of=None: (
         item_id,
@@ -51,7 +52,7 @@ NEED = _Kind(
     item="need",
     lock="lock_need",
     store="set_need",
-    missing="no wish or offer",
+    missing=("没有心愿或供给", "no wish or offer"),
     move=lambda now, to: move_need(NeedStatus(now), NeedStatus(to)).value,
     values=lambda item_id, status, job_id, claimed_by=None: (item_id, status, claimed_by, job_id),
 )
@@ -81,7 +82,7 @@ async def move(
     transaction."""
     row = await conn.fetchrow(q[kind.lock], item_id, org)
     if row is None:
-        raise NotFound(f"{kind.missing} {item_id}")
+        raise NotFound(Said(f"{kind.missing[0]} {item_id}", f"{kind.missing[1]} {item_id}"))
     linked = await check(row) if check is not None else None
     status = kind.move(row["status"], to)
     job_id = None

@@ -11,7 +11,7 @@ import asyncpg
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
-from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.kernel.outbox import enqueue
 from jifen.tasks.domain.checkin import new_secret
 from jifen.tasks.domain.commands import JobSpec, Place, PublishJob, PublishMenu
@@ -23,11 +23,14 @@ from jifen.tasks.domain.jobs import (
     VerificationMode,
     Window,
     WrongState,
+    already_claimed,
     check_category,
     check_not_creator,
     check_recurrence,
     check_withdrawal,
     month_of,
+    no_active_claim,
+    no_job,
     occurrence_in,
 )
 from jifen.tasks.handlers.history import SOURCE, record_status
@@ -135,12 +138,21 @@ async def publish_menu(
             month,
         ):
             raise WrongState(
-                f"jobs[{i}] starts on {job.starts_at.date()}, outside the menu's month "
-                f"{menu.month}",
+                Said(
+                    f"jobs[{i}] 在 {job.starts_at.date()} 开始，不在菜单的月份 {menu.month} 之内",
+                    f"jobs[{i}] starts on {job.starts_at.date()}, outside the menu's month "
+                    f"{menu.month}",
+                ),
                 index=i,
             )
         if job.ends_at <= job.starts_at:
-            raise WrongState(f"jobs[{i}]: ends_at must be after starts_at", index=i)
+            raise WrongState(
+                Said(
+                    f"jobs[{i}]：ends_at 必须晚于 starts_at",
+                    f"jobs[{i}]: ends_at must be after starts_at",
+                ),
+                index=i,
+            )
     async with conn.transaction():
         return [
             await insert_job(
@@ -217,21 +229,25 @@ async def claim_job(
     async with conn.transaction():
         job = await conn.fetchrow(q["get_job"], job_id, org)
         if job is None:
-            raise NotFound(f"no job {job_id}")
+            raise no_job(job_id)
         check_not_creator(job["created_by"], account_id)
         await check_member(conn, q, org, job, account_id)
         existing = await conn.fetchrow(q["get_claim"], job_id, account_id)
         if existing is not None:
-            raise AlreadyClaimed(
-                f"{account_id} already holds a claim on this job", claim_id=str(existing["id"])
-            )
+            raise AlreadyClaimed(already_claimed(account_id), claim_id=str(existing["id"]))
         # one atomic UPDATE … WHERE claimed < capacity: concurrent claims can never oversubscribe
         place = await conn.fetchrow(q["take_place"], job_id)
         if place is None:
-            raise JobFull(f"all {job['capacity']} places are taken", capacity=job["capacity"])
+            raise JobFull(
+                Said(
+                    f"全部 {job['capacity']} 个名额都已被领取",
+                    f"all {job['capacity']} places are taken",
+                ),
+                capacity=job["capacity"],
+            )
         claim = await conn.fetchrow(q["insert_claim"], uuid.uuid4(), job_id, account_id, by)
         if claim is None:  # a concurrent claim by the same volunteer won the race
-            raise AlreadyClaimed(f"{account_id} already holds a claim on this job")
+            raise AlreadyClaimed(already_claimed(account_id))
         await record_status(
             conn, q, contracts, org, "claim", claim["id"], "claimed", by, account_id, job_id
         )
@@ -252,15 +268,15 @@ async def withdraw_claim(
     async with conn.transaction():
         job = await conn.fetchrow(q["get_job"], job_id, org)
         if job is None:
-            raise NotFound(f"no job {job_id}")
+            raise no_job(job_id)
         claim = await conn.fetchrow(q["get_claim"], job_id, account_id)
         if claim is None:
-            raise NoClaim(f"{account_id} has no active claim on job {job_id}")
+            raise NoClaim(no_active_claim(account_id, job_id))
         check_withdrawal(Window(job["starts_at"], job["ends_at"]), datetime.now(UTC))
         claim = await conn.fetchrow(q["lock_claim"], claim["id"], job_id)
         row = await conn.fetchrow(q["withdraw_claim"], claim["id"], datetime.now(UTC), by)
         if row is None:  # a concurrent withdrawal won
-            raise NoClaim(f"{account_id} has no active claim on job {job_id}")
+            raise NoClaim(no_active_claim(account_id, job_id))
         await conn.execute(q["release_place"], job_id)
         await record_status(
             conn, q, contracts, org, "claim", row["id"], "withdrawn", by, account_id, job_id

@@ -9,6 +9,7 @@ import asyncpg
 
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
+from jifen.kernel.i18n import Said
 from jifen.tasks.domain.commands import JobSpec, PostNeed
 from jifen.tasks.domain.intake import NeedStatus
 from jifen.tasks.domain.jobs import WrongState
@@ -55,7 +56,7 @@ async def claim_need(
     async def not_claimed(n: asyncpg.Record) -> None:
         if n["status"] == NeedStatus.CLAIMED.value:
             raise WrongState(
-                f"already claimed by {n['claimed_by']}",
+                Said(f"已被 {n['claimed_by']} 认领", f"already claimed by {n['claimed_by']}"),
                 claimed_by=n["claimed_by"],
                 status="claimed",
             )

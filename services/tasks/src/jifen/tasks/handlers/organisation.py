@@ -7,6 +7,7 @@ import asyncpg
 
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
+from jifen.kernel.i18n import Said
 from jifen.tasks.domain.jobs import NotAMember, UnknownCommunity
 
 
@@ -16,8 +17,11 @@ async def check_community(
     """A job, hazard report or need names a community of the caller's own organisation."""
     if await conn.fetchrow(q["get_community"], org, community_id) is None:
         raise UnknownCommunity(
-            f"本组织没有社区 {community_id!r} your organisation has no community "
-            f"{community_id!r}; an officer adds it with POST /v1/communities",
+            Said(
+                f"本组织没有社区 {community_id!r}；工作人员可用 POST /v1/communities 添加",
+                f"your organisation has no community {community_id!r}; an officer adds it with "
+                "POST /v1/communities",
+            ),
             community_id=community_id,
         )
 
@@ -28,8 +32,12 @@ async def check_member_anywhere(
     """The account is registered with some community of the organisation."""
     if not await conn.fetchval(q["is_member_anywhere"], org, account_id):
         raise NotAMember(
-            f"账户未在本组织任何社区报到 {account_id} is registered with no community of "
-            "your organisation; register it first with POST /v1/communities/{id}/members",
+            Said(
+                f"账户 {account_id} 未在本组织任何社区报到；请先用"
+                " POST /v1/communities/{id}/members 报到",
+                f"{account_id} is registered with no community of your organisation; register "
+                "it first with POST /v1/communities/{id}/members",
+            ),
             account_id=account_id,
         )
 
@@ -45,10 +53,14 @@ async def check_member(
         return
     if not await conn.fetchval(q["is_member"], org, job["community_id"], account_id):
         raise NotAMember(
-            f"账户未在该社区报到 {account_id} is not registered with community "
-            f"{job['community_id']!r}, the job's community; register it first with "
-            f"POST /v1/communities/{job['community_id']}/members (or publish the job with "
-            "open_to_all)",
+            Said(
+                f"账户 {account_id} 未在岗位所属社区 {job['community_id']!r} 报到；请先用"
+                f" POST /v1/communities/{job['community_id']}/members 报到（或以 open_to_all"
+                " 发布岗位）",
+                f"{account_id} is not registered with community {job['community_id']!r}, the "
+                f"job's community; register it first with POST /v1/communities/"
+                f"{job['community_id']}/members (or publish the job with open_to_all)",
+            ),
             account_id=account_id,
             community_id=job["community_id"],
         )

@@ -11,10 +11,13 @@ from fastapi import APIRouter, HTTPException, Query
 
 from jifen.kernel.auth import Role
 from jifen.kernel.db import Queries
+from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import REFUSALS, Actor, Conn, Events, IdFilter, Limit, Officer, Q, Reader
 from jifen.tasks.api.schemas import AppealIn, AppealOut, DecisionIn, DecisionOut
+from jifen.tasks.domain.jobs import no_completion
 
 router = APIRouter(prefix="/v1/appeals", tags=["appeals"], route_class=ParsedBodyRoute)
 
@@ -34,7 +37,7 @@ async def _appeal_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record)
 async def file_appeal(body: AppealIn, conn: Conn, q: Q, contracts: Events, who: Actor) -> AppealOut:
     c = await conn.fetchrow(q["get_completion"], body.completion_id, who.org)
     if c is None or (who.role == Role.VOLUNTEER and c["account_id"] != who.subject):
-        raise HTTPException(404, f"no completion {body.completion_id}")
+        raise no_completion(body.completion_id)
     row = await handlers.file_appeal(
         conn, q, contracts, org=who.org, by=who.subject, body=body.to_command()
     )
@@ -52,7 +55,9 @@ async def list_appeals(
 ) -> list[AppealOut]:
     if who.role == Role.VOLUNTEER:
         if account_id not in (None, who.subject):
-            raise HTTPException(403, "a volunteer may list only their own appeals")
+            raise HTTPException(
+                403, Said("志愿者只能查看自己的申诉", "a volunteer may list only their own appeals")
+            )
         account_id = who.subject
     rows = await conn.fetch(q["list_appeals"], who.org, account_id, status, limit)
     return [await _appeal_out(conn, q, r) for r in rows]
@@ -67,7 +72,7 @@ async def list_appeals(
 async def get_appeal(appeal_id: UUID, conn: Conn, q: Q, who: Reader) -> AppealOut:
     row = await conn.fetchrow(q["get_appeal"], appeal_id, who.org)
     if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
-        raise HTTPException(404, f"no appeal {appeal_id}")
+        raise NotFound(Said(f"没有申诉 {appeal_id}", f"no appeal {appeal_id}"))
     return await _appeal_out(conn, q, row)
 
 

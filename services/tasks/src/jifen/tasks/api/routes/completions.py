@@ -9,12 +9,13 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query
 
 from jifen.kernel.auth import Role
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import REFUSALS, Conn, Events, IdFilter, Limit, Officer, Q, Reader
 from jifen.tasks.api.reads import history_of
 from jifen.tasks.api.schemas import ApproveIn, CompletionOut, ReasonIn, StatusChangeOut
-from jifen.tasks.domain.jobs import CompletionStatus
+from jifen.tasks.domain.jobs import CompletionStatus, no_completion
 
 router = APIRouter(prefix="/v1/completions", tags=["completions"], route_class=ParsedBodyRoute)
 
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/v1/completions", tags=["completions"], route_class=P
 async def get_completion(completion_id: UUID, conn: Conn, q: Q, who: Reader) -> CompletionOut:
     row = await conn.fetchrow(q["get_completion"], completion_id, who.org)
     if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
-        raise HTTPException(404, f"no completion {completion_id}")
+        raise no_completion(completion_id)
     return CompletionOut(**dict(row))
 
 
@@ -61,7 +62,13 @@ async def list_completions(
 ) -> list[CompletionOut]:
     if who.role == Role.VOLUNTEER:
         if account_id not in (None, who.subject):
-            raise HTTPException(403, "a volunteer may list only their own completions")
+            raise HTTPException(
+                403,
+                Said(
+                    "志愿者只能查看自己的完成记录",
+                    "a volunteer may list only their own completions",
+                ),
+            )
         account_id = who.subject
     rows = await conn.fetch(
         q["list_completions"],
@@ -86,7 +93,7 @@ async def completion_history(
 ) -> list[StatusChangeOut]:
     row = await conn.fetchrow(q["get_completion"], completion_id, who.org)
     if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
-        raise HTTPException(404, f"no completion {completion_id}")
+        raise no_completion(completion_id)
     return await history_of(conn, q, who.org, "completion", completion_id)
 
 

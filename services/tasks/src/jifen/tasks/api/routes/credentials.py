@@ -29,6 +29,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from jifen.kernel.auth import Role, issue_token
+from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.kernel.ratelimit import retry_after_header
 from jifen.kernel.web import ParsedBodyRoute, Refusal, max_body, problem
 from jifen.tasks.api.deps import Admin, Conn, Q
@@ -129,10 +131,18 @@ async def revoke(
         if revoked_at is not None:
             raise Refusal(
                 "already_revoked",
-                f"credential {credential_id} was revoked before",
+                Said(
+                    f"凭据 {credential_id} 此前已被吊销",
+                    f"credential {credential_id} was revoked before",
+                ),
                 revoked_at=revoked_at.isoformat(),
             )
-        raise HTTPException(404, f"no credential {credential_id} in organisation {who.org}")
+        raise NotFound(
+            Said(
+                f"组织 {who.org} 没有凭据 {credential_id}",
+                f"no credential {credential_id} in organisation {who.org}",
+            )
+        )
     return CredentialOut(**dict(row))
 
 
@@ -166,7 +176,9 @@ async def exchange(body: ExchangeIn, request: Request, conn: Conn, q: Q) -> Toke
                 log.warning("revoked app credential %s keeps being presented", row["id"])
         # one answer for both, so a guess learns nothing about which credentials exist
         raise HTTPException(
-            401, "unknown or revoked app credential", headers={"WWW-Authenticate": "Bearer"}
+            401,
+            Said("应用凭据不存在或已吊销", "unknown or revoked app credential"),
+            headers={"WWW-Authenticate": "Bearer"},
         )
     token = issue_token(
         request.app.state.settings.keys_dir,

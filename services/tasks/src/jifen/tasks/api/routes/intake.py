@@ -10,6 +10,8 @@ from fastapi import APIRouter, HTTPException
 
 from jifen.kernel.auth import Role
 from jifen.kernel.db import Queries
+from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
@@ -100,7 +102,7 @@ async def list_hazards(
 async def get_hazard(hazard_id: UUID, conn: Conn, q: Q, who: Reader) -> HazardOut:
     row = await conn.fetchrow(q["get_hazard"], hazard_id, who.org)
     if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
-        raise HTTPException(404, f"no hazard report {hazard_id}")
+        raise NotFound(Said(f"没有隐患报告 {hazard_id}", f"no hazard report {hazard_id}"))
     return await _hazard_out(conn, q, row)
 
 
@@ -215,7 +217,7 @@ async def list_needs(
 async def get_need(need_id: UUID, conn: Conn, q: Q, who: AnyMember) -> NeedOut:
     row = await conn.fetchrow(q["get_need"], need_id, who.org)
     if row is None:
-        raise HTTPException(404, f"no wish or offer {need_id}")
+        raise NotFound(Said(f"没有心愿或供给 {need_id}", f"no wish or offer {need_id}"))
     return await _need_out(conn, q, row)
 
 
@@ -229,7 +231,13 @@ async def claim_need(
     need_id: UUID, body: NeedClaimIn, conn: Conn, q: Q, contracts: Events, who: Claimant
 ) -> NeedOut:
     if who.role in (Role.VOLUNTEER, Role.MERCHANT) and who.subject != body.claimed_by:
-        raise HTTPException(403, f"a {who.role.value} may claim only for themselves")
+        raise HTTPException(
+            403,
+            Said(
+                f"{who.role.value} 只能为自己认领",
+                f"a {who.role.value} may claim only for themselves",
+            ),
+        )
     row = await handlers.claim_need(
         conn, q, contracts, org=who.org, by=who.subject, need_id=need_id, claimant=body.claimed_by
     )

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute, Refusal
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
@@ -39,7 +40,7 @@ from jifen.tasks.api.schemas import (
     JobOut,
 )
 from jifen.tasks.domain.checkin import current_code
-from jifen.tasks.domain.jobs import Category
+from jifen.tasks.domain.jobs import Category, no_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=ParsedBodyRoute)
 
@@ -98,7 +99,7 @@ async def list_jobs(
 async def get_job(job_id: UUID, conn: Conn, q: Q, who: Reader) -> JobOut:
     row = await conn.fetchrow(q["get_job"], job_id, who.org)
     if row is None:
-        raise HTTPException(404, f"no job {job_id}")
+        raise no_job(job_id)
     return job_out(row)
 
 
@@ -174,11 +175,14 @@ async def checkin_code(
 ) -> CheckinCodeOut:
     row = await conn.fetchrow(q["get_job_secret"], job_id, who.org)
     if row is None:
-        raise HTTPException(404, f"no job {job_id}")
+        raise no_job(job_id)
     if row["verification"] != "checkin" or row["checkin_secret"] is None:
         raise Refusal(
             "not_checkin",
-            f"此岗位不用签到码 job {job_id} is verified by {row['verification']}, not by check-in",
+            Said(
+                f"岗位 {job_id} 以 {row['verification']} 核验，不用签到码",
+                f"job {job_id} is verified by {row['verification']}, not by check-in",
+            ),
             verification=row["verification"],
         )
     rules = checkin_rules(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute, Refusal
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
@@ -91,7 +92,13 @@ async def put_organisation(body: OrganisationIn, conn: Conn, q: Q, who: Admin) -
 async def add_community(body: CommunityIn, conn: Conn, q: Q, who: Officer) -> CommunityOut:
     row = await conn.fetchrow(q["insert_community"], who.org, body.id, body.name, who.subject)
     if row is None:
-        raise Refusal("community_exists", f"your organisation already has community {body.id!r}")
+        raise Refusal(
+            "community_exists",
+            Said(
+                f"本组织已有社区 {body.id!r}",
+                f"your organisation already has community {body.id!r}",
+            ),
+        )
     return CommunityOut(**dict(row))
 
 
@@ -185,8 +192,17 @@ async def categories(conn: Conn, q: Q, who: AnyMember) -> list[CategoryOut]:
 )
 async def add_category(body: CategoryIn, conn: Conn, q: Q, who: Officer) -> CategoryOut:
     if body.code in {c.value for c in Category}:
-        raise Refusal("category_exists", f"{body.code!r} is a built-in category")
+        raise Refusal(
+            "category_exists",
+            Said(f"{body.code!r} 是内置类别", f"{body.code!r} is a built-in category"),
+        )
     row = await conn.fetchrow(q["insert_category"], who.org, body.code, body.label, who.subject)
     if row is None:
-        raise Refusal("category_exists", f"your organisation already has category {body.code!r}")
+        raise Refusal(
+            "category_exists",
+            Said(
+                f"本组织已有类别 {body.code!r}",
+                f"your organisation already has category {body.code!r}",
+            ),
+        )
     return CategoryOut(code=row["code"], label=row["label"], built_in=False)

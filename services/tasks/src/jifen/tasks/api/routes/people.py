@@ -17,6 +17,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from jifen.kernel.auth import Principal, Role, issue_token, require
+from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute, max_body, said
 from jifen.tasks.api.deps import Admin, Conn, Limit, Q
 from jifen.tasks.api.schemas import (
@@ -148,7 +150,7 @@ async def send_code(
                 )
             except SenderUnavailable as exc:
                 raise HTTPException(
-                    503, f"短信网关不可用 the SMS gateway is unavailable: {exc}"
+                    503, Said(f"短信网关不可用：{exc}", f"the SMS gateway is unavailable: {exc}")
                 ) from exc
     masked = rules.mask(body.phone)
     return CodeSent(
@@ -217,7 +219,12 @@ async def messages(
     request: Request, response: Response, conn: Conn, q: Q, who: Operator, limit: Limit = 50
 ) -> list[MessageOut]:
     if _sender(request).kind != "log":
-        raise HTTPException(404, "messages go to the SMS gateway; none are kept here")
+        raise NotFound(
+            Said(
+                "短信经短信网关发出，这里不保存",
+                "messages go to the SMS gateway; none are kept here",
+            )
+        )
     rows = await conn.fetch(q["list_outbound_messages"], who.org, limit)
     response.headers["Cache-Control"] = "no-store"
     return [MessageOut(**dict(r)) for r in rows]
