@@ -17,6 +17,7 @@ from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
 from jifen.kernel.deps import Conn, Events, Q
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import max_body
 from jifen.points import handlers
 from jifen.points.api.schemas import AdjustmentIn, AdjustmentOut, DecisionIn
@@ -63,7 +64,13 @@ def _out(row: asyncpg.Record) -> AdjustmentOut:
 )
 async def request_adjustment(body: AdjustmentIn, conn: Conn, q: Q, who: Admin) -> AdjustmentOut:
     if body.amount == 0:
-        raise HTTPException(422, "amount: an adjustment of zero points changes nothing")
+        raise HTTPException(
+            422,
+            Said(
+                "amount：调整 0 分不会改变任何东西",
+                "amount: an adjustment of zero points changes nothing",
+            ),
+        )
     row = await handlers.request_adjustment(
         conn,
         q,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Response
 
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.db import Queries
@@ -18,6 +18,7 @@ from jifen.points.api.schemas import Balance, EntryOut, EntryPage, Statement
 from jifen.points.api.signals import router as signals_router
 from jifen.points.audit.api import router as audit_router
 from jifen.points.db import queries
+from jifen.points.domain.ledger import no_account
 from jifen.points.metrics import LIABILITY
 from jifen.points.settings import PointsSettings
 
@@ -43,10 +44,10 @@ async def _may_read(
     response.headers["Cache-Control"] = "no-store"
     if who.role == Role.VOLUNTEER:
         if who.subject != account_id:
-            raise HTTPException(404, f"no account {account_id} visible to you")
+            raise no_account(account_id)
         return
     if not await conn.fetchval(q["account_in_org"], account_id, who.org):
-        raise HTTPException(404, f"no account {account_id} in organisation {who.org}")
+        raise no_account(account_id, who.org)
 
 
 @router.get("/{account_id}/balance", response_model=Balance, summary="Current balance")

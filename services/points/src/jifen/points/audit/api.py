@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.db import Queries
 from jifen.kernel.deps import Conn, Q
+from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import Refusal
 from jifen.points.audit import keys as audit_keys
 from jifen.points.audit import store
@@ -39,6 +41,7 @@ from jifen.points.audit.domain.checkpoint import (
 )
 from jifen.points.audit.domain.verify import EXPORT_FORMAT
 from jifen.points.domain.chain import CANONICAL_FIELDS
+from jifen.points.domain.ledger import no_account
 
 Auditor = Annotated[Principal, require(Role.AUDITOR)]
 Requester = Annotated[Principal, require(Role.AUDITOR, Role.ADMIN)]
@@ -85,9 +88,17 @@ def _b64(text: str, size: int, what: str) -> bytes:
     try:
         raw = base64.b64decode(text.encode(), validate=True)
     except (binascii.Error, ValueError):
-        raise HTTPException(422, f"{what} is not base64") from None
+        raise HTTPException(
+            422, Said(f"{what} 不是 base64 编码", f"{what} is not base64")
+        ) from None
     if len(raw) != size:
-        raise HTTPException(422, f"{what} must be {size} bytes, got {len(raw)}")
+        raise HTTPException(
+            422,
+            Said(
+                f"{what} 应为 {size} 字节，收到 {len(raw)} 字节",
+                f"{what} must be {size} bytes, got {len(raw)}",
+            ),
+        )
     return raw
 
 
@@ -137,8 +148,12 @@ async def _c2sp_note(
     if key is None:
         raise HTTPException(
             404,
-            f"checkpoint {cp.tree_size} was signed with key {cp.key_id}, which this service no "
-            "longer holds; ask for a newer checkpoint",
+            Said(
+                f"检查点 {cp.tree_size} 由密钥 {cp.key_id} 签名，本服务已不再持有该密钥；"
+                "请索取更新的检查点",
+                f"checkpoint {cp.tree_size} was signed with key {cp.key_id}, which this service "
+                "no longer holds; ask for a newer checkpoint",
+            ),
         )
     lines = [c2sp.sign_checkpoint_note(key, cp)]
     for r in await conn.fetch(q["audit_cosignatures"], [cp.tree_size]):
@@ -156,8 +171,8 @@ async def _checkpoint(conn: asyncpg.Connection, q: Queries, size: int | None) ->
     )
     if row is None:
         if size is None:
-            raise HTTPException(404, "no checkpoint has been signed yet")
-        raise HTTPException(404, f"no checkpoint of tree size {size}")
+            raise NotFound(Said("还没有签过检查点", "no checkpoint has been signed yet"))
+        raise NotFound(Said(f"没有树大小为 {size} 的检查点", f"no checkpoint of tree size {size}"))
     return store.checkpoint_from_row(row)
 
 
@@ -255,10 +270,19 @@ async def add_cosignature(
     if known is not None and bytes(known) != raw_key:
         raise Refusal(
             "witness_key_changed",
-            f"witness {body.witness} cosigned before with another key",
+            Said(
+                f"见证方 {body.witness} 之前用另一把密钥副署过",
+                f"witness {body.witness} cosigned before with another key",
+            ),
         )
     if not cosignature_ok(public_key_from_raw(raw_key), body.witness, body.cosigned_at, cp, sig):
-        raise HTTPException(422, "the cosignature does not verify against this checkpoint")
+        raise HTTPException(
+            422,
+            Said(
+                "副署签名与这个检查点验证不符",
+                "the cosignature does not verify against this checkpoint",
+            ),
+        )
     await conn.execute(
         q["audit_insert_cosignature"], tree_size, body.witness, raw_key, body.cosigned_at, sig
     )
@@ -285,11 +309,21 @@ async def add_c2sp_cosignature(
         cos = c2sp.verify_cosignature(raw_key, body.line, cp)
     except ValueError as exc:
         raise HTTPException(
-            422, f"not a valid cosignature/v1 of checkpoint {tree_size}: {exc}"
+            422,
+            Said(
+                f"不是检查点 {tree_size} 的有效 cosignature/v1：{exc}",
+                f"not a valid cosignature/v1 of checkpoint {tree_size}: {exc}",
+            ),
         ) from None
     known = await conn.fetchval(q["audit_witness_key"], cos.name)
     if known is not None and bytes(known) != raw_key:
-        raise Refusal("witness_key_changed", f"witness {cos.name} cosigned before with another key")
+        raise Refusal(
+            "witness_key_changed",
+            Said(
+                f"见证方 {cos.name} 之前用另一把密钥副署过",
+                f"witness {cos.name} cosigned before with another key",
+            ),
+        )
     await conn.execute(
         q["audit_insert_cosignature"],
         tree_size,
@@ -310,10 +344,20 @@ async def consistency(
     second: Annotated[int, Query(ge=0, le=MAX_SIZE)],
 ) -> dict[str, Any]:
     if first > second:
-        raise HTTPException(422, f"first ({first}) must not exceed second ({second})")
+        raise HTTPException(
+            422,
+            Said(
+                f"first（{first}）不能大于 second（{second}）",
+                f"first ({first}) must not exceed second ({second})",
+            ),
+        )
     size = await conn.fetchval(q["audit_tree_size"])
     if second > size:
-        raise HTTPException(404, f"the tree has {size} leaves, not {second}")
+        raise NotFound(
+            Said(
+                f"树有 {size} 个叶子，不是 {second} 个", f"the tree has {size} leaves, not {second}"
+            )
+        )
     path = await store.consistency(conn, q, first, second)
     return {"first": first, "second": second, "proof": [h.hex() for h in path]}
 
@@ -330,13 +374,22 @@ async def inclusion(
 ) -> dict[str, Any]:
     row = await conn.fetchrow(q["audit_entry_position"], entry_id)
     if row is None or row["org_id"] != who.org:
-        raise HTTPException(404, f"no entry {entry_id} of organisation {who.org} in the tree")
+        raise NotFound(
+            Said(
+                f"树中没有组织 {who.org} 的条目 {entry_id}",
+                f"no entry {entry_id} of organisation {who.org} in the tree",
+            )
+        )
     cp = await _checkpoint(conn, q, tree_size)
     if row["position"] >= cp.tree_size:
         raise Refusal(
             "not_yet_checkpointed",
-            f"entry {entry_id} is at position {row['position']}, after checkpoint "
-            f"{cp.tree_size}; ask for a newer checkpoint",
+            Said(
+                f"条目 {entry_id} 位于 {row['position']}，在检查点 {cp.tree_size} 之后；"
+                "请索取更新的检查点",
+                f"entry {entry_id} is at position {row['position']}, after checkpoint "
+                f"{cp.tree_size}; ask for a newer checkpoint",
+            ),
         )
     entry_rows = await conn.fetch(q["audit_export_range"], row["position"], row["position"] + 1)
     path = await store.inclusion(conn, q, row["position"], cp.tree_size)
@@ -365,7 +418,7 @@ async def account_history(
     organisations are other accounts and are not listed (in the export they are leaf
     hashes). An account with no entry of the auditor's organisation is 404."""
     if not await conn.fetchval(q["audit_account_in_org"], account_id, who.org):
-        raise HTTPException(404, f"no account {account_id} in organisation {who.org}")
+        raise no_account(account_id, who.org)
     rows = await conn.fetch(q["audit_account_history"], account_id, after, limit, who.org)
     entries = [
         {
@@ -401,7 +454,11 @@ async def export(
     stop = cp.tree_size if end is None else end
     if not start <= stop <= cp.tree_size:
         raise HTTPException(
-            422, f"range [{start}, {stop}) is not inside checkpoint size {cp.tree_size}"
+            422,
+            Said(
+                f"范围 [{start}, {stop}) 不在检查点大小 {cp.tree_size} 之内",
+                f"range [{start}, {stop}) is not inside checkpoint size {cp.tree_size}",
+            ),
         )
     header = {
         "format": EXPORT_FORMAT,

@@ -15,6 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 from jifen.kernel.contracts import isoformat
+from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.points.domain.chain import GENESIS, entry_hash
 
 
@@ -317,9 +319,21 @@ def person(subject: str) -> str:
     return subject.strip().casefold()
 
 
+def no_account(account_id: str, org: str | None = None) -> NotFound:
+    """The 404 of an account the caller may not see: in ``org``, or (a volunteer's view)
+    to them at all."""
+    if org is None:
+        return NotFound(
+            Said(f"你看不到账户 {account_id}", f"no account {account_id} visible to you")
+        )
+    return NotFound(
+        Said(f"组织 {org} 没有账户 {account_id}", f"no account {account_id} in organisation {org}")
+    )
+
+
 def adjustment_refusal(
     *, requested_by: str, approver: str | None, account_id: str, balance: int, amount: int
-) -> tuple[str, str] | None:
+) -> tuple[str, Said] | None:
     """Why an adjustment may not go ahead, as (reason, detail), or None.
 
     The approver (when there is one) is a different person from the requester and from the
@@ -329,18 +343,26 @@ def adjustment_refusal(
         if person(approver) == person(requested_by):
             return (
                 "same_person",
-                "申请人不能审批自己的调整 the admin who requested an adjustment cannot also "
-                "decide it",
+                Said(
+                    "申请人不能审批自己的调整",
+                    "the admin who requested an adjustment cannot also decide it",
+                ),
             )
         if person(approver) == person(account_id):
             return (
                 "beneficiary",
-                "调整的受益账户不能审批该调整 the account an adjustment is for cannot decide it",
+                Said(
+                    "调整的受益账户不能审批该调整",
+                    "the account an adjustment is for cannot decide it",
+                ),
             )
     if amount < 0 and balance + amount < 0:
         return (
             "adjustment_overdraws",
-            f"积分不足 insufficient points: the balance is {balance}, an adjustment of "
-            f"{amount} would leave {balance + amount}",
+            Said(
+                f"积分不足：余额 {balance}，调整 {amount} 后将为 {balance + amount}",
+                f"insufficient points: the balance is {balance}, an adjustment of "
+                f"{amount} would leave {balance + amount}",
+            ),
         )
     return None

@@ -11,6 +11,7 @@ from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
 from jifen.kernel.errors import DomainRefusal, NotFound
+from jifen.kernel.i18n import Said
 from jifen.kernel.outbox import enqueue
 from jifen.points.domain.ledger import adjustment, adjustment_refusal
 from jifen.points.handlers.ledger import append_postings
@@ -68,9 +69,14 @@ async def decide_adjustment(
     async with conn.transaction():
         adj = await conn.fetchrow(q["lock_adjustment"], adjustment_id, org)
         if adj is None:
-            raise NotFound(f"no adjustment {adjustment_id}")
+            raise NotFound(Said(f"没有调整 {adjustment_id}", f"no adjustment {adjustment_id}"))
         if adj["status"] != "pending":
-            raise AdjustmentRefused("already_decided", f"the adjustment is already {adj['status']}")
+            raise AdjustmentRefused(
+                "already_decided",
+                Said(
+                    f"该调整已是 {adj['status']} 状态", f"the adjustment is already {adj['status']}"
+                ),
+            )
         # the same two-person rule for a rejection (the balance only matters for approval)
         refusal = adjustment_refusal(
             requested_by=adj["requested_by"],
@@ -124,7 +130,8 @@ async def decide_adjustment(
             raise AdjustmentRefused(*refusal)
         plan, _ = await append_postings(conn, q, contracts, [posting])
         if not plan.entries:
-            raise AdjustmentRefused("not_appended", "; ".join(r for _, r in plan.refused))
+            why = "; ".join(r for _, r in plan.refused)
+            raise AdjustmentRefused("not_appended", Said(f"调整未能记入账本：{why}", why))
         await enqueue(conn, topics.POINTS_ADJUSTMENTS, adj["account_id"], event)
         ENTRIES_APPENDED.labels("adjustment").inc()
         return await conn.fetchrow(

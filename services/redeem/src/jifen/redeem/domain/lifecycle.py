@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from jifen.kernel.i18n import Said
 from jifen.redeem.domain.wallet import RedeemRefusal
 
 
@@ -119,25 +120,38 @@ def check_fulfil(
     whose: this ``redemption``'s or the ``merchant``'s); no code, not even the right one, is
     compared meanwhile, so guessing gains nothing."""
     if merchant_id != by_merchant:
-        raise NotYourReward("this voucher is for another merchant's reward")
+        raise NotYourReward(
+            Said("这张券是其他商户的奖品", "this voucher is for another merchant's reward")
+        )
     if status == Status.FULFILLED:
-        raise AlreadyFulfilled("this voucher was already fulfilled")
+        raise AlreadyFulfilled(Said("这张券已经核销过", "this voucher was already fulfilled"))
     if status in RELEASED:
-        raise RedemptionCancelled(f"this redemption is {status}", status=status)
+        raise RedemptionCancelled(
+            Said(f"这次兑换已是 {status} 状态", f"this redemption is {status}"), status=status
+        )
     if status == Status.PENDING or voucher_code is None:
-        raise NotConfirmed("the ledger has not debited this redemption yet; no voucher issued")
+        raise NotConfirmed(
+            Said(
+                "账本还没有扣除这次兑换的积分，尚未发券",
+                "the ledger has not debited this redemption yet; no voucher issued",
+            )
+        )
     if locked_for is not None:
         raise VoucherAttemptsExceeded(
-            f"券码错误次数过多，请 {max(1, math.ceil(locked_for))} 秒后再试 "
-            f"too many wrong voucher codes for this {locked_by}; retry later",
+            Said(
+                f"券码错误次数过多，请 {max(1, math.ceil(locked_for))} 秒后再试",
+                f"too many wrong voucher codes for this {locked_by}; retry later",
+            ),
             scope=locked_by,
             retry_after_seconds=max(1, math.ceil(locked_for)),
         )
     # compared in constant time: the code is the bearer's proof
     if not hmac.compare_digest(normalise_code(presented), normalise_code(voucher_code)):
-        raise WrongVoucher("券码不符 the voucher code does not match this redemption")
+        raise WrongVoucher(Said("券码不符", "the voucher code does not match this redemption"))
     if expires_at is not None and now >= expires_at:
-        raise VoucherExpired("this voucher has expired", expires_at=expires_at.isoformat())
+        raise VoucherExpired(
+            Said("这张券已过期", "this voucher has expired"), expires_at=expires_at.isoformat()
+        )
 
 
 def normalise_code(code: str) -> str:
@@ -159,5 +173,7 @@ def plan_cancel(status: str) -> Cancellation | None:
     if status == Status.CONFIRMED:
         return Cancellation(Status.CANCELLED, refund_now=True)
     if status == Status.FULFILLED:
-        raise AlreadyFulfilled("a fulfilled redemption cannot be cancelled")
+        raise AlreadyFulfilled(
+            Said("已核销的兑换不能取消", "a fulfilled redemption cannot be cancelled")
+        )
     return None

@@ -17,7 +17,7 @@ import orjson
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
-from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
 from jifen.kernel.outbox import enqueue
 from jifen.kernel.runtime import REQUEST_ID
 from jifen.redeem.domain.lifecycle import (
@@ -35,6 +35,8 @@ from jifen.redeem.domain.wallet import (
     Usage,
     Wallet,
     decide,
+    no_redemption,
+    no_reward,
 )
 from jifen.redeem.handlers.events import PLACED, SOURCE, cancelled_event
 from jifen.redeem.metrics import REDEMPTIONS, SETTLED
@@ -121,12 +123,14 @@ def _refused(
     """Raise the refusal ``redeem_place`` reported (and count it); return if it is not one."""
     what = exc.args[0] if exc.args else ""
     if what == "jifen:no_reward":
-        raise NotFound(f"no reward {reward_id}") from None
+        raise no_reward(reward_id) from None
     if what == "jifen:idempotency_key_reused":
         REDEMPTIONS.labels(IdempotencyKeyReused.reason).inc()
         raise IdempotencyKeyReused(
-            "此 Idempotency-Key 已用于另一次兑换 "
-            "this Idempotency-Key was already used for another redemption",
+            Said(
+                "此 Idempotency-Key 已用于另一次兑换",
+                "this Idempotency-Key was already used for another redemption",
+            ),
             redemption_id=exc.detail,
         ) from None
     if not what.startswith("jifen:refused:"):
@@ -181,7 +185,7 @@ async def fulfil(
     async with conn.transaction():
         row = await conn.fetchrow(q["lock_redemption"], redemption_id, org)
         if row is None:
-            raise NotFound(f"no redemption {redemption_id}")
+            raise no_redemption(redemption_id)
         window = max(per_redemption.window_seconds, per_merchant.window_seconds)
         seen = await conn.fetchrow(
             q["voucher_failures"],
@@ -266,7 +270,7 @@ async def cancel(
             or (account_id is not None and peek["account_id"] != account_id)
             or (merchant_id is not None and peek["merchant_id"] != merchant_id)
         ):
-            raise NotFound(f"no redemption {redemption_id}")
+            raise no_redemption(redemption_id)
         await conn.fetchrow(q["lock_wallet"], peek["org_id"], peek["account_id"])
         row = await conn.fetchrow(q["lock_redemption"], redemption_id, org)
         plan = plan_cancel(row["status"])

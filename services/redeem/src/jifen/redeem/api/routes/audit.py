@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
 
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.redeem.api.deps import Auditor, Conn, Q, Settings
 from jifen.redeem.api.schemas import AuditPage, AuditRedemption, FrozenWallet
@@ -30,7 +31,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
             raise ValueError("naive time")
         return at, UUID(rid)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPException(422, f"malformed cursor {cursor!r}: {exc}") from None
+        raise HTTPException(
+            422, Said(f"游标 {cursor!r} 格式不对：{exc}", f"malformed cursor {cursor!r}: {exc}")
+        ) from None
 
 
 @router.get(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute, Refusal
 from jifen.redeem.api.deps import SMALL_BODY, Anyone, Conn, Officer, Q
 from jifen.redeem.api.schemas import MerchantIn, MerchantOut
@@ -25,7 +26,10 @@ async def add_merchant(body: MerchantIn, conn: Conn, q: Q, who: Officer) -> Merc
         q["insert_merchant"], who.org, body.id, body.name_zh, body.name_en, body.kind
     )
     if row is None:
-        raise Refusal("merchant_exists", f"merchant {body.id} is already registered")
+        raise Refusal(
+            "merchant_exists",
+            Said(f"商户 {body.id} 已经登记过", f"merchant {body.id} is already registered"),
+        )
     return MerchantOut(**dict(row))
 
 

@@ -12,6 +12,7 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from jifen.kernel.auth import Principal, Role
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.redeem import handlers
 from jifen.redeem.api.deps import (
@@ -30,6 +31,7 @@ from jifen.redeem.api.deps import (
 )
 from jifen.redeem.api.schemas import CancelIn, FulfilIn, RedemptionIn, RedemptionOut
 from jifen.redeem.domain.lifecycle import AttemptLimit
+from jifen.redeem.domain.wallet import no_redemption
 
 router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"], route_class=ParsedBodyRoute)
 
@@ -71,10 +73,22 @@ async def redeem(
     # the hot path: queries and contracts read from the app, not solved as dependencies
     if who.role == Role.VOLUNTEER:
         if body.account_id not in (None, who.subject):
-            raise HTTPException(403, "a volunteer may redeem only from their own account")
+            raise HTTPException(
+                403,
+                Said(
+                    "志愿者只能从自己的账户兑换",
+                    "a volunteer may redeem only from their own account",
+                ),
+            )
         account = who.subject
     elif body.account_id is None:
-        raise HTTPException(422, "account_id is required when an app redeems for a volunteer")
+        raise HTTPException(
+            422,
+            Said(
+                "应用为志愿者兑换时必须提供 account_id",
+                "account_id is required when an app redeems for a volunteer",
+            ),
+        )
     else:
         account = body.account_id
     row, created = await handlers.redeem(
@@ -119,7 +133,7 @@ async def get_redemption(redemption_id: UUID, conn: Conn, q: Q, who: Anyone) -> 
         or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject)
         or (who.role == Role.MERCHANT and row["merchant_id"] != who.subject)
     ):
-        raise HTTPException(404, f"no redemption {redemption_id}")
+        raise no_redemption(redemption_id)
     return _out(row, who)
 
 

@@ -9,9 +9,11 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query
 
 from jifen.kernel.auth import Role
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.redeem.api.deps import SMALL_BODY, Anyone, Conn, Lister, Q
 from jifen.redeem.api.schemas import RewardIn, RewardOut, RewardPatch
+from jifen.redeem.domain.wallet import no_reward
 
 router = APIRouter(prefix="/v1/rewards", tags=["rewards"], route_class=ParsedBodyRoute)
 
@@ -21,7 +23,9 @@ router = APIRouter(prefix="/v1/rewards", tags=["rewards"], route_class=ParsedBod
 )
 async def add_reward(body: RewardIn, conn: Conn, q: Q, who: Lister) -> RewardOut:
     if who.role == Role.MERCHANT and body.merchant_id != who.subject:
-        raise HTTPException(403, "a merchant may list rewards only as itself")
+        raise HTTPException(
+            403, Said("商户只能以自己的名义上架奖品", "a merchant may list rewards only as itself")
+        )
     async with conn.transaction():
         await conn.execute(q["ensure_merchant"], who.org, body.merchant_id)
         row = await conn.fetchrow(
@@ -81,7 +85,7 @@ async def list_rewards(
 async def get_reward(reward_id: UUID, conn: Conn, q: Q, who: Anyone) -> RewardOut:
     row = await conn.fetchrow(q["get_reward"], reward_id, who.org)
     if row is None:
-        raise HTTPException(404, f"no reward {reward_id}")
+        raise no_reward(reward_id)
     return RewardOut(**dict(row))
 
 
@@ -97,9 +101,15 @@ async def update_reward(
     async with conn.transaction():
         row = await conn.fetchrow(q["lock_reward"], reward_id, who.org)
         if row is None or (who.role == Role.MERCHANT and row["merchant_id"] != who.subject):
-            raise HTTPException(404, f"no reward {reward_id} of yours")
+            raise no_reward(reward_id, of_yours=True)
         if body.valid_until and row["valid_from"] and body.valid_until <= row["valid_from"]:
-            raise HTTPException(422, "valid_until must be after the reward's valid_from")
+            raise HTTPException(
+                422,
+                Said(
+                    "valid_until 必须晚于奖品的 valid_from",
+                    "valid_until must be after the reward's valid_from",
+                ),
+            )
         row = await conn.fetchrow(
             q["update_reward"], reward_id, who.org, body.active, body.stock, body.valid_until, False
         )
