@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from jifen.kernel.deps import service_lifespan
 from jifen.kernel.ratelimit import retry_after_header
-from jifen.kernel.web import create_app, problem
+from jifen.kernel.web import create_app, localized
 from jifen.redeem.api.middleware import NoStore
 from jifen.redeem.api.routes import (
     audit,
@@ -41,11 +41,13 @@ def build_app(settings: RedeemSettings | None = None) -> FastAPI:
         app.include_router(module.router)
 
     @app.exception_handler(VoucherAttemptsExceeded)
-    async def _too_many(_: Request, exc: VoucherAttemptsExceeded) -> JSONResponse:
-        """429 with Retry-After: too many wrong voucher codes within the window."""
-        response = problem(
-            exc.status, "Too Many Requests", exc.detail, reason=exc.reason, **exc.facts
-        )
+    async def _too_many(request: Request, exc: VoucherAttemptsExceeded) -> JSONResponse:
+        """429 with Retry-After: too many wrong voucher codes within the window (in the
+        caller's language, like every refusal)."""
+        response = localized(
+            request, exc.status, exc.detail, title="Too Many Requests", reason=exc.reason,
+            **exc.facts,
+        )  # fmt: skip
         response.headers["Retry-After"] = retry_after_header(exc.retry_after_seconds)
         return response
 

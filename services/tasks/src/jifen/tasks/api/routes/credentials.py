@@ -32,7 +32,7 @@ from jifen.kernel.auth import Role, issue_token
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
 from jifen.kernel.ratelimit import retry_after_header
-from jifen.kernel.web import ParsedBodyRoute, Refusal, max_body, problem
+from jifen.kernel.web import ParsedBodyRoute, Refusal, max_body, said
 from jifen.tasks.api.deps import Admin, Conn, Q
 from jifen.tasks.api.schemas.credentials import (
     CredentialIn,
@@ -65,13 +65,13 @@ def _exchange_failures(request: Request) -> FailureLog:
     return f
 
 
-def _too_many(wait: float) -> JSONResponse:
+def _too_many(request: Request, wait: float) -> JSONResponse:
     seconds = retry_after_header(wait)
-    response = problem(
+    response = said(
+        request,
         429,
-        "Too Many Requests",
-        f"凭证兑换失败次数过多，请 {seconds} 秒后再试 too many failed credential exchanges: "
-        f"retry in {seconds} s",
+        f"凭证兑换失败次数过多，请 {seconds} 秒后再试",
+        f"too many failed credential exchanges: retry in {seconds} s",
         reason="too_many_attempts",
         retry_after=int(seconds),
     )
@@ -165,7 +165,7 @@ async def exchange(body: ExchangeIn, request: Request, conn: Conn, q: Q) -> Toke
     now = time.monotonic()
     wait = failures.wait(client, now)
     if wait > 0:
-        return _too_many(wait)
+        return _too_many(request, wait)
     row = await conn.fetchrow(q["app_credential_by_secret"], secret_hash(body.credential))
     if row is None or row["revoked_at"] is not None:
         failures.fail(client, now)
