@@ -44,7 +44,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         FAILURES.parent.mkdir(parents=True, exist_ok=True)
         with FAILURES.open("a", encoding="utf-8") as f:
             f.write(f"=== {report.nodeid} ({report.when}, {report.duration:.1f}s)\n")
-            f.write(f"{report.longreprtext}\n\n")
+            f.write(f"{report.longreprtext}\n")
+            for title, content in report.sections:  # what it printed and logged before failing
+                f.write(f"--- {title}\n{content[-20_000:]}\n")
+            f.write("\n")
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,11 @@ async def _entries(points: Api, account: str) -> list[dict[str, Any]]:
     return entries
 
 
+# its own deadlines add up to 960 s (60 before the restart, five of 180 after it), and its
+# stack's start comes on top: above pytest's default 300 s backstop, which on a loaded machine
+# would cut it off before a deadline could say what was slow. (It failed once in a loaded
+# fresh-clone run of 00b969b, stopped before pytest said why: likely that, not proven; #23)
+@pytest.mark.timeout(1200)
 async def test_every_verified_completion_is_credited_exactly_once_across_a_broker_restart(
     restart_stack: DevStack, own_apis: dict[str, Api]
 ) -> None:

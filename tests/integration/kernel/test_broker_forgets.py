@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -76,6 +77,11 @@ async def forget(broker: EmbeddedBroker) -> None:
         broker.start()
 
 
+# the test's own deadlines, added up, are more than pytest's default 300 s: a broker JVM that
+# takes its 120 s to start on a loaded machine, 60 s for the first records, 30 s for the topic
+# to go, 150 s for the rest. The loaded fresh-clone run of b78ee37 was cut off at 300 s with
+# no more said (#23); each phase now prints how long it took, shown with a failure
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("kind", ["kafka", "tansu"])
 async def test_consumer_reads_everything_after_the_broker_forgets(
     fresh_db: Callable[[Path], Awaitable[str]],
@@ -91,7 +97,9 @@ async def test_consumer_reads_everything_after_the_broker_forgets(
         if kind == "kafka"
         else Broker(free_port(), tmp_path / "broker.log")
     )
+    phase = _Phases()
     broker.start()
+    phase("broker started")
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     producer = make_producer(broker.bootstrap)
     applied: list[str] = []
@@ -112,15 +120,18 @@ async def test_consumer_reads_everything_after_the_broker_forgets(
         before = await _publish(broker.bootstrap, 30)
         task = asyncio.create_task(consumer.run())
         await eventually(lambda: _ready(applied, before), timeout=60, what="first records")
+        phase("first 30 records applied")
         forgot = CONSUMER_RESTARTS.labels(group)._value.get()
         caplog.set_level(logging.INFO, logger="aiokafka")
         caplog.clear()
 
         await forget(broker)
+        phase("the broker forgot")
         await ensure_topics(broker.bootstrap, [TOPIC], partitions=1)
         # offsets 0..59: the consumer, still at position 30, would read 30..59 and commit 60
         # before its next heartbeat (every 7.5 s here) tells it the group is gone
         after = await _publish(broker.bootstrap, 60)
+        phase("60 more published")
 
         # 150 s: on a loaded machine this test's own broker JVM runs beside the session's, and
         # a consumer that restarts makes its topics, joins afresh and waits for a metadata
@@ -137,6 +148,7 @@ async def test_consumer_reads_everything_after_the_broker_forgets(
                 f" {CONSUMER_RESTARTS.labels(group)._value.get() - forgot:.0f} restart(s) by the"
                 f" guard; the consumer holds {held}"
             ) from exc
+        phase("all 90 applied")
         assert sorted(applied) == sorted(before + after), "each record applied exactly once"
         noticed = CONSUMER_RESTARTS.labels(group)._value.get() - forgot
         if kind == "tansu":
@@ -173,6 +185,19 @@ async def _ready(applied: list[str], wanted: list[str]) -> bool:
     return set(wanted) <= set(applied)
 
 
+class _Phases:
+    """Prints how long each phase took (shown with a failure, and in results/failures.log)."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        now = time.monotonic()
+        print(f"{now - self.start:6.1f}s (+{now - self.last:5.1f}s) {what}", flush=True)
+        self.last = now
+
+
+@pytest.mark.timeout(600)  # its deadlines add up to 360 s with the broker's start (above)
 async def test_consumer_re_creates_a_topic_the_broker_lost(
     fresh_db: Callable[[Path], Awaitable[str]], tmp_path: Path
 ) -> None:
