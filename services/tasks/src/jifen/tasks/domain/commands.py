@@ -40,6 +40,7 @@ class JobSpec:
     place: Place | None = None
     recurrence: Recurrence | None = None
     open_to_all: bool = False
+    service_minutes: int | None = None  # how long one completion serves (the service record)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +65,7 @@ class CompleteJob:
     account_id: str
     evidence: Mapping[str, str] = field(default_factory=dict)
     checkin_code: str | None = None
+    quantity: int | None = None  # in the unit of the job's category (meals, bikes…)
 
 
 @dataclass(frozen=True, kw_only=True)

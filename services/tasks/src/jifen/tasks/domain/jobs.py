@@ -36,6 +36,48 @@ CATEGORY_LABELS: dict[Category, tuple[str, str]] = {
 }
 
 
+class Unit(StrEnum):
+    """What a category's completions are counted in (issue 21: meals delivered, bikes
+    repaired, people served, hours on duty, items such as hazards found)."""
+
+    MEALS = "meals"
+    BIKES = "bikes"
+    PEOPLE = "people"
+    HOURS = "hours"
+    ITEMS = "items"
+
+
+UNIT_LABELS: dict[Unit, tuple[str, str]] = {
+    Unit.MEALS: ("份", "meals"),
+    Unit.BIKES: ("辆", "bikes"),
+    Unit.PEOPLE: ("人", "people"),
+    Unit.HOURS: ("小时", "hours"),
+    Unit.ITEMS: ("件", "items"),
+}
+
+# the built-in categories' units; "other" counts activities only
+CATEGORY_UNITS: dict[Category, Unit | None] = {
+    Category.MEAL_DELIVERY: Unit.MEALS,
+    Category.ELDER_VISIT: Unit.PEOPLE,
+    Category.TRAFFIC_GUIDANCE: Unit.HOURS,
+    Category.CIVILITY_PERSUASION: Unit.PEOPLE,
+    Category.HAZARD_PATROL: Unit.ITEMS,
+    Category.FREE_REPAIR_DAY: Unit.BIKES,
+    Category.LOST_PERSON_SEARCH: Unit.HOURS,
+    Category.EMERGENCY_RESPONSE: Unit.PEOPLE,
+    Category.OTHER: None,
+}
+
+
+def unit_of(category: str, custom: dict[str, str | None]) -> Unit | None:
+    """The unit of a built-in category, or of one the organisation added (``custom``: its
+    code → unit), None when its completions count no quantity."""
+    if category in CATEGORY_UNITS:
+        return CATEGORY_UNITS[Category(category)]
+    found = custom.get(category)
+    return Unit(found) if found else None
+
+
 class CompletionStatus(StrEnum):
     SUBMITTED = "submitted"
     HELD = "held"  # beyond an organisation limit: waits for an officer or the admin
@@ -93,6 +135,27 @@ class SelfVerification(TasksRefusal):
 
 class NotVerifiable(TasksRefusal):
     reason = "not_verifiable"
+
+
+class NoQuantity(TasksRefusal):
+    reason = "no_quantity"
+    status = 422
+
+
+def check_quantity(category: str, unit: Unit | None, quantity: int | None) -> Unit | None:
+    """The unit a completion's ``quantity`` is recorded in; refused when the job's category
+    counts none (a number in no unit would add up to nothing in a report)."""
+    if quantity is None:
+        return None
+    if unit is None:
+        raise NoQuantity(
+            Said(
+                f"类别 {category!r} 的完成记录不计数量，请不要提供 quantity",
+                f"completions of category {category!r} count no quantity; leave quantity out",
+            ),
+            category=category,
+        )
+    return unit
 
 
 class IdempotencyKeyReused(TasksRefusal):

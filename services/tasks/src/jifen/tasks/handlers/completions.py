@@ -29,6 +29,7 @@ from jifen.tasks.domain.jobs import (
     WrongCheckinCode,
     WrongState,
     check_not_creator,
+    check_quantity,
     check_rejectable,
     check_revocable,
     check_verifier,
@@ -36,6 +37,7 @@ from jifen.tasks.domain.jobs import (
     no_completion,
     no_job,
     same_person,
+    unit_of,
 )
 from jifen.tasks.domain.limits import HoldLevel, may_approve
 from jifen.tasks.handlers.checkin import check_presence
@@ -117,6 +119,8 @@ async def _complete_job(
         check_window(Window(job["starts_at"], job["ends_at"]), now, grace)
         if job["verification"] == VerificationMode.CHECKIN.value:
             await check_presence(conn, q, job, body, checkin, now)
+        custom = {r["code"]: r["unit"] for r in await conn.fetch(q["list_categories"], org)}
+        unit = check_quantity(job["category"], unit_of(job["category"], custom), body.quantity)
         done = await conn.fetchrow(q["completion_by_claim"], claim["id"])
         if done is not None:
             if done["submitted_by"] == by and done["idempotency_key"] == idempotency_key:
@@ -133,6 +137,8 @@ async def _complete_job(
             by,
             idempotency_key,
             dict(body.evidence),
+            body.quantity,
+            unit.value if unit is not None else None,
         )
         if row is not None:
             await record_status(

@@ -82,6 +82,7 @@ async def insert_job(
         series[0] if series else None,
         series[1] if series else None,
         job.open_to_all,
+        job.service_minutes,
     )
     if row is None:  # this month of the series exists already
         return None
@@ -200,6 +201,7 @@ async def roll_menu(
                 else None,
                 recurrence=Recurrence(t["recurrence"]),
                 open_to_all=t["open_to_all"],
+                service_minutes=t["service_minutes"],
             )
             row = await insert_job(
                 conn,

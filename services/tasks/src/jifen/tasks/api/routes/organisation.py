@@ -32,7 +32,7 @@ from jifen.tasks.api.schemas import (
     OrganisationIn,
     OrganisationOut,
 )
-from jifen.tasks.domain.jobs import CATEGORY_LABELS, Category
+from jifen.tasks.domain.jobs import CATEGORY_LABELS, CATEGORY_UNITS, UNIT_LABELS, Category, Unit
 
 router = APIRouter(prefix="/v1", tags=["organisation"], route_class=ParsedBodyRoute)
 
@@ -173,14 +173,33 @@ async def communities_of(account_id: PathId, conn: Conn, q: Q, who: Reader) -> l
 )
 async def categories(conn: Conn, q: Q, who: AnyMember) -> list[CategoryOut]:
     out = [
-        CategoryOut(code=c.value, label=f"{zh} {en}", label_zh=zh, label_en=en, built_in=True)
+        CategoryOut(
+            code=c.value,
+            label=f"{zh} {en}",
+            label_zh=zh,
+            label_en=en,
+            built_in=True,
+            **_unit(CATEGORY_UNITS[c]),
+        )
         for c, (zh, en) in CATEGORY_LABELS.items()
     ]
     out += [
-        CategoryOut(code=r["code"], label=r["label"], built_in=False)
+        CategoryOut(
+            code=r["code"],
+            label=r["label"],
+            built_in=False,
+            **_unit(Unit(r["unit"]) if r["unit"] else None),
+        )
         for r in await conn.fetch(q["list_categories"], who.org)
     ]
     return out
+
+
+def _unit(unit: Unit | None) -> dict[str, str | None]:
+    if unit is None:
+        return {"unit": None, "unit_zh": None, "unit_en": None}
+    zh, en = UNIT_LABELS[unit]
+    return {"unit": unit.value, "unit_zh": zh, "unit_en": en}
 
 
 @router.post(
@@ -196,7 +215,10 @@ async def add_category(body: CategoryIn, conn: Conn, q: Q, who: Officer) -> Cate
             "category_exists",
             Said(f"{body.code!r} 是内置类别", f"{body.code!r} is a built-in category"),
         )
-    row = await conn.fetchrow(q["insert_category"], who.org, body.code, body.label, who.subject)
+    unit = body.unit.value if body.unit else None
+    row = await conn.fetchrow(
+        q["insert_category"], who.org, body.code, body.label, who.subject, unit
+    )
     if row is None:
         raise Refusal(
             "category_exists",
@@ -205,4 +227,4 @@ async def add_category(body: CategoryIn, conn: Conn, q: Q, who: Officer) -> Cate
                 f"your organisation already has category {body.code!r}",
             ),
         )
-    return CategoryOut(code=row["code"], label=row["label"], built_in=False)
+    return CategoryOut(code=row["code"], label=row["label"], built_in=False, **_unit(body.unit))

@@ -37,12 +37,22 @@ class CompletionIn(BaseModel):
         description="Required for jobs in check-in mode: the rotating code shown at the site "
         "now (the previous one is still accepted). Too many wrong codes: 429.",
     )
+    quantity: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        strict=True,
+        description="数量 How many were done, in the unit of the job's category (GET "
+        "/v1/categories: meals delivered, bikes repaired, people served…); a whole number. A "
+        "category without a unit takes none (422 no_quantity).",
+    )
 
     def to_command(self) -> commands.CompleteJob:
         return commands.CompleteJob(
             account_id=self.account_id,
             evidence=self.evidence.model_dump(),
             checkin_code=self.checkin_code,
+            quantity=self.quantity,
         )
 
 
@@ -66,6 +76,8 @@ class CompletionOut(BaseModel):
     revoked_at: datetime | None = None
     revocation_reason: str | None = None
     reversed_at: datetime | None = None
+    quantity: int | None = None
+    unit: str | None = Field(default=None, description="The unit of quantity, as recorded")
 
 
 class ReasonIn(BaseModel):

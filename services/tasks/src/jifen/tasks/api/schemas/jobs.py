@@ -12,6 +12,13 @@ from jifen.tasks.api.schemas.common import CategoryCode, IdStr, Place, Text, Whe
 from jifen.tasks.domain import commands
 from jifen.tasks.domain.jobs import Recurrence, VerificationMode
 
+ServiceMinutes = Annotated[int, Field(ge=1, le=1440, strict=True)]
+SERVICE_MINUTES_DOC = (
+    "服务时长（分钟）How long one completion of this job serves, in whole minutes: what the "
+    "volunteer's service record and the reports count as service hours. Leave it out for a "
+    "job that counts no hours."
+)
+
 
 class JobIn(BaseModel):
     model_config = ConfigDict(
@@ -66,6 +73,7 @@ class JobIn(BaseModel):
         description="monthly: the job repeats on the same day of each month (day 1-28); "
         "POST /v1/menus/roll publishes the next months.",
     )
+    service_minutes: ServiceMinutes | None = Field(default=None, description=SERVICE_MINUTES_DOC)
 
     @model_validator(mode="after")
     def _window(self) -> JobIn:
@@ -98,6 +106,7 @@ class JobOut(BaseModel):
     open_to_all: bool = False
     recurrence: str | None = None
     series_id: UUID | None = None
+    service_minutes: int | None = None
 
 
 class CheckinCodeOut(BaseModel):
@@ -159,6 +168,7 @@ class MenuJob(BaseModel):
     place: Place | None = None
     recurrence: Recurrence | None = None
     open_to_all: bool = Field(default=False, strict=True)
+    service_minutes: ServiceMinutes | None = Field(default=None, description=SERVICE_MINUTES_DOC)
 
     def to_spec(self) -> commands.JobSpec:
         return commands.JobSpec(**_job_fields(self))
@@ -222,4 +232,5 @@ def _job_fields(job: JobIn | MenuJob) -> dict[str, Any]:
         "place": job.place.to_place() if job.place else None,
         "recurrence": job.recurrence,
         "open_to_all": job.open_to_all,
+        "service_minutes": job.service_minutes,
     }

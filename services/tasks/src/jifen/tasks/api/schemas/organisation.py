@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jifen.tasks.api.schemas.common import CategoryCode, IdStr, Text
+from jifen.tasks.domain.jobs import Unit
 from jifen.tasks.domain.limits import DEFAULT_LIMITS
 
 
@@ -138,10 +139,17 @@ class MemberOut(BaseModel):
 class CategoryIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"code": "flood_watch", "label": "防汛巡查 Flood watch"}]},
+        json_schema_extra={
+            "examples": [{"code": "flood_watch", "label": "防汛巡查 Flood watch", "unit": "hours"}]
+        },
     )
     code: CategoryCode
     label: Annotated[Text, Field(min_length=1, max_length=100)]
+    unit: Unit | None = Field(
+        default=None,
+        description="计量单位 What its completions are counted in (meals, bikes, people, hours, "
+        "items); none: activities only",
+    )
 
 
 class CategoryOut(BaseModel):
@@ -150,3 +158,6 @@ class CategoryOut(BaseModel):
     label_zh: str | None = Field(default=None, description="A built-in category's Chinese name")
     label_en: str | None = Field(default=None, description="A built-in category's English name")
     built_in: bool
+    unit: str | None = Field(default=None, description="What a completion's quantity counts")
+    unit_zh: str | None = Field(default=None, description="The unit in Chinese (份, 辆, 人…)")
+    unit_en: str | None = Field(default=None, description="The unit in English")

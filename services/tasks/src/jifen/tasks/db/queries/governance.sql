@@ -49,12 +49,12 @@ FROM community_member m JOIN community c ON c.org_id = m.org_id AND c.id = m.com
 WHERE m.org_id = $1 AND m.account_id = $2 ORDER BY c.id;
 
 -- name: insert_category
-INSERT INTO job_category (org_id, code, label, created_by) VALUES ($1, $2, $3, $4)
+INSERT INTO job_category (org_id, code, label, created_by, unit) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT DO NOTHING
 RETURNING *;
 
 -- name: list_categories
-SELECT code, label FROM job_category WHERE org_id = $1 ORDER BY code;
+SELECT code, label, unit FROM job_category WHERE org_id = $1 ORDER BY code;
 
 -- name: lock_claim
 SELECT * FROM claim WHERE id = $1 AND job_id = $2 FOR UPDATE;

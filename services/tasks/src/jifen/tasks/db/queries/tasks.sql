@@ -2,9 +2,9 @@
 INSERT INTO job (id, org_id, community_id, title, description, category, points, capacity,
                  starts_at, ends_at, verification, created_by, checkin_secret,
                  place_address, place_lat, place_lng, recurrence, series_id, series_month,
-                 open_to_all)
+                 open_to_all, service_minutes)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $20)
+        $20, $21)
 ON CONFLICT (series_id, series_month) DO NOTHING
 RETURNING *;
 
@@ -40,8 +40,9 @@ SELECT * FROM completion WHERE org_id = $1 AND submitted_by = $2 AND idempotency
 SELECT * FROM completion WHERE claim_id = $1;
 
 -- name: insert_completion
-INSERT INTO completion (id, job_id, claim_id, account_id, org_id, submitted_by, idempotency_key, evidence)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO completion (id, job_id, claim_id, account_id, org_id, submitted_by, idempotency_key, evidence,
+                        quantity, unit)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT DO NOTHING
 RETURNING *;
 
