@@ -155,6 +155,7 @@ class World:
             "officer",
             {"id": self.merchant, "name_zh": "小店", "name_en": "Shop"},
         )
+        self.ids["merchant_id"] = self.merchant  # its settlement statement (month: 2026-11)
         reward = await self.post(
             r,
             "/v1/rewards",

@@ -44,6 +44,32 @@ class MerchantOut(BaseModel):
     created_at: datetime
 
 
+class SettlementLine(BaseModel):
+    reward_id: UUID
+    name_zh: str
+    name_en: str
+    value_fen: int | None = Field(description="One reward's money value, in fen")
+    fulfilled: int = Field(description="Redemptions handed over in the month")
+    points: int = Field(description="Points those redemptions took")
+    value_fen_total: int | None = Field(description="fulfilled × value_fen; null: no value")
+
+
+class SettlementOut(BaseModel):
+    """结算单 What a merchant handed over in a calendar month (UTC), per reward."""
+
+    merchant_id: str
+    merchant_name_zh: str
+    merchant_name_en: str
+    month: str
+    starts_at: datetime
+    ends_at: datetime
+    lines: list[SettlementLine]
+    fulfilled: int
+    points: int
+    value_fen: int = Field(description="Sum of the lines' value_fen_total (rewards with one)")
+    unvalued: int = Field(description="Redemptions of rewards with no money value stated")
+
+
 class RewardIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -96,6 +122,14 @@ class RewardIn(BaseModel):
         le=366 * 24 * 3600,
         description="How long a voucher stays valid once issued; default: the service's.",
     )
+    value_fen: Int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000_000,
+        description="货值（分）What one is worth in money, in fen (1 yuan = 100 fen): what the "
+        "merchant's monthly settlement and the reports count as value redeemed. Fixed once "
+        "listed (a new price is a new reward); null: no money value stated.",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> RewardIn:
@@ -132,6 +166,7 @@ class RewardOut(BaseModel):
     voucher_ttl_seconds: int | None
     active: bool
     created_at: datetime
+    value_fen: int | None = None
 
 
 class RedemptionIn(BaseModel):

@@ -44,6 +44,7 @@ async def add_reward(body: RewardIn, conn: Conn, q: Q, who: Lister) -> RewardOut
             body.valid_until,
             body.community_id,
             body.voucher_ttl_seconds,
+            body.value_fen,
         )
     return RewardOut(**dict(row))
 

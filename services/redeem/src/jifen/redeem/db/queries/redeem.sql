@@ -8,13 +8,29 @@ RETURNING *;
 INSERT INTO merchant (org_id, id, name_zh, name_en) VALUES ($1, $2, $2, $2)
 ON CONFLICT DO NOTHING;
 
+-- name: get_merchant
+SELECT * FROM merchant WHERE org_id = $1 AND id = $2;
+
+-- name: merchant_settlement
+-- a merchant's fulfilled redemptions handed over in [$3, $4), per reward
+SELECT w.id AS reward_id, w.name_zh, w.name_en, w.value_fen,
+       count(*)::int AS fulfilled,
+       sum(r.points)::bigint AS points,
+       (w.value_fen::bigint * count(*))::bigint AS value_fen_total
+FROM redemption r JOIN reward w ON w.id = r.reward_id
+WHERE r.org_id = $1 AND w.merchant_id = $2 AND r.status = 'fulfilled'
+  AND r.fulfilled_at >= $3 AND r.fulfilled_at < $4
+GROUP BY w.id
+ORDER BY w.name_zh, w.id;
+
 -- name: list_merchants
 SELECT * FROM merchant WHERE org_id = $1 ORDER BY id LIMIT $2;
 
 -- name: insert_reward
 INSERT INTO reward (id, org_id, merchant_id, name_zh, name_en, points, stock, kind, daily_quota,
-                    monthly_limit, valid_from, valid_until, community_id, voucher_ttl_seconds)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                    monthly_limit, valid_from, valid_until, community_id, voucher_ttl_seconds,
+                    value_fen)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING *;
 
 -- name: list_rewards
