@@ -21,6 +21,7 @@ from jifen.tasks.api.routes import (
     menus,
     organisation,
     people,
+    reports,
 )
 from jifen.tasks.db import queries
 from jifen.tasks.settings import TasksSettings
@@ -35,6 +36,7 @@ ROUTERS = (
     intake.hazards,
     intake.needs,
     audit.router,
+    reports.router,
     # community apps' credentials live here, where apps post; the tokens work on every service
     credentials.router,
     # the organisation's records of people, and signing in with a phone code (the portal)

@@ -49,6 +49,8 @@ Reader = Annotated[
 ]
 Admin = Annotated[Principal, require(Role.ADMIN)]
 Auditor = Annotated[Principal, require(Role.AUDITOR)]
+# the scheme's figures: its officers and admin, and the unions' auditors
+ReportReader = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.AUDITOR)]
 Poster = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.APP)]
 Claimant = Annotated[
     Principal, require(Role.OFFICER, Role.ADMIN, Role.APP, Role.VOLUNTEER, Role.MERCHANT)

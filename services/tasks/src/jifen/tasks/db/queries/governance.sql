@@ -283,3 +283,34 @@ ORDER BY id DESC LIMIT 1;
 
 -- name: get_job_secret
 SELECT id, verification, checkin_secret FROM job WHERE id = $1 AND org_id = $2;
+
+-- name: activity_report
+-- verified completions in [$2, $3), per (community, category), per community, and in all
+-- (grouping sets: distinct volunteers and activities are counted in each, not summed);
+-- $4: one community only. level: 0 a category of a community, 1 a community, 3 the total
+SELECT GROUPING(j.community_id, j.category) AS level,
+       j.community_id, j.category,
+       count(DISTINCT j.id)::int AS activities,
+       count(*)::int AS attendances,
+       count(DISTINCT c.account_id)::int AS volunteers,
+       coalesce(sum(j.service_minutes), 0)::bigint AS service_minutes,
+       sum(j.points)::bigint AS points,
+       sum(c.quantity)::bigint AS quantity,
+       max(c.unit) AS unit
+FROM completion c JOIN job j ON j.id = c.job_id
+WHERE c.org_id = $1 AND c.status = 'verified'
+  AND c.verified_at >= $2 AND c.verified_at < $3
+  AND ($4::text IS NULL OR j.community_id = $4)
+GROUP BY GROUPING SETS ((j.community_id, j.category), (j.community_id), ())
+ORDER BY level, j.community_id, j.category;
+
+-- name: activity_quantities
+-- the quantities of the same completions per unit, per community and in all
+SELECT GROUPING(j.community_id) AS level, j.community_id, c.unit,
+       sum(c.quantity)::bigint AS quantity
+FROM completion c JOIN job j ON j.id = c.job_id
+WHERE c.org_id = $1 AND c.status = 'verified' AND c.unit IS NOT NULL
+  AND c.verified_at >= $2 AND c.verified_at < $3
+  AND ($4::text IS NULL OR j.community_id = $4)
+GROUP BY GROUPING SETS ((j.community_id, c.unit), (c.unit))
+ORDER BY level, j.community_id, c.unit;
