@@ -118,6 +118,15 @@ async def test_the_report_counts_the_verified_work_and_reconciles_with_the_ledge
     await eventually(
         ledger_total, timeout=90, what="the ledger's credits equal the report's points"
     )
+    # and the points service's report says the same of its ledger: 110 issued, 20 taken back
+    r = await points.http.get("/v1/reports/points", headers=points.auth("auditor", org=org))
+    assert r.status_code == 200, r.text
+    moved = r.json()
+    assert (moved["total"]["issued"], moved["total"]["reversed"]) == (110, 20), moved
+    assert (moved["opening_outstanding"], moved["closing_outstanding"]) == (0, total["points"])
+    by_category = {c["category"]: c for c in moved["categories"]}
+    assert by_category["free_repair_day"]["issued"] == 30
+    assert by_category["meal_delivery"]["category_zh"] == "助老送餐"
 
     # one community, and the CSV of the same figures
     r = await tasks.http.get(

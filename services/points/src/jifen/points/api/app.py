@@ -14,6 +14,7 @@ from jifen.kernel.db import Queries
 from jifen.kernel.deps import Conn, Q, service_lifespan
 from jifen.kernel.web import create_app
 from jifen.points.api.adjustments import router as adjustments_router
+from jifen.points.api.reports import router as reports_router
 from jifen.points.api.schemas import Balance, EntryOut, EntryPage, Statement
 from jifen.points.api.signals import router as signals_router
 from jifen.points.audit.api import router as audit_router
@@ -126,7 +127,7 @@ async def statement(
 
 
 # one router per resource; new resources (statements, audit) add theirs here
-ROUTERS = [router, adjustments_router, signals_router, audit_router]
+ROUTERS = [router, adjustments_router, signals_router, audit_router, reports_router]
 
 
 async def _refresh_liability(pool: asyncpg.Pool, q: Queries, every: float = 10.0) -> None:

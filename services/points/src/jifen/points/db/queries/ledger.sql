@@ -135,3 +135,21 @@ SELECT (SELECT count(*) FROM (
        coalesce((SELECT extract(epoch FROM now() - recorded_at) FROM ledger_entry
                  WHERE tx >= $1::xid8 AND (tx, id) > ($1::xid8, $2::bigint)
                  ORDER BY tx, id LIMIT 1), 0)::float8 AS age;
+
+-- name: points_report
+-- an organisation's entries recorded in [$2, $3), per category and kind (the ledger's own
+-- time: an account's entries are recorded in its order, so the sums and the balances agree)
+SELECT category, kind, count(*)::int AS entries, sum(amount)::bigint AS amount
+FROM ledger_entry
+WHERE org_id = $1 AND recorded_at >= $2 AND recorded_at < $3
+GROUP BY category, kind
+ORDER BY category NULLS LAST, kind;
+
+-- name: points_outstanding
+-- what the organisation's accounts held at $2: each account's balance after its last entry
+-- recorded before it
+SELECT coalesce(sum(balance_after), 0)::bigint AS outstanding
+FROM (SELECT DISTINCT ON (account_id) balance_after
+      FROM ledger_entry
+      WHERE org_id = $1 AND recorded_at < $2
+      ORDER BY account_id, account_seq DESC) last_entry;
