@@ -115,6 +115,18 @@ class World:
             )
         self.ids["job_id"] = jobs[1]["id"]
         checkin = await self.post(t, "/v1/jobs", "officer", {**job_body, "verification": "checkin"})
+        series = await self.post(
+            t,
+            "/v1/jobs",
+            "officer",
+            {
+                **job_body,
+                "recurrence": "monthly",
+                "starts_at": "2031-01-15T01:00:00Z",
+                "ends_at": "2031-01-15T03:00:00Z",
+            },
+        )
+        self.ids["series_id"] = series["series_id"]
         self.ids["checkin_job_id"] = checkin["id"]
         self.ids["completion_id"] = completions[1]["id"]
         await self.post(t, f"/v1/completions/{completions[0]['id']}/verify", "officer", None)
@@ -266,6 +278,7 @@ CROSS_BODY: dict[tuple[str, str], Any] = {
         "job": {"title": "修门", "category": "other", "points": 5, "capacity": 1, **_window()}
     },
     ("POST", "/v1/needs/{need_id}/close"): {"reason": "nobody came"},
+    ("POST", "/v1/menus/series/{series_id}/end"): {"reason": "停办 discontinued"},
     ("PATCH", "/v1/rewards/{reward_id}"): {"stock": 4},
     ("POST", "/v1/redemptions/{redemption_id}/fulfil"): {"voucher_code": "ABCDEFGH"},
     ("POST", "/v1/redemptions/{redemption_id}/cancel"): {"reason": "changed my mind"},

@@ -66,3 +66,12 @@ def test_quantities_and_service_minutes_are_whole_numbers_within_bounds() -> Non
     for bad in (0, 1441, 1.5):
         with pytest.raises(ValueError):
             JobIn.model_validate({**job, "service_minutes": bad})
+
+
+def test_the_months_the_worker_keeps_rolled_cross_the_year() -> None:
+    from datetime import UTC, datetime
+
+    from jifen.tasks.domain.jobs import months_from
+
+    assert months_from(datetime(2026, 11, 30, tzinfo=UTC), 2) == ["2026-11", "2026-12", "2027-01"]
+    assert months_from(datetime(2026, 12, 1, tzinfo=UTC), 0) == ["2026-12"]

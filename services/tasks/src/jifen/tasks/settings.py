@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from jifen.kernel.settings import ServiceSettings
@@ -22,6 +23,11 @@ class TasksSettings(ServiceSettings):
     completion_grace_hours: int = 24
     # a verified completion not credited within this bound is published again
     credit_timeout_seconds: float = 30.0
+    # recurring jobs roll on their own: the worker keeps this month and this many after it
+    # published for every running series (0: only by hand, POST /v1/menus/roll), every
+    # roll_every_seconds
+    roll_ahead_months: int = Field(default=1, ge=0, le=12)
+    roll_every_seconds: float = Field(default=3600.0, gt=0)
     # rotating check-in codes: one per step (the previous step's is still accepted), and at
     # most this many wrong codes per (job, account) within the window before a 429
     checkin_step_seconds: int = 180

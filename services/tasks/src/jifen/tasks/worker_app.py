@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -22,10 +22,12 @@ from fastapi import FastAPI
 
 from jifen.kernel import topics
 from jifen.kernel.consumer import Handler
+from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import DATABASE_UNAVAILABLE
 from jifen.kernel.worker import build_worker_app as _build
 from jifen.tasks import handlers
 from jifen.tasks.db import queries
+from jifen.tasks.domain.jobs import months_from
 from jifen.tasks.settings import TasksSettings
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,25 @@ async def _republish_loop(pool: asyncpg.Pool, settings: TasksSettings) -> None:
         await asyncio.sleep(max(1.0, settings.credit_timeout_seconds / 3))
 
 
+async def _roll_loop(pool: asyncpg.Pool, settings: TasksSettings) -> None:
+    """Keep this month and the next ``roll_ahead_months`` published for every running
+    recurring series (issue 21: the repair day on the 15th appears in every community's menu
+    without an officer rolling it). Idempotent, so any number of workers may run it."""
+    q, contracts = queries(), Contracts(settings.schemas_dir)
+    while settings.roll_ahead_months > 0:
+        try:
+            async with pool.acquire() as conn:
+                months = months_from(datetime.now(UTC), settings.roll_ahead_months)
+                n = await handlers.roll_due(conn, q, contracts, months=months)
+                if n:
+                    log.info("rolled %d recurring jobs into %s", n, ", ".join(months))
+        except asyncio.CancelledError:
+            raise
+        except (asyncpg.PostgresError, *DATABASE_UNAVAILABLE):
+            log.exception("rolling recurring jobs failed; will retry")
+        await asyncio.sleep(settings.roll_every_seconds)
+
+
 def build_worker_app(settings: TasksSettings | None = None) -> FastAPI:
     settings = settings or TasksSettings()
     q = queries()
@@ -58,7 +79,10 @@ def build_worker_app(settings: TasksSettings | None = None) -> FastAPI:
         return {"jifen.points.entry.appended.v1": on_entry}
 
     def loops(pool: asyncpg.Pool) -> list[tuple[str, Coroutine[Any, Any, None]]]:
-        return [("republish", _republish_loop(pool, settings))]
+        return [
+            ("republish", _republish_loop(pool, settings)),
+            ("roll", _roll_loop(pool, settings)),
+        ]
 
     return _build(
         service="tasks",

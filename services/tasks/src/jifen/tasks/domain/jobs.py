@@ -351,6 +351,17 @@ def month_of(at: datetime) -> str:
     return f"{at.year:04d}-{at.month:02d}"
 
 
+def months_from(at: datetime, ahead: int) -> list[str]:
+    """``at``'s month and the ``ahead`` months after it, as "YYYY-MM", in order: the months
+    the worker keeps rolled."""
+    year, month = at.year, at.month
+    out = []
+    for _ in range(ahead + 1):
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
 def occurrence_in(window: Window, month: str) -> Window:
     """The window of a monthly job's occurrence in ``month`` ("YYYY-MM"): same day of the
     month, same time of day, same length. Days above 28 are refused when the series is made,

@@ -26,9 +26,11 @@ from jifen.tasks.handlers.hazards import close_hazard, merge_hazard, report_haza
 from jifen.tasks.handlers.history import SOURCE
 from jifen.tasks.handlers.jobs import (
     claim_job,
+    end_series,
     insert_job,
     publish_job,
     publish_menu,
+    roll_due,
     roll_menu,
     withdraw_claim,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "close_need",
     "complete_job",
     "decide_appeal",
+    "end_series",
     "file_appeal",
     "insert_job",
     "mark_credited",
@@ -59,6 +62,7 @@ __all__ = [
     "report_hazard",
     "republish_uncredited",
     "revoke_completion",
+    "roll_due",
     "roll_menu",
     "triage_hazard",
     "verify_completion",

@@ -3,6 +3,7 @@ claim a place, withdraw a claim."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ import asyncpg
 from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
+from jifen.kernel.errors import DomainRefusal, NotFound
 from jifen.kernel.i18n import Said
 from jifen.kernel.outbox import enqueue
 from jifen.tasks.domain.checkin import new_secret
@@ -35,6 +37,8 @@ from jifen.tasks.domain.jobs import (
 )
 from jifen.tasks.handlers.history import SOURCE, record_status
 from jifen.tasks.handlers.organisation import check_community, check_member
+
+log = logging.getLogger(__name__)
 
 
 async def insert_job(
@@ -175,12 +179,15 @@ async def roll_menu(
     contracts: Contracts,
     *,
     org: str,
-    officer: str,
+    officer: str | None,
     community_id: str,
     month: str,
 ) -> list[asyncpg.Record]:
-    """Publish ``month``'s occurrence of every recurring job of a community. Idempotent: a
-    month a series already has is skipped, so rolling twice adds nothing."""
+    """Publish ``month``'s occurrence of every running recurring job of a community.
+    Idempotent: a month a series already has is skipped, so rolling twice adds nothing; an
+    ended series is not rolled. ``officer`` None (the worker rolling on its own): each
+    occurrence is published in the name of its series' creator, so the rules on who may
+    claim, complete and decide hold for it as for the month before."""
     made = []
     async with conn.transaction():
         for t in await conn.fetch(q["series_templates"], org, community_id, month):
@@ -208,7 +215,7 @@ async def roll_menu(
                 q,
                 contracts,
                 org=org,
-                officer=officer,
+                officer=officer or t["created_by"],
                 community_id=community_id,
                 job=job,
                 series=(t["series_id"], month),
@@ -284,3 +291,54 @@ async def withdraw_claim(
             conn, q, contracts, org, "claim", row["id"], "withdrawn", by, account_id, job_id
         )
     return row
+
+
+async def roll_due(
+    conn: asyncpg.Connection, q: Queries, contracts: Contracts, *, months: list[str]
+) -> int:
+    """Roll ``months`` (in order) for every community with a running series, in every
+    organisation: the worker's pass. One transaction per community and month, so one
+    community's refusal (a category removed, say) leaves the others rolled."""
+    made = 0
+    for c in await conn.fetch(q["series_communities"]):
+        for month in months:
+            try:
+                rows = await roll_menu(
+                    conn,
+                    q,
+                    contracts,
+                    org=c["org_id"],
+                    officer=None,
+                    community_id=c["community_id"],
+                    month=month,
+                )
+            except DomainRefusal as refused:
+                log.warning(
+                    "rolling %s of %s/%s refused: %s",
+                    month, c["org_id"], c["community_id"], refused,
+                )  # fmt: skip
+                continue
+            made += len(rows)
+    return made
+
+
+async def end_series(
+    conn: asyncpg.Connection,
+    q: Queries,
+    *,
+    org: str,
+    officer: str,
+    series_id: uuid.UUID,
+    reason: str,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(q["end_series"], series_id, org, officer, reason)
+    if row is not None:
+        return row
+    ended = await conn.fetchrow(q["get_series_end"], series_id, org)
+    if ended is None:
+        raise NotFound(Said(f"没有重复系列 {series_id}", f"no recurring series {series_id}"))
+    raise WrongState(
+        Said(f"重复系列 {series_id} 已结束", f"recurring series {series_id} has already ended"),
+        ended_at=ended["ended_at"].isoformat(),
+        status="ended",
+    )

@@ -3,13 +3,16 @@ recurring jobs."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from fastapi import APIRouter
 
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import REFUSALS, Conn, Events, Officer, Q
 from jifen.tasks.api.reads import job_out
-from jifen.tasks.api.schemas import JobOut, MenuIn, RollIn
+from jifen.tasks.api.schemas import JobOut, MenuIn, ReasonIn, RollIn
+from jifen.tasks.api.schemas.jobs import SeriesEndOut
 
 router = APIRouter(prefix="/v1/menus", tags=["jobs"], route_class=ParsedBodyRoute)
 
@@ -53,3 +56,22 @@ async def roll_menu(
         month=body.month,
     )
     return [job_out(r) for r in rows]
+
+
+@router.post(
+    "/series/{series_id}/end",
+    response_model=SeriesEndOut,
+    summary="End a recurring series: no month is rolled for it any more",
+    description="The worker keeps the coming months of every running series published "
+    "(JIFEN_TASKS_ROLL_AHEAD_MONTHS); ending a series stops that, and POST /v1/menus/roll "
+    "skips it too. The months already published stay. 404: no series of that id in your "
+    "organisation; 409: it has ended already.",
+    responses=REFUSALS,
+)
+async def end_series(
+    series_id: UUID, body: ReasonIn, conn: Conn, q: Q, who: Officer
+) -> SeriesEndOut:
+    row = await handlers.end_series(
+        conn, q, org=who.org, officer=who.subject, series_id=series_id, reason=body.reason
+    )
+    return SeriesEndOut(**dict(row))

@@ -234,3 +234,11 @@ def _job_fields(job: JobIn | MenuJob) -> dict[str, Any]:
         "open_to_all": job.open_to_all,
         "service_minutes": job.service_minutes,
     }
+
+
+class SeriesEndOut(BaseModel):
+    series_id: UUID
+    org_id: str
+    ended_by: str
+    ended_at: datetime
+    reason: str

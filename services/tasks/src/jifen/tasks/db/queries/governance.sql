@@ -241,7 +241,27 @@ RETURNING id, org_id;
 SELECT DISTINCT ON (series_id) *
 FROM job
 WHERE org_id = $1 AND community_id = $2 AND recurrence IS NOT NULL AND series_month < $3
+  AND NOT EXISTS (SELECT 1 FROM series_end e WHERE e.series_id = job.series_id)
 ORDER BY series_id, starts_at DESC;
+
+-- name: series_communities
+-- every (organisation, community) with a recurring series still running: what the worker rolls
+SELECT DISTINCT j.org_id, j.community_id
+FROM job j
+WHERE j.recurrence IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM series_end e WHERE e.series_id = j.series_id)
+ORDER BY j.org_id, j.community_id;
+
+-- name: end_series
+-- only a series of the caller's organisation; NULL when it has none of that id or it ended
+INSERT INTO series_end (series_id, org_id, ended_by, reason)
+SELECT $1, $2, $3, $4
+WHERE EXISTS (SELECT 1 FROM job WHERE series_id = $1 AND org_id = $2)
+ON CONFLICT (series_id) DO NOTHING
+RETURNING *;
+
+-- name: get_series_end
+SELECT e.* FROM series_end e WHERE e.series_id = $1 AND e.org_id = $2;
 
 -- name: is_member
 SELECT EXISTS (SELECT 1 FROM community_member
