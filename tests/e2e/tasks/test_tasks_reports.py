@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Api, eventually, register
+from tests.helpers import Api, ensure_community, eventually, register
 
 pytestmark = pytest.mark.e2e
 
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.e2e
 async def _job(
     tasks: Api, org: str, community: str, category: str, points: int, minutes: int
 ) -> str:
+    await ensure_community(tasks, community, org=org)
     now = datetime.now(UTC)
     r = await tasks.http.post(
         "/v1/jobs",
