@@ -53,7 +53,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     """PostgreSQL and the broker, started for the session and stopped after it."""
-    with isolated_stack("jifen-test-", {"JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "3"}) as s:
+    env = {
+        "JIFEN_TASKS_CREDIT_TIMEOUT_SECONDS": "3",
+        # the webhook tests' receivers listen here; a failed delivery is tried again soon
+        "JIFEN_TASKS_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "JIFEN_TASKS_WEBHOOK_RETRY_SECONDS": "0.5",
+    }
+    with isolated_stack("jifen-test-", env) as s:
         yield s
 
 

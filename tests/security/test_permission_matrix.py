@@ -158,6 +158,13 @@ class World:
         self.ids["need_id"] = need["id"]
 
         cred = await self.post(t, "/v1/apps/credentials", "admin", {"app_id": "app-matrix"})
+        hook = await self.post(
+            t,
+            "/v1/webhooks",
+            "app",
+            {"url": "http://127.0.0.1:9/hook", "event_types": ["jifen.tasks.job.published.v1"]},
+        )
+        self.ids["webhook_id"] = hook["id"]
         self.ids["credential_id"] = cred["id"]
 
         r = "redeem"

@@ -28,6 +28,13 @@ class TasksSettings(ServiceSettings):
     # roll_every_seconds
     roll_ahead_months: int = Field(default=1, ge=0, le=12)
     roll_every_seconds: float = Field(default=3600.0, gt=0)
+    # webhooks: hosts that may take http or a private address (the embedded stack's receivers,
+    # a gateway on the private network); the first retry after this many seconds, doubling;
+    # a delivery fails after webhook_max_attempts tries; each try waits webhook_timeout_seconds
+    webhook_allowed_hosts: str = ""  # comma-separated
+    webhook_retry_seconds: float = Field(default=5.0, gt=0)
+    webhook_max_attempts: int = Field(default=10, ge=1, le=50)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # rotating check-in codes: one per step (the previous step's is still accepted), and at
     # most this many wrong codes per (job, account) within the window before a 429
     checkin_step_seconds: int = 180

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 from fastapi import FastAPI
 
 from jifen.kernel import topics
@@ -68,6 +69,29 @@ async def _roll_loop(pool: asyncpg.Pool, settings: TasksSettings) -> None:
         await asyncio.sleep(settings.roll_every_seconds)
 
 
+async def _webhook_loop(pool: asyncpg.Pool, settings: TasksSettings) -> None:
+    """Post the due webhook deliveries (``handlers.deliver_due``), again and again."""
+    q = queries()
+    async with httpx.AsyncClient(
+        timeout=settings.webhook_timeout_seconds, follow_redirects=False
+    ) as http:
+        while True:
+            tried = 0
+            try:
+                tried = await handlers.deliver_due(
+                    pool,
+                    q,
+                    http,
+                    retry_seconds=settings.webhook_retry_seconds,
+                    max_attempts=settings.webhook_max_attempts,
+                )
+            except asyncio.CancelledError:
+                raise
+            except (asyncpg.PostgresError, *DATABASE_UNAVAILABLE):
+                log.exception("delivering webhooks failed; will retry")
+            await asyncio.sleep(0.2 if tried else 1.0)
+
+
 def build_worker_app(settings: TasksSettings | None = None) -> FastAPI:
     settings = settings or TasksSettings()
     q = queries()
@@ -82,6 +106,7 @@ def build_worker_app(settings: TasksSettings | None = None) -> FastAPI:
         return [
             ("republish", _republish_loop(pool, settings)),
             ("roll", _roll_loop(pool, settings)),
+            ("webhooks", _webhook_loop(pool, settings)),
         ]
 
     return _build(

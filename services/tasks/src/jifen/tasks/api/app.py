@@ -22,6 +22,7 @@ from jifen.tasks.api.routes import (
     organisation,
     people,
     reports,
+    webhooks,
 )
 from jifen.tasks.db import queries
 from jifen.tasks.settings import TasksSettings
@@ -37,6 +38,7 @@ ROUTERS = (
     intake.needs,
     audit.router,
     reports.router,
+    webhooks.router,
     # community apps' credentials live here, where apps post; the tokens work on every service
     credentials.router,
     # the organisation's records of people, and signing in with a phone code (the portal)

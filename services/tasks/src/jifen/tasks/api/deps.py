@@ -49,6 +49,8 @@ Reader = Annotated[
 ]
 Admin = Annotated[Principal, require(Role.ADMIN)]
 Auditor = Annotated[Principal, require(Role.AUDITOR)]
+# webhooks: an app subscribes for itself; the admin sees and ends all of the organisation's
+Subscriber = Annotated[Principal, require(Role.ADMIN, Role.APP)]
 # the scheme's figures: its officers and admin, and the unions' auditors
 ReportReader = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.AUDITOR)]
 Poster = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.APP)]

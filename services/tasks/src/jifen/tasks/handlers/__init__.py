@@ -36,6 +36,7 @@ from jifen.tasks.handlers.jobs import (
 )
 from jifen.tasks.handlers.needs import claim_need, close_need, need_to_job, post_need
 from jifen.tasks.handlers.organisation import check_community, check_member, register_member
+from jifen.tasks.handlers.webhooks import deliver_due
 
 __all__ = [
     "SOURCE",
@@ -48,6 +49,7 @@ __all__ = [
     "close_need",
     "complete_job",
     "decide_appeal",
+    "deliver_due",
     "end_series",
     "file_appeal",
     "insert_job",
