@@ -165,6 +165,14 @@ class World:
             {"url": "http://127.0.0.1:9/hook", "event_types": ["jifen.tasks.job.published.v1"]},
         )
         self.ids["webhook_id"] = hook["id"]
+        # the volunteer's own help request: its roll is theirs, an officer's and their app's
+        help_call = await self.post(
+            t,
+            "/v1/help-requests",
+            "volunteer",
+            {"account_id": self.volunteer, "message": "电池没电了 battery flat"},
+        )
+        self.ids["call_id"] = help_call["id"]
         self.ids["credential_id"] = cred["id"]
 
         r = "redeem"
@@ -256,6 +264,7 @@ PATH_IDS: dict[tuple[str, str], dict[str, str]] = {
 # Query strings some reads need to be meaningful (a volunteer lists their own completions).
 QUERY: dict[tuple[str, str], str] = {
     ("GET", "/v1/completions"): "?account_id={account_id}",
+    ("GET", "/v1/calls"): "?account_id={account_id}",
     ("GET", "/v1/audit/consistency"): "?first=0&second={tree_size}",
 }
 
@@ -286,6 +295,7 @@ CROSS_BODY: dict[tuple[str, str], Any] = {
     },
     ("POST", "/v1/needs/{need_id}/close"): {"reason": "nobody came"},
     ("POST", "/v1/menus/series/{series_id}/end"): {"reason": "停办 discontinued"},
+    ("POST", "/v1/calls/{call_id}/answers"): {"account_id": "{account_id}", "answer": "available"},
     ("PATCH", "/v1/rewards/{reward_id}"): {"stock": 4},
     ("POST", "/v1/redemptions/{redemption_id}/fulfil"): {"voucher_code": "ABCDEFGH"},
     ("POST", "/v1/redemptions/{redemption_id}/cancel"): {"reason": "changed my mind"},

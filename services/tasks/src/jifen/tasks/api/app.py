@@ -14,6 +14,7 @@ from jifen.kernel.web import create_app
 from jifen.tasks.api.routes import (
     appeals,
     audit,
+    calls,
     completions,
     credentials,
     intake,
@@ -39,6 +40,7 @@ ROUTERS = (
     audit.router,
     reports.router,
     webhooks.router,
+    calls.router,
     # community apps' credentials live here, where apps post; the tokens work on every service
     credentials.router,
     # the organisation's records of people, and signing in with a phone code (the portal)

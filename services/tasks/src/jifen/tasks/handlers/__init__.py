@@ -14,6 +14,7 @@ models.
 from __future__ import annotations
 
 from jifen.tasks.handlers.appeals import decide_appeal, file_appeal
+from jifen.tasks.handlers.calls import answer_call, ask_for_help, mobilise
 from jifen.tasks.handlers.completions import (
     approve_completion,
     complete_job,
@@ -40,7 +41,9 @@ from jifen.tasks.handlers.webhooks import deliver_due
 
 __all__ = [
     "SOURCE",
+    "answer_call",
     "approve_completion",
+    "ask_for_help",
     "check_community",
     "check_member",
     "claim_job",
@@ -55,6 +58,7 @@ __all__ = [
     "insert_job",
     "mark_credited",
     "merge_hazard",
+    "mobilise",
     "need_to_job",
     "post_need",
     "publish_job",

@@ -1,0 +1,51 @@
+-- name: insert_call
+INSERT INTO call (id, org_id, kind, community_id, job_id, message, created_by, closes_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING *;
+
+-- name: community_recipients
+-- the volunteers registered with a community, with their phone where one is on record
+SELECT m.account_id, p.phone
+FROM community_member m
+LEFT JOIN person p ON p.org_id = m.org_id AND p.person_id = m.account_id AND p.role = 'volunteer'
+WHERE m.org_id = $1 AND m.community_id = $2
+ORDER BY m.account_id;
+
+-- name: help_recipients
+-- the others registered with any community the requester is registered with
+SELECT DISTINCT m.account_id, p.phone
+FROM community_member mine
+JOIN community_member m ON m.org_id = mine.org_id AND m.community_id = mine.community_id
+LEFT JOIN person p ON p.org_id = m.org_id AND p.person_id = m.account_id AND p.role = 'volunteer'
+WHERE mine.org_id = $1 AND mine.account_id = $2 AND m.account_id <> $2
+ORDER BY m.account_id;
+
+-- name: insert_recipient
+INSERT INTO call_recipient (call_id, account_id, phone, notified_at) VALUES ($1, $2, $3, $4);
+
+-- name: get_call
+SELECT * FROM call WHERE id = $1 AND org_id = $2;
+
+-- name: call_roll
+SELECT account_id, phone IS NOT NULL AS notified, answer, answered_at, note
+FROM call_recipient WHERE call_id = $1
+ORDER BY answered_at NULLS LAST, account_id;
+
+-- name: answer_call
+UPDATE call_recipient SET answer = $3, answered_at = now(), note = $4
+WHERE call_id = $1 AND account_id = $2
+RETURNING *;
+
+-- name: last_help_by
+SELECT max(created_at) FROM call WHERE org_id = $1 AND created_by = $2 AND kind = 'help';
+
+-- name: open_calls_for
+-- the calls addressed to an account that are still open, newest first
+SELECT c.*, r.answer
+FROM call_recipient r JOIN call c ON c.id = r.call_id
+WHERE c.org_id = $1 AND r.account_id = $2 AND c.closes_at > now()
+ORDER BY c.created_at DESC
+LIMIT 100;
+
+-- name: org_name
+SELECT coalesce(nullif((SELECT name FROM organisation WHERE id = $1), ''), $1);

@@ -1,0 +1,131 @@
+"""Calls to volunteers (issue 21, part 5): an officer mobilises a community, a volunteer asks
+the others of their communities for help; each recipient is told through the sender, answers
+available or not, and the caller reads the roll-call."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from jifen.kernel.db import Queries
+from jifen.kernel.errors import NotFound
+from jifen.kernel.i18n import Said
+from jifen.tasks.domain.calls import (
+    Answer,
+    check_help_allowed,
+    check_open,
+    help_text,
+    mobilisation_text,
+)
+from jifen.tasks.domain.jobs import no_job
+from jifen.tasks.handlers.organisation import check_community, check_member_anywhere
+from jifen.tasks.sender import Sender, SenderUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def no_call(call_id: uuid.UUID) -> NotFound:
+    return NotFound(Said(f"没有召集 {call_id}", f"no call {call_id}"))
+
+
+async def _fan_out(
+    conn: asyncpg.Connection,
+    q: Queries,
+    sender: Sender,
+    *,
+    org: str,
+    call_id: uuid.UUID,
+    recipients: list[asyncpg.Record],
+    text: str,
+) -> None:
+    for r in recipients:
+        notified = None
+        if r["phone"] is not None:
+            try:
+                await sender.send(conn, q, org=org, to=r["phone"], text=text)
+                notified = datetime.now(UTC)
+            except SenderUnavailable:  # the call still lists them; the app shows it
+                log.warning("call %s: the sender could not reach %s", call_id, r["account_id"])
+        await conn.execute(q["insert_recipient"], call_id, r["account_id"], r["phone"], notified)
+
+
+async def mobilise(
+    conn: asyncpg.Connection,
+    q: Queries,
+    sender: Sender,
+    *,
+    org: str,
+    officer: str,
+    community_id: str,
+    message: str,
+    job_id: uuid.UUID | None,
+    open_for: timedelta,
+) -> asyncpg.Record:
+    now = datetime.now(UTC)
+    async with conn.transaction():
+        await check_community(conn, q, org, community_id)
+        if job_id is not None and await conn.fetchrow(q["get_job"], job_id, org) is None:
+            raise no_job(job_id)
+        call = await conn.fetchrow(
+            q["insert_call"], uuid.uuid4(), org, "mobilisation", community_id, job_id, message,
+            officer, now + open_for,
+        )  # fmt: skip
+        recipients = await conn.fetch(q["community_recipients"], org, community_id)
+        name = await conn.fetchval(q["org_name"], org)
+        text = mobilisation_text(name, message, call["closes_at"])
+        await _fan_out(
+            conn, q, sender, org=org, call_id=call["id"], recipients=recipients, text=text
+        )
+    return call
+
+
+async def ask_for_help(
+    conn: asyncpg.Connection,
+    q: Queries,
+    sender: Sender,
+    *,
+    org: str,
+    account_id: str,
+    message: str,
+    open_for: timedelta,
+) -> asyncpg.Record:
+    now = datetime.now(UTC)
+    async with conn.transaction():
+        await check_member_anywhere(conn, q, org, account_id)
+        # one at a time per volunteer: the advisory lock makes the check and the insert one
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"help:{org}:{account_id}")
+        check_help_allowed(await conn.fetchval(q["last_help_by"], org, account_id), now)
+        call = await conn.fetchrow(
+            q["insert_call"], uuid.uuid4(), org, "help", None, None, message, account_id,
+            now + open_for,
+        )  # fmt: skip
+        recipients = await conn.fetch(q["help_recipients"], org, account_id)
+        name = await conn.fetchval(q["org_name"], org)
+        text = help_text(name, account_id, message)
+        await _fan_out(
+            conn, q, sender, org=org, call_id=call["id"], recipients=recipients, text=text
+        )
+    return call
+
+
+async def answer_call(
+    conn: asyncpg.Connection,
+    q: Queries,
+    *,
+    org: str,
+    call_id: uuid.UUID,
+    account_id: str,
+    answer: Answer,
+    note: str,
+) -> asyncpg.Record:
+    call = await conn.fetchrow(q["get_call"], call_id, org)
+    if call is None:
+        raise no_call(call_id)
+    check_open(call["closes_at"], datetime.now(UTC))
+    row = await conn.fetchrow(q["answer_call"], call_id, account_id, answer.value, note)
+    if row is None:  # not one of its recipients: as if there were no such call
+        raise no_call(call_id)
+    return row

@@ -1,0 +1,44 @@
+"""Calls to volunteers (issue 21, part 5): how long a call stays open, how often one may ask
+for help, what the message says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jifen.tasks.domain.calls import (
+    CallClosed,
+    HelpTooSoon,
+    check_help_allowed,
+    check_open,
+    help_text,
+    mobilisation_text,
+)
+
+NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+
+
+def test_a_call_takes_answers_until_it_closes() -> None:
+    check_open(NOW + timedelta(seconds=1), NOW)
+    with pytest.raises(CallClosed) as closed:
+        check_open(NOW, NOW)
+    assert closed.value.reason == "call_closed" and closed.value.zh
+
+
+def test_a_volunteer_asks_for_help_once_in_ten_minutes() -> None:
+    check_help_allowed(None, NOW)
+    check_help_allowed(NOW - timedelta(minutes=10), NOW)
+    with pytest.raises(HelpTooSoon) as soon:
+        check_help_allowed(NOW - timedelta(minutes=9), NOW)
+    assert soon.value.status == 429 and 59 <= soon.value.facts["retry_after"] <= 61
+
+
+def test_the_messages_say_who_calls_what_and_by_when_in_both_languages() -> None:
+    text = mobilisation_text("江门骑手", "台风过境", NOW + timedelta(hours=2))
+    assert (
+        text.startswith("【江门骑手紧急召集】台风过境")
+        and "10:00 UTC" in text
+        and "Urgent call" in text
+    )
+    assert "vol-1 请求支援：电池没电了" in help_text("江门骑手", "vol-1", "电池没电了")
