@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+import zipfile
 from datetime import UTC, datetime
 
 import pytest
@@ -91,6 +92,12 @@ async def test_a_merchants_month_counts_what_it_handed_over_in_money_and_points(
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0][0] == "奖品 reward_id" and rows[-1][:1] == ["合计 total"]
     assert rows[-1][4:] == ["3", "25", "5000"]
+    r = await redeem.http.get(url, headers=redeem.auth("officer"), params={"format": "xlsx"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-disposition"].endswith(f'settlement-{shop}-{month}.xlsx"')
+    assert (
+        "合计 total" in zipfile.ZipFile(io.BytesIO(r.content)).read("xl/sharedStrings.xml").decode()
+    )
     # another month has nothing
     r = await redeem.http.get(
         f"/v1/merchants/{shop}/settlements/2020-01", headers=redeem.auth("merchant", shop)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+import zipfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -137,6 +138,12 @@ async def test_the_report_counts_the_verified_work_and_reconciles_with_the_ledge
     lines = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert lines[0][0] == "社区 community_id" and lines[-1][0] == "合计 total"
     assert lines[-1][4:9] == ["1", "1", "1", "1.0", "20"]
+    r = await tasks.http.get("/v1/reports/activity", headers=auditor, params={"format": "xlsx"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    ), r.text
+    book = zipfile.ZipFile(io.BytesIO(r.content))
+    assert "义务维修日" in book.read("xl/sharedStrings.xml").decode()
     # last month holds none of it
     last = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     r = await tasks.http.get("/v1/reports/activity", headers=auditor, params={"month": last})

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi import Path as PathParam
@@ -12,6 +10,7 @@ from fastapi import Path as PathParam
 from jifen.kernel.auth import ID_PATTERN, Role
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
+from jifen.kernel.tables import XLSX, Format, table_response
 from jifen.kernel.web import ParsedBodyRoute, Refusal
 from jifen.redeem.api.deps import SMALL_BODY, Anyone, Conn, Lister, Officer, Q
 from jifen.redeem.api.schemas import MerchantIn, MerchantOut, SettlementLine, SettlementOut
@@ -52,10 +51,10 @@ async def list_merchants(
     summary="A merchant's monthly settlement statement (结算单)",
     description="What the merchant handed over in the calendar month (UTC): per reward, the "
     "redemptions fulfilled, the points they took and their money value (fen). The merchant "
-    "reads its own; officers and the admin any of the organisation's. `?format=csv`: the same "
-    "as CSV (UTF-8 with a byte-order mark, so spreadsheet programs read the Chinese).",
+    "reads its own; officers and the admin any of the organisation's. `?format=csv` or `xlsx`: "
+    "the same as a CSV (UTF-8 with a byte-order mark) or Excel download.",
     responses={
-        200: {"content": {"text/csv": {}}},
+        200: {"content": {"text/csv": {}, XLSX: {}}},
         403: {"description": "A merchant asking for another merchant's statement"},
         404: {"description": "No such merchant in your organisation"},
     },
@@ -66,7 +65,7 @@ async def settlement(
     conn: Conn,
     q: Q,
     who: Lister,
-    format: Annotated[Literal["json", "csv"], Query()] = "json",
+    format: Annotated[Format, Query()] = "json",
 ) -> SettlementOut | Response:
     if who.role == Role.MERCHANT and who.subject != merchant_id:
         raise HTTPException(
@@ -80,18 +79,9 @@ async def settlement(
         )
     starts_at, ends_at = month_window(month)
     lines = await conn.fetch(q["merchant_settlement"], who.org, merchant_id, starts_at, ends_at)
-    if format == "csv":
-        out = io.StringIO()
-        csv.writer(out).writerows(csv_rows(lines))
-        return Response(
-            "\ufeff" + out.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": (
-                    f'attachment; filename="settlement-{merchant_id}-{month}.csv"'
-                )
-            },
-        )
+    if format != "json":
+        name = f"settlement-{merchant_id}-{month}"
+        return table_response(csv_rows(lines), name=name, format=format)
     t = totals(lines)
     return SettlementOut(
         merchant_id=merchant_id,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from jifen.kernel.tables import XLSX, Format, table_response
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks.api.deps import Conn, IdFilter, Q, ReportReader
 from jifen.tasks.api.schemas.reports import ActivityReport
@@ -27,9 +26,12 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=ParsedBod
     "quantities in each category's unit (meals, bikes, people…) — per category of each "
     "community, per community, and in all (distinct volunteers counted in each, not summed). "
     "A revoked completion no longer counts. Period: `month` (YYYY-MM), or `from` and `until` "
-    "(dates, `until` exclusive, at most three years), or the current month. `format=csv`: the "
-    "same as CSV (UTF-8 with a byte-order mark).",
-    responses={200: {"content": {"text/csv": {}}}, 422: {"description": "A bad period"}},
+    "(dates, `until` exclusive, at most three years), or the current month. `format=csv` or "
+    "`xlsx`: the same as a CSV (UTF-8 with a byte-order mark) or Excel download.",
+    responses={
+        200: {"content": {"text/csv": {}, XLSX: {}}},
+        422: {"description": "A bad period"},
+    },
 )
 async def activity(
     conn: Conn,
@@ -39,7 +41,7 @@ async def activity(
     start: Annotated[date | None, Query(alias="from", description="First day (UTC)")] = None,
     end: Annotated[date | None, Query(alias="until", description="Day after the last")] = None,
     community_id: IdFilter = None,
-    format: Annotated[Literal["json", "csv"], Query()] = "json",
+    format: Annotated[Format, Query()] = "json",
 ) -> ActivityReport | Response:
     since, until = period(month, start, end, today=datetime.now(UTC).date())
     args = (who.org, since, until, community_id)
@@ -53,13 +55,7 @@ async def activity(
         "community_id": community_id,
         **shape(rows, quantities, custom),
     }
-    if format == "csv":
-        out = io.StringIO()
-        csv.writer(out).writerows(csv_rows(report))
-        name = f"activity-{who.org}-{since.date()}-{until.date()}.csv"
-        return Response(
-            "\ufeff" + out.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+    if format != "json":
+        name = f"activity-{who.org}-{since.date()}-{until.date()}"
+        return table_response(csv_rows(report), name=name, format=format)
     return ActivityReport.model_validate(report)
