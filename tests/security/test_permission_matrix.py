@@ -173,6 +173,13 @@ class World:
             {"account_id": self.volunteer, "message": "电池没电了 battery flat"},
         )
         self.ids["call_id"] = help_call["id"]
+        cert = await self.post(
+            t,
+            "/v1/certificates",
+            "volunteer",
+            {"account_id": self.volunteer, "from": "2026-01-01", "until": "2028-01-01"},
+        )
+        self.ids["code"] = cert["code"]
         self.ids["credential_id"] = cred["id"]
 
         r = "redeem"
@@ -296,6 +303,11 @@ CROSS_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/v1/needs/{need_id}/close"): {"reason": "nobody came"},
     ("POST", "/v1/menus/series/{series_id}/end"): {"reason": "停办 discontinued"},
     ("POST", "/v1/calls/{call_id}/answers"): {"account_id": "{account_id}", "answer": "available"},
+    ("POST", "/v1/certificates"): {
+        "account_id": "{subject}",
+        "from": "2026-01-01",
+        "until": "2027-01-01",
+    },
     ("PATCH", "/v1/rewards/{reward_id}"): {"stock": 4},
     ("POST", "/v1/redemptions/{redemption_id}/fulfil"): {"voucher_code": "ABCDEFGH"},
     ("POST", "/v1/redemptions/{redemption_id}/cancel"): {"reason": "changed my mind"},

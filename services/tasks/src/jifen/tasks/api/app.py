@@ -15,6 +15,7 @@ from jifen.tasks.api.routes import (
     appeals,
     audit,
     calls,
+    certificates,
     completions,
     credentials,
     intake,
@@ -41,6 +42,7 @@ ROUTERS = (
     reports.router,
     webhooks.router,
     calls.router,
+    certificates.router,
     # community apps' credentials live here, where apps post; the tokens work on every service
     credentials.router,
     # the organisation's records of people, and signing in with a phone code (the portal)
