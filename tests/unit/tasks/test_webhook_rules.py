@@ -67,3 +67,9 @@ def test_only_the_events_the_service_publishes_may_be_chosen() -> None:
     for bad in ([], ["jifen.points.entry.appended.v1"]):
         with pytest.raises(BadWebhook):
             check_event_types(bad)
+
+
+@pytest.mark.parametrize("url", ["http://[", "https://[::1", "https://a b/", "https://%zz/x"])
+def test_a_url_that_is_no_address_is_refused_not_a_crash(url: str) -> None:
+    with pytest.raises(BadWebhook):
+        check_url(url, [])

@@ -64,9 +64,18 @@ def check_url(url: str, allowed_hosts: Iterable[str]) -> str:
     private network) may also take http or a private address. Anything else is refused: a
     webhook must not make this service call into its own network."""
     allowed = {h.lower() for h in allowed_hosts}
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("https", "http") or not host or parts.username or parts.password:
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # "http://[" and the like: not an address at all
+        host, parts = "", urlsplit("")
+    if (
+        parts.scheme not in ("https", "http")
+        or not host
+        or parts.username
+        or parts.password
+        or not all(c.isalnum() or c in ".-:[]" for c in host)
+    ):
         raise BadWebhook(
             Said(
                 "url 应为 https:// 开头、不含用户名密码的网址",
