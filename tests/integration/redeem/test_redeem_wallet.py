@@ -122,6 +122,7 @@ async def reward(
         "valid_until": None,
         "community_id": None,
         "voucher_ttl_seconds": None,
+        "value_fen": None,
         **kw,
     }
     await conn.execute(q["ensure_merchant"], org, kw.get("merchant", "shop-a"))
