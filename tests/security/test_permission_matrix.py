@@ -304,7 +304,7 @@ CROSS_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/v1/menus/series/{series_id}/end"): {"reason": "停办 discontinued"},
     ("POST", "/v1/calls/{call_id}/answers"): {"account_id": "{account_id}", "answer": "available"},
     ("POST", "/v1/certificates"): {
-        "account_id": "{subject}",
+        "account_id": "vol-nobody",  # not the caller's subject: it holds the home volunteer's id
         "from": "2026-01-01",
         "until": "2027-01-01",
     },
