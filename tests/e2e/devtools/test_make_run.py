@@ -75,7 +75,21 @@ def up(home: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], list[s
         if line.startswith("ready"):
             return proc, lines
     proc.kill()
-    raise AssertionError("no 'ready':\n" + "\n".join(lines))
+    raise AssertionError("no 'ready':\n" + "\n".join(lines) + _logs_named(lines))
+
+
+def _logs_named(lines: list[str]) -> str:
+    """The end of every log the supervisor's lines name ("see …/points-relay.log"): the home
+    folder is removed after the test, and a process that failed to start says why only there
+    (a loaded fresh-clone run of 96d9f78 lost 'points-relay exited with 3' that way)."""
+    out = []
+    for line in lines:
+        for word in line.split():
+            path = Path(word.rstrip(";,."))
+            if path.suffix == ".log" and path.is_file():
+                tail = path.read_text(errors="replace").splitlines()[-60:]
+                out.append(f"\n--- {path} (last {len(tail)} lines)\n" + "\n".join(tail))
+    return "".join(out)
 
 
 def stop(proc: subprocess.Popen[str], lines: list[str]) -> None:

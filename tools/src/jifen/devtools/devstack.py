@@ -225,9 +225,11 @@ class DevStack:
         last = ""
         while time.monotonic() < deadline:
             if proc.popen.poll() is not None:
+                log_file = self.home / "log" / (proc.name + ".log")
+                tail = _tail(log_file, 5)
                 raise RuntimeError(
-                    f"{proc.name} exited with {proc.popen.returncode}; see "
-                    f"{self.home / 'log' / (proc.name + '.log')}"
+                    f"{proc.name} exited with {proc.popen.returncode}; see {log_file}"
+                    + ("; it ends:\n" + tail if tail else "")
                 )
             with contextlib.suppress(httpx.HTTPError):
                 r = httpx.get(url, timeout=2)
@@ -254,7 +256,14 @@ class DevStack:
             self.start_process(s, k)
         for i, (s, k) in enumerate(order, 1):
             proc = self.procs[f"{s}-{k}"]
-            took = self.wait_ready(proc)
+            try:
+                took = self.wait_ready(proc)
+            except RuntimeError as exc:  # it exited while starting: once more, then give up
+                # (a loaded machine once had the points relay's start fail, exit 3, after the
+                # five processes before it had come up; a second failure is reported as is)
+                self.say(f"  {exc}\n  starting {s} {k} once more")
+                proc = self.start_process(s, k)
+                took = self.wait_ready(proc)
             self.say(f"  [{i}/{len(order)}] {s} {k:<6} ready on :{proc.port} ({took:.1f}s)")
 
     def ensure_portal_credential(self) -> None:
@@ -343,3 +352,12 @@ class DevStack:
 
 
 BROKER_PIDFILE = "broker.pid"
+
+
+def _tail(path: Path, n: int) -> str:
+    """The last ``n`` lines of a log, each cut to 300 characters ("" if there is none)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join("    " + line[:300] for line in lines[-n:] if line.strip())
