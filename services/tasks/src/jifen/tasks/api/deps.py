@@ -17,6 +17,7 @@ from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.deps import Conn, Events, Q, contracts_of, queries_of
 from jifen.kernel.i18n import Said
 from jifen.tasks.domain.checkin import CheckinRules
+from jifen.tasks.sender import Sender, make_sender
 from jifen.tasks.settings import TasksSettings
 
 __all__ = [
@@ -93,6 +94,14 @@ def acting_for(who: Principal, account_id: str) -> None:
             403,
             Said("志愿者只能为自己的账户操作", "a volunteer may act only for their own account"),
         )
+
+
+def sender_of(request: Request) -> Sender:
+    """The app's sender (sign-in codes, calls), made on first use from its settings."""
+    sender: Sender | None = getattr(request.app.state, "sender", None)
+    if sender is None:
+        sender = request.app.state.sender = make_sender(request.app.state.settings)
+    return sender
 
 
 def checkin_rules(request: Request) -> CheckinRules:

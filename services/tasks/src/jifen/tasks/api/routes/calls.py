@@ -18,7 +18,16 @@ from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.db import Queries
 from jifen.kernel.web import ParsedBodyRoute, max_body
 from jifen.tasks import handlers
-from jifen.tasks.api.deps import ID_PATTERN, REFUSALS, Actor, Conn, Officer, Q, acting_for
+from jifen.tasks.api.deps import (
+    ID_PATTERN,
+    REFUSALS,
+    Actor,
+    Conn,
+    Officer,
+    Q,
+    acting_for,
+    sender_of,
+)
 from jifen.tasks.api.schemas.calls import (
     AnswerIn,
     AnswerOut,
@@ -30,17 +39,9 @@ from jifen.tasks.api.schemas.calls import (
     RollEntry,
 )
 from jifen.tasks.handlers.calls import no_call
-from jifen.tasks.sender import Sender, make_sender
 
 router = APIRouter(tags=["calls"], route_class=ParsedBodyRoute)
 Reader = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.APP, Role.VOLUNTEER)]
-
-
-def _sender(request: Request) -> Sender:
-    sender: Sender | None = getattr(request.app.state, "sender", None)
-    if sender is None:
-        sender = request.app.state.sender = make_sender(request.app.state.settings)
-    return sender
 
 
 async def _out(conn: asyncpg.Connection, q: Queries, call: asyncpg.Record) -> CallOut:
@@ -70,7 +71,7 @@ async def _out(conn: asyncpg.Connection, q: Queries, call: asyncpg.Record) -> Ca
 )
 async def mobilise(body: MobiliseIn, request: Request, conn: Conn, q: Q, who: Officer) -> CallOut:
     call = await handlers.mobilise(
-        conn, q, _sender(request), org=who.org, officer=who.subject,
+        conn, q, sender_of(request), org=who.org, officer=who.subject,
         community_id=body.community_id, message=body.message, job_id=body.job_id,
         open_for=timedelta(minutes=body.open_minutes),
     )  # fmt: skip
@@ -90,7 +91,7 @@ async def mobilise(body: MobiliseIn, request: Request, conn: Conn, q: Q, who: Of
 async def ask_for_help(body: HelpIn, request: Request, conn: Conn, q: Q, who: Actor) -> CallOut:
     acting_for(who, body.account_id)
     call = await handlers.ask_for_help(
-        conn, q, _sender(request), org=who.org, account_id=body.account_id,
+        conn, q, sender_of(request), org=who.org, account_id=body.account_id,
         message=body.message, open_for=timedelta(minutes=body.open_minutes),
     )  # fmt: skip
     return await _out(conn, q, call)

@@ -20,7 +20,7 @@ from jifen.kernel.auth import Principal, Role, issue_token, require
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
 from jifen.kernel.web import ParsedBodyRoute, max_body, said
-from jifen.tasks.api.deps import Admin, Conn, Limit, Q
+from jifen.tasks.api.deps import Admin, Conn, Limit, Q, sender_of
 from jifen.tasks.api.schemas import (
     CodeIn,
     CodeSent,
@@ -32,7 +32,7 @@ from jifen.tasks.api.schemas import (
     SigninIn,
 )
 from jifen.tasks.domain import signin as rules
-from jifen.tasks.sender import Sender, SenderUnavailable, make_sender
+from jifen.tasks.sender import SenderUnavailable
 
 people = APIRouter(prefix="/v1/people", tags=["people"], route_class=ParsedBodyRoute)
 signin = APIRouter(prefix="/v1/signin", tags=["sign-in"], route_class=ParsedBodyRoute)
@@ -45,13 +45,6 @@ REFUSALS = {
     401: {"description": "`wrong_code`, `no_live_code` or `code_void`: ask for a new code"},
     429: {"description": "`code_requested_too_often`: see Retry-After"},
 }
-
-
-def _sender(request: Request) -> Sender:
-    sender: Sender | None = getattr(request.app.state, "sender", None)
-    if sender is None:
-        sender = request.app.state.sender = make_sender(request.app.state.settings)
-    return sender
 
 
 @people.post(
@@ -145,7 +138,7 @@ async def send_code(
             org = await conn.fetchrow(q["get_organisation"], who.org)
             name = (org["name"] if org and org["name"] else "") or "积分 Jifen"
             try:
-                await _sender(request).send(
+                await sender_of(request).send(
                     conn, q, org=who.org, to=body.phone, text=rules.message(code, name)
                 )
             except SenderUnavailable as exc:
@@ -218,7 +211,7 @@ async def sign_in(body: SigninIn, request: Request, conn: Conn, q: Q, who: App) 
 async def messages(
     request: Request, response: Response, conn: Conn, q: Q, who: Operator, limit: Limit = 50
 ) -> list[MessageOut]:
-    if _sender(request).kind != "log":
+    if sender_of(request).kind != "log":
         raise NotFound(
             Said(
                 "短信经短信网关发出，这里不保存",
