@@ -224,7 +224,7 @@ async def test_one_completion_flows_into_the_ledger_and_is_spent(apis: dict[str,
 
     r = await points.http.get(f"/v1/accounts/{account}/entries", headers=points.auth("auditor"))
     assert r.status_code == 200, r.text
-    entries = r.json()["entries"]
+    entries = r.json()["items"]
     assert [(e["kind"], e["amount"], e["balance_after"]) for e in entries] == [
         ("debit", -30, 10),
         ("credit", 40, 40),
@@ -234,7 +234,7 @@ async def test_one_completion_flows_into_the_ledger_and_is_spent(apis: dict[str,
 
     # stock was taken exactly once
     r = await redeem.http.get("/v1/rewards", headers=vol)
-    stock = {x["id"]: x["stock"] for x in r.json()}
+    stock = {x["id"]: x["stock"] for x in r.json()["items"]}
     assert stock[cheap.json()["id"]] == 2 and stock[dear.json()["id"]] == 3
 
 

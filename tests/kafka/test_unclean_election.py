@@ -252,7 +252,7 @@ async def test_an_unclean_leader_election_loses_records_and_every_completion_is_
             f"/v1/accounts/{account}/entries", headers=points.auth("volunteer", account)
         )
         assert r.status_code == 200, r.text
-        return [e for e in r.json()["entries"] if e["kind"] == "credit"]
+        return [e for e in r.json()["items"] if e["kind"] == "credit"]
 
     async def all_credited() -> bool:
         for account, completions in owed.items():

@@ -56,7 +56,7 @@ async def test_issue_store_hash_only_exchange_and_use_everywhere(
     assert secret not in repr(dict(row)) and secret[4:] not in repr(dict(row))
 
     listed = await tasks.http.get("/v1/apps/credentials", headers=tasks.auth("admin", org=org))
-    assert [c["id"] for c in listed.json()] == [cred["id"]]
+    assert [c["id"] for c in listed.json()["items"]] == [cred["id"]]
     assert secret not in listed.text
 
     r = await exchange(tasks, secret)
@@ -74,7 +74,7 @@ async def test_issue_store_hash_only_exchange_and_use_everywhere(
 
     # another organisation's admin cannot see or revoke it
     other = tasks.auth("admin", org=f"{org}-other")
-    assert (await tasks.http.get("/v1/apps/credentials", headers=other)).json() == []
+    assert (await tasks.http.get("/v1/apps/credentials", headers=other)).json()["items"] == []
     r = await tasks.http.post(f"/v1/apps/credentials/{cred['id']}/revoke", headers=other)
     assert r.status_code == 404
 

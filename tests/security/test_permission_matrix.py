@@ -237,12 +237,10 @@ class World:
             if h.status_code != 200:
                 return None
             body: dict[str, Any] = h.json()
-            return (
-                body if body.get("entries") and body["entries"][0]["position"] is not None else None
-            )
+            return body if body.get("items") and body["items"][0]["position"] is not None else None
 
         history = await eventually(entry_in_tree, what="the credit in a signed checkpoint")
-        entry = history["entries"][0]
+        entry = history["items"][0]
         self.ids["entry_id"] = str(entry["entry"]["entry_id"])
         latest = (await points.http.get("/v1/audit/checkpoints/latest", headers=aud)).json()
         self.ids["tree_size"] = str(latest["tree_size"])

@@ -93,12 +93,12 @@ async def test_an_admin_adjusts_only_their_own_organisations_account(
         r = await a.decide(pending.json()["id"], "adm-2", verb)
         assert r.status_code == 404, r.text
     listed = await a.points.http.get("/v1/adjustments", headers=a.h("admin", "adm-1"))
-    assert pending.json()["id"] not in {x["id"] for x in listed.json()}
+    assert pending.json()["id"] not in {x["id"] for x in listed.json()["items"]}
     # an approved credit by A is A's points of the person, beside B's
     await a.grant(vol, 7)
     assert (await a.balance(vol), await b.balance(vol)) == (7, 50)
     r = await a.points.http.get("/v1/adjustments", headers=a.h("admin", "adm-1"))
-    assert {x["org_id"] for x in r.json()} == {a.org}
+    assert {x["org_id"] for x in r.json()["items"]} == {a.org}
 
 
 async def test_a_token_verified_and_remembered_for_one_organisation_gains_nothing_in_another(
@@ -116,7 +116,7 @@ async def test_a_token_verified_and_remembered_for_one_organisation_gains_nothin
     approver = a.h("admin", "adm-2")  # one bearer string, sent every time below
     for _ in range(3):  # remembered after the first
         r = await a.points.http.get("/v1/adjustments", headers=approver)
-        assert r.status_code == 200 and {x["org_id"] for x in r.json()} == {a.org}, r.text
+        assert r.status_code == 200 and {x["org_id"] for x in r.json()["items"]} == {a.org}, r.text
     r = await a.points.http.post(f"/v1/adjustments/{mine.json()['id']}/approve", headers=approver)
     assert r.status_code == 200 and r.json()["status"] == "approved", r.text
     for _ in range(3):
@@ -169,7 +169,7 @@ async def test_a_debit_adjustment_never_takes_a_balance_below_zero(
     r = await a.points.http.get(
         "/v1/adjustments", params={"status": "pending"}, headers=a.h("admin", "adm-1")
     )
-    assert second.json()["id"] in {x["id"] for x in r.json()}  # still pending, not applied
+    assert second.json()["id"] in {x["id"] for x in r.json()["items"]}  # still pending, not applied
     assert (await a.balance(vol), await b.balance(vol)) == (10, 999)
     # to exactly zero is allowed
     last = await a.request(vol, -10)
@@ -206,7 +206,7 @@ async def test_reads_show_only_the_callers_organisation(
             assert r.headers["cache-control"] == "no-store"
         r = await _entries(org, vol)
         assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
-        assert [(e["org_id"], e["amount"]) for e in r.json()["entries"]] == [(org.org, want)]
+        assert [(e["org_id"], e["amount"]) for e in r.json()["items"]] == [(org.org, want)]
         r = await org.points.http.get(
             f"/v1/accounts/{vol}/statements/{month}", headers=org.h("volunteer", vol)
         )
@@ -218,7 +218,7 @@ async def test_reads_show_only_the_callers_organisation(
         )
         r = await org.points.http.get(f"/v1/audit/accounts/{vol}/history", headers=org.h("auditor"))
         assert r.status_code == 200, r.text
-        assert {e["entry"]["org_id"] for e in r.json()["entries"]} == {org.org}
+        assert {e["entry"]["org_id"] for e in r.json()["items"]} == {org.org}
     # an organisation with no entry of the account: 404 for staff, zeros for the volunteer
     for role in ("officer", "auditor", "admin"):
         for path in (
@@ -288,5 +288,5 @@ async def test_a_redemption_of_one_organisation_spends_only_its_points(
     await eventually(debited, what="B's debit")
     assert await a.balance(vol) == 100
     r = await _entries(b, vol)
-    kinds = [(e["kind"], e["amount"], e["balance_after"]) for e in r.json()["entries"]]
+    kinds = [(e["kind"], e["amount"], e["balance_after"]) for e in r.json()["items"]]
     assert kinds == [("debit", -20, 5), ("adjustment", 25, 25)]

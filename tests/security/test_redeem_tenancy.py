@@ -124,14 +124,14 @@ async def test_another_organisation_cannot_spend_points_earned_elsewhere(
         "/v1/redemptions", headers=redeem.auth("officer", None, org_b), params={"limit": 500}
     )
     assert listed.status_code == 200 and no_store(listed)
-    assert [x for x in listed.json() if x["account_id"] == account] == []
+    assert [x for x in listed.json()["items"] if x["account_id"] == account] == []
     r = await redeem.http.get(f"/v1/wallets/{account}", headers=redeem.auth("officer", None, org_b))
     assert r.status_code == 404, r.text  # B's staff see no wallet of it, let alone A's
     w = await wallet_when(redeem, account, ledger_balance=30)
     assert (w["held"], w["spendable"]) == (0, 30)
     assert await ledger_balance(points, account) == 30
     r = await redeem.http.get("/v1/rewards", headers=redeem.auth("volunteer", account, org_b))
-    assert {x["id"]: x["stock"] for x in r.json()}[theirs["id"]] == 5
+    assert {x["id"]: x["stock"] for x in r.json()["items"]}[theirs["id"]] == 5
 
     # the legitimate path: A's app redeems A's reward from A's points
     r = await redeem_as(

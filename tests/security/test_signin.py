@@ -37,7 +37,7 @@ async def _code_for(tasks: Api, phone: str, org: str | None = None) -> str | Non
     """The latest code the embedded sender kept for ``phone``, as the operator's page shows it."""
     r = await tasks.http.get("/v1/signin/messages", headers=tasks.auth("operator", org=org))
     assert r.status_code == 200, r.text
-    for m in r.json():
+    for m in r.json()["items"]:
         if m["recipient"] == phone:
             found = re.search(r"\b(\d{6})\b", m["body"])
             return found.group(1) if found else None

@@ -111,7 +111,7 @@ async def test_an_officer_never_credits_themself_through_an_automatic_job(
     r = await tasks.http.get(
         "/v1/completions", headers=tasks.auth("officer", "officer-zhao", org=org)
     )
-    assert r.json() == []
+    assert r.json()["items"] == []
     await _nothing_verified(tasks, points, org, "officer-li", "OFFICER-LI")
 
     # legitimate: a registered volunteer does the same job and is credited at once
@@ -230,9 +230,9 @@ async def test_communities_must_exist_in_the_callers_organisation(apis: dict[str
         )
         _refused(r, 409, "unknown_community")
     r = await tasks.http.get("/v1/jobs", headers=officer)
-    assert r.json() == []
+    assert r.json()["items"] == []
     r = await tasks.http.get("/v1/hazards", headers=officer)
-    assert r.json() == []
+    assert r.json()["items"] == []
 
 
 async def test_limits_ship_set_and_hold_a_huge_automatic_job_for_the_admin(
@@ -401,7 +401,7 @@ async def test_numbers_as_strings_are_refused(apis: dict[str, Api], field: str, 
     )
     assert r.status_code == 422 and field in r.json()["detail"], r.text
     r = await tasks.http.get("/v1/jobs", headers=tasks.auth("officer", org=org))
-    assert r.json() == []
+    assert r.json()["items"] == []
 
 
 async def test_data_of_the_previous_schema_migrates_to_the_new_rules(

@@ -132,7 +132,7 @@ def test_run_prints_urls_and_tokens_stops_clean_and_keeps_data(home: Path) -> No
             f"http://127.0.0.1:{ports['tasks']}/v1/jobs",
             timeout=5,
             headers={"Authorization": f"Bearer {officer}"},
-        ).json()
+        ).json()["items"]
         assert len(jobs) > 20, "a month of demo jobs"
 
         # a service process that dies is started again by the supervisor, like an orchestrator

@@ -94,7 +94,7 @@ async def test_a_union_verifies_and_reconciles_the_running_ledger(
 
     # an inclusion proof of the volunteer's credit, checked against the signed root
     history = await points.http.get(f"/v1/audit/accounts/{account}/history", headers=auditor)
-    [item] = history.json()["entries"]
+    [item] = history.json()["items"]
     assert item["entry"]["completion_id"] == completion["id"]
     r = await points.http.get(
         f"/v1/audit/entries/{item['entry']['entry_id']}/inclusion",

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 async def _entries(points: Api, account: str) -> list[dict[str, Any]]:
     r = await points.http.get(f"/v1/accounts/{account}/entries", headers=points.auth("auditor"))
     assert r.status_code == 200, r.text
-    entries: list[dict[str, Any]] = r.json()["entries"]
+    entries: list[dict[str, Any]] = r.json()["items"]
     return entries
 
 

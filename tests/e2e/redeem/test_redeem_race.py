@@ -41,19 +41,19 @@ async def entries(points: Api, account: str) -> list[dict[str, Any]]:
         f"/v1/accounts/{account}/entries", headers=points.auth("auditor"), params={"limit": 500}
     )
     assert r.status_code == 200, r.text
-    found: list[dict[str, Any]] = r.json()["entries"]
+    found: list[dict[str, Any]] = r.json()["items"]
     return found
 
 
 async def audit_feed(redeem: Api) -> dict[str, dict[str, Any]]:
     """The whole auditors' feed of the organisation, page by page."""
     items: dict[str, dict[str, Any]] = {}
-    after: str | None = None
+    cursor: str | None = None
     last = datetime.min.replace(tzinfo=UTC)
     while True:
         params: dict[str, Any] = {"limit": 25}  # several pages: the cursor is exercised
-        if after:
-            params["after"] = after
+        if cursor:
+            params["cursor"] = cursor
         r = await redeem.http.get(
             "/v1/audit/redemptions", headers=redeem.auth("auditor"), params=params
         )
@@ -65,8 +65,8 @@ async def audit_feed(redeem: Api) -> dict[str, dict[str, Any]]:
             assert created >= last, "not oldest first"
             last = created
             items[item["redemption_id"]] = item
-        after = page["next_cursor"]
-        if after is None:
+        cursor = page["next_cursor"]
+        if cursor is None:
             return items
 
 
@@ -159,7 +159,7 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
         spent[a] += price[reward_id]
     assert all(spent[a] <= EARNED for a in accounts), spent
     r = await redeem.http.get("/v1/rewards", headers=redeem.auth("volunteer", accounts[0]))
-    stock = {x["id"]: x["stock"] for x in r.json()}
+    stock = {x["id"]: x["stock"] for x in r.json()["items"]}
     assert stock[rice["id"]] == 6 - taken[rice["id"]] >= 0
     assert stock[swap["id"]] == 8 - taken[swap["id"]] >= 0
 
@@ -185,7 +185,7 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
         r = await redeem.http.get(
             "/v1/redemptions", headers=redeem.auth("officer"), params={"limit": 500}
         )
-        status = {x["id"]: x["status"] for x in r.json()}
+        status = {x["id"]: x["status"] for x in r.json()["items"]}
         return all(status.get(rid) == "confirmed" for rid in accepted)
 
     await eventually(all_confirmed, timeout=60, what="every redemption confirmed")
@@ -282,7 +282,7 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
         r = await redeem.http.get(
             "/v1/redemptions", headers=redeem.auth("officer"), params={"limit": 500}
         )
-        status = {x["id"]: x["status"] for x in r.json()}
+        status = {x["id"]: x["status"] for x in r.json()["items"]}
         return all(status.get(rid) == want for rid, want in final.items())
 
     await eventually(settled, timeout=60, what="every redemption settled")
@@ -333,7 +333,7 @@ async def test_a_crowd_never_overdraws_or_oversells_and_all_reconciles(
 
     await eventually(wallets_agree, timeout=30, what="wallets agreeing with the ledger")
     r = await redeem.http.get("/v1/rewards", headers=redeem.auth("volunteer", accounts[0]))
-    stock = {x["id"]: x["stock"] for x in r.json()}
+    stock = {x["id"]: x["stock"] for x in r.json()["items"]}
     taken = Counter(reward_id for _, reward_id in accepted.values())
     back = Counter(accepted[rid][1] for rid in refunded)
     assert stock[rice["id"]] == 6 - taken[rice["id"]] + back[rice["id"]] >= 0

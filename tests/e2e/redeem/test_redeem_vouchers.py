@@ -117,7 +117,7 @@ async def test_a_merchant_fulfils_only_its_own_vouchers_and_only_once(
 
     # the ledger holds its one debit and no refund
     r = await points.http.get(f"/v1/accounts/{account}/entries", headers=points.auth("auditor"))
-    kinds = [(e["kind"], e["redemption_id"]) for e in r.json()["entries"]]
+    kinds = [(e["kind"], e["redemption_id"]) for e in r.json()["items"]]
     assert kinds.count(("debit", rid)) == 1 and ("refund", rid) not in kinds
 
 
@@ -144,7 +144,7 @@ async def test_the_catalogue_filters_and_refuses_what_is_not_on_offer(
     async def listed(**params: Any) -> set[str]:
         r = await redeem.http.get("/v1/rewards", headers=vol, params=params)
         assert r.status_code == 200, r.text
-        return {x["id"] for x in r.json()} & {rice["id"], check["id"], soon["id"]}
+        return {x["id"] for x in r.json()["items"]} & {rice["id"], check["id"], soon["id"]}
 
     assert await listed(merchant_id=shop) == {rice["id"], soon["id"]}
     assert await listed(kind="service") == {check["id"]}
@@ -232,7 +232,7 @@ async def test_settings_and_the_auditors_feed_are_guarded(apis: dict[str, Api]) 
     feed = "/v1/audit/redemptions"
     assert (await redeem.http.get(feed, headers=redeem.auth("volunteer", "v1"))).status_code == 403
     assert (await redeem.http.get(feed, headers=redeem.auth("merchant", "m1"))).status_code == 403
-    r = await redeem.http.get(feed, headers=redeem.auth("auditor"), params={"after": "%%%"})
+    r = await redeem.http.get(feed, headers=redeem.auth("auditor"), params={"cursor": "%%%"})
     assert r.status_code == 422
     # an organisation with no redemptions shows none of anyone else's
     r = await redeem.http.get(feed, headers=redeem.auth("auditor", None, org))

@@ -52,7 +52,7 @@ async def _entries(points: Api, account: str) -> list[dict[str, Any]]:
         f"/v1/accounts/{account}/entries", headers=points.auth("volunteer", account)
     )
     assert r.status_code == 200, r.text
-    entries: list[dict[str, Any]] = r.json()["entries"]
+    entries: list[dict[str, Any]] = r.json()["items"]
     return entries
 
 

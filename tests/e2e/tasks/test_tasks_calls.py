@@ -41,7 +41,7 @@ async def _people(tasks: Api, org: str, community: str, n: int) -> list[tuple[st
 async def _messages(tasks: Api, org: str) -> list[dict[str, Any]]:
     r = await tasks.http.get("/v1/signin/messages", headers=tasks.auth("operator", org=org))
     assert r.status_code == 200, r.text
-    got: list[dict[str, Any]] = r.json()
+    got: list[dict[str, Any]] = r.json()["items"]
     return got
 
 
@@ -89,7 +89,7 @@ async def test_an_officer_mobilises_a_community_and_reads_the_roll_call_fill(
     assert [e["account_id"] for e in roll["roll"][:2]] == [people[0][0], me]  # first answers first
     # the open calls an account sees, with its answer so far
     mine = await tasks.http.get("/v1/calls", headers=app, params={"account_id": people[2][0]})
-    assert [(c["id"], c["answer"]) for c in mine.json()] == [(call["id"], None)]
+    assert [(c["id"], c["answer"]) for c in mine.json()["items"]] == [(call["id"], None)]
 
     # attacks: another community's volunteer, a volunteer for another, another organisation
     r = await tasks.http.post(

@@ -114,7 +114,7 @@ async def test_concurrent_retries_with_one_key_make_one_completion(apis: dict[st
     r = await tasks.http.get(
         "/v1/completions", headers=tasks.auth("officer", org=org), params={"account_id": account}
     )
-    assert len(r.json()) == 1
+    assert len(r.json()["items"]) == 1
     # the same key for another job's completion is a client bug, said plainly
     other = await _job(tasks, org)
     await tasks.http.post(
@@ -243,7 +243,7 @@ async def test_rejection_appeal_and_corrected_decision(apis: dict[str, Api]) -> 
     ]
     assert all(d["decided_at"] for d in seen["decisions"])
     r = await tasks.http.get("/v1/appeals", headers=vol)
-    assert [a["id"] for a in r.json()] == [appeal["id"]]
+    assert [a["id"] for a in r.json()["items"]] == [appeal["id"]]
     r = await tasks.http.get(
         f"/v1/appeals/{appeal['id']}", headers=tasks.auth("volunteer", "vol-nosy", org=org)
     )
@@ -253,7 +253,12 @@ async def test_rejection_appeal_and_corrected_decision(apis: dict[str, Api]) -> 
     verified = await _verify(tasks, org, done["id"])
     assert verified["status"] == "verified"
     r = await tasks.http.get(f"/v1/completions/{done['id']}/history", headers=vol)
-    assert [h["status"] for h in r.json()] == ["submitted", "rejected", "submitted", "verified"]
+    assert [h["status"] for h in r.json()["items"]] == [
+        "submitted",
+        "rejected",
+        "submitted",
+        "verified",
+    ]
 
 
 async def test_revocation_appends_a_reversal_to_the_ledger(apis: dict[str, Api]) -> None:
@@ -296,7 +301,7 @@ async def test_revocation_appends_a_reversal_to_the_ledger(apis: dict[str, Api])
         r = await points.http.get(
             f"/v1/accounts/{account}/entries", headers=points.auth("volunteer", account, org=org)
         )
-        entries: list[dict[str, Any]] = r.json()["entries"]
+        entries: list[dict[str, Any]] = r.json()["items"]
         return entries if len(entries) == 2 else None
 
     entries = await eventually(reversed_, what="reversal entry")
@@ -349,7 +354,7 @@ async def test_limits_hold_completions_for_an_officer_then_the_admin(
     r = await tasks.http.get(
         "/v1/completions", headers=officer, params={"status": "held", "hold_level": "officer"}
     )
-    assert [c["id"] for c in r.json()] == [second["id"]]
+    assert [c["id"] for c in r.json()["items"]] == [second["id"]]
     # the volunteer sees the hold and why, and may appeal it
     vol = tasks.auth("volunteer", account, org=org)
     r = await tasks.http.get(f"/v1/completions/{second['id']}", headers=vol)
@@ -391,13 +396,13 @@ async def test_limits_hold_completions_for_an_officer_then_the_admin(
 
     await eventually(all_credited, what="three credits after approvals")
     r = await tasks.http.get(f"/v1/completions/{third['id']}/history", headers=vol)
-    hist = [(h["status"], h["actor"]) for h in r.json()]
+    hist = [(h["status"], h["actor"]) for h in r.json()["items"]]
     assert hist == [
         ("submitted", "app-qishou"),
         ("held:admin", "officer-li"),
         ("verified", "admin-chen"),
     ]
-    assert r.json()[-1]["reason"] == "checked the roster with the grid leader"
+    assert r.json()["items"][-1]["reason"] == "checked the roster with the grid leader"
 
 
 async def test_hourly_completion_limit_holds_automatic_jobs(apis: dict[str, Api]) -> None:
@@ -470,7 +475,7 @@ async def test_auditors_list_every_verified_completion_oldest_first(apis: dict[s
     page2 = await tasks.http.get(
         "/v1/audit/completions",
         headers=auditor,
-        params={"limit": 2, "after": body1["next_cursor"]},
+        params={"limit": 2, "cursor": body1["next_cursor"]},
     )
     body2 = page2.json()
     assert [i["completion_id"] for i in body2["items"]] == ids[2:]
@@ -501,12 +506,12 @@ async def test_auditors_list_every_verified_completion_oldest_first(apis: dict[s
             f"/v1/accounts/{accounts[0]}/entries",
             headers=points.auth("volunteer", accounts[0], org=org),
         )
-        entries = r.json()["entries"]
+        entries = r.json()["items"]
         return entries[0]["cause_event_id"] if entries else None
 
     assert await eventually(credit_cause, what="credit") == first["verified_event_id"]
     # another organisation's auditor sees none of it; a bad cursor says what is wrong
     r = await tasks.http.get("/v1/audit/completions", headers=tasks.auth("auditor", org=_org()))
     assert r.json() == {"items": [], "next_cursor": None}
-    r = await tasks.http.get("/v1/audit/completions", headers=auditor, params={"after": "abc"})
-    assert r.status_code == 422 and "after" in r.json()["detail"]
+    r = await tasks.http.get("/v1/audit/completions", headers=auditor, params={"cursor": "abc"})
+    assert r.status_code == 422 and "cursor" in r.json()["detail"]

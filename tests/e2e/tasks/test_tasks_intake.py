@@ -70,7 +70,7 @@ async def test_a_hazard_report_is_followed_from_report_to_done(apis: dict[str, A
     r = await tasks.http.post("/v1/hazards", headers=vol, json=hazard)
     assert r.status_code == 409 and r.json()["reason"] == "not_a_member", r.text
     r = await tasks.http.get("/v1/hazards", headers=officer)
-    assert r.json() == []
+    assert r.json()["items"] == []
     await register(tasks, reporter, org=org)
 
     r = await tasks.http.post(
@@ -97,7 +97,7 @@ async def test_a_hazard_report_is_followed_from_report_to_done(apis: dict[str, A
 
     # the officer sees it in the queue and triages it into a job in the same community
     r = await tasks.http.get("/v1/hazards", headers=officer, params={"status": "reported"})
-    assert [h["id"] for h in r.json()] == [report["id"]]
+    assert [h["id"] for h in r.json()["items"]] == [report["id"]]
     r = await tasks.http.post(
         f"/v1/hazards/{report['id']}/triage",
         headers=officer,
@@ -234,7 +234,7 @@ async def test_a_micro_wish_is_claimed_turned_into_a_job_and_done(apis: dict[str
     r = await tasks.http.get(
         "/v1/needs", headers=partner, params={"kind": "wish", "status": "open"}
     )
-    assert [n["id"] for n in r.json()] == [wish["id"]]
+    assert [n["id"] for n in r.json()["items"]] == [wish["id"]]
 
     # a partner claims it for themselves only; a second claim is refused, naming the first
     r = await tasks.http.post(

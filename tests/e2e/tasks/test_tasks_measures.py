@@ -78,7 +78,7 @@ async def test_categories_say_their_unit_in_both_languages(apis: dict[str, Api])
     )
     assert r.status_code == 422, r.text  # only the units reports can add up
     r = await tasks.http.get("/v1/categories", headers=officer)
-    units = {c["code"]: (c["unit"], c["unit_zh"]) for c in r.json()}
+    units = {c["code"]: (c["unit"], c["unit_zh"]) for c in r.json()["items"]}
     assert units["meal_delivery"] == ("meals", "份")
     assert units["free_repair_day"] == ("bikes", "辆")
     assert units["other"] == (None, None)
@@ -120,7 +120,7 @@ async def test_a_quantity_where_the_category_counts_none_is_refused_and_records_
     assert r.json()["reason"] == "no_quantity"
     assert r.headers["content-language"] == "zh-CN" and "不计数量" in r.json()["detail"]
     r = await tasks.http.get("/v1/completions", headers=officer, params={"account_id": account})
-    assert r.json() == []
+    assert r.json()["items"] == []
     # the same volunteer, the same claim, without the number: accepted
     r = await tasks.http.post(
         f"/v1/jobs/{job['id']}/completions",

@@ -87,9 +87,12 @@ async def test_communities_registration_and_categories(apis: dict[str, Api]) -> 
     assert "nowhere" in r.json()["detail"]
 
     r = await tasks.http.get("/v1/volunteers/vol-reg-1/communities", headers=vol)
-    assert [c["id"] for c in r.json()] == ["penglai-grid", "xinhui-grid"]
+    assert [c["id"] for c in r.json()["items"]] == ["penglai-grid", "xinhui-grid"]
     r = await tasks.http.get("/v1/communities", headers=officer)
-    assert {c["id"]: c["members"] for c in r.json()} == {"penglai-grid": 1, "xinhui-grid": 1}
+    assert {c["id"]: c["members"] for c in r.json()["items"]} == {
+        "penglai-grid": 1,
+        "xinhui-grid": 1,
+    }
 
     # categories: an unknown one is refused until the organisation adds it
     r = await tasks.http.post(
@@ -113,9 +116,9 @@ async def test_communities_registration_and_categories(apis: dict[str, Api]) -> 
     job = await _job(tasks, org, category="flood_watch")
     assert job["category"] == "flood_watch"
     r = await tasks.http.get("/v1/categories", headers=officer)
-    codes = {c["code"]: c["built_in"] for c in r.json()}
+    codes = {c["code"]: c["built_in"] for c in r.json()["items"]}
     assert codes["flood_watch"] is False and codes["meal_delivery"] is True
-    meals = next(c for c in r.json() if c["code"] == "meal_delivery")
+    meals = next(c for c in r.json()["items"] if c["code"] == "meal_delivery")
     assert (meals["label"], meals["label_zh"], meals["label_en"]) == (
         "助老送餐 Meal delivery",
         "助老送餐",
@@ -123,7 +126,7 @@ async def test_communities_registration_and_categories(apis: dict[str, Api]) -> 
     )
     # another organisation does not see it
     r = await tasks.http.get("/v1/categories", headers=tasks.auth("officer", org=_org()))
-    assert "flood_watch" not in {c["code"] for c in r.json()}
+    assert "flood_watch" not in {c["code"] for c in r.json()["items"]}
 
 
 async def test_the_monthly_menu_is_published_at_once_and_listed(apis: dict[str, Api]) -> None:
@@ -182,7 +185,7 @@ async def test_the_monthly_menu_is_published_at_once_and_listed(apis: dict[str, 
     r = await tasks.http.post("/v1/menus", headers=officer, json=bad)
     assert r.status_code == 409 and "jobs[3]" in r.json()["detail"], r.text
     r = await tasks.http.get("/v1/jobs", headers=officer, params={"month": "2031-03"})
-    assert r.json() == []
+    assert r.json()["items"] == []
 
     r = await tasks.http.post("/v1/menus", headers=officer, json=menu)
     assert r.status_code == 201, r.text
@@ -194,7 +197,7 @@ async def test_the_monthly_menu_is_published_at_once_and_listed(apis: dict[str, 
     r = await tasks.http.get(
         "/v1/jobs", headers=app, params={"community_id": "penglai-grid", "month": "2031-03"}
     )
-    assert [j["category"] for j in r.json()] == [
+    assert [j["category"] for j in r.json()["items"]] == [
         "meal_delivery",
         "free_repair_day",
         "civility_persuasion",
@@ -202,21 +205,22 @@ async def test_the_monthly_menu_is_published_at_once_and_listed(apis: dict[str, 
     r = await tasks.http.get(
         "/v1/jobs", headers=app, params={"month": "2031-03", "category": "meal_delivery"}
     )
-    assert [j["title"] for j in r.json()] == ["为独居老人送餐 Meals"]
+    assert [j["title"] for j in r.json()["items"]] == ["为独居老人送餐 Meals"]
     # the single repair place is taken: `open` leaves it out
     r = await tasks.http.post(
         f"/v1/jobs/{repair['id']}/claims", headers=app, json={"account_id": "vol-m-1"}
     )
     assert r.status_code == 201
     r = await tasks.http.get("/v1/jobs", headers=app, params={"month": "2031-03", "open": "true"})
-    assert repair["id"] not in {j["id"] for j in r.json()} and len(r.json()) == 2
+    jobs = r.json()["items"]
+    assert repair["id"] not in {j["id"] for j in jobs} and len(jobs) == 2
     # other months and other organisations see none of it
     r = await tasks.http.get("/v1/jobs", headers=app, params={"month": "2031-04"})
-    assert r.json() == []
+    assert r.json()["items"] == []
     r = await tasks.http.get(
         "/v1/jobs", headers=tasks.auth("app", org=_org()), params={"month": "2031-03"}
     )
-    assert r.json() == []
+    assert r.json()["items"] == []
     r = await tasks.http.get("/v1/jobs", headers=app, params={"month": "2031-13"})
     assert r.status_code == 422 and "month" in r.json()["detail"]
 
@@ -305,7 +309,7 @@ async def test_checkin_code_rotates_and_a_photo_of_it_does_not_work(apis: dict[s
     assert int(r.headers["retry-after"]) == r.json()["retry_after"] > 0
     assert r.headers["content-type"].startswith("application/problem+json")
     r = await tasks.http.get("/v1/completions", headers=officer, params={"account_id": account})
-    assert r.json() == []  # nothing recorded, nothing credited
+    assert r.json()["items"] == []  # nothing recorded, nothing credited
 
     # the right current code works for another volunteer at the place, verified at once;
     # typed in lower case off the screen is fine
@@ -442,7 +446,7 @@ async def test_a_monthly_repair_day_rolls_into_the_next_months_once(apis: dict[s
     )
     assert r.status_code == 201 and r.json() == []
     r = await tasks.http.get("/v1/jobs", headers=officer, params={"month": "2032-06"})
-    assert [j["id"] for j in r.json()] == [june["id"]]
+    assert [j["id"] for j in r.json()["items"]] == [june["id"]]
 
     # a monthly job on the 30th could not recur in February: refused, said why
     late = datetime(2032, 5, 30, 1, tzinfo=UTC)

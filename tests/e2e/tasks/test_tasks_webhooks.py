@@ -121,7 +121,7 @@ async def test_an_app_receives_each_event_signed_and_retried_with_every_try_logg
 
     async def logged() -> list[dict[str, Any]] | None:
         r = await tasks.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=app)
-        rows: list[dict[str, Any]] = r.json()
+        rows: list[dict[str, Any]] = r.json()["items"]
         return rows if rows and rows[0]["status"] == "delivered" else None
 
     (row,) = await eventually(logged, timeout=30, what="the delivery logged as delivered")
@@ -164,11 +164,11 @@ async def test_who_may_subscribe_and_see_a_webhook_and_where_it_may_point(
             await tasks.http.delete(f"/v1/webhooks/{hook['id']}", headers=who)
         ).status_code == 404
     listed = await tasks.http.get("/v1/webhooks", headers=tasks.auth("app", "app-two", org=org))
-    assert listed.json() == []
+    assert listed.json()["items"] == []
     mine = await tasks.http.get("/v1/webhooks", headers=tasks.auth("app", "app-one", org=org))
-    assert [w["id"] for w in mine.json()] == [hook["id"]] and "secret" not in mine.text
+    assert [w["id"] for w in mine.json()["items"]] == [hook["id"]] and "secret" not in mine.text
     admin = await tasks.http.get("/v1/webhooks", headers=tasks.auth("admin", org=org))
-    assert [w["id"] for w in admin.json()] == [hook["id"]]
+    assert [w["id"] for w in admin.json()["items"]] == [hook["id"]]
     # another organisation's events never reach this organisation's webhook
     await _publish(tasks, other, "别处的岗位 elsewhere")
     marker = await _publish(tasks, org, "本组织岗位 ours")

@@ -238,7 +238,7 @@ def spec_cosignature(
 
 
 async def test_a_c2sp_witness_cosigns_the_running_ledger(lg: Ledger) -> None:
-    keys = (await lg.http.get("/v1/audit/keys", headers=lg.auth())).json()
+    keys = (await lg.http.get("/v1/audit/keys", headers=lg.auth())).json()["items"]
     log_name, _, _, log_public = parse_vkey(keys[0]["c2sp_vkey"])
     assert base64.b64encode(log_public).decode() == keys[0]["public_key"]
     r = await lg.http.get(

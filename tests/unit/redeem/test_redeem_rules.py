@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import HTTPException
 
-from jifen.redeem.api.routes.audit import decode_cursor, encode_cursor
+from jifen.kernel.pages import decode, encode
 from jifen.redeem.domain.lifecycle import (
     AlreadyFulfilled,
     AttemptLimit,
@@ -164,7 +164,10 @@ def test_voucher_codes_are_long_and_distinct() -> None:
 
 def test_audit_cursor_round_trip_and_refusal() -> None:
     at, rid = datetime(2026, 11, 23, 11, 0, 0, 123456, tzinfo=UTC), uuid.uuid4()
-    assert decode_cursor(encode_cursor(at, rid)) == (at, rid)
-    with pytest.raises(HTTPException) as info:
-        decode_cursor("not-a-cursor")
-    assert info.value.status_code == 422
+    # the auditors' list pages by (created_at, id): its cursor is the kernel's, of that key
+    assert decode(encode((at, rid)), (datetime, uuid.UUID)) == (at, rid)
+    naive = encode((at.replace(tzinfo=None), rid))
+    for bad in ("not-a-cursor", naive, encode((rid,))):
+        with pytest.raises(HTTPException) as info:
+            decode(bad, (datetime, uuid.UUID))
+        assert info.value.status_code == 422, bad

@@ -43,7 +43,7 @@ def test_every_operation_is_summarised_and_every_body_has_an_example() -> None:
 def test_the_audit_listing_keeps_its_contract() -> None:
     spec = _spec()
     op = spec["paths"]["/v1/audit/completions"]["get"]
-    assert {p["name"] for p in op["parameters"]} == {"after", "limit"}
+    assert {p["name"] for p in op["parameters"]} == {"cursor", "limit"}
     page = _resolve(spec, op["responses"]["200"]["content"]["application/json"]["schema"])
     assert set(page["properties"]) == {"items", "next_cursor"}
     item = spec["components"]["schemas"]["AuditCompletion"]

@@ -98,7 +98,7 @@ def seed(stack: DevStack) -> None:
         existing = http.get(
             f"{stack.url('tasks')}/v1/jobs", params={"month": month, "limit": 1}, headers=officer
         )
-        if existing.status_code == 200 and existing.json():
+        if existing.status_code == 200 and existing.json()["items"]:
             stack.say(f"  demo data already there (jobs for {month}); kept as is")
             return
         for community, name in zip(COMMUNITIES, COMMUNITY_NAMES, strict=True):

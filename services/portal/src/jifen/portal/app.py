@@ -149,6 +149,13 @@ class Pages:
             raise ApiError(403, text(lang_of(request), "not_your_role"), "role")
         return me
 
+    async def items(self, request: Request, service: str, path: str, **kw: Any) -> list[Any]:
+        """The first page of a list (the APIs' one list convention: ``items``, ``next_cursor``),
+        up to its ``limit`` (at most 1,000)."""
+        page = await self.call(request, service, "GET", path, **kw)
+        items: list[Any] = page["items"]
+        return items
+
     async def call(self, request: Request, service: str, method: str, path: str, **kw: Any) -> Any:
         """An API call as the signed-in person (or the portal, signed out)."""
         me = self.session(request).current
@@ -213,7 +220,7 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, summary="Home: the communities")
     @page
     async def home(request: Request) -> Response:
-        communities = await pages.call(request, "tasks", "GET", "/v1/communities")
+        communities = await pages.items(request, "tasks", "/v1/communities", params={"limit": 1000})
         return pages.render(request, "home.html", communities=communities, month=this_month())
 
     @app.get("/lang/{lang}", summary="Switch the language (a cookie), back to the page")
@@ -231,17 +238,23 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         request: Request, community_id: str, month: str | None = None, page_no: int = 1
     ) -> Response:
         month = month if month and _is_month(month) else this_month()
-        communities = await pages.apis.as_app("tasks", "GET", "/v1/communities", lang_of(request))
+        communities = (
+            await pages.apis.as_app(
+                "tasks", "GET", "/v1/communities", lang_of(request), params={"limit": 1000}
+            )
+        )["items"]
         community = next((c for c in communities if c["id"] == community_id), None)
         if community is None:
             raise ApiError(404, text(lang_of(request), "not_found"))
-        jobs = await pages.apis.as_app(
-            "tasks",
-            "GET",
-            "/v1/jobs",
-            lang_of(request),
-            params={"community_id": community_id, "month": month, "limit": 1000},
-        )
+        jobs = (
+            await pages.apis.as_app(
+                "tasks",
+                "GET",
+                "/v1/jobs",
+                lang_of(request),
+                params={"community_id": community_id, "month": month, "limit": 1000},
+            )
+        )["items"]
         shown, pager = paged(jobs, page_no)
         return pages.render(
             request,
@@ -384,21 +397,17 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
                 if e.status != 404:  # no entry yet
                     raise
                 ctx["balance"] = {"balance": 0, "earned": 0, "spent": 0}
-            ctx["record"] = await pages.call(
-                request,
-                "tasks",
-                "GET",
-                "/v1/completions",
-                params={"account_id": me.subject, "limit": 50},
+            ctx["record"] = await pages.items(
+                request, "tasks", "/v1/completions", params={"account_id": me.subject, "limit": 50}
             )
             ctx["titles"] = await _titles(request)
-            ctx["redemptions"] = await pages.call(
-                request, "redeem", "GET", "/v1/redemptions", params={"limit": 20}
+            ctx["redemptions"] = await pages.items(
+                request, "redeem", "/v1/redemptions", params={"limit": 20}
             )
         elif me.role in ("officer", "admin"):
             # the jobs of this month not ended yet, soonest first
-            jobs = await pages.call(
-                request, "tasks", "GET", "/v1/jobs", params={"month": this_month(), "limit": 1000}
+            jobs = await pages.items(
+                request, "tasks", "/v1/jobs", params={"month": this_month(), "limit": 1000}
             )
             now = datetime.now(UTC)
             current = [j for j in jobs if datetime.fromisoformat(j["ends_at"]) >= now]
@@ -406,7 +415,7 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         return pages.render(request, "me.html", **ctx)
 
     async def _titles(request: Request) -> dict[str, str]:
-        jobs = await pages.call(request, "tasks", "GET", "/v1/jobs", params={"limit": 1000})
+        jobs = await pages.items(request, "tasks", "/v1/jobs", params={"limit": 1000})
         return {j["id"]: j["title"] for j in jobs}
 
     @app.post("/jobs/{job_id}/claim", summary="Claim a place (volunteer)")
@@ -480,11 +489,11 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         community: str | None = None,
         page_no: int = 1,
     ) -> Response:
-        communities = await pages.call(request, "tasks", "GET", "/v1/communities")
+        communities = await pages.items(request, "tasks", "/v1/communities", params={"limit": 1000})
         params: dict[str, Any] = {"status": "submitted", "limit": 1000}
         if community:
             params["community_id"] = community
-        waiting = await pages.call(request, "tasks", "GET", "/v1/completions", params=params)
+        waiting = await pages.items(request, "tasks", "/v1/completions", params=params)
         shown, pager = paged(waiting, page_no)
         return pages.render(
             request,
@@ -578,7 +587,7 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         if merchant:
             params["merchant_id"] = merchant
         rewards, pager = paged(
-            await pages.call(request, "redeem", "GET", "/v1/rewards", params=params), page_no
+            await pages.items(request, "redeem", "/v1/rewards", params=params), page_no
         )
         me = pages.session(request).current
         wallet = None
@@ -649,17 +658,12 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         status: int = 200,
     ) -> Response:
         me = pages.need(request, "merchant")
-        waiting = await pages.call(
-            request,
-            "redeem",
-            "GET",
-            "/v1/redemptions",
-            params={"status": "confirmed", "limit": 200},
+        waiting = await pages.items(
+            request, "redeem", "/v1/redemptions", params={"status": "confirmed", "limit": 200}
         )
-        rewards = await pages.call(
+        rewards = await pages.items(
             request,
             "redeem",
-            "GET",
             "/v1/rewards",
             params={"merchant_id": me.subject, "active": "true", "limit": 200},
         )
@@ -707,9 +711,11 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         op = pages.session(request).roles.get("operator")
         messages = None
         if op is not None:
-            messages = await pages.apis.call(
-                "tasks", "GET", "/v1/signin/messages", token=op.token, lang=lang_of(request)
-            )
+            messages = (
+                await pages.apis.call(
+                    "tasks", "GET", "/v1/signin/messages", token=op.token, lang=lang_of(request)
+                )
+            )["items"]
         return pages.render(request, "ops.html", messages=messages)
 
     @app.post("/ops", response_class=HTMLResponse, summary="Operators: present the operator token")

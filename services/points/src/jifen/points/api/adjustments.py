@@ -7,6 +7,7 @@ account's row lock, at approval)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from jifen.kernel.contracts import Contracts
 from jifen.kernel.db import Queries
 from jifen.kernel.deps import Conn, Events, Q
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import max_body
 from jifen.points import handlers
 from jifen.points.api.schemas import AdjustmentIn, AdjustmentOut, DecisionIn
@@ -83,15 +85,20 @@ async def request_adjustment(body: AdjustmentIn, conn: Conn, q: Q, who: Admin) -
     return _out(row)
 
 
-@router.get("", response_model=list[AdjustmentOut], summary="Adjustments of your organisation")
+@router.get(
+    "", response_model=Page[AdjustmentOut], summary="Adjustments of your organisation, newest first"
+)
 async def list_adjustments(
     conn: Conn,
     q: Q,
     who: Reader,
+    paging: Paging,
     status: Annotated[str | None, Query(pattern="^(pending|approved|rejected)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[AdjustmentOut]:
-    return [_out(r) for r in await conn.fetch(q["list_adjustments"], who.org, status, limit)]
+) -> Page[AdjustmentOut]:
+    rows = await conn.fetch(
+        q["list_adjustments"], who.org, status, paging.fetch, *paging.after(datetime, UUID)
+    )
+    return paging.page(rows, lambda r: (r["requested_at"], r["id"]), _out)
 
 
 async def _decide(

@@ -7,15 +7,16 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Path, Query, Response
+from fastapi import APIRouter, FastAPI, Path, Response
 
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.db import Queries
 from jifen.kernel.deps import Conn, Q, service_lifespan
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import create_app
 from jifen.points.api.adjustments import router as adjustments_router
 from jifen.points.api.reports import router as reports_router
-from jifen.points.api.schemas import Balance, EntryOut, EntryPage, Statement
+from jifen.points.api.schemas import Balance, EntryOut, Statement
 from jifen.points.api.signals import router as signals_router
 from jifen.points.audit.api import router as audit_router
 from jifen.points.db import queries
@@ -62,23 +63,28 @@ async def balance(
     return Balance(**dict(row))
 
 
-@router.get("/{account_id}/entries", response_model=EntryPage, summary="Entries, newest first")
+INT4_MAX = 2**31 - 1  # account_seq is an integer column; a cursor beyond it starts the list
+
+
+@router.get("/{account_id}/entries", response_model=Page[EntryOut], summary="Entries, newest first")
 async def entries(
     conn: Conn,
     q: Q,
     who: Reader,
     response: Response,
+    paging: Paging,
     account_id: Annotated[str, ACCOUNT_ID],
-    before: Annotated[
-        int | None, Query(ge=1, le=2**31 - 1, description="Cursor from the previous page.")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> EntryPage:
+) -> Page[EntryOut]:
     await _may_read(conn, q, who, account_id, response)
-    rows = await conn.fetch(q["entries_page"], account_id, before or 2**31 - 1, limit, who.org)
-    page = [EntryOut(entry_id=r["id"], **{k: r[k] for k in r.keys() if k != "id"}) for r in rows]
-    cursor = page[-1].account_seq if len(page) == limit and page[-1].account_seq > 1 else None
-    return EntryPage(entries=page, next_cursor=cursor)
+    (before,) = paging.after(int)
+    rows = await conn.fetch(
+        q["entries_page"], account_id, min(before or INT4_MAX, INT4_MAX), paging.fetch, who.org
+    )
+    return paging.page(
+        rows,
+        lambda r: (r["account_seq"],),
+        lambda r: EntryOut(entry_id=r["id"], **{k: r[k] for k in r.keys() if k != "id"}),
+    )
 
 
 @router.get(

@@ -48,13 +48,6 @@ class EntryOut(BaseModel):
     entry_hash: str
 
 
-class EntryPage(BaseModel):
-    entries: list[EntryOut]
-    next_cursor: int | None = Field(
-        description="Pass as `before` to get the next (older) page; null on the last page."
-    )
-
-
 class Statement(BaseModel):
     org_id: str
     account_id: str

@@ -26,6 +26,7 @@ from jifen.kernel.db import Queries
 from jifen.kernel.deps import Conn, Q
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import Refusal
 from jifen.points.audit import keys as audit_keys
 from jifen.points.audit import store
@@ -46,6 +47,7 @@ from jifen.points.domain.ledger import no_account
 Auditor = Annotated[Principal, require(Role.AUDITOR)]
 Requester = Annotated[Principal, require(Role.AUDITOR, Role.ADMIN)]
 MAX_SIZE = 2**62
+INT4_MAX = 2**31 - 1  # account_seq is an integer column
 
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -176,11 +178,15 @@ async def _checkpoint(conn: asyncpg.Connection, q: Queries, size: int | None) ->
     return store.checkpoint_from_row(row)
 
 
-@router.get("/keys", summary="Public keys that sign checkpoints (old keys are kept)")
-async def public_keys(request: Request, who: Auditor) -> list[dict[str, str]]:
+@router.get(
+    "/keys",
+    response_model=Page[dict[str, str]],
+    summary="Public keys that sign checkpoints (old keys are kept)",
+)
+async def public_keys(request: Request, who: Auditor, paging: Paging) -> Page[dict[str, str]]:
     keys_dir = request.app.state.settings.keys_dir
     audit_keys.current_signer(keys_dir)  # so a key exists to publish before the first checkpoint
-    return [
+    keys = [
         {
             "key_id": kid,
             "algorithm": "Ed25519",
@@ -190,6 +196,7 @@ async def public_keys(request: Request, who: Auditor) -> list[dict[str, str]]:
         }
         for kid, k in audit_keys.public_keys(keys_dir).items()
     ]
+    return paging.slice(keys, lambda k: (k["key_id"],), str)
 
 
 @router.get(
@@ -207,18 +214,19 @@ async def latest(
     return (await _with_cosignatures(conn, q, [cp]))[0]
 
 
-@router.get("/checkpoints", summary="Checkpoint history, newest first")
-async def history(
-    conn: Conn,
-    q: Q,
-    who: Auditor,
-    before: Annotated[int | None, Query(ge=1, le=MAX_SIZE, description="Tree size cursor.")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
-    rows = await conn.fetch(q["audit_checkpoints_page"], before or MAX_SIZE, limit)
-    cps = [store.checkpoint_from_row(r) for r in rows]
-    cursor = cps[-1].tree_size if len(cps) == limit else None
-    return {"checkpoints": await _with_cosignatures(conn, q, cps), "next_before": cursor}
+@router.get(
+    "/checkpoints",
+    response_model=Page[dict[str, Any]],
+    summary="Checkpoint history, newest first",
+)
+async def history(conn: Conn, q: Q, who: Auditor, paging: Paging) -> Page[dict[str, Any]]:
+    (before,) = paging.after(int)
+    rows = await conn.fetch(
+        q["audit_checkpoints_page"], min(before or MAX_SIZE, MAX_SIZE), paging.fetch
+    )
+    page, cursor = paging.cut(rows, lambda r: (r["tree_size"],))
+    cps = [store.checkpoint_from_row(r) for r in page]
+    return Page(items=await _with_cosignatures(conn, q, cps), next_cursor=cursor)
 
 
 @router.get(
@@ -404,32 +412,34 @@ async def inclusion(
 
 @router.get(
     "/accounts/{account_id}/history",
-    summary="Your organisation's entries of an account, with tree positions",
+    response_model=Page[dict[str, Any]],
+    summary="Your organisation's entries of an account, oldest first, with tree positions",
 )
 async def account_history(
     conn: Conn,
     q: Q,
     who: Auditor,
+    paging: Paging,
     account_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")],
-    after: Annotated[int, Query(ge=0, le=2**31 - 1, description="account_seq cursor")] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> dict[str, Any]:
+) -> Page[dict[str, Any]]:
     """The (auditor's organisation, account) chain only: the same person's entries in other
     organisations are other accounts and are not listed (in the export they are leaf
     hashes). An account with no entry of the auditor's organisation is 404."""
     if not await conn.fetchval(q["audit_account_in_org"], account_id, who.org):
         raise no_account(account_id, who.org)
-    rows = await conn.fetch(q["audit_account_history"], account_id, after, limit, who.org)
-    entries = [
-        {
+    (after,) = paging.after(int)
+    rows = await conn.fetch(
+        q["audit_account_history"], account_id, min(after or 0, INT4_MAX), paging.fetch, who.org
+    )
+    return paging.page(
+        rows,
+        lambda r: (r["account_seq"],),
+        lambda r: {
             "position": r["position"],
             "leaf_hash": bytes(r["leaf_hash"]).hex() if r["leaf_hash"] is not None else None,
             "entry": entry_from_row(r),
-        }
-        for r in rows
-    ]
-    cursor = rows[-1]["account_seq"] if len(rows) == limit else None
-    return {"org_id": who.org, "account_id": account_id, "entries": entries, "next_after": cursor}
+        },
+    )
 
 
 @router.get(

@@ -110,11 +110,9 @@ async def fetch_export(
             start, done = (last + 1 if entries else int(header.get("start", 0))), good
     async with _client(url, token, transport) as http:
         if keys_out is not None:
-            r = await http.get("/v1/audit/keys")
-            if r.status_code != 200:
-                raise refused(r, "GET /v1/audit/keys")
+            keys = [k async for k in pages(http, "/v1/audit/keys")]
             tmp = keys_out.with_name(keys_out.name + ".part")
-            _write_json(tmp, r.json())
+            _write_json(tmp, keys)
             tmp.replace(keys_out)
         params: dict[str, int] = {} if tree_size is None else {"tree_size": tree_size}
         if start:
@@ -188,21 +186,22 @@ async def fetch_signals(
         return body
 
 
-async def pages(http: httpx.AsyncClient, path: str, limit: int = 500) -> AsyncIterator[Any]:
-    """Items of a ``{"items": [...], "next_cursor": ...}`` endpoint, page after page."""
-    after: str | None = None
+async def pages(http: httpx.AsyncClient, path: str, limit: int = 1000) -> AsyncIterator[Any]:
+    """Items of a list endpoint (``{"items": [...], "next_cursor": ...}``, the one list
+    convention of every service), page after page."""
+    cursor: str | None = None
     while True:
         params: dict[str, Any] = {"limit": limit}
-        if after is not None:
-            params["after"] = after
+        if cursor is not None:
+            params["cursor"] = cursor
         r = await http.get(path, params=params)
         if r.status_code != 200:
             raise refused(r, f"GET {path}")
         body = r.json()
         for item in body["items"]:
             yield item
-        after = body.get("next_cursor")
-        if not after or not body["items"]:
+        cursor = body.get("next_cursor")
+        if not cursor or not body["items"]:
             return
 
 

@@ -48,10 +48,10 @@ def _load_keys(path: Path) -> dict[str, Ed25519PublicKey]:
             if isinstance(k, Ed25519PublicKey):
                 keys[p.stem] = k
         return keys
-    return {
-        k["key_id"]: public_key_from_raw(unb64(k["public_key"]))
-        for k in json.loads(path.read_text())
-    }
+    body = json.loads(path.read_text())
+    if isinstance(body, dict):  # the page GET /v1/audit/keys answers, saved as it came
+        body = body["items"]
+    return {k["key_id"]: public_key_from_raw(unb64(k["public_key"])) for k in body}
 
 
 def load_checkpoints(folder: Path | None) -> list[Checkpoint]:

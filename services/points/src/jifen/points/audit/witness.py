@@ -11,7 +11,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from jifen.kernel.contracts import isoformat
-from jifen.points.audit.client import refused
+from jifen.points.audit.client import pages, refused
 from jifen.points.audit.domain.checkpoint import (
     Checkpoint,
     b64,
@@ -70,9 +70,10 @@ async def run_witness(
         if keys_path is not None:
             keys = load_keys(keys_path)
         else:
-            r = await http.get("/v1/audit/keys")
-            _raise(r)
-            keys = {k["key_id"]: public_key_from_raw(unb64(k["public_key"])) for k in r.json()}
+            keys = {
+                k["key_id"]: public_key_from_raw(unb64(k["public_key"]))
+                async for k in pages(http, "/v1/audit/keys")
+            }
         r = await http.get("/v1/audit/checkpoints/latest")
         if r.status_code == 404:
             return Verdict(False, "nothing to cosign: the service has signed no checkpoint yet")

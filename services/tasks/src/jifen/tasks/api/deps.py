@@ -31,7 +31,6 @@ __all__ = [
     "Events",
     "IdFilter",
     "IdempotencyKey",
-    "Limit",
     "Officer",
     "PathId",
     "Poster",
@@ -79,7 +78,6 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 PathId = Annotated[str, Path(pattern=ID_PATTERN)]
 # an optional filter by account or community id (``community_id: IdFilter = None``)
 IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN)]
-Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many items")]
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
     409: {"description": "Refused by a rule; `reason` says which"},

@@ -16,6 +16,10 @@ def job_out(row: asyncpg.Record) -> JobOut:
     return JobOut(**{k: v for k, v in dict(row).items() if k not in ("checkin_secret",)})
 
 
+def status_change_out(row: asyncpg.Record) -> StatusChangeOut:
+    return StatusChangeOut(**{k: v for k, v in dict(row).items() if k != "id"})
+
+
 async def history_of(
     conn: asyncpg.Connection, q: Queries, org: str, subject: str, sid: UUID
 ) -> list[StatusChangeOut]:

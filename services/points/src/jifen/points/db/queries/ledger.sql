@@ -70,7 +70,8 @@ RETURNING *;
 -- name: list_adjustments
 SELECT * FROM adjustment
 WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
-ORDER BY requested_at DESC
+  AND ($4::timestamptz IS NULL OR (requested_at, id) < ($4, $5::uuid))
+ORDER BY requested_at DESC, id DESC
 LIMIT $3;
 
 -- name: statement_totals

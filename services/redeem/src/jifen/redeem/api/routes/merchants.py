@@ -10,6 +10,7 @@ from fastapi import Path as PathParam
 from jifen.kernel.auth import ID_PATTERN, Role
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.tables import XLSX, Format, table_response
 from jifen.kernel.web import ParsedBodyRoute, Refusal
 from jifen.redeem.api.deps import SMALL_BODY, Anyone, Conn, Lister, Officer, Q
@@ -38,11 +39,10 @@ async def add_merchant(body: MerchantIn, conn: Conn, q: Q, who: Officer) -> Merc
     return MerchantOut(**dict(row))
 
 
-@router.get("", response_model=list[MerchantOut], summary="Merchants of your organisation")
-async def list_merchants(
-    conn: Conn, q: Q, who: Anyone, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> list[MerchantOut]:
-    return [MerchantOut(**dict(r)) for r in await conn.fetch(q["list_merchants"], who.org, limit)]
+@router.get("", response_model=Page[MerchantOut], summary="Merchants of your organisation")
+async def list_merchants(conn: Conn, q: Q, who: Anyone, paging: Paging) -> Page[MerchantOut]:
+    rows = await conn.fetch(q["list_merchants"], who.org, paging.fetch, *paging.after(str))
+    return paging.page(rows, lambda r: (r["id"],), lambda r: MerchantOut(**dict(r)))
 
 
 @router.get(

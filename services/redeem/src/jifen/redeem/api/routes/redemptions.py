@@ -5,6 +5,7 @@ the route only decides whose account or merchant the caller acts as."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -13,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from jifen.kernel.auth import Principal, Role
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.redeem import handlers
 from jifen.redeem.api.deps import (
@@ -107,22 +109,30 @@ async def redeem(
     return _out(row, who)
 
 
-@router.get("", response_model=list[RedemptionOut], summary="Redemptions, newest first")
+@router.get("", response_model=Page[RedemptionOut], summary="Redemptions, newest first")
 async def list_redemptions(
     conn: Conn,
     q: Q,
     who: Canceller,
+    paging: Paging,
     account_id: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["pending", "confirmed", "fulfilled", "cancelling", "cancelled", "expired"]
     | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[RedemptionOut]:
+) -> Page[RedemptionOut]:
     """A volunteer sees their own, a merchant those of its rewards, officers all."""
     merchant = who.subject if who.role == Role.MERCHANT else None
     if who.role == Role.VOLUNTEER:
         account_id = who.subject
-    rows = await conn.fetch(q["list_redemptions"], who.org, account_id, merchant, status, limit)
-    return [_out(r, who) for r in rows]
+    rows = await conn.fetch(
+        q["list_redemptions"],
+        who.org,
+        account_id,
+        merchant,
+        status,
+        paging.fetch,
+        *paging.after(datetime, UUID),
+    )
+    return paging.page(rows, lambda r: (r["created_at"], r["id"]), lambda r: _out(r, who))
 
 
 @router.get("/{redemption_id}", response_model=RedemptionOut, summary="One redemption")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from jifen.kernel.auth import Role
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.redeem.api.deps import SMALL_BODY, Anyone, Conn, Lister, Q
 from jifen.redeem.api.schemas import RewardIn, RewardOut, RewardPatch
@@ -49,11 +50,12 @@ async def add_reward(body: RewardIn, conn: Conn, q: Q, who: Lister) -> RewardOut
     return RewardOut(**dict(row))
 
 
-@router.get("", response_model=list[RewardOut], summary="Browse the catalogue")
+@router.get("", response_model=Page[RewardOut], summary="Browse the catalogue, cheapest first")
 async def list_rewards(
     conn: Conn,
     q: Q,
     who: Anyone,
+    paging: Paging,
     active: bool | None = True,
     max_points: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
     merchant_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -66,8 +68,7 @@ async def list_rewards(
         bool | None,
         Query(description="true: on offer now, inside its window, with stock left."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[RewardOut]:
+) -> Page[RewardOut]:
     rows = await conn.fetch(
         q["list_rewards"],
         who.org,
@@ -77,9 +78,10 @@ async def list_rewards(
         community_id,
         kind,
         available,
-        limit,
+        paging.fetch,
+        *paging.after(int, UUID),
     )
-    return [RewardOut(**dict(r)) for r in rows]
+    return paging.page(rows, lambda r: (r["points"], r["id"]), lambda r: RewardOut(**dict(r)))
 
 
 @router.get("/{reward_id}", response_model=RewardOut, summary="One reward")

@@ -24,7 +24,7 @@ GROUP BY w.id
 ORDER BY w.name_zh, w.id;
 
 -- name: list_merchants
-SELECT * FROM merchant WHERE org_id = $1 ORDER BY id LIMIT $2;
+SELECT * FROM merchant WHERE org_id = $1 AND ($3::text IS NULL OR id > $3) ORDER BY id LIMIT $2;
 
 -- name: insert_reward
 INSERT INTO reward (id, org_id, merchant_id, name_zh, name_en, points, stock, kind, daily_quota,
@@ -47,6 +47,7 @@ WHERE org_id = $1
         AND (valid_from IS NULL OR valid_from <= now())
         AND (valid_until IS NULL OR valid_until > now())
         AND (stock IS NULL OR stock > 0)))
+  AND ($9::bigint IS NULL OR (points, id) > ($9, $10::uuid))
 ORDER BY points, id
 LIMIT $8;
 
@@ -127,6 +128,7 @@ WHERE r.org_id = $1
   AND ($2::text IS NULL OR r.account_id = $2)
   AND ($3::text IS NULL OR rw.merchant_id = $3)
   AND ($4::text IS NULL OR r.status = $4)
+  AND ($6::timestamptz IS NULL OR (r.created_at, r.id) < ($6, $7::uuid))
 ORDER BY r.created_at DESC, r.id DESC
 LIMIT $5;
 
@@ -213,7 +215,7 @@ LIMIT $4;
 -- name: frozen_wallets
 -- the organisation's wallets that a reversal took below what is spent
 SELECT w.account_id, w.ledger_balance, w.held, w.updated_at FROM wallet w
-WHERE w.org_id = $1 AND w.ledger_balance - w.held < 0
+WHERE w.org_id = $1 AND w.ledger_balance - w.held < 0 AND ($3::text IS NULL OR w.account_id > $3)
 ORDER BY w.account_id
 LIMIT $2;
 

@@ -3,6 +3,7 @@ decides, and every decision is kept."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -13,9 +14,10 @@ from jifen.kernel.auth import Role
 from jifen.kernel.db import Queries
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
-from jifen.tasks.api.deps import REFUSALS, Actor, Conn, Events, IdFilter, Limit, Officer, Q, Reader
+from jifen.tasks.api.deps import REFUSALS, Actor, Conn, Events, IdFilter, Officer, Q, Reader
 from jifen.tasks.api.schemas import AppealIn, AppealOut, DecisionIn, DecisionOut
 from jifen.tasks.domain.jobs import no_completion
 
@@ -44,23 +46,26 @@ async def file_appeal(body: AppealIn, conn: Conn, q: Q, contracts: Events, who: 
     return await _appeal_out(conn, q, row)
 
 
-@router.get("", response_model=list[AppealOut], summary="Appeals (a volunteer sees their own)")
+@router.get("", response_model=Page[AppealOut], summary="Appeals (a volunteer sees their own)")
 async def list_appeals(
     conn: Conn,
     q: Q,
     who: Reader,
+    paging: Paging,
     status: Annotated[str | None, Query(pattern=r"^(open|upheld|dismissed)$")] = None,
     account_id: IdFilter = None,
-    limit: Limit = 200,
-) -> list[AppealOut]:
+) -> Page[AppealOut]:
     if who.role == Role.VOLUNTEER:
         if account_id not in (None, who.subject):
             raise HTTPException(
                 403, Said("志愿者只能查看自己的申诉", "a volunteer may list only their own appeals")
             )
         account_id = who.subject
-    rows = await conn.fetch(q["list_appeals"], who.org, account_id, status, limit)
-    return [await _appeal_out(conn, q, r) for r in rows]
+    rows = await conn.fetch(
+        q["list_appeals"], who.org, account_id, status, paging.fetch, *paging.after(datetime, UUID)
+    )
+    page, cursor = paging.cut(rows, lambda r: (r["created_at"], r["id"]))
+    return Page(items=[await _appeal_out(conn, q, r) for r in page], next_cursor=cursor)
 
 
 @router.get(

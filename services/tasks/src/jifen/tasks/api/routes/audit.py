@@ -3,10 +3,9 @@ reconcile against the ledger."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
+from jifen.kernel.pages import Paging
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks.api.deps import Auditor, Conn, Events, Q
 from jifen.tasks.api.schemas import AuditCompletion, AuditPage
@@ -19,7 +18,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=ParsedBodyRou
     response_model=AuditPage,
     summary="Every completion ever verified in your organisation, oldest first (auditor)",
     description="For reconciliation against the ledger: each verified completion must have "
-    "exactly one credit, each revoked one exactly one reversal. Page with `after` = the "
+    "exactly one credit, each revoked one exactly one reversal. Page with `cursor` = the "
     "previous `next_cursor`; `next_cursor` is null on the last page. Ordered by verification "
     "commit order, so paging never skips a completion committed later.",
 )
@@ -28,12 +27,13 @@ async def audit_completions(
     q: Q,
     contracts: Events,
     who: Auditor,
-    after: Annotated[
-        str | None, Query(pattern=r"^[0-9]{1,18}$", description="A next_cursor from before")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    paging: Paging,
 ) -> AuditPage:
-    rows = await conn.fetch(q["audit_completions"], who.org, int(after or 0), limit)
+    (after,) = paging.after(int)
+    rows, cursor = paging.cut(
+        await conn.fetch(q["audit_completions"], who.org, after or 0, paging.fetch),
+        lambda r: (r["verified_seq"],),
+    )
     items = [
         AuditCompletion(
             completion_id=r["id"],
@@ -48,5 +48,4 @@ async def audit_completions(
         )
         for r in rows
     ]
-    cursor = str(rows[-1]["verified_seq"]) if len(rows) == limit else None
     return AuditPage(items=items, next_cursor=cursor)

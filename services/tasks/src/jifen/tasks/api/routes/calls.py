@@ -8,7 +8,7 @@ available or not; the caller reads the roll-call as it fills (``GET /v1/calls/{i
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import asyncpg
@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.db import Queries
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute, max_body
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
@@ -136,16 +137,19 @@ async def answer(call_id: uuid.UUID, body: AnswerIn, conn: Conn, q: Q, who: Acto
 
 @router.get(
     "/v1/calls",
-    response_model=list[CallBrief],
-    summary="The open calls addressed to an account (a volunteer's own, or their app's)",
+    response_model=Page[CallBrief],
+    summary="The open calls addressed to an account, newest first (a volunteer's own, or their "
+    "app's)",
 )
 async def open_calls(
     conn: Conn,
     q: Q,
     who: Actor,
+    paging: Paging,
     account_id: Annotated[str, Query(pattern=ID_PATTERN)],
-) -> list[CallBrief]:
+) -> Page[CallBrief]:
     acting_for(who, account_id)
-    return [
-        CallBrief(**dict(r)) for r in await conn.fetch(q["open_calls_for"], who.org, account_id)
-    ]
+    rows = await conn.fetch(
+        q["open_calls_for"], who.org, account_id, *paging.after(datetime, uuid.UUID), paging.fetch
+    )
+    return paging.page(rows, lambda r: (r["created_at"], r["id"]), lambda r: CallBrief(**dict(r)))

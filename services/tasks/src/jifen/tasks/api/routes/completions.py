@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -10,10 +11,11 @@ from fastapi import APIRouter, HTTPException, Query
 
 from jifen.kernel.auth import Role
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
-from jifen.tasks.api.deps import REFUSALS, Conn, Events, IdFilter, Limit, Officer, Q, Reader
-from jifen.tasks.api.reads import history_of
+from jifen.tasks.api.deps import REFUSALS, Conn, Events, IdFilter, Officer, Q, Reader
+from jifen.tasks.api.reads import status_change_out
 from jifen.tasks.api.schemas import ApproveIn, CompletionOut, ReasonIn, StatusChangeOut
 from jifen.tasks.domain.jobs import CompletionStatus, no_completion
 
@@ -47,19 +49,19 @@ async def verify(
 
 @router.get(
     "",
-    response_model=list[CompletionOut],
+    response_model=Page[CompletionOut],
     summary="Completions: the review queue (status=held&hold_level=officer) or a volunteer's own",
 )
 async def list_completions(
     conn: Conn,
     q: Q,
     who: Reader,
+    paging: Paging,
     status: CompletionStatus | None = None,
     hold_level: Annotated[str | None, Query(pattern=r"^(officer|admin)$")] = None,
     account_id: IdFilter = None,
     community_id: IdFilter = None,
-    limit: Limit = 200,
-) -> list[CompletionOut]:
+) -> Page[CompletionOut]:
     if who.role == Role.VOLUNTEER:
         if account_id not in (None, who.subject):
             raise HTTPException(
@@ -76,25 +78,31 @@ async def list_completions(
         status.value if status else None,
         account_id,
         hold_level,
-        limit,
+        paging.fetch,
         community_id,
+        *paging.after(datetime, UUID),
     )
-    return [CompletionOut(**dict(r)) for r in rows]
+    return paging.page(
+        rows, lambda r: (r["submitted_at"], r["id"]), lambda r: CompletionOut(**dict(r))
+    )
 
 
 @router.get(
     "/{completion_id}/history",
-    response_model=list[StatusChangeOut],
+    response_model=Page[StatusChangeOut],
     summary="Every status a completion went through: who, when, why",
     responses=REFUSALS,
 )
 async def completion_history(
-    completion_id: UUID, conn: Conn, q: Q, who: Reader
-) -> list[StatusChangeOut]:
+    completion_id: UUID, conn: Conn, q: Q, who: Reader, paging: Paging
+) -> Page[StatusChangeOut]:
     row = await conn.fetchrow(q["get_completion"], completion_id, who.org)
     if row is None or (who.role == Role.VOLUNTEER and row["account_id"] != who.subject):
         raise no_completion(completion_id)
-    return await history_of(conn, q, who.org, "completion", completion_id)
+    rows = await conn.fetch(
+        q["history_page"], who.org, "completion", completion_id, *paging.after(int), paging.fetch
+    )
+    return paging.page(rows, lambda r: (r["id"],), status_change_out)
 
 
 @router.post(

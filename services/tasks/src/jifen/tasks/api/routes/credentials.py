@@ -22,15 +22,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from jifen.kernel.auth import Role, issue_token
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.ratelimit import retry_after_header
 from jifen.kernel.web import ParsedBodyRoute, Refusal, max_body, said
 from jifen.tasks.api.deps import Admin, Conn, Q
@@ -102,14 +104,16 @@ async def issue(body: CredentialIn, conn: Conn, q: Q, who: Admin) -> IssuedCrede
 
 @router.get(
     "/credentials",
-    response_model=list[CredentialOut],
-    summary="Credentials of your organisation (never their secrets)",
+    response_model=Page[CredentialOut],
+    summary="Credentials of your organisation, newest first (never their secrets)",
 )
-async def list_credentials(
-    conn: Conn, q: Q, who: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 200
-) -> list[CredentialOut]:
-    rows = await conn.fetch(q["list_app_credentials"], who.org, limit)
-    return [CredentialOut(**dict(r)) for r in rows]
+async def list_credentials(conn: Conn, q: Q, who: Admin, paging: Paging) -> Page[CredentialOut]:
+    rows = await conn.fetch(
+        q["list_app_credentials"], who.org, paging.fetch, *paging.after(datetime, uuid.UUID)
+    )
+    return paging.page(
+        rows, lambda r: (r["created_at"], r["id"]), lambda r: CredentialOut(**dict(r))
+    )
 
 
 @router.post(

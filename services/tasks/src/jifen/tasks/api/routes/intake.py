@@ -3,6 +3,7 @@ and /v1/needs (residents' micro-wishes and partners' offers)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -12,6 +13,7 @@ from jifen.kernel.auth import Role
 from jifen.kernel.db import Queries
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
@@ -22,7 +24,6 @@ from jifen.tasks.api.deps import (
     Conn,
     Events,
     IdFilter,
-    Limit,
     Officer,
     Poster,
     Q,
@@ -69,17 +70,17 @@ async def report_hazard(
 
 
 @hazards.get(
-    "", response_model=list[HazardOut], summary="Hazard reports (a volunteer sees their own)"
+    "", response_model=Page[HazardOut], summary="Hazard reports (a volunteer sees their own)"
 )
 async def list_hazards(
     conn: Conn,
     q: Q,
     who: Reader,
+    paging: Paging,
     status: HazardStatus | None = None,
     community_id: IdFilter = None,
     kind: HazardKind | None = None,
-    limit: Limit = 200,
-) -> list[HazardOut]:
+) -> Page[HazardOut]:
     account = who.subject if who.role == Role.VOLUNTEER else None
     rows = await conn.fetch(
         q["list_hazards"],
@@ -87,10 +88,12 @@ async def list_hazards(
         status.value if status else None,
         community_id,
         account,
-        limit,
+        paging.fetch,
         kind.value if kind else None,
+        *paging.after(datetime, UUID),
     )
-    return [await _hazard_out(conn, q, r) for r in rows]
+    page, cursor = paging.cut(rows, lambda r: (r["created_at"], r["id"]))
+    return Page(items=[await _hazard_out(conn, q, r) for r in page], next_cursor=cursor)
 
 
 @hazards.get(
@@ -192,25 +195,27 @@ async def post_need(body: NeedIn, conn: Conn, q: Q, contracts: Events, who: Post
     return await _need_out(conn, q, row)
 
 
-@needs.get("", response_model=list[NeedOut], summary="Micro-wishes and offers")
+@needs.get("", response_model=Page[NeedOut], summary="Micro-wishes and offers")
 async def list_needs(
     conn: Conn,
     q: Q,
     who: AnyMember,
+    paging: Paging,
     status: NeedStatus | None = None,
     kind: NeedKind | None = None,
     community_id: IdFilter = None,
-    limit: Limit = 200,
-) -> list[NeedOut]:
+) -> Page[NeedOut]:
     rows = await conn.fetch(
         q["list_needs"],
         who.org,
         status.value if status else None,
         kind.value if kind else None,
         community_id,
-        limit,
+        paging.fetch,
+        *paging.after(datetime, UUID),
     )
-    return [await _need_out(conn, q, r) for r in rows]
+    page, cursor = paging.cut(rows, lambda r: (r["created_at"], r["id"]))
+    return Page(items=[await _need_out(conn, q, r) for r in page], next_cursor=cursor)
 
 
 @needs.get("/{need_id}", response_model=NeedOut, summary="One wish or offer, with its history")

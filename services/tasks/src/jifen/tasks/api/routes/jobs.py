@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute, Refusal
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
@@ -55,11 +56,12 @@ async def publish_job(body: JobIn, conn: Conn, q: Q, contracts: Events, who: Off
     return job_out(row)
 
 
-@router.get("", response_model=list[JobOut], summary="The service menu: jobs of your organisation")
+@router.get("", response_model=Page[JobOut], summary="The service menu: jobs of your organisation")
 async def list_jobs(
     conn: Conn,
     q: Q,
     who: Reader,
+    paging: Paging,
     community_id: IdFilter = None,
     month: Annotated[
         str | None, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-11"])
@@ -75,8 +77,7 @@ async def list_jobs(
     open_only: Annotated[
         bool, Query(alias="open", description="Only jobs with places left")
     ] = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> list[JobOut]:
+) -> Page[JobOut]:
     start = end = None
     if month:
         year, mon = map(int, month.split("-"))
@@ -90,9 +91,10 @@ async def list_jobs(
         start,
         end,
         open_only,
-        limit,
+        *paging.after(datetime, UUID),
+        paging.fetch,
     )
-    return [job_out(r) for r in rows]
+    return paging.page(rows, lambda r: (r["starts_at"], r["id"]), job_out)
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job", responses=REFUSALS)

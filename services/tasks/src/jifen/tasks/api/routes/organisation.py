@@ -3,9 +3,12 @@ and limits and who belongs where."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Response
 
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute, Refusal
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
@@ -15,7 +18,6 @@ from jifen.tasks.api.deps import (
     AnyMember,
     Conn,
     Events,
-    Limit,
     Officer,
     PathId,
     Q,
@@ -103,10 +105,11 @@ async def add_community(body: CommunityIn, conn: Conn, q: Q, who: Officer) -> Co
 
 
 @router.get(
-    "/communities", response_model=list[CommunityOut], summary="Your organisation's communities"
+    "/communities", response_model=Page[CommunityOut], summary="Your organisation's communities"
 )
-async def list_communities(conn: Conn, q: Q, who: AnyMember) -> list[CommunityOut]:
-    return [CommunityOut(**dict(r)) for r in await conn.fetch(q["list_communities"], who.org)]
+async def list_communities(conn: Conn, q: Q, who: AnyMember, paging: Paging) -> Page[CommunityOut]:
+    rows = await conn.fetch(q["list_communities"], who.org, *paging.after(str), paging.fetch)
+    return paging.page(rows, lambda r: (r["id"],), lambda r: CommunityOut(**dict(r)))
 
 
 @router.post(
@@ -142,36 +145,47 @@ async def register(
 
 @router.get(
     "/communities/{community_id}/members",
-    response_model=list[MemberOut],
+    response_model=Page[MemberOut],
     summary="Volunteers registered with a community",
 )
 async def members(
-    community_id: PathId, conn: Conn, q: Q, who: Officer, limit: Limit = 500
-) -> list[MemberOut]:
-    rows = await conn.fetch(q["list_members"], who.org, community_id, limit)
-    return [MemberOut(**dict(r)) for r in rows]
+    community_id: PathId, conn: Conn, q: Q, who: Officer, paging: Paging
+) -> Page[MemberOut]:
+    rows = await conn.fetch(
+        q["list_members"], who.org, community_id, paging.fetch, *paging.after(datetime, str)
+    )
+    return paging.page(
+        rows, lambda r: (r["registered_at"], r["account_id"]), lambda r: MemberOut(**dict(r))
+    )
 
 
 @router.get(
     "/volunteers/{account_id}/communities",
-    response_model=list[CommunityOut],
+    response_model=Page[CommunityOut],
     summary="The communities a volunteer is registered with",
 )
-async def communities_of(account_id: PathId, conn: Conn, q: Q, who: Reader) -> list[CommunityOut]:
+async def communities_of(
+    account_id: PathId, conn: Conn, q: Q, who: Reader, paging: Paging
+) -> Page[CommunityOut]:
     acting_for(who, account_id)
-    rows = await conn.fetch(q["communities_of"], who.org, account_id)
-    return [
-        CommunityOut(
+    rows = await conn.fetch(
+        q["communities_of"], who.org, account_id, *paging.after(str), paging.fetch
+    )
+    return paging.page(
+        rows,
+        lambda r: (r["id"],),
+        lambda r: CommunityOut(
             org_id=who.org, id=r["id"], name=r["name"], created_by="", created_at=r["registered_at"]
-        )
-        for r in rows
-    ]
+        ),
+    )
 
 
 @router.get(
-    "/categories", response_model=list[CategoryOut], summary="Job categories: built in and yours"
+    "/categories",
+    response_model=Page[CategoryOut],
+    summary="Job categories: built in (first) and yours",
 )
-async def categories(conn: Conn, q: Q, who: AnyMember) -> list[CategoryOut]:
+async def categories(conn: Conn, q: Q, who: AnyMember, paging: Paging) -> Page[CategoryOut]:
     out = [
         CategoryOut(
             code=c.value,
@@ -192,7 +206,7 @@ async def categories(conn: Conn, q: Q, who: AnyMember) -> list[CategoryOut]:
         )
         for r in await conn.fetch(q["list_categories"], who.org)
     ]
-    return out
+    return paging.slice(out, lambda c: (0 if c.built_in else 1, c.code), int, str)
 
 
 def _unit(unit: Unit | None) -> dict[str, str | None]:

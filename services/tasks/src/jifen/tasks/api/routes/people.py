@@ -19,8 +19,9 @@ from fastapi.responses import JSONResponse
 from jifen.kernel.auth import Principal, Role, issue_token, require
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute, max_body, said
-from jifen.tasks.api.deps import Admin, Conn, Limit, Q, sender_of
+from jifen.tasks.api.deps import Admin, Conn, Q, sender_of
 from jifen.tasks.api.schemas import (
     CodeIn,
     CodeSent,
@@ -81,17 +82,21 @@ async def add_person(
 
 
 @people.get(
-    "", response_model=list[PersonOut], summary="The organisation's people (admin, officer)"
+    "", response_model=Page[PersonOut], summary="The organisation's people (admin, officer)"
 )
 async def list_people(
     conn: Conn,
     q: Q,
     who: Staff,
+    paging: Paging,
     role: Annotated[str | None, Query(pattern=r"^[a-z]{1,20}$")] = None,
-    limit: Limit = 200,
-) -> list[PersonOut]:
-    rows = await conn.fetch(q["list_people"], who.org, role, limit)
-    return [PersonOut(**dict(r)) for r in rows]
+) -> Page[PersonOut]:
+    rows = await conn.fetch(
+        q["list_people"], who.org, role, paging.fetch, *paging.after(datetime, str)
+    )
+    return paging.page(
+        rows, lambda r: (r["created_at"], r["person_id"]), lambda r: PersonOut(**dict(r))
+    )
 
 
 @signin.post(
@@ -204,13 +209,13 @@ async def sign_in(body: SigninIn, request: Request, conn: Conn, q: Q, who: App) 
 
 @signin.get(
     "/messages",
-    response_model=list[MessageOut],
+    response_model=Page[MessageOut],
     summary="What the embedded sender kept instead of sending (operators; embedded stack only)",
     responses={404: {"description": "The sender is an SMS gateway: it holds the messages"}},
 )
 async def messages(
-    request: Request, response: Response, conn: Conn, q: Q, who: Operator, limit: Limit = 50
-) -> list[MessageOut]:
+    request: Request, response: Response, conn: Conn, q: Q, who: Operator, paging: Paging
+) -> Page[MessageOut]:
     if sender_of(request).kind != "log":
         raise NotFound(
             Said(
@@ -218,6 +223,6 @@ async def messages(
                 "messages go to the SMS gateway; none are kept here",
             )
         )
-    rows = await conn.fetch(q["list_outbound_messages"], who.org, limit)
+    rows = await conn.fetch(q["list_outbound_messages"], who.org, paging.fetch, *paging.after(int))
     response.headers["Cache-Control"] = "no-store"
-    return [MessageOut(**dict(r)) for r in rows]
+    return paging.page(rows, lambda r: (r["id"],), lambda r: MessageOut(**dict(r)))

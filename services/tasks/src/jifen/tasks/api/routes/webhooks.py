@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from datetime import datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from jifen.kernel.auth import Principal, Role
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute, max_body
 from jifen.tasks.api.deps import REFUSALS, Conn, Q, Subscriber
 from jifen.tasks.api.schemas.webhooks import DeliveryOut, WebhookCreated, WebhookIn, WebhookOut
@@ -55,11 +56,13 @@ async def add_webhook(
 
 
 @router.get(
-    "", response_model=list[WebhookOut], summary="Your webhooks (an app's own; the admin's all)"
+    "", response_model=Page[WebhookOut], summary="Your webhooks (an app's own; the admin's all)"
 )
-async def list_webhooks(conn: Conn, q: Q, who: Subscriber) -> list[WebhookOut]:
-    rows = await conn.fetch(q["list_webhooks"], who.org, _mine(who))
-    return [WebhookOut(**dict(r)) for r in rows]
+async def list_webhooks(conn: Conn, q: Q, who: Subscriber, paging: Paging) -> Page[WebhookOut]:
+    rows = await conn.fetch(
+        q["list_webhooks"], who.org, _mine(who), *paging.after(datetime, uuid.UUID), paging.fetch
+    )
+    return paging.page(rows, lambda r: (r["created_at"], r["id"]), lambda r: WebhookOut(**dict(r)))
 
 
 @router.delete(
@@ -76,7 +79,7 @@ async def end_webhook(webhook_id: uuid.UUID, conn: Conn, q: Q, who: Subscriber) 
 
 @router.get(
     "/{webhook_id}/deliveries",
-    response_model=list[DeliveryOut],
+    response_model=Page[DeliveryOut],
     summary="A webhook's delivery log, newest first",
 )
 async def deliveries(
@@ -84,9 +87,10 @@ async def deliveries(
     conn: Conn,
     q: Q,
     who: Subscriber,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[DeliveryOut]:
+    paging: Paging,
+) -> Page[DeliveryOut]:
     if await conn.fetchrow(q["get_webhook"], webhook_id, who.org, _mine(who)) is None:
         raise _no_webhook(webhook_id)
-    rows = await conn.fetch(q["list_deliveries"], webhook_id, limit)
-    return [DeliveryOut(**dict(r)) for r in rows]  # log: jsonb, decoded by the pool's codec
+    rows = await conn.fetch(q["list_deliveries"], webhook_id, paging.fetch, *paging.after(int))
+    # log: jsonb, decoded by the pool's codec
+    return paging.page(rows, lambda r: (r["id"],), lambda r: DeliveryOut(**dict(r)))

@@ -44,8 +44,9 @@ SELECT max(created_at) FROM call WHERE org_id = $1 AND created_by = $2 AND kind 
 SELECT c.*, r.answer
 FROM call_recipient r JOIN call c ON c.id = r.call_id
 WHERE c.org_id = $1 AND r.account_id = $2 AND c.closes_at > now()
-ORDER BY c.created_at DESC
-LIMIT 100;
+  AND ($3::timestamptz IS NULL OR (c.created_at, c.id) < ($3, $4::uuid))
+ORDER BY c.created_at DESC, c.id DESC
+LIMIT $5;
 
 -- name: org_name
 SELECT coalesce(nullif((SELECT name FROM organisation WHERE id = $1), ''), $1);

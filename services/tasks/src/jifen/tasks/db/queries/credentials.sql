@@ -5,7 +5,9 @@ RETURNING id, org_id, app_id, writes_per_minute, created_by, created_at, revoked
 
 -- name: list_app_credentials
 SELECT id, org_id, app_id, writes_per_minute, created_by, created_at, revoked_at
-FROM app_credential WHERE org_id = $1 ORDER BY created_at DESC LIMIT $2;
+FROM app_credential WHERE org_id = $1
+  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+ORDER BY created_at DESC, id DESC LIMIT $2;
 
 -- name: revoke_app_credential
 UPDATE app_credential SET revoked_at = now(), revoked_by = $3

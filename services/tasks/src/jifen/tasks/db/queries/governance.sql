@@ -28,7 +28,8 @@ SELECT * FROM community WHERE org_id = $1 AND id = $2;
 -- name: list_communities
 SELECT c.*, (SELECT count(*) FROM community_member m
              WHERE m.org_id = c.org_id AND m.community_id = c.id) AS members
-FROM community c WHERE c.org_id = $1 ORDER BY c.id;
+FROM community c WHERE c.org_id = $1 AND ($2::text IS NULL OR c.id > $2)
+ORDER BY c.id LIMIT $3;
 
 -- name: register_member
 INSERT INTO community_member (org_id, community_id, account_id, registered_by)
@@ -41,12 +42,14 @@ SELECT * FROM community_member WHERE org_id = $1 AND community_id = $2 AND accou
 
 -- name: list_members
 SELECT * FROM community_member WHERE org_id = $1 AND community_id = $2
+  AND ($4::timestamptz IS NULL OR (registered_at, account_id) > ($4, $5::text))
 ORDER BY registered_at, account_id LIMIT $3;
 
 -- name: communities_of
 SELECT c.id, c.name, m.registered_at
 FROM community_member m JOIN community c ON c.org_id = m.org_id AND c.id = m.community_id
-WHERE m.org_id = $1 AND m.account_id = $2 ORDER BY c.id;
+WHERE m.org_id = $1 AND m.account_id = $2 AND ($3::text IS NULL OR c.id > $3)
+ORDER BY c.id LIMIT $4;
 
 -- name: insert_category
 INSERT INTO job_category (org_id, code, label, created_by, unit) VALUES ($1, $2, $3, $4, $5)
@@ -133,6 +136,7 @@ WHERE c.org_id = $1
   AND ($3::text IS NULL OR c.account_id = $3)
   AND ($4::text IS NULL OR c.hold_level = $4)
   AND ($6::text IS NULL OR j.community_id = $6)
+  AND ($7::timestamptz IS NULL OR (c.submitted_at, c.id) > ($7, $8::uuid))
 ORDER BY c.submitted_at, c.id
 LIMIT $5;
 
@@ -149,6 +153,12 @@ LIMIT $3;
 -- name: record_status
 INSERT INTO status_change (org_id, subject, subject_id, status, actor, reason, job_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: history_page
+-- a page of the statuses of one subject, oldest first (after the status change $4)
+SELECT id, status, actor, reason, job_id, at FROM status_change
+WHERE org_id = $1 AND subject = $2 AND subject_id = $3 AND ($4::bigint IS NULL OR id > $4)
+ORDER BY id LIMIT $5;
 
 -- name: history_of
 SELECT status, actor, reason, job_id, at FROM status_change
@@ -169,6 +179,7 @@ SELECT * FROM appeal WHERE id = $1 AND org_id = $2;
 -- name: list_appeals
 SELECT * FROM appeal
 WHERE org_id = $1 AND ($2::text IS NULL OR account_id = $2) AND ($3::text IS NULL OR status = $3)
+  AND ($5::timestamptz IS NULL OR (created_at, id) > ($5, $6::uuid))
 ORDER BY created_at, id LIMIT $4;
 
 -- name: insert_decision
@@ -199,6 +210,7 @@ SELECT * FROM hazard_report WHERE id = $1 AND org_id = $2 FOR UPDATE;
 SELECT * FROM hazard_report
 WHERE org_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR community_id = $3)
   AND ($4::text IS NULL OR account_id = $4) AND ($6::text IS NULL OR kind = $6)
+  AND ($7::timestamptz IS NULL OR (created_at, id) > ($7, $8::uuid))
 ORDER BY created_at, id LIMIT $5;
 
 -- name: set_hazard
@@ -225,6 +237,7 @@ SELECT * FROM need WHERE id = $1 AND org_id = $2 FOR UPDATE;
 SELECT * FROM need
 WHERE org_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR kind = $3)
   AND ($4::text IS NULL OR community_id = $4)
+  AND ($6::timestamptz IS NULL OR (created_at, id) > ($6, $7::uuid))
 ORDER BY created_at, id LIMIT $5;
 
 -- name: set_need

@@ -7,6 +7,7 @@ RETURNING org_id, person_id, phone, role, display_name, created_by, created_at;
 -- name: list_people
 SELECT org_id, person_id, phone, role, display_name, created_by, created_at
 FROM person WHERE org_id = $1 AND ($2::text IS NULL OR role = $2)
+  AND ($4::timestamptz IS NULL OR (created_at, person_id) > ($4, $5::text))
 ORDER BY created_at, person_id LIMIT $3;
 
 -- name: people_by_phone
@@ -42,4 +43,4 @@ INSERT INTO outbound_message (org_id, channel, recipient, body) VALUES ($1, $2, 
 
 -- name: list_outbound_messages
 SELECT id, org_id, channel, recipient, body, created_at FROM outbound_message
-WHERE org_id = $1 ORDER BY id DESC LIMIT $2;
+WHERE org_id = $1 AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $2;

@@ -19,8 +19,9 @@ WHERE org_id = $1
   AND ($4::timestamptz IS NULL OR starts_at >= $4)
   AND ($5::timestamptz IS NULL OR starts_at < $5)
   AND (NOT $6::bool OR claimed < capacity)
+  AND ($7::timestamptz IS NULL OR (starts_at, id) > ($7, $8::uuid))
 ORDER BY starts_at, id
-LIMIT $7;
+LIMIT $9;
 
 -- name: take_place
 UPDATE job SET claimed = claimed + 1 WHERE id = $1 AND claimed < capacity RETURNING claimed, capacity;

@@ -7,7 +7,8 @@ RETURNING *;
 -- $2: only those this caller made (an app); NULL: all of the organisation (its admin)
 SELECT * FROM webhook
 WHERE org_id = $1 AND disabled_at IS NULL AND ($2::text IS NULL OR created_by = $2)
-ORDER BY created_at, id;
+  AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4::uuid))
+ORDER BY created_at, id LIMIT $5;
 
 -- name: get_webhook
 SELECT * FROM webhook
@@ -26,7 +27,7 @@ SELECT d.id, d.event_id, d.event_type, d.status, d.attempts, d.next_attempt_at, 
                     'error', a.error, 'duration_ms', a.duration_ms) ORDER BY a.attempt)
                  FROM webhook_attempt a WHERE a.delivery_id = d.id), '[]'::jsonb) AS log
 FROM webhook_delivery d
-WHERE d.webhook_id = $1
+WHERE d.webhook_id = $1 AND ($3::bigint IS NULL OR d.id < $3)
 ORDER BY d.id DESC
 LIMIT $2;
 
