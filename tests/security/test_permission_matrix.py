@@ -156,6 +156,14 @@ class World:
             t, "/v1/needs", "officer", {"community_id": community, "kind": "wish", "title": "修门"}
         )
         self.ids["need_id"] = need["id"]
+        # the home merchant is also a partner: its members and the jobs it takes are its own
+        await self.post(
+            t,
+            "/v1/partners",
+            "officer",
+            {"id": self.merchant, "kind": "organisation", "name": "小店"},
+        )
+        self.ids["partner_id"] = self.merchant
 
         cred = await self.post(t, "/v1/apps/credentials", "admin", {"app_id": "app-matrix"})
         hook = await self.post(
@@ -270,6 +278,7 @@ PATH_IDS: dict[tuple[str, str], dict[str, str]] = {
 QUERY: dict[tuple[str, str], str] = {
     ("GET", "/v1/completions"): "?account_id={account_id}",
     ("GET", "/v1/calls"): "?account_id={account_id}",
+    ("GET", "/v1/menus/proposals"): "?community_id={community_id}",
     ("GET", "/v1/audit/consistency"): "?first=0&second={tree_size}",
 }
 
@@ -300,6 +309,8 @@ CROSS_BODY: dict[tuple[str, str], Any] = {
     },
     ("POST", "/v1/needs/{need_id}/close"): {"reason": "nobody came"},
     ("POST", "/v1/menus/series/{series_id}/end"): {"reason": "停办 discontinued"},
+    ("POST", "/v1/partners/{partner_id}/members"): {"account_id": "{account_id}"},
+    ("POST", "/v1/jobs/{job_id}/partner"): {"partner_id": "{partner_id}"},
     ("POST", "/v1/calls/{call_id}/answers"): {"account_id": "{account_id}", "answer": "available"},
     ("POST", "/v1/certificates"): {
         "account_id": "vol-nobody",  # not the caller's subject: it holds the home volunteer's id

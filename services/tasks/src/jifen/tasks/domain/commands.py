@@ -97,3 +97,27 @@ class PostNeed:
     kind: NeedKind
     title: str
     description: str = ""
+    category: str | None = None  # a job category: what a resource can match
+    place: str = ""
+    wanted_from: datetime | None = None  # a need's window, a resource's availability
+    wanted_until: datetime | None = None
+    quantity: int | None = None  # how many (meals, people, hours…)
+    source: str | None = None  # visit, officer, resident, partner (None: the poster's own)
+    partner_id: str | None = None  # an offer's partner
+
+
+@dataclass(frozen=True, kw_only=True)
+class MenuItem:
+    """One job of a menu made from the needs list: the need it serves and the resource (an
+    offer) that serves it, if any."""
+
+    need_id: UUID
+    resource_id: UUID | None
+    job: JobSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class MenuFromNeeds:
+    community_id: str
+    month: str
+    items: tuple[MenuItem, ...]

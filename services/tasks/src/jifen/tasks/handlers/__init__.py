@@ -7,7 +7,8 @@ models.
 - ``completions``: post a completion (``checkin``: its code) and review it
 - ``credit``: verify or hold (``decide``), the ledger's acknowledgements, republishing
 - ``appeals``; ``hazards`` and ``needs``, moved by one helper in ``intake``
-- ``organisation``: communities and their members
+- ``organisation``: communities and their members; ``partners``: partners, their members,
+  the jobs they take
 - ``history``: every status change and its event
 """
 
@@ -35,12 +36,21 @@ from jifen.tasks.handlers.jobs import (
     roll_menu,
     withdraw_claim,
 )
-from jifen.tasks.handlers.needs import claim_need, close_need, need_to_job, post_need
+from jifen.tasks.handlers.needs import (
+    claim_need,
+    close_need,
+    menu_from_needs,
+    need_to_job,
+    post_need,
+)
 from jifen.tasks.handlers.organisation import check_community, check_member, register_member
+from jifen.tasks.handlers.partners import add_member, add_partner, take_job
 from jifen.tasks.handlers.webhooks import deliver_due
 
 __all__ = [
     "SOURCE",
+    "add_member",
+    "add_partner",
     "answer_call",
     "approve_completion",
     "ask_for_help",
@@ -57,6 +67,7 @@ __all__ = [
     "file_appeal",
     "insert_job",
     "mark_credited",
+    "menu_from_needs",
     "merge_hazard",
     "mobilise",
     "need_to_job",
@@ -70,6 +81,7 @@ __all__ = [
     "revoke_completion",
     "roll_due",
     "roll_menu",
+    "take_job",
     "triage_hazard",
     "verify_completion",
     "withdraw_claim",

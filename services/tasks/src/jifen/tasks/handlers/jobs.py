@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -35,6 +36,7 @@ from jifen.tasks.domain.jobs import (
     no_job,
     occurrence_in,
 )
+from jifen.tasks.domain.partners import check_partner_member
 from jifen.tasks.handlers.history import SOURCE, record_status
 from jifen.tasks.handlers.organisation import check_community, check_member
 
@@ -136,28 +138,7 @@ async def publish_menu(
     menu: PublishMenu,
 ) -> list[asyncpg.Record]:
     """Publish a month of jobs for one community at once: all of them, or none."""
-    year, month = map(int, menu.month.split("-"))
-    for i, job in enumerate(menu.jobs):
-        if (job.starts_at.astimezone(UTC).year, job.starts_at.astimezone(UTC).month) != (
-            year,
-            month,
-        ):
-            raise WrongState(
-                Said(
-                    f"jobs[{i}] 在 {job.starts_at.date()} 开始，不在菜单的月份 {menu.month} 之内",
-                    f"jobs[{i}] starts on {job.starts_at.date()}, outside the menu's month "
-                    f"{menu.month}",
-                ),
-                index=i,
-            )
-        if job.ends_at <= job.starts_at:
-            raise WrongState(
-                Said(
-                    f"jobs[{i}]：ends_at 必须晚于 starts_at",
-                    f"jobs[{i}]: ends_at must be after starts_at",
-                ),
-                index=i,
-            )
+    check_menu_month(menu.month, menu.jobs, "jobs")
     async with conn.transaction():
         return [
             await insert_job(
@@ -171,6 +152,32 @@ async def publish_menu(
             )
             for job in menu.jobs
         ]
+
+
+def check_menu_month(month: str, jobs: Sequence[JobSpec], field: str) -> None:
+    """Every job of a month's menu starts in that month (UTC) and ends after it starts."""
+    year, mon = map(int, month.split("-"))
+    for i, job in enumerate(jobs):
+        if (job.starts_at.astimezone(UTC).year, job.starts_at.astimezone(UTC).month) != (
+            year,
+            mon,
+        ):
+            raise WrongState(
+                Said(
+                    f"{field}[{i}] 在 {job.starts_at.date()} 开始，不在菜单的月份 {month} 之内",
+                    f"{field}[{i}] starts on {job.starts_at.date()}, outside the menu's month "
+                    f"{month}",
+                ),
+                index=i,
+            )
+        if job.ends_at <= job.starts_at:
+            raise WrongState(
+                Said(
+                    f"{field}[{i}]：ends_at 必须晚于 starts_at",
+                    f"{field}[{i}]: ends_at must be after starts_at",
+                ),
+                index=i,
+            )
 
 
 async def roll_menu(
@@ -241,6 +248,11 @@ async def claim_job(
             raise no_job(job_id)
         check_not_creator(job["created_by"], account_id)
         await check_member(conn, q, org, job, account_id)
+        if job["partner_id"] is not None:  # a partner took it: its members do it
+            member = await conn.fetchrow(
+                q["get_partner_member"], org, job["partner_id"], account_id
+            )
+            check_partner_member(job["partner_id"], account_id, member is not None)
         existing = await conn.fetchrow(q["get_claim"], job_id, account_id)
         if existing is not None:
             raise AlreadyClaimed(already_claimed(account_id), claim_id=str(existing["id"]))

@@ -25,7 +25,6 @@ from jifen.tasks.api.deps import (
     Events,
     IdFilter,
     Officer,
-    Poster,
     Q,
     Reader,
     acting_for,
@@ -42,6 +41,7 @@ from jifen.tasks.api.schemas import (
     TriageIn,
 )
 from jifen.tasks.domain.intake import HazardKind, HazardStatus, NeedKind, NeedStatus
+from jifen.tasks.domain.partners import source_of
 
 hazards = APIRouter(prefix="/v1/hazards", tags=["hazard reports"], route_class=ParsedBodyRoute)
 needs = APIRouter(prefix="/v1/needs", tags=["micro-wishes and offers"], route_class=ParsedBodyRoute)
@@ -178,24 +178,49 @@ async def close_hazard(
 
 
 async def _need_out(conn: asyncpg.Connection, q: Queries, row: asyncpg.Record) -> NeedOut:
-    return NeedOut(**dict(row), history=await history_of(conn, q, row["org_id"], "need", row["id"]))
+    jobs = [r["job_id"] for r in await conn.fetch(q["jobs_of_needs"], [row["id"]])]
+    return NeedOut(
+        **dict(row),
+        job_ids=jobs,
+        history=await history_of(conn, q, row["org_id"], "need", row["id"]),
+    )
 
 
 @needs.post(
     "",
     status_code=201,
     response_model=NeedOut,
-    summary="Post a resident's micro-wish or a partner's offer",
-    responses=REFUSALS,
+    summary="Post a need (a wish: 需求) or a resource (an offer: 资源)",
+    description="Officers and admins post either, also as found on a door-to-door visit "
+    "(source=visit); an app posts for its residents; a volunteer (a resident or gig worker) "
+    "posts their own wish; a merchant its own offer (as the partner it is). 403 for any other "
+    "kind or source.",
+    responses={**REFUSALS, 403: {"description": "Not a kind or source this role may post"}},
 )
-async def post_need(body: NeedIn, conn: Conn, q: Q, contracts: Events, who: Poster) -> NeedOut:
+async def post_need(body: NeedIn, conn: Conn, q: Q, contracts: Events, who: Claimant) -> NeedOut:
+    source = source_of(who.role.value, body.kind, body.source)
+    partner = body.partner_id
+    if who.role == Role.MERCHANT:
+        if partner not in (None, who.subject):
+            raise HTTPException(
+                403,
+                Said("商户只能以自己的名义提供资源", "a merchant offers only as itself"),
+            )
+        partner = who.subject
     row = await handlers.post_need(
-        conn, q, contracts, org=who.org, by=who.subject, body=body.to_command()
+        conn,
+        q,
+        contracts,
+        org=who.org,
+        by=who.subject,
+        body=body.to_command(source=source, partner_id=partner),
     )
     return await _need_out(conn, q, row)
 
 
-@needs.get("", response_model=Page[NeedOut], summary="Micro-wishes and offers")
+@needs.get(
+    "", response_model=Page[NeedOut], summary="The needs and resources lists (wishes and offers)"
+)
 async def list_needs(
     conn: Conn,
     q: Q,

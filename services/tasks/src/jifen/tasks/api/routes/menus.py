@@ -1,18 +1,25 @@
-"""/v1/menus: a community's monthly service menu, published at once or rolled from its
-recurring jobs."""
+"""/v1/menus: a community's monthly service menu, published at once, rolled from its
+recurring jobs, or made from the needs list matched with the resources list."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+import asyncpg
+from fastapi import APIRouter, Query
 
+from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute
 from jifen.tasks import handlers
-from jifen.tasks.api.deps import REFUSALS, Conn, Events, Officer, Q
+from jifen.tasks.api.deps import ID_PATTERN, REFUSALS, Conn, Events, Officer, Q
 from jifen.tasks.api.reads import job_out
 from jifen.tasks.api.schemas import JobOut, MenuIn, ReasonIn, RollIn
+from jifen.tasks.api.schemas.intake import MatchOut, MatchReason, MatchSide, MenuFromNeedsIn
 from jifen.tasks.api.schemas.jobs import SeriesEndOut
+from jifen.tasks.domain.intake import NeedKind
+from jifen.tasks.domain.partners import REASONS, Item, propose
 
 router = APIRouter(prefix="/v1/menus", tags=["jobs"], route_class=ParsedBodyRoute)
 
@@ -75,3 +82,86 @@ async def end_series(
         conn, q, org=who.org, officer=who.subject, series_id=series_id, reason=body.reason
     )
     return SeriesEndOut(**dict(row))
+
+
+# -- the menu from the needs list ---------------------------------------------------------
+
+
+def _item(row: asyncpg.Record) -> Item:
+    return Item(
+        id=row["id"],
+        kind=NeedKind(row["kind"]),
+        community_id=row["community_id"],
+        category=row["category"],
+        place=row["place"],
+        wanted_from=row["wanted_from"],
+        wanted_until=row["wanted_until"],
+        created_at=row["created_at"],
+    )
+
+
+@router.get(
+    "/proposals",
+    response_model=Page[MatchOut],
+    summary="Proposed matches of the needs list with the resources list, best first",
+    description="Each open need (a wish) of the community with a category, paired with each "
+    "open resource (an offer) of the organisation of the same category whose time does not "
+    "exclude the need's: the same community, overlapping times and the same place score "
+    "higher. `month` keeps to needs and resources not wholly outside that month. An officer "
+    "turns the chosen ones into the menu with POST /v1/menus/from-needs.",
+)
+async def proposals(
+    conn: Conn,
+    q: Q,
+    who: Officer,
+    paging: Paging,
+    community_id: Annotated[str, Query(pattern=ID_PATTERN)],
+    month: Annotated[
+        str | None, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-12"])
+    ] = None,
+) -> Page[MatchOut]:
+    start = end = None
+    if month:
+        year, mon = map(int, month.split("-"))
+        start = datetime(year, mon, 1, tzinfo=UTC)
+        end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=UTC)
+    wishes = await conn.fetch(q["open_items"], who.org, community_id, "wish", start, end)
+    offers = await conn.fetch(q["open_items"], who.org, None, "offer", start, end)
+    rows = {r["id"]: r for r in (*wishes, *offers)}
+
+    def side(item: Item) -> MatchSide:
+        return MatchSide(**dict(rows[item.id]))
+
+    matches = [
+        MatchOut(
+            need=side(m.need),
+            resource=side(m.resource),
+            score=m.score,
+            reasons=[MatchReason(code=c, zh=REASONS[c][0], en=REASONS[c][1]) for c in m.reasons],
+        )
+        for m in propose([_item(r) for r in wishes], [_item(r) for r in offers])
+    ]
+    # the order is the proposal's (best first); a page's key is its place in it
+    ranked = list(enumerate(matches))
+    page = paging.slice(ranked, lambda im: (im[0],), int)
+    return Page(items=[m for _, m in page.items], next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/from-needs",
+    status_code=201,
+    response_model=list[JobOut],
+    summary="Put needs on the month's menu: a job each, served by a resource if one is named",
+    description="One need may yield several jobs (name it in several items). A resource of a "
+    "partner makes the job that partner's: only its members claim places in it. Every need "
+    "and resource named moves to in_progress; each is done once every job it became has a "
+    "verified completion. All the items, or none.",
+    responses={**REFUSALS, 409: {"description": "A need that is not open, or of another kind"}},
+)
+async def menu_from_needs(
+    body: MenuFromNeedsIn, conn: Conn, q: Q, contracts: Events, who: Officer
+) -> list[JobOut]:
+    rows = await handlers.menu_from_needs(
+        conn, q, contracts, org=who.org, officer=who.subject, menu=body.to_command()
+    )
+    return [job_out(r) for r in rows]

@@ -107,6 +107,9 @@ class JobOut(BaseModel):
     recurrence: str | None = None
     series_id: UUID | None = None
     service_minutes: int | None = None
+    partner_id: str | None = Field(
+        default=None, description="The partner that took this job: only its members claim it"
+    )
 
 
 class CheckinCodeOut(BaseModel):

@@ -223,8 +223,9 @@ UPDATE hazard_report SET status = 'done' WHERE job_id = $1 AND status = 'in_prog
 RETURNING id, org_id;
 
 -- name: insert_need
-INSERT INTO need (id, org_id, community_id, kind, title, description, posted_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO need (id, org_id, community_id, kind, title, description, posted_by, category, place,
+                  wanted_from, wanted_until, quantity, source, partner_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING *;
 
 -- name: get_need
@@ -246,7 +247,16 @@ WHERE id = $1
 RETURNING *;
 
 -- name: needs_done_by_job
-UPDATE need SET status = 'done' WHERE job_id = $1 AND status IN ('claimed', 'in_progress')
+-- the needs and resources behind this job that are now done: every job each became has a
+-- verified completion (one need can yield several jobs)
+UPDATE need n SET status = 'done'
+WHERE n.id IN (SELECT need_id FROM need_job WHERE job_id = $1
+               UNION SELECT resource_id FROM need_job WHERE job_id = $1)
+  AND n.status IN ('claimed', 'in_progress')
+  AND NOT EXISTS (SELECT 1 FROM need_job nj
+                  WHERE (nj.need_id = n.id OR nj.resource_id = n.id)
+                    AND NOT EXISTS (SELECT 1 FROM completion c
+                                    WHERE c.job_id = nj.job_id AND c.status = 'verified'))
 RETURNING id, org_id;
 
 -- name: series_templates
