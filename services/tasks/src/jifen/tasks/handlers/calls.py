@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -52,6 +53,39 @@ async def _fan_out(
         await conn.execute(q["insert_recipient"], call_id, r["account_id"], r["phone"], notified)
 
 
+async def _open_call(
+    conn: asyncpg.Connection,
+    q: Queries,
+    sender: Sender,
+    *,
+    org: str,
+    kind: str,
+    community_id: str | None,
+    job_id: uuid.UUID | None,
+    message: str,
+    by: str,
+    closes_at: datetime,
+    recipients: list[asyncpg.Record],
+    text: Callable[[str, datetime], str],
+) -> asyncpg.Record:
+    """Store the call and tell each recipient ``text(organisation name, closes_at)``; the
+    caller holds the transaction."""
+    call = await conn.fetchrow(
+        q["insert_call"], uuid.uuid4(), org, kind, community_id, job_id, message, by, closes_at
+    )
+    name = await conn.fetchval(q["org_name"], org)
+    await _fan_out(
+        conn,
+        q,
+        sender,
+        org=org,
+        call_id=call["id"],
+        recipients=recipients,
+        text=text(name, call["closes_at"]),
+    )
+    return call
+
+
 async def mobilise(
     conn: asyncpg.Connection,
     q: Queries,
@@ -69,17 +103,12 @@ async def mobilise(
         await check_community(conn, q, org, community_id)
         if job_id is not None and await conn.fetchrow(q["get_job"], job_id, org) is None:
             raise no_job(job_id)
-        call = await conn.fetchrow(
-            q["insert_call"], uuid.uuid4(), org, "mobilisation", community_id, job_id, message,
-            officer, now + open_for,
+        return await _open_call(
+            conn, q, sender, org=org, kind="mobilisation", community_id=community_id,
+            job_id=job_id, message=message, by=officer, closes_at=now + open_for,
+            recipients=await conn.fetch(q["community_recipients"], org, community_id),
+            text=lambda name, closes_at: mobilisation_text(name, message, closes_at),
         )  # fmt: skip
-        recipients = await conn.fetch(q["community_recipients"], org, community_id)
-        name = await conn.fetchval(q["org_name"], org)
-        text = mobilisation_text(name, message, call["closes_at"])
-        await _fan_out(
-            conn, q, sender, org=org, call_id=call["id"], recipients=recipients, text=text
-        )
-    return call
 
 
 async def ask_for_help(
@@ -98,17 +127,12 @@ async def ask_for_help(
         # one at a time per volunteer: the advisory lock makes the check and the insert one
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"help:{org}:{account_id}")
         check_help_allowed(await conn.fetchval(q["last_help_by"], org, account_id), now)
-        call = await conn.fetchrow(
-            q["insert_call"], uuid.uuid4(), org, "help", None, None, message, account_id,
-            now + open_for,
+        return await _open_call(
+            conn, q, sender, org=org, kind="help", community_id=None, job_id=None,
+            message=message, by=account_id, closes_at=now + open_for,
+            recipients=await conn.fetch(q["help_recipients"], org, account_id),
+            text=lambda name, _closes_at: help_text(name, account_id, message),
         )  # fmt: skip
-        recipients = await conn.fetch(q["help_recipients"], org, account_id)
-        name = await conn.fetchval(q["org_name"], org)
-        text = help_text(name, account_id, message)
-        await _fan_out(
-            conn, q, sender, org=org, call_id=call["id"], recipients=recipients, text=text
-        )
-    return call
 
 
 async def answer_call(
