@@ -155,3 +155,40 @@ async def test_a_volunteer_asks_their_communities_for_help_once_in_ten_minutes(
         f"/v1/calls/{call['id']}", headers=tasks.auth("volunteer", far, org=org)
     )
     assert r.status_code == 404, r.text
+
+
+async def test_a_call_retried_with_its_key_is_the_same_call_and_tells_no_one_twice(
+    apis: dict[str, Api],
+) -> None:
+    tasks = apis["tasks"]
+    org = f"org-{uuid.uuid4().hex[:8]}"
+    people = await _people(tasks, org, "grid-k", 2)
+    officer = {**tasks.auth("officer", "officer-li", org=org), "Idempotency-Key": "typhoon-1202"}
+    body = {"community_id": "grid-k", "message": "台风过境，急需人手 Typhoon: hands needed"}
+    first = await tasks.http.post("/v1/mobilisations", headers=officer, json=body)
+    assert first.status_code == 201, first.text
+    again = await tasks.http.post("/v1/mobilisations", headers=officer, json=body)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"], again.text
+    assert len(await _messages(tasks, org)) == 2  # each volunteer told once
+    # the key names that call: another message under it is refused, not sent
+    r = await tasks.http.post(
+        "/v1/mobilisations", headers=officer, json={**body, "message": "另一件事 something else"}
+    )
+    assert r.status_code == 409 and r.json()["reason"] == "idempotency_key_reused", r.text
+    # keys are each caller's own: another officer's same key is another call
+    r = await tasks.http.post(
+        "/v1/mobilisations",
+        headers={
+            **tasks.auth("officer", "officer-wang", org=org),
+            "Idempotency-Key": "typhoon-1202",
+        },
+        json=body,
+    )
+    assert r.status_code == 201 and r.json()["id"] != first.json()["id"], r.text
+    # a help request retried with its key is the same request, not a 429
+    app = {**tasks.auth("app", org=org), "Idempotency-Key": "help-vol-0001"}
+    ask = {"account_id": people[0][0], "message": "电池没电了 battery flat"}
+    r1 = await tasks.http.post("/v1/help-requests", headers=app, json=ask)
+    r2 = await tasks.http.post("/v1/help-requests", headers=app, json=ask)
+    assert (r1.status_code, r2.status_code) == (201, 200) and r1.json()["id"] == r2.json()["id"]
+    assert len(await _messages(tasks, org)) == 4 + 1  # two calls of two, and one help request

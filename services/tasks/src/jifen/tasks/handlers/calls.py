@@ -21,7 +21,7 @@ from jifen.tasks.domain.calls import (
     help_text,
     mobilisation_text,
 )
-from jifen.tasks.domain.jobs import no_job
+from jifen.tasks.domain.jobs import IdempotencyKeyReused, no_job
 from jifen.tasks.handlers.organisation import check_community, check_member_anywhere
 from jifen.tasks.sender import Sender, SenderUnavailable
 
@@ -67,12 +67,14 @@ async def _open_call(
     closes_at: datetime,
     recipients: list[asyncpg.Record],
     text: Callable[[str, datetime], str],
+    key: str | None,
 ) -> asyncpg.Record:
     """Store the call and tell each recipient ``text(organisation name, closes_at)``; the
-    caller holds the transaction."""
+    caller holds the transaction (and the lock on ``key``, checked by :func:`_sent_before`)."""
     call = await conn.fetchrow(
-        q["insert_call"], uuid.uuid4(), org, kind, community_id, job_id, message, by, closes_at
-    )
+        q["insert_call"], uuid.uuid4(), org, kind, community_id, job_id, message, by, closes_at,
+        key,
+    )  # fmt: skip
     name = await conn.fetchval(q["org_name"], org)
     await _fan_out(
         conn,
@@ -83,6 +85,39 @@ async def _open_call(
         recipients=recipients,
         text=text(name, call["closes_at"]),
     )
+    return call
+
+
+async def _sent_before(
+    conn: asyncpg.Connection,
+    q: Queries,
+    *,
+    org: str,
+    by: str,
+    key: str | None,
+    kind: str,
+    community_id: str | None,
+    job_id: uuid.UUID | None,
+    message: str,
+) -> asyncpg.Record | None:
+    """The call ``by`` already made with this Idempotency-Key (None: none, or no key). The
+    same key for another call is refused: it would tell people one thing and answer another."""
+    if key is None:
+        return None
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"call:{org}:{by}:{key}")
+    call = await conn.fetchrow(q["call_by_key"], org, by, key)
+    asked = (kind, community_id, job_id, message)
+    if (
+        call is not None
+        and tuple(call[k] for k in ("kind", "community_id", "job_id", "message")) != asked
+    ):
+        raise IdempotencyKeyReused(
+            Said(
+                f"Idempotency-Key {key!r} 已用于另一次召集 {call['id']}",
+                f"Idempotency-Key {key!r} was used for another call, {call['id']}",
+            ),
+            call_id=str(call["id"]),
+        )
     return call
 
 
@@ -97,18 +132,26 @@ async def mobilise(
     message: str,
     job_id: uuid.UUID | None,
     open_for: timedelta,
-) -> asyncpg.Record:
+    key: str | None = None,
+) -> tuple[asyncpg.Record, bool]:
+    """The call, and whether it is new (False: made before with this Idempotency-Key)."""
     now = datetime.now(UTC)
     async with conn.transaction():
         await check_community(conn, q, org, community_id)
+        before = await _sent_before(
+            conn, q, org=org, by=officer, key=key, kind="mobilisation",
+            community_id=community_id, job_id=job_id, message=message,
+        )  # fmt: skip
+        if before is not None:
+            return before, False
         if job_id is not None and await conn.fetchrow(q["get_job"], job_id, org) is None:
             raise no_job(job_id)
         return await _open_call(
             conn, q, sender, org=org, kind="mobilisation", community_id=community_id,
             job_id=job_id, message=message, by=officer, closes_at=now + open_for,
             recipients=await conn.fetch(q["community_recipients"], org, community_id),
-            text=lambda name, closes_at: mobilisation_text(name, message, closes_at),
-        )  # fmt: skip
+            text=lambda name, closes_at: mobilisation_text(name, message, closes_at), key=key,
+        ), True  # fmt: skip
 
 
 async def ask_for_help(
@@ -120,10 +163,18 @@ async def ask_for_help(
     account_id: str,
     message: str,
     open_for: timedelta,
-) -> asyncpg.Record:
+    key: str | None = None,
+) -> tuple[asyncpg.Record, bool]:
+    """The call, and whether it is new (False: made before with this Idempotency-Key)."""
     now = datetime.now(UTC)
     async with conn.transaction():
         await check_member_anywhere(conn, q, org, account_id)
+        before = await _sent_before(
+            conn, q, org=org, by=account_id, key=key, kind="help", community_id=None,
+            job_id=None, message=message,
+        )  # fmt: skip
+        if before is not None:
+            return before, False
         # one at a time per volunteer: the advisory lock makes the check and the insert one
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"help:{org}:{account_id}")
         check_help_allowed(await conn.fetchval(q["last_help_by"], org, account_id), now)
@@ -131,8 +182,8 @@ async def ask_for_help(
             conn, q, sender, org=org, kind="help", community_id=None, job_id=None,
             message=message, by=account_id, closes_at=now + open_for,
             recipients=await conn.fetch(q["help_recipients"], org, account_id),
-            text=lambda name, _closes_at: help_text(name, account_id, message),
-        )  # fmt: skip
+            text=lambda name, _closes_at: help_text(name, account_id, message), key=key,
+        ), True  # fmt: skip
 
 
 async def answer_call(

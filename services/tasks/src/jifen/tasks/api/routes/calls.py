@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.db import Queries
@@ -42,6 +42,18 @@ from jifen.tasks.api.schemas.calls import (
 from jifen.tasks.handlers.calls import no_call
 
 router = APIRouter(tags=["calls"], route_class=ParsedBodyRoute)
+# optional on a call: a retry with the same key is the same call, and no one is told twice
+RetryKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Optional: the same key again (from the same caller) answers the call made "
+        "the first time, 200, and tells no one again.",
+    ),
+]
 Reader = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.APP, Role.VOLUNTEER)]
 
 
@@ -67,15 +79,25 @@ async def _out(conn: asyncpg.Connection, q: Queries, call: asyncpg.Record) -> Ca
     "with a phone on record get the message through the sender. They answer with POST "
     "/v1/calls/{id}/answers until it closes (open_minutes); GET /v1/calls/{id} is the "
     "roll-call.",
-    responses=REFUSALS,
+    responses={**REFUSALS, 200: {"description": "Sent before with this Idempotency-Key"}},
     openapi_extra=max_body(4096),
 )
-async def mobilise(body: MobiliseIn, request: Request, conn: Conn, q: Q, who: Officer) -> CallOut:
-    call = await handlers.mobilise(
+async def mobilise(
+    body: MobiliseIn,
+    request: Request,
+    response: Response,
+    conn: Conn,
+    q: Q,
+    who: Officer,
+    key: RetryKey = None,
+) -> CallOut:
+    call, new = await handlers.mobilise(
         conn, q, sender_of(request), org=who.org, officer=who.subject,
         community_id=body.community_id, message=body.message, job_id=body.job_id,
-        open_for=timedelta(minutes=body.open_minutes),
+        open_for=timedelta(minutes=body.open_minutes), key=key,
     )  # fmt: skip
+    if not new:
+        response.status_code = 200
     return await _out(conn, q, call)
 
 
@@ -86,15 +108,29 @@ async def mobilise(body: MobiliseIn, request: Request, conn: Conn, q: Q, who: Of
     summary="Ask the volunteers of your communities for help (a volunteer, or their app)",
     description="请求支援 The others registered with any community the volunteer is "
     "registered with are asked; once in ten minutes per volunteer (429 help_too_soon).",
-    responses={**REFUSALS, 429: {"description": "help_too_soon: see Retry-After"}},
+    responses={
+        **REFUSALS,
+        200: {"description": "Sent before with this Idempotency-Key"},
+        429: {"description": "help_too_soon: see Retry-After"},
+    },
     openapi_extra=max_body(4096),
 )
-async def ask_for_help(body: HelpIn, request: Request, conn: Conn, q: Q, who: Actor) -> CallOut:
+async def ask_for_help(
+    body: HelpIn,
+    request: Request,
+    response: Response,
+    conn: Conn,
+    q: Q,
+    who: Actor,
+    key: RetryKey = None,
+) -> CallOut:
     acting_for(who, body.account_id)
-    call = await handlers.ask_for_help(
+    call, new = await handlers.ask_for_help(
         conn, q, sender_of(request), org=who.org, account_id=body.account_id,
-        message=body.message, open_for=timedelta(minutes=body.open_minutes),
+        message=body.message, open_for=timedelta(minutes=body.open_minutes), key=key,
     )  # fmt: skip
+    if not new:
+        response.status_code = 200
     return await _out(conn, q, call)
 
 

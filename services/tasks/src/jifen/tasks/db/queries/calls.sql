@@ -1,7 +1,11 @@
 -- name: insert_call
-INSERT INTO call (id, org_id, kind, community_id, job_id, message, created_by, closes_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO call (id, org_id, kind, community_id, job_id, message, created_by, closes_at,
+                  idempotency_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING *;
+
+-- name: call_by_key
+SELECT * FROM call WHERE org_id = $1 AND created_by = $2 AND idempotency_key = $3;
 
 -- name: community_recipients
 -- the volunteers registered with a community, with their phone where one is on record
