@@ -267,6 +267,115 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
             next=shift_month(month, 1),
         )
 
+    # -- the wish wall (public) and posting a wish (a volunteer) ---------------------------
+    async def _community(request: Request, community_id: str) -> dict[str, Any]:
+        communities = (
+            await pages.apis.as_app(
+                "tasks", "GET", "/v1/communities", lang_of(request), params={"limit": 1000}
+            )
+        )["items"]
+        community = next((c for c in communities if c["id"] == community_id), None)
+        if community is None:
+            raise ApiError(404, text(lang_of(request), "not_found"))
+        found: dict[str, Any] = community
+        return found
+
+    @app.get(
+        "/c/{community_id}/wishes", response_class=HTMLResponse, summary="A community's wish wall"
+    )
+    @page
+    async def wishes(
+        request: Request, community_id: str, cursor: str | None = None, done: str | None = None
+    ) -> Response:
+        return await _wishes(request, community_id, cursor=_cursor_or_none(cursor), notice=done)
+
+    async def _wishes(
+        request: Request,
+        community_id: str,
+        *,
+        cursor: str | None = None,
+        notice: str | None = None,
+        error: str | None = None,
+        typed: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        community = await _community(request, community_id)
+        params: dict[str, Any] = {"community_id": community_id, "kind": "wish", "limit": 20}
+        if cursor:
+            params["cursor"] = cursor
+        page_ = await pages.apis.as_app(
+            "tasks", "GET", "/v1/needs", lang_of(request), params=params
+        )
+        shown = [{**w, "reached": _reached(w)} for w in page_["items"]]
+        return pages.render(
+            request,
+            "wishes.html",
+            status=status,
+            community=community,
+            wishes=shown,
+            next_cursor=page_["next_cursor"],
+            notice=notice,
+            error=error,
+            typed=typed or {},
+        )
+
+    @app.post("/c/{community_id}/wishes", summary="Post a wish (a volunteer)")
+    @page
+    async def post_wish(request: Request, community_id: str) -> Response:
+        f = await pages.form(request)
+        pages.need(request, "volunteer")
+        body = {
+            "community_id": community_id,
+            "kind": "wish",
+            "title": f.get("title", "").strip(),
+            "description": f.get("description", "").strip(),
+            "place": f.get("place", "").strip(),
+        }
+        try:
+            await pages.call(request, "tasks", "POST", "/v1/needs", json=body)
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return await _wishes(request, community_id, error=e.detail, typed=f, status=e.status)
+        return pages.redirect(request, f"/c/{quote(community_id)}/wishes?done=posted")
+
+    @app.get("/officer/board", response_class=HTMLResponse, summary="Wishes and hazards board")
+    @page
+    async def board(
+        request: Request,
+        community: str | None = None,
+        needs_cursor: str | None = None,
+        hazards_cursor: str | None = None,
+    ) -> Response:
+        pages.need(request, "officer", "admin")
+        community = _id_or_none(community)
+        keep = {"community": community} if community else {}
+        lists = {}
+        for name, path, cursor in (
+            ("needs", "/v1/needs", _cursor_or_none(needs_cursor)),
+            ("hazards", "/v1/hazards", _cursor_or_none(hazards_cursor)),
+        ):
+            params: dict[str, Any] = {
+                "limit": 50,
+                **({"community_id": community} if community else {}),
+            }
+            if cursor:
+                params["cursor"] = cursor
+            lists[name] = await pages.call(request, "tasks", "GET", path, params=params)
+        return pages.render(
+            request,
+            "board.html",
+            communities=await pages.items(
+                request, "tasks", "/v1/communities", params={"limit": 1000}
+            ),
+            community=community or "",
+            keep=keep,
+            needs=lists["needs"]["items"],
+            needs_next=lists["needs"]["next_cursor"],
+            hazards=lists["hazards"]["items"],
+            hazards_next=lists["hazards"]["next_cursor"],
+        )
+
     @app.get("/jobs/{job_id}", response_class=HTMLResponse, summary="One job")
     @page
     async def job_page(request: Request, job_id: uuid.UUID, done: str | None = None) -> Response:
@@ -783,6 +892,21 @@ def paged(items: list[Any], page_no: int) -> tuple[list[Any], Pager]:
 
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,400}")
+# the steps of a wish, in order: each one it has reached is lit on the wall
+_STEPS = ("open", "claimed", "in_progress", "done")
+
+
+def _cursor_or_none(value: str | None) -> str | None:
+    """A list's next_cursor as the page got it back (the APIs refuse anything else)."""
+    return value if value and _CURSOR.fullmatch(value) else None
+
+
+def _reached(wish: dict[str, Any]) -> list[str]:
+    """The steps a wish has passed, from its history (a claim may be skipped)."""
+    seen = {h["status"] for h in wish.get("history", [])} | {wish["status"]}
+    last = max((i for i, step in enumerate(_STEPS) if step in seen), default=0)
+    return [step for i, step in enumerate(_STEPS) if i <= last and (step in seen or i == 0)]
 
 
 def _id_or_none(value: str | None) -> str | None:
