@@ -58,6 +58,8 @@ def stack() -> Iterator[DevStack]:
         # the webhook tests' receivers listen here; a failed delivery is tried again soon
         "JIFEN_TASKS_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         "JIFEN_TASKS_WEBHOOK_RETRY_SECONDS": "0.5",
+        # claim reminders are looked for every second (test_tasks_reminders waits for one)
+        "JIFEN_TASKS_REMIND_EVERY_SECONDS": "1",
     }
     with isolated_stack("jifen-test-", env) as s:
         yield s

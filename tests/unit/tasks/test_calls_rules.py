@@ -14,6 +14,7 @@ from jifen.tasks.domain.calls import (
     check_open,
     help_text,
     mobilisation_text,
+    reminder_text,
 )
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -42,3 +43,14 @@ def test_the_messages_say_who_calls_what_and_by_when_in_both_languages() -> None
         and "Urgent call" in text
     )
     assert "vol-1 请求支援：电池没电了" in help_text("江门骑手", "vol-1", "电池没电了")
+
+
+def test_a_reminder_says_what_when_and_where_in_both_languages() -> None:
+    at = datetime(2026, 12, 15, 1, 30, tzinfo=UTC)
+    text = reminder_text("蓬莱社区", "免费维修电动车 Repair day", at, "蓬莱路 3 号")
+    assert text.startswith(
+        "【蓬莱社区】提醒：你报名的「免费维修电动车 Repair day」将于 12-15 01:30 UTC"
+    )
+    assert "地点：蓬莱路 3 号" in text and "Reminder:" in text and "at 蓬莱路 3 号" in text
+    bare = reminder_text("蓬莱社区", "x" * 300, at, None)
+    assert "地点" not in bare and " at " not in bare and "x" * 61 not in bare  # the title is cut

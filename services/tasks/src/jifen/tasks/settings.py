@@ -28,6 +28,10 @@ class TasksSettings(ServiceSettings):
     # roll_every_seconds
     roll_ahead_months: int = Field(default=1, ge=0, le=12)
     roll_every_seconds: float = Field(default=3600.0, gt=0)
+    # a volunteer holding a place is reminded through the sender this long before the job
+    # starts (0: never), looked for every remind_every_seconds
+    remind_before_minutes: int = Field(default=120, ge=0, le=7 * 24 * 60)
+    remind_every_seconds: float = Field(default=60.0, gt=0)
     # webhooks: hosts that may take http or a private address (the embedded stack's receivers,
     # a gateway on the private network); the first retry after this many seconds, doubling;
     # a delivery fails after webhook_max_attempts tries; each try waits webhook_timeout_seconds

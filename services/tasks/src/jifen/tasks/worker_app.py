@@ -1,5 +1,6 @@
 """The tasks worker: outbox relay, credit acknowledgements from the ledger, and republishing
-of verified completions the ledger has not credited within the bound.
+of verified completions the ledger has not credited within the bound; beside them, recurring
+jobs rolled, webhooks delivered and claim reminders sent.
 
 A broker that forgets (a topic deleted and re-created, an unclean leader election; the opt-in
 Tansu on any restart) loses completions not yet read by the ledger: they stay unacknowledged
@@ -29,6 +30,7 @@ from jifen.kernel.worker import build_worker_app as _build
 from jifen.tasks import handlers
 from jifen.tasks.db import queries
 from jifen.tasks.domain.jobs import months_from
+from jifen.tasks.sender import make_sender
 from jifen.tasks.settings import TasksSettings
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,25 @@ async def _roll_loop(pool: asyncpg.Pool, settings: TasksSettings) -> None:
         await asyncio.sleep(settings.roll_every_seconds)
 
 
+async def _remind_loop(pool: asyncpg.Pool, settings: TasksSettings) -> None:
+    """Remind the volunteers holding a place in a job that starts soon (issue 21: a claim
+    reminder), through the sender the sign-in codes use. Once per claim, so any number of
+    workers may run it."""
+    q, sender = queries(), make_sender(settings)
+    lead = timedelta(minutes=settings.remind_before_minutes)
+    while settings.remind_before_minutes > 0:
+        try:
+            async with pool.acquire() as conn:
+                n = await handlers.remind_claims(conn, q, sender, lead=lead)
+                if n:
+                    log.info("reminded %d claims of jobs starting within %s", n, lead)
+        except asyncio.CancelledError:
+            raise
+        except (asyncpg.PostgresError, *DATABASE_UNAVAILABLE):
+            log.exception("reminding claims failed; will retry")
+        await asyncio.sleep(settings.remind_every_seconds)
+
+
 async def _webhook_loop(pool: asyncpg.Pool, settings: TasksSettings) -> None:
     """Post the due webhook deliveries (``handlers.deliver_due``), again and again."""
     q = queries()
@@ -107,6 +128,7 @@ def build_worker_app(settings: TasksSettings | None = None) -> FastAPI:
             ("republish", _republish_loop(pool, settings)),
             ("roll", _roll_loop(pool, settings)),
             ("webhooks", _webhook_loop(pool, settings)),
+            ("reminders", _remind_loop(pool, settings)),
         ]
 
     return _build(

@@ -60,6 +60,18 @@ def mobilisation_text(org_name: str, message: str, closes_at: datetime) -> str:
     )
 
 
+def reminder_text(org_name: str, title: str, starts_at: datetime, place: str | None) -> str:
+    """The reminder a volunteer gets before a job they hold a place in (times in UTC, as the
+    other messages: the organisation's time zone is not kept)."""
+    at = starts_at.strftime("%m-%d %H:%M")
+    where_zh = f"，地点：{place}" if place else ""
+    where_en = f" at {place}" if place else ""
+    return (
+        f"【{org_name}】提醒：你报名的「{title[:60]}」将于 {at} UTC 开始{where_zh}。"
+        f" / Reminder: {title[:60]} starts {at} UTC{where_en}."
+    )
+
+
 def help_text(org_name: str, requester: str, message: str) -> str:
     return (
         f"【{org_name}互助】{requester} 请求支援：{message} 能去请在应用中回复"

@@ -15,7 +15,7 @@ models.
 from __future__ import annotations
 
 from jifen.tasks.handlers.appeals import decide_appeal, file_appeal
-from jifen.tasks.handlers.calls import answer_call, ask_for_help, mobilise
+from jifen.tasks.handlers.calls import answer_call, ask_for_help, mobilise, remind_claims
 from jifen.tasks.handlers.completions import (
     approve_completion,
     complete_job,
@@ -76,6 +76,7 @@ __all__ = [
     "publish_menu",
     "register_member",
     "reject_completion",
+    "remind_claims",
     "report_hazard",
     "republish_uncredited",
     "revoke_completion",

@@ -20,6 +20,7 @@ from jifen.tasks.domain.calls import (
     check_open,
     help_text,
     mobilisation_text,
+    reminder_text,
 )
 from jifen.tasks.domain.jobs import IdempotencyKeyReused, no_job
 from jifen.tasks.handlers.organisation import check_community, check_member_anywhere
@@ -204,3 +205,31 @@ async def answer_call(
     if row is None:  # not one of its recipients: as if there were no such call
         raise no_call(call_id)
     return row
+
+
+async def remind_claims(
+    conn: asyncpg.Connection, q: Queries, sender: Sender, *, lead: timedelta, batch: int = 200
+) -> int:
+    """Remind each volunteer holding a place in a job that starts within ``lead`` (once per
+    claim, whichever worker sends it); how many claims were due. One with no phone on
+    record is marked reminded without a message (their app lists their claims)."""
+    async with conn.transaction():
+        due = await conn.fetch(q["claims_to_remind"], lead.total_seconds(), batch)
+        names: dict[str, str] = {}
+        for c in due:
+            if c["org_id"] not in names:
+                names[c["org_id"]] = await conn.fetchval(q["org_name"], c["org_id"])
+            phone = c["phone"]
+            if phone is not None:
+                text = reminder_text(
+                    names[c["org_id"]], c["title"], c["starts_at"], c["place_address"]
+                )
+                try:
+                    await sender.send(conn, q, org=c["org_id"], to=phone, text=text)
+                except SenderUnavailable:  # not marked: the next pass tries again
+                    log.warning("claim %s: the sender could not reach %s", c["claim_id"], phone)
+                    continue
+            await conn.execute(
+                q["insert_claim_reminder"], c["claim_id"], c["org_id"], c["account_id"], phone
+            )
+    return len(due)

@@ -54,3 +54,23 @@ LIMIT $5;
 
 -- name: org_name
 SELECT coalesce(nullif((SELECT name FROM organisation WHERE id = $1), ''), $1);
+
+-- name: claims_to_remind
+-- active claims of jobs starting within $1 seconds, not reminded, not yet completed; locked
+-- so that two workers never remind the same claim twice
+SELECT c.id AS claim_id, j.org_id, c.account_id, j.title, j.starts_at, j.place_address,
+       p.phone
+FROM claim c
+JOIN job j ON j.id = c.job_id
+LEFT JOIN person p ON p.org_id = j.org_id AND p.person_id = c.account_id AND p.role = 'volunteer'
+WHERE c.withdrawn_at IS NULL
+  AND j.starts_at > now() AND j.starts_at <= now() + make_interval(secs => $1)
+  AND NOT EXISTS (SELECT 1 FROM claim_reminder r WHERE r.claim_id = c.id)
+  AND NOT EXISTS (SELECT 1 FROM completion x WHERE x.job_id = j.id AND x.account_id = c.account_id)
+ORDER BY j.starts_at, c.id
+LIMIT $2
+FOR UPDATE OF c SKIP LOCKED;
+
+-- name: insert_claim_reminder
+INSERT INTO claim_reminder (claim_id, org_id, account_id, phone) VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING;
