@@ -98,6 +98,19 @@ async def test_a_merchants_month_counts_what_it_handed_over_in_money_and_points(
     assert (
         "合计 total" in zipfile.ZipFile(io.BytesIO(r.content)).read("xl/sharedStrings.xml").decode()
     )
+    # the organisation's month, per merchant and in all: this shop's line is the statement's
+    r = await redeem.http.get("/v1/reports/redemptions", headers=redeem.auth("auditor"))
+    assert r.status_code == 200, r.text
+    report = r.json()
+    [line] = [m for m in report["merchants"] if m["merchant_id"] == shop]
+    assert (line["fulfilled"], line["members"], line["points"]) == (3, 1, 25)
+    assert (line["value_fen"], line["unvalued"]) == (5000, 1)
+    total = report["total"]
+    assert total["fulfilled"] == sum(m["fulfilled"] for m in report["merchants"]) >= 3
+    assert total["value_fen"] == sum(m["value_fen"] for m in report["merchants"]) >= 5000
+    assert 1 <= total["members"] <= sum(m["members"] for m in report["merchants"])
+    r = await redeem.http.get("/v1/reports/redemptions", headers=redeem.auth("merchant", shop))
+    assert r.status_code == 403, r.text  # a merchant reads its own statement, not the scheme's
     # another month has nothing
     r = await redeem.http.get(
         f"/v1/merchants/{shop}/settlements/2020-01", headers=redeem.auth("merchant", shop)

@@ -17,6 +17,7 @@ from jifen.redeem.api.routes import (
     merchants,
     org_settings,
     redemptions,
+    reports,
     rewards,
     wallets,
 )
@@ -25,7 +26,7 @@ from jifen.redeem.domain.lifecycle import VoucherAttemptsExceeded
 from jifen.redeem.settings import RedeemSettings
 
 # the order of the OpenAPI document's paths
-ROUTERS = (merchants, rewards, redemptions, wallets, org_settings, audit)
+ROUTERS = (merchants, rewards, redemptions, wallets, org_settings, audit, reports)
 
 
 def build_app(settings: RedeemSettings | None = None) -> FastAPI:

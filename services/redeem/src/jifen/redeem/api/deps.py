@@ -25,6 +25,7 @@ __all__ = [
     "Merchant",
     "Officer",
     "Q",
+    "ReportReader",
     "Settings",
     "WalletReader",
     "contracts_of",
@@ -54,6 +55,8 @@ Canceller = Annotated[
     Principal, require(Role.VOLUNTEER, Role.APP, Role.MERCHANT, Role.OFFICER, Role.ADMIN)
 ]
 Auditor = Annotated[Principal, require(Role.AUDITOR)]
+# the scheme's figures: its officers and admin, and the unions' auditors
+ReportReader = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.AUDITOR)]
 WalletReader = Annotated[Principal, require(Role.VOLUNTEER, Role.APP, Role.OFFICER, Role.ADMIN)]
 
 IdempotencyKey = Annotated[

@@ -239,3 +239,26 @@ SELECT
 
 -- name: record_voucher_failure
 INSERT INTO voucher_attempt (org_id, merchant_id, redemption_id) VALUES ($1, $2, $3);
+
+-- name: redemptions_report
+-- the organisation's redemptions handed over in [$2, $3), per merchant: how many, to how
+-- many members, the points they took and their money value (rewards with one)
+SELECT w.merchant_id, m.name_zh, m.name_en,
+       count(*)::int AS fulfilled,
+       count(DISTINCT r.account_id)::int AS members,
+       sum(r.points)::bigint AS points,
+       coalesce(sum(w.value_fen::bigint) FILTER (WHERE w.value_fen IS NOT NULL), 0)::bigint
+           AS value_fen,
+       count(*) FILTER (WHERE w.value_fen IS NULL)::int AS unvalued
+FROM redemption r
+JOIN reward w ON w.id = r.reward_id
+LEFT JOIN merchant m ON m.org_id = w.org_id AND m.id = w.merchant_id
+WHERE r.org_id = $1 AND r.status = 'fulfilled' AND r.fulfilled_at >= $2 AND r.fulfilled_at < $3
+GROUP BY w.merchant_id, m.name_zh, m.name_en
+ORDER BY w.merchant_id;
+
+-- name: redemptions_report_members
+-- the distinct members of the whole period (a member may redeem at several merchants)
+SELECT count(DISTINCT r.account_id)::int
+FROM redemption r
+WHERE r.org_id = $1 AND r.status = 'fulfilled' AND r.fulfilled_at >= $2 AND r.fulfilled_at < $3;
