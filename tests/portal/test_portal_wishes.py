@@ -1,8 +1,9 @@
-"""The wish wall (心愿墙) in a real browser against the real stack: the public sees a
-community's wishes with how far each has got; a volunteer (JavaScript off) signs in and makes a
-wish — one the API refuses is shown in their language with what they typed kept; the officer
-finds it on the board, it becomes a job, and the public wall shows it being done. Pages are
-held to the budget, checked by axe and shot in both languages (results/portal/)."""
+"""The wish wall (心愿墙) and the hazards page in a real browser against the real stack: the
+public sees a community's wishes with how far each has got; a volunteer (JavaScript off) signs
+in and makes a wish — one the API refuses is shown in their language with what they typed
+kept; the officer finds it on the board, it becomes a job, and the public wall shows it being
+done; the volunteer reports a hazard and the public page shows it, without who reported it.
+Pages are held to the budget, checked by axe and shot in both languages (results/portal/)."""
 
 from __future__ import annotations
 
@@ -140,6 +141,20 @@ async def test_a_wish_is_made_on_the_wall_and_followed_to_being_done(
         await pages.check(public, "wishes-en")
         await officer.reload()
         await expect(officer.locator("tr", has_text=title)).to_contain_text("进行中")
+
+        # a hazard reported on the community's page: the public sees it reported, then fixed
+        await volunteer.goto(f"{portal}/c/{community}/hazards")
+        await volunteer.get_by_label("类型").select_option("fire_risk")
+        await volunteer.get_by_label("情况").fill(f"楼道里给电动车充电 {tag}")
+        await volunteer.get_by_label("地点").fill("蓬莱路 3 号 2 单元")
+        await volunteer.get_by_role("button", name="上报隐患").click()
+        await expect(volunteer.get_by_role("status")).to_have_text("已上报，谢谢！社区会尽快处理。")
+        await public.goto(f"{portal}/c/{community}/hazards")
+        hazard = public.locator("li.hazard", has_text=f"楼道里给电动车充电 {tag}")
+        await expect(hazard.get_by_role("heading")).to_have_text("消防隐患 · 蓬莱路 3 号 2 单元")
+        await expect(hazard.get_by_test_id("hazard-status")).to_have_text("已上报")
+        assert vol not in await public.content()  # the public page does not name who reported
+        await pages.check(public, "hazards-zh")
 
         # the board is the officers': a volunteer gets 403
         response = await volunteer.goto(f"{portal}/officer/board")

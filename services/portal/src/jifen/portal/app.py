@@ -339,6 +339,73 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
             return await _wishes(request, community_id, error=e.detail, typed=f, status=e.status)
         return pages.redirect(request, f"/c/{quote(community_id)}/wishes?done=posted")
 
+    # -- hazards reported and fixed (public) and reporting one (a volunteer) -------------
+    @app.get(
+        "/c/{community_id}/hazards",
+        response_class=HTMLResponse,
+        summary="A community's hazards, reported and fixed",
+    )
+    @page
+    async def hazards(
+        request: Request, community_id: str, cursor: str | None = None, done: str | None = None
+    ) -> Response:
+        return await _hazards(request, community_id, cursor=_cursor_or_none(cursor), notice=done)
+
+    async def _hazards(
+        request: Request,
+        community_id: str,
+        *,
+        cursor: str | None = None,
+        notice: str | None = None,
+        error: str | None = None,
+        typed: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        community = await _community(request, community_id)
+        params: dict[str, Any] = {"community_id": community_id, "limit": 20}
+        if cursor:
+            params["cursor"] = cursor
+        found = await pages.apis.as_app(
+            "tasks", "GET", "/v1/hazards", lang_of(request), params=params
+        )
+        shown = found["items"]
+        return pages.render(
+            request,
+            "hazards.html",
+            status=status,
+            community=community,
+            hazards=shown,
+            done=sum(h["status"] == "done" for h in shown),
+            doing=sum(h["status"] == "in_progress" for h in shown),
+            kinds=HAZARD_KINDS,
+            next_cursor=found["next_cursor"],
+            notice=notice,
+            error=error,
+            typed=typed or {},
+        )
+
+    @app.post("/c/{community_id}/hazards", summary="Report a hazard (a volunteer)")
+    @page
+    async def report_hazard(request: Request, community_id: str) -> Response:
+        f = await pages.form(request)
+        me = pages.need(request, "volunteer")
+        kind = f.get("kind", "")
+        body: dict[str, Any] = {
+            "account_id": me.subject,
+            "community_id": community_id,
+            "kind": kind if kind in HAZARD_KINDS else "other",
+            "text": f.get("text", "").strip(),
+        }
+        if f.get("place", "").strip():
+            body["place"] = {"address": f["place"].strip()}
+        try:
+            await pages.call(request, "tasks", "POST", "/v1/hazards", json=body)
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return await _hazards(request, community_id, error=e.detail, typed=f, status=e.status)
+        return pages.redirect(request, f"/c/{quote(community_id)}/hazards?done=reported")
+
     @app.get("/officer/board", response_class=HTMLResponse, summary="Wishes and hazards board")
     @page
     async def board(
@@ -893,6 +960,14 @@ def paged(items: list[Any], page_no: int) -> tuple[list[Any], Pager]:
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,400}")
+# what a volunteer may report (the tasks API's HazardKind), in the order the form offers them
+HAZARD_KINDS = (
+    "stairwell_clutter",
+    "sanitation_blind_spot",
+    "fire_risk",
+    "traffic_hazard",
+    "other",
+)
 # the steps of a wish, in order: each one it has reached is lit on the wall
 _STEPS = ("open", "claimed", "in_progress", "done")
 

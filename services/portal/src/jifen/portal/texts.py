@@ -186,6 +186,32 @@ TEXTS: dict[str, tuple[str, str]] = {
     "kind_offer": ("资源", "resource"),
     "posted_at": ("提出时间", "Asked"),
     "progress": ("进度", "Progress"),
+    "hazards": ("隐患随手拍", "Hazards reported"),
+    "hazards_of": ("{community} · 隐患上报与处理", "{community} · hazards reported and fixed"),
+    "hazards_lead": (
+        "楼道杂物、卫生死角、消防隐患……随手报，看得到处理进度。",
+        "Cluttered stairwells, dirty corners, fire risks: report them and see them fixed.",
+    ),
+    "no_hazards": ("还没有上报的隐患。", "No hazards reported yet."),
+    "report_hazard": ("上报隐患", "Report a hazard"),
+    "hazard_kind": ("类型", "Kind"),
+    "hazard_text": ("情况", "What is wrong"),
+    "hazard_text_hint": (
+        "例如：3 号楼楼道堆满纸箱",
+        "e.g. boxes block the stairwell of building 3",
+    ),
+    "hazard_place": ("地点", "Where"),
+    "hazard_reported": (
+        "已上报，谢谢！社区会尽快处理。",
+        "Reported, thank you: the community will see to it.",
+    ),
+    "sign_in_to_report": ("登录后上报", "Sign in to report"),
+    "hk_stairwell_clutter": ("楼道杂物", "stairwell clutter"),
+    "hk_sanitation_blind_spot": ("卫生死角", "a dirty corner"),
+    "hk_fire_risk": ("消防隐患", "fire risk"),
+    "hk_traffic_hazard": ("交通隐患", "traffic hazard"),
+    "hk_other": ("其他", "other"),
+    "fixed": ("已处理 {n} 项，处理中 {m} 项", "{n} fixed, {m} being fixed"),
 }
 
 
