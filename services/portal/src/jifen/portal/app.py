@@ -267,7 +267,7 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
             next=shift_month(month, 1),
         )
 
-    # -- the wish wall (public) and posting a wish (a volunteer) ---------------------------
+    # -- a community's wish wall and hazards (public), and a volunteer's post to them --------
     async def _community(request: Request, community_id: str) -> dict[str, Any]:
         communities = (
             await pages.apis.as_app(
@@ -280,17 +280,9 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         found: dict[str, Any] = community
         return found
 
-    @app.get(
-        "/c/{community_id}/wishes", response_class=HTMLResponse, summary="A community's wish wall"
-    )
-    @page
-    async def wishes(
-        request: Request, community_id: str, cursor: str | None = None, done: str | None = None
-    ) -> Response:
-        return await _wishes(request, community_id, cursor=_cursor_or_none(cursor), notice=done)
-
-    async def _wishes(
+    async def _listed(
         request: Request,
+        what: CommunityList,
         community_id: str,
         *,
         cursor: str | None = None,
@@ -299,45 +291,56 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         typed: dict[str, str] | None = None,
         status: int = 200,
     ) -> Response:
+        """A page of a community's public list (as the portal's app), its form beside it."""
         community = await _community(request, community_id)
-        params: dict[str, Any] = {"community_id": community_id, "kind": "wish", "limit": 20}
+        params: dict[str, Any] = {"community_id": community_id, "limit": 20, **what.params}
         if cursor:
             params["cursor"] = cursor
-        page_ = await pages.apis.as_app(
-            "tasks", "GET", "/v1/needs", lang_of(request), params=params
-        )
-        shown = [{**w, "reached": _reached(w)} for w in page_["items"]]
+        found = await pages.apis.as_app("tasks", "GET", what.path, lang_of(request), params=params)
         return pages.render(
             request,
-            "wishes.html",
+            what.template,
             status=status,
             community=community,
-            wishes=shown,
-            next_cursor=page_["next_cursor"],
+            next_cursor=found["next_cursor"],
             notice=notice,
             error=error,
             typed=typed or {},
+            **what.shape(found["items"]),
+        )
+
+    async def _post_to(request: Request, what: CommunityList, community_id: str) -> Response:
+        """A volunteer's post from the form beside the list; a refusal is shown with the list,
+        what they typed kept."""
+        f = await pages.form(request)
+        me = pages.need(request, "volunteer")
+        try:
+            await pages.call(
+                request, "tasks", "POST", what.path, json=what.body(f, me.subject, community_id)
+            )
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return await _listed(
+                request, what, community_id, error=e.detail, typed=f, status=e.status
+            )
+        return pages.redirect(request, f"/c/{quote(community_id)}/{what.slug}?done={what.done}")
+
+    @app.get(
+        "/c/{community_id}/wishes", response_class=HTMLResponse, summary="A community's wish wall"
+    )
+    @page
+    async def wishes(
+        request: Request, community_id: str, cursor: str | None = None, done: str | None = None
+    ) -> Response:
+        return await _listed(
+            request, WALL, community_id, cursor=_cursor_or_none(cursor), notice=done
         )
 
     @app.post("/c/{community_id}/wishes", summary="Post a wish (a volunteer)")
     @page
     async def post_wish(request: Request, community_id: str) -> Response:
-        f = await pages.form(request)
-        pages.need(request, "volunteer")
-        body = {
-            "community_id": community_id,
-            "kind": "wish",
-            "title": f.get("title", "").strip(),
-            "description": f.get("description", "").strip(),
-            "place": f.get("place", "").strip(),
-        }
-        try:
-            await pages.call(request, "tasks", "POST", "/v1/needs", json=body)
-        except ApiError as e:
-            if e.status >= 500:
-                raise
-            return await _wishes(request, community_id, error=e.detail, typed=f, status=e.status)
-        return pages.redirect(request, f"/c/{quote(community_id)}/wishes?done=posted")
+        return await _post_to(request, WALL, community_id)
 
     # -- hazards reported and fixed (public) and reporting one (a volunteer) -------------
     @app.get(
@@ -349,62 +352,14 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
     async def hazards(
         request: Request, community_id: str, cursor: str | None = None, done: str | None = None
     ) -> Response:
-        return await _hazards(request, community_id, cursor=_cursor_or_none(cursor), notice=done)
-
-    async def _hazards(
-        request: Request,
-        community_id: str,
-        *,
-        cursor: str | None = None,
-        notice: str | None = None,
-        error: str | None = None,
-        typed: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Response:
-        community = await _community(request, community_id)
-        params: dict[str, Any] = {"community_id": community_id, "limit": 20}
-        if cursor:
-            params["cursor"] = cursor
-        found = await pages.apis.as_app(
-            "tasks", "GET", "/v1/hazards", lang_of(request), params=params
-        )
-        shown = found["items"]
-        return pages.render(
-            request,
-            "hazards.html",
-            status=status,
-            community=community,
-            hazards=shown,
-            done=sum(h["status"] == "done" for h in shown),
-            doing=sum(h["status"] == "in_progress" for h in shown),
-            kinds=HAZARD_KINDS,
-            next_cursor=found["next_cursor"],
-            notice=notice,
-            error=error,
-            typed=typed or {},
+        return await _listed(
+            request, HAZARDS, community_id, cursor=_cursor_or_none(cursor), notice=done
         )
 
     @app.post("/c/{community_id}/hazards", summary="Report a hazard (a volunteer)")
     @page
     async def report_hazard(request: Request, community_id: str) -> Response:
-        f = await pages.form(request)
-        me = pages.need(request, "volunteer")
-        kind = f.get("kind", "")
-        body: dict[str, Any] = {
-            "account_id": me.subject,
-            "community_id": community_id,
-            "kind": kind if kind in HAZARD_KINDS else "other",
-            "text": f.get("text", "").strip(),
-        }
-        if f.get("place", "").strip():
-            body["place"] = {"address": f["place"].strip()}
-        try:
-            await pages.call(request, "tasks", "POST", "/v1/hazards", json=body)
-        except ApiError as e:
-            if e.status >= 500:
-                raise
-            return await _hazards(request, community_id, error=e.detail, typed=f, status=e.status)
-        return pages.redirect(request, f"/c/{quote(community_id)}/hazards?done=reported")
+        return await _post_to(request, HAZARDS, community_id)
 
     @app.get("/officer/board", response_class=HTMLResponse, summary="Wishes and hazards board")
     @page
@@ -960,6 +915,56 @@ def paged(items: list[Any], page_no: int) -> tuple[list[Any], Pager]:
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,400}")
+
+
+@dataclass(frozen=True)
+class CommunityList:
+    """A community's public list with a volunteer's form beside it: where it is (``slug``), the
+    API list it shows (``path``, filtered by ``params``), the notice after a post (``done``),
+    the template's values from a page of items (``shape``) and the API body from the form
+    (``body``: fields, the volunteer's account, the community)."""
+
+    slug: str
+    template: str
+    path: str
+    params: dict[str, str]
+    done: str
+    shape: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    body: Callable[[dict[str, str], str, str], dict[str, Any]]
+
+
+def _wish_body(f: dict[str, str], account: str, community_id: str) -> dict[str, Any]:
+    return {
+        "community_id": community_id,
+        "kind": "wish",
+        "title": f.get("title", "").strip(),
+        "description": f.get("description", "").strip(),
+        "place": f.get("place", "").strip(),
+    }
+
+
+def _hazard_body(f: dict[str, str], account: str, community_id: str) -> dict[str, Any]:
+    kind = f.get("kind", "")
+    body: dict[str, Any] = {
+        "account_id": account,
+        "community_id": community_id,
+        "kind": kind if kind in HAZARD_KINDS else "other",
+        "text": f.get("text", "").strip(),
+    }
+    if f.get("place", "").strip():
+        body["place"] = {"address": f["place"].strip()}
+    return body
+
+
+def _hazards_shown(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "hazards": items,
+        "done": sum(h["status"] == "done" for h in items),
+        "doing": sum(h["status"] == "in_progress" for h in items),
+        "kinds": HAZARD_KINDS,
+    }
+
+
 # what a volunteer may report (the tasks API's HazardKind), in the order the form offers them
 HAZARD_KINDS = (
     "stairwell_clutter",
@@ -970,6 +975,26 @@ HAZARD_KINDS = (
 )
 # the steps of a wish, in order: each one it has reached is lit on the wall
 _STEPS = ("open", "claimed", "in_progress", "done")
+
+
+WALL = CommunityList(
+    slug="wishes",
+    template="wishes.html",
+    path="/v1/needs",
+    params={"kind": "wish"},
+    done="posted",
+    shape=lambda items: {"wishes": [{**w, "reached": _reached(w)} for w in items]},
+    body=_wish_body,
+)
+HAZARDS = CommunityList(
+    slug="hazards",
+    template="hazards.html",
+    path="/v1/hazards",
+    params={},
+    done="reported",
+    shape=_hazards_shown,
+    body=_hazard_body,
+)
 
 
 def _cursor_or_none(value: str | None) -> str | None:
