@@ -124,6 +124,24 @@ async def test_a_need_and_a_partners_resource_become_two_jobs_the_partner_does(
         201,
     )
     assert resource["partner_id"] == "m-shop" and resource["source"] == "partner"
+    r = await tasks.http.post(
+        "/v1/needs",
+        headers=officer,
+        json={
+            "community_id": "penglai-grid",
+            "kind": "offer",
+            "title": "x",
+            "partner_id": "nobody",
+        },
+    )
+    assert r.status_code == 409 and r.json()["reason"] == "unknown_partner", r.text
+    # a merchant that is not (yet) a partner offers as no partner's
+    r = await tasks.http.post(
+        "/v1/needs",
+        headers=h("merchant", "m-walk-in"),
+        json={"community_id": "penglai-grid", "kind": "offer", "title": "免费修鞋 shoe repair"},
+    )
+    assert r.status_code == 201 and r.json()["partner_id"] is None, r.text
 
     # the proposed match, and the menu made of it: one need, two jobs, the partner's
     r = await tasks.http.get(

@@ -54,6 +54,10 @@ class NotMatchable(TasksRefusal):
     reason = "not_matchable"
 
 
+class UnknownPartner(TasksRefusal):
+    reason = "unknown_partner"
+
+
 # what each role (the token's role, by name) may post, and where it comes from when it does
 # not say
 _POSTS: dict[str, tuple[set[NeedKind], set[NeedSource], NeedSource]] = {

@@ -16,7 +16,7 @@ from jifen.kernel.i18n import Said
 from jifen.tasks.domain.commands import JobSpec, MenuFromNeeds, PostNeed
 from jifen.tasks.domain.intake import NeedKind, NeedStatus
 from jifen.tasks.domain.jobs import WrongState, check_category
-from jifen.tasks.domain.partners import NeedSource, NotMatchable, check_matchable
+from jifen.tasks.domain.partners import NeedSource, NotMatchable, UnknownPartner, check_matchable
 from jifen.tasks.handlers.history import record_status
 from jifen.tasks.handlers.intake import NEED, move
 from jifen.tasks.handlers.jobs import check_menu_month, insert_job
@@ -37,6 +37,17 @@ async def post_need(
         if body.category is not None:
             custom = {r["code"] for r in await conn.fetch(q["list_categories"], org)}
             check_category(body.category, custom)
+        if body.partner_id is not None and (
+            await conn.fetchrow(q["get_partner"], org, body.partner_id) is None
+        ):
+            raise UnknownPartner(
+                Said(
+                    f"本组织没有合伙人 {body.partner_id}；请先用 POST /v1/partners 添加",
+                    f"no partner {body.partner_id} in your organisation; add it first with "
+                    "POST /v1/partners",
+                ),
+                partner_id=body.partner_id,
+            )
         row = await conn.fetchrow(
             q["insert_need"],
             uuid.uuid4(),

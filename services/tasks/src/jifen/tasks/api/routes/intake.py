@@ -206,7 +206,9 @@ async def post_need(body: NeedIn, conn: Conn, q: Q, contracts: Events, who: Clai
                 403,
                 Said("商户只能以自己的名义提供资源", "a merchant offers only as itself"),
             )
-        partner = who.subject
+        # as the partner it is, once an officer added it (else an offer of no partner's)
+        if await conn.fetchrow(q["get_partner"], who.org, who.subject) is not None:
+            partner = who.subject
     row = await handlers.post_need(
         conn,
         q,
