@@ -78,7 +78,11 @@ async def entries(
     await _may_read(conn, q, who, account_id, response)
     (before,) = paging.after(int)
     rows = await conn.fetch(
-        q["entries_page"], account_id, min(before or INT4_MAX, INT4_MAX), paging.fetch, who.org
+        q["entries_page"],
+        account_id,
+        INT4_MAX if before is None else min(before, INT4_MAX),
+        paging.fetch,
+        who.org,
     )
     return paging.page(
         rows,

@@ -222,7 +222,9 @@ async def latest(
 async def history(conn: Conn, q: Q, who: Auditor, paging: Paging) -> Page[dict[str, Any]]:
     (before,) = paging.after(int)
     rows = await conn.fetch(
-        q["audit_checkpoints_page"], min(before or MAX_SIZE, MAX_SIZE), paging.fetch
+        q["audit_checkpoints_page"],
+        MAX_SIZE if before is None else min(before, MAX_SIZE),
+        paging.fetch,
     )
     page, cursor = paging.cut(rows, lambda r: (r["tree_size"],))
     cps = [store.checkpoint_from_row(r) for r in page]
