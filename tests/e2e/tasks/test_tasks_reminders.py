@@ -1,7 +1,9 @@
 """Claim reminders through the real worker (issue 21: "no one can be told anything … a claim
 reminder"): a volunteer holding a place in a job that starts within the lead time
-(JIFEN_TASKS_REMIND_BEFORE_MINUTES, 120) is told once through the sender; a job further off,
-a withdrawn place and a volunteer with no phone on record get nothing."""
+(JIFEN_TASKS_REMIND_BEFORE_MINUTES, 120) is told once through the sender; a job further off
+gets nothing yet. (A place given back, a job already reported done and no phone on record:
+tests/integration/tasks/test_tasks_reminders.py, the pass itself, with no worker racing it —
+here the worker may remind a place in the moment before it is given back.)"""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ async def test_a_place_held_is_reminded_once_before_the_job_starts(apis: dict[st
     officer, app = tasks.auth("officer", org=org), tasks.auth("app", org=org)
     await ensure_community(tasks, "grid-r", org=org)
     phones = {}
-    for who in ("vol-soon", "vol-later", "vol-gone", "vol-second"):
+    for who in ("vol-soon", "vol-later", "vol-second"):
         phones[who] = f"137{uuid.uuid4().int % 10**8:08d}"
         r = await tasks.http.post(
             "/v1/people",
@@ -62,9 +64,6 @@ async def test_a_place_held_is_reminded_once_before_the_job_starts(apis: dict[st
     soon = await job(timedelta(minutes=40), "为独居老人送午餐 Lunch for elders")
     later = await job(timedelta(hours=5), "晚些的送餐 A later delivery")
     await claim(later, "vol-later")
-    await claim(soon, "vol-gone")
-    r = await tasks.http.post(f"/v1/jobs/{soon['id']}/claims/vol-gone/withdraw", headers=app)
-    assert r.status_code == 200, r.text
     await claim(soon, "vol-no-phone")
     await claim(soon, "vol-soon")
 
@@ -90,4 +89,3 @@ async def test_a_place_held_is_reminded_once_before_the_job_starts(apis: dict[st
     got = await eventually(lambda: reminded("vol-second"), timeout=60, what="a second reminder")
     assert len(got[phones["vol-soon"]]) == 1, got
     assert phones["vol-later"] not in got  # five hours off: not yet
-    assert phones["vol-gone"] not in got  # gave the place back
