@@ -315,6 +315,14 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         f = await pages.form(request)
         me = pages.need(request, "volunteer")
         try:
+            if what.report_in:  # reporting in to the community first (200 when already in)
+                await pages.call(
+                    request,
+                    "tasks",
+                    "POST",
+                    f"/v1/communities/{quote(community_id)}/members",
+                    json={"account_id": me.subject},
+                )
             await pages.call(
                 request, "tasks", "POST", what.path, json=what.body(f, me.subject, community_id)
             )
@@ -931,6 +939,7 @@ class CommunityList:
     done: str
     shape: Callable[[list[dict[str, Any]]], dict[str, Any]]
     body: Callable[[dict[str, str], str, str], dict[str, Any]]
+    report_in: bool = False  # the API takes it only from a member of a community
 
 
 def _wish_body(f: dict[str, str], account: str, community_id: str) -> dict[str, Any]:
@@ -994,6 +1003,7 @@ HAZARDS = CommunityList(
     done="reported",
     shape=_hazards_shown,
     body=_hazard_body,
+    report_in=True,
 )
 
 
