@@ -139,6 +139,8 @@ async def test_a_wish_is_made_on_the_wall_and_followed_to_being_done(
         await expect(public.get_by_role("heading", level=1)).to_have_text(f"{name} · wish wall")
         await expect(wish.get_by_test_id("wish-status")).to_have_text("being done")
         await pages.check(public, "wishes-en")
+        await public.get_by_role("link", name="中文").click()  # back to Chinese for the rest
+        await expect(public.get_by_role("heading", level=1)).to_have_text(f"{name} · 心愿墙")
         await officer.reload()
         await expect(officer.locator("tr", has_text=title)).to_contain_text("进行中")
 
