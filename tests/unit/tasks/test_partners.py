@@ -128,3 +128,14 @@ def test_a_partners_job_is_for_its_members() -> None:
     with pytest.raises(NotPartnerMember) as refused:
         check_partner_member("partner-barbers", "vol-2", False)
     assert refused.value.reason == "not_partner_member" and refused.value.status == 409
+
+
+def test_a_months_window_is_its_first_instant_to_the_next_months() -> None:
+    from jifen.tasks.domain.jobs import month_window
+
+    assert month_window("2026-12") == (
+        datetime(2026, 12, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    assert month_window("2026-02")[1] == datetime(2026, 3, 1, tzinfo=UTC)
+    assert month_window(None) == (None, None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from jifen.kernel.errors import DomainRefusal, NotFound
@@ -349,6 +349,16 @@ class Recurrence(StrEnum):
 
 def month_of(at: datetime) -> str:
     return f"{at.year:04d}-{at.month:02d}"
+
+
+def month_window(month: str | None) -> tuple[datetime | None, datetime | None]:
+    """[its first instant, the next month's) of "YYYY-MM" in UTC; (None, None) for no month
+    (a filter not asked for)."""
+    if month is None:
+        return None, None
+    year, mon = map(int, month.split("-"))
+    start = datetime(year, mon, 1, tzinfo=UTC)
+    return start, datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=UTC)
 
 
 def months_from(at: datetime, ahead: int) -> list[str]:

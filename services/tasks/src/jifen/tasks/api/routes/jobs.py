@@ -41,7 +41,7 @@ from jifen.tasks.api.schemas import (
     JobOut,
 )
 from jifen.tasks.domain.checkin import current_code
-from jifen.tasks.domain.jobs import Category, no_job
+from jifen.tasks.domain.jobs import Category, month_window, no_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=ParsedBodyRoute)
 
@@ -78,11 +78,7 @@ async def list_jobs(
         bool, Query(alias="open", description="Only jobs with places left")
     ] = False,
 ) -> Page[JobOut]:
-    start = end = None
-    if month:
-        year, mon = map(int, month.split("-"))
-        start = datetime(year, mon, 1, tzinfo=UTC)
-        end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=UTC)
+    start, end = month_window(month)
     rows = await conn.fetch(
         q["list_jobs"],
         who.org,

@@ -3,7 +3,6 @@ recurring jobs, or made from the needs list matched with the resources list."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -19,6 +18,7 @@ from jifen.tasks.api.schemas import JobOut, MenuIn, ReasonIn, RollIn
 from jifen.tasks.api.schemas.intake import MatchOut, MatchReason, MatchSide, MenuFromNeedsIn
 from jifen.tasks.api.schemas.jobs import SeriesEndOut
 from jifen.tasks.domain.intake import NeedKind
+from jifen.tasks.domain.jobs import month_window
 from jifen.tasks.domain.partners import REASONS, Item, propose
 
 router = APIRouter(prefix="/v1/menus", tags=["jobs"], route_class=ParsedBodyRoute)
@@ -120,11 +120,7 @@ async def proposals(
         str | None, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-12"])
     ] = None,
 ) -> Page[MatchOut]:
-    start = end = None
-    if month:
-        year, mon = map(int, month.split("-"))
-        start = datetime(year, mon, 1, tzinfo=UTC)
-        end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=UTC)
+    start, end = month_window(month)
     wishes = await conn.fetch(q["open_items"], who.org, community_id, "wish", start, end)
     offers = await conn.fetch(q["open_items"], who.org, None, "offer", start, end)
     rows = {r["id"]: r for r in (*wishes, *offers)}
