@@ -1,9 +1,11 @@
 """The portal's pages: server-rendered HTML, no JavaScript, Chinese first with an English switch.
 
-Public (no sign-in): the communities, each community's service menu for a month, a job. Signed
+Public (no sign-in): the communities, each community's service menu for a month (and the same
+as a printable A4 poster, a QR code per job), its public figures for a month, a job. Signed
 in with a phone code: the volunteer claims, checks in with the code the officer's screen shows,
 reports the job done and sees their points and service record; the officer verifies or rejects
-completions and shows the rotating check-in code as a QR code. Operators read what the
+completions, several at once, approves those an organisation limit held, and shows the
+rotating check-in code as a QR code. Operators read what the
 embedded SMS sender kept (``/ops``). Every call goes to the services' public APIs
 (``jifen.portal.apis``); an API's refusal is shown in the person's language above the form,
 with what they typed kept in it."""
@@ -31,6 +33,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jifen.portal.apis import ApiError, Apis
+from jifen.portal.figures import Figures, month_or, month_window
+from jifen.portal.figures import count as count_figures
 from jifen.portal.sessions import COOKIE, RoleToken, Session, Sessions
 from jifen.portal.settings import PortalSettings
 from jifen.portal.texts import Lang, text
@@ -190,6 +194,7 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
     # the portal verifies no token itself (the services do): it needs no key to start
     app.state.needs_keys = False
     app.state.pages = pages
+    figures_kept: dict[tuple[str, str], tuple[float, Figures]] = {}
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     async def apis_reachable() -> tuple[bool, str]:
@@ -266,6 +271,124 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
             prev=shift_month(month, -1),
             next=shift_month(month, 1),
         )
+
+    # -- a community's printable poster and its public figures -----------------------------
+    @app.get(
+        "/c/{community_id}/poster",
+        response_class=HTMLResponse,
+        summary="A community's month menu as a printable A4 poster, a QR code per job",
+    )
+    @page
+    async def poster(
+        request: Request, community_id: str, month: str | None = None, sheet: int = 1
+    ) -> Response:
+        month = month_or(month, this_month())
+        community = await _community(request, community_id)
+        jobs = (
+            await pages.apis.as_app(
+                "tasks",
+                "GET",
+                "/v1/jobs",
+                lang_of(request),
+                params={"community_id": community_id, "month": month, "limit": 1000},
+            )
+        )["items"]
+        # one A4 sheet a page: eight cards, each QR code about 2.3 KB of SVG (the page budget)
+        shown, pager = paged(jobs, sheet, size=POSTER_SHEET)
+        base = settings.base_url()
+        cards = []
+        for j in shown:
+            url = f"{base}/jobs/{j['id']}"
+            cards.append(
+                {
+                    **j,
+                    "url": url,
+                    "left": max(0, j["capacity"] - j["claimed"]),
+                    "qr": segno.make(url, error="m").svg_inline(scale=3, title=j["title"]),
+                }
+            )
+        return pages.render(
+            request,
+            "poster.html",
+            community=community,
+            month=month,
+            cards=cards,
+            pager=pager,
+            base=base,
+            sheet_size=POSTER_SHEET,
+        )
+
+    @app.get(
+        "/c/{community_id}/figures",
+        response_class=HTMLResponse,
+        summary="A community's public figures for a month",
+    )
+    @page
+    async def figures_page(
+        request: Request, community_id: str, month: str | None = None
+    ) -> Response:
+        shown = month_or(month, this_month())
+        community = await _community(request, community_id)
+        figures = await _figures(request, community_id, shown)
+        return pages.render(
+            request,
+            "figures.html",
+            community=community,
+            month=shown,
+            f=figures,
+            prev=shift_month(shown, -1),
+            next=shift_month(shown, 1),
+        )
+
+    async def _figures(request: Request, community_id: str, month: str) -> Figures:
+        """Counted from the lists an app may read, remembered a few seconds (a public page:
+        a crowd on it is not a crowd on the tasks API)."""
+        key = (community_id, month)
+        kept = figures_kept.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        lang = lang_of(request)
+        menu = (
+            await pages.apis.as_app(
+                "tasks",
+                "GET",
+                "/v1/jobs",
+                lang,
+                params={"community_id": community_id, "month": month, "limit": 1000},
+            )
+        )["items"]
+        _, until = month_window(month)
+        verified: list[dict[str, Any]] = []
+        cursor: str | None = None
+        complete = True
+        for _ in range(FIGURES_MAX_PAGES):
+            params: dict[str, Any] = {
+                "community_id": community_id,
+                "status": "verified",
+                "limit": 1000,
+            }
+            if cursor:
+                params["cursor"] = cursor
+            found = await pages.apis.as_app("tasks", "GET", "/v1/completions", lang, params=params)
+            verified.extend(found["items"])
+            cursor = found["next_cursor"]
+            # in order of submission: one submitted after the month cannot be verified in it
+            if not cursor or (
+                found["items"]
+                and datetime.fromisoformat(found["items"][-1]["submitted_at"]) >= until
+            ):
+                break
+        else:
+            complete = False
+        points_of = {j["id"]: int(j["points"]) for j in menu}
+        for job_id in {c["job_id"] for c in verified} - set(points_of):
+            job = await pages.apis.as_app("tasks", "GET", f"/v1/jobs/{job_id}", lang)
+            points_of[job_id] = int(job["points"])
+        figures = count_figures(month, verified, points_of, menu, complete=complete)
+        if len(figures_kept) > 1000:
+            figures_kept.clear()
+        figures_kept[key] = (time.monotonic() + FIGURES_KEPT_SECONDS, figures)
+        return figures
 
     # -- a community's wish wall and hazards (public), and a volunteer's post to them --------
     async def _community(request: Request, community_id: str) -> dict[str, Any]:
@@ -613,10 +736,23 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
     @app.get("/officer/queue", response_class=HTMLResponse, summary="Completions to verify")
     @page
     async def queue(
-        request: Request, done: str | None = None, community: str | None = None, page_no: int = 1
+        request: Request,
+        done: str | None = None,
+        community: str | None = None,
+        show: str | None = None,
+        page_no: int = 1,
     ) -> Response:
         pages.need(request, "officer", "admin")
-        return await _queue(request, notice=done, community=_id_or_none(community), page_no=page_no)
+        s = pages.session(request)
+        bulk = s.take("bulk") if done == "bulk" else None
+        return await _queue(
+            request,
+            notice=done,
+            community=_id_or_none(community),
+            held=show == "held",
+            page_no=page_no,
+            bulk=bulk,
+        )
 
     async def _queue(
         request: Request,
@@ -626,26 +762,42 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         typed: dict[str, str] | None = None,
         status: int = 200,
         community: str | None = None,
+        held: bool = False,
         page_no: int = 1,
+        bulk: dict[str, Any] | None = None,
+        picked: set[str] | None = None,
     ) -> Response:
+        """The completions waiting for an officer (``submitted``), or, with ``held``, those an
+        organisation limit held (``held``: an officer approves an officer-level hold, only the
+        admin one beyond the second limit)."""
+        me = pages.need(request, "officer", "admin")
         communities = await pages.items(request, "tasks", "/v1/communities", params={"limit": 1000})
-        params: dict[str, Any] = {"status": "submitted", "limit": 1000}
-        if community:
-            params["community_id"] = community
-        waiting = await pages.items(request, "tasks", "/v1/completions", params=params)
-        shown, pager = paged(waiting, page_no)
+        lists: dict[str, list[Any]] = {}
+        for name in ("submitted", "held"):
+            params: dict[str, Any] = {"status": name, "limit": 1000}
+            if community:
+                params["community_id"] = community
+            lists[name] = await pages.items(request, "tasks", "/v1/completions", params=params)
+        shown, pager = paged(lists["held" if held else "submitted"], page_no)
+        if bulk is not None and picked is None:
+            picked = set(bulk.get("keep", []))
         return pages.render(
             request,
             "queue.html",
             status=status,
             waiting=shown,
             pager=pager,
+            held=held,
+            counts={k: len(v) for k, v in lists.items()},
+            may_approve=lambda c: me.role == "admin" or c.get("hold_level") == "officer",
             titles=await _titles(request),
             notice=notice,
             error=error,
             typed=typed or {},
             communities=communities,
             community=community or "",
+            bulk=bulk,
+            picked=picked or set(),
         )
 
     @app.post("/officer/completions/{completion_id}/verify", summary="Verify (officer)")
@@ -662,11 +814,101 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
             return await _queue(request, error=e.detail, status=e.status, community=community)
         return pages.redirect(request, _queue_url("verified", community))
 
+    @app.post("/officer/queue/verify", summary="Verify the selected completions (officer)")
+    @page
+    async def verify_selected(request: Request) -> Response:
+        """One POST, one tasks call per selected completion, in the order shown; each one's
+        outcome (verified, held by a limit, or refused and why, in the person's language) is
+        shown on the queue it redirects to, the refused ones still selected."""
+        f = await pages.form(request)
+        pages.need(request, "officer", "admin")
+        community = _id_or_none(f.get("community"))
+        asked = list(dict.fromkeys((await request.form()).getlist("ids")))
+        ids = [x for x in asked if isinstance(x, str)][:BULK_MAX]
+        lang = lang_of(request)
+        if not ids:
+            return await _queue(
+                request, error=text(lang, "bulk_none"), status=422, community=community
+            )
+        titles = await _titles(request)
+        results: list[dict[str, Any]] = []
+        for raw in ids:
+            item: dict[str, Any] = {"id": raw, "job": "", "account": ""}
+            try:
+                cid = uuid.UUID(raw)
+            except ValueError:
+                results.append({**item, "outcome": "refused", "detail": text(lang, "not_found")})
+                continue
+            try:
+                done = await pages.call(request, "tasks", "POST", f"/v1/completions/{cid}/verify")
+            except ApiError as e:
+                detail = e.detail if e.status < 500 else text(lang, "api_down")
+                results.append({**item, "outcome": "refused", "detail": detail})
+                continue
+            results.append(
+                {
+                    **item,
+                    "job": titles.get(done["job_id"], done["job_id"]),
+                    "account": done["account_id"],
+                    # beyond an organisation limit a verification holds it for review instead
+                    "outcome": "held" if done["status"] == "held" else "verified",
+                    "detail": "",
+                }
+            )
+        await _name_refused(request, results, titles)
+        pages.session(request).flash["bulk"] = {
+            "results": results,
+            "keep": [r["id"] for r in results if r["outcome"] == "refused"],
+        }
+        return pages.redirect(request, _queue_url("bulk", community))
+
+    async def _name_refused(
+        request: Request, results: list[dict[str, Any]], titles: dict[str, str]
+    ) -> None:
+        """The job and volunteer of each refused item, where the API still shows it."""
+        for r in results:
+            if r["outcome"] != "refused" or r["job"]:
+                continue
+            try:
+                c = await pages.call(request, "tasks", "GET", f"/v1/completions/{r['id']}")
+            except (ApiError, ValueError):
+                continue
+            r["job"], r["account"] = titles.get(c["job_id"], c["job_id"]), c["account_id"]
+
+    @app.post("/officer/completions/{completion_id}/approve", summary="Approve a held one")
+    @page
+    async def approve(request: Request, completion_id: uuid.UUID) -> Response:
+        f = await pages.form(request)
+        pages.need(request, "officer", "admin")
+        community = _id_or_none(f.get("community"))
+        reason = f.get("reason", "").strip()
+        try:
+            await pages.call(
+                request,
+                "tasks",
+                "POST",
+                f"/v1/completions/{completion_id}/approve",
+                json={"reason": reason},
+            )
+        except ApiError as e:
+            if e.status >= 500:
+                raise
+            return await _queue(
+                request,
+                error=e.detail,
+                typed={str(completion_id): f.get("reason", "")},
+                status=e.status,
+                community=community,
+                held=True,
+            )
+        return pages.redirect(request, _queue_url("approved", community, held=True))
+
     @app.post("/officer/completions/{completion_id}/reject", summary="Reject (officer)")
     @page
     async def reject(request: Request, completion_id: uuid.UUID) -> Response:
         f = await pages.form(request)
         pages.need(request, "officer", "admin")
+        held = f.get("show") == "held"  # a held one is rejected from the held list
         try:
             await pages.call(
                 request,
@@ -684,8 +926,11 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
                 typed={str(completion_id): f.get("reason", "")},
                 status=e.status,
                 community=_id_or_none(f.get("community")),
+                held=held,
             )
-        return pages.redirect(request, _queue_url("rejected", _id_or_none(f.get("community"))))
+        return pages.redirect(
+            request, _queue_url("rejected", _id_or_none(f.get("community")), held=held)
+        )
 
     @app.get(
         "/officer/jobs/{job_id}/checkin", response_class=HTMLResponse, summary="Check-in screen"
@@ -897,6 +1142,10 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
 
 
 PAGE_SIZE = 20
+BULK_MAX = 100  # completions one "verify selected" decides (a page shows 20)
+POSTER_SHEET = 8  # the cards one A4 sheet of the poster holds
+FIGURES_MAX_PAGES = 50  # pages of 1,000 completions a figures page reads at most
+FIGURES_KEPT_SECONDS = 10.0
 
 
 @dataclass
@@ -913,12 +1162,12 @@ class Pager:
         return self.page + 1 if self.page < self.pages else None
 
 
-def paged(items: list[Any], page_no: int) -> tuple[list[Any], Pager]:
+def paged(items: list[Any], page_no: int, size: int = PAGE_SIZE) -> tuple[list[Any], Pager]:
     """One page of ``items``: a page stays within the page budget however long the list (the
     APIs answer up to 1,000; a page shows 20)."""
-    pages = max(1, -(-len(items) // PAGE_SIZE))
+    pages = max(1, -(-len(items) // size))
     page_no = min(max(1, page_no), pages)
-    return items[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE], Pager(page_no, pages)
+    return items[(page_no - 1) * size : page_no * size], Pager(page_no, pages)
 
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -1023,8 +1272,12 @@ def _id_or_none(value: str | None) -> str | None:
     return value if value and _ID.fullmatch(value) else None
 
 
-def _queue_url(done: str, community: str | None) -> str:
-    return f"/officer/queue?done={done}" + (f"&community={community}" if community else "")
+def _queue_url(done: str, community: str | None, *, held: bool = False) -> str:
+    return (
+        f"/officer/queue?done={done}"
+        + (f"&community={community}" if community else "")
+        + ("&show=held" if held else "")
+    )
 
 
 def _is_month(value: str) -> bool:

@@ -12,6 +12,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 COOKIE = "jifen_portal"
 MAX_SESSIONS = 50_000
@@ -33,6 +34,11 @@ class Session:
     name: str = ""
     roles: dict[str, RoleToken] = field(default_factory=dict)
     role: str | None = None
+    # what a POST leaves for the page it redirects to (one read: ``take``)
+    flash: dict[str, Any] = field(default_factory=dict)
+
+    def take(self, key: str) -> Any:
+        return self.flash.pop(key, None)
 
     @property
     def current(self) -> RoleToken | None:

@@ -29,7 +29,15 @@ class PortalSettings(BaseSettings):
     session_idle_seconds: int = 4 * 3600
     # a cookie marked Secure is not sent over plain http: on for any deployment behind TLS
     secure_cookies: bool = False
+    # where people reach the portal (scheme, host, any path prefix): the absolute links a
+    # printed poster's QR codes carry; unset, http://{host}:{port}. Never the request's Host
+    # header, which a client chooses
+    public_url: str | None = None
     log_level: str = Field("INFO", validation_alias="JIFEN_LOG_LEVEL")
+
+    def base_url(self) -> str:
+        """The portal's public address, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def credential(self) -> str:
         if self.app_credential:

@@ -212,6 +212,87 @@ TEXTS: dict[str, tuple[str, str]] = {
     "hk_traffic_hazard": ("交通隐患", "traffic hazard"),
     "hk_other": ("其他", "other"),
     "fixed": ("已处理 {n} 项，处理中 {m} 项", "{n} fixed, {m} being fixed"),
+    # the printable poster of a month's menu
+    "poster": ("打印海报", "Printable poster"),
+    "poster_of": ("{community} · {month} 志愿服务", "{community} · volunteer jobs, {month}"),
+    "poster_lead": (
+        "扫码查看详情并报名。做好事，攒积分，换实惠。",
+        "Scan a code to see the job and claim a place. Do good, earn points, redeem them locally.",
+    ),
+    "poster_print": (
+        "用浏览器的“打印”打印本页（A4，每张 {n} 项）。",
+        "Print this page from your browser (A4, {n} jobs a sheet).",
+    ),
+    "poster_sheet": ("第 {page}/{pages} 张", "sheet {page} of {pages}"),
+    "poster_sheets": ("海报分张", "Poster sheets"),
+    "prev_sheet": ("上一张", "Previous sheet"),
+    "next_sheet": ("下一张", "Next sheet"),
+    "scan_to_claim": ("扫码报名", "Scan to claim"),
+    # a community's public figures
+    "figures": ("公开数据", "Figures"),
+    "figures_of": ("{community} · {month} 公开数据", "{community} · figures for {month}"),
+    "figures_lead": (
+        "本月核验通过的志愿服务，按核验时间（UTC）统计；已撤销的不计。",
+        "The volunteer work verified in the month (by when it was verified, UTC); "
+        "revoked work does not count.",
+    ),
+    "month": ("月份", "Month"),
+    "fig_points_issued": ("发放积分", "Points issued"),
+    "fig_activities": ("开展活动", "Activities held"),
+    "fig_activities_hint": ("至少一人核验通过的服务", "jobs with at least one verified completion"),
+    "fig_attendances": ("参与人次", "Attendances"),
+    "fig_attendances_hint": ("核验通过的完成记录", "verified completions"),
+    "fig_volunteers": ("参与志愿者", "Volunteers"),
+    "fig_menu": (
+        "本月菜单上有 {jobs} 项服务，已报名 {claimed} 人次。",
+        "{jobs} jobs on the month's menu, {claimed} places taken.",
+    ),
+    "fig_redeemed_gap": (
+        "兑换积分：积分在全组织通用，目前没有按社区公开的兑换数据，这里不作估算。",
+        "Points redeemed: points are spent anywhere in the organisation and no per-community "
+        "figure is published yet, so none is estimated here.",
+    ),
+    "fig_partial": (
+        "记录过多：以上只统计了读到的部分记录，实际更多。",
+        "Too many records: these count only the part that was read; the real figures are higher.",
+    ),
+    # the officer's queue: held completions, verifying several at once
+    "queue_submitted": ("待审核（{n}）", "Awaiting verification ({n})"),
+    "queue_held": ("待复核（{n}）", "Held for review ({n})"),
+    "queue_views": ("待办分类", "Queues"),
+    "held_lead": (
+        "这些记录超出了本组织的积分限额，经人工复核批准后才计分。",
+        "These went beyond the organisation's limits: they count once a person approves them.",
+    ),
+    "held_empty": ("没有待复核的记录。", "Nothing held for review."),
+    "hold_officer": (
+        "超出第一道限额：工作人员可以批准",
+        "beyond the first limit: an officer may approve",
+    ),
+    "hold_admin": (
+        "超出第二道限额：只有管理员可以批准",
+        "beyond the second limit: only the admin may approve",
+    ),
+    "approve": ("批准", "Approve"),
+    "approve_reason": ("批准理由", "Reason for approving"),
+    "approve_reason_hint": ("例如：台风后加班清理，已核实", "e.g. typhoon clean-up, hours agreed"),
+    "approved_one": ("已批准，积分即将到账。", "Approved; the points are on their way."),
+    "reject_reason": ("不通过的理由", "Reason for rejecting"),
+    "pick": ("选择：{job}（{volunteer}）", "Select: {job} ({volunteer})"),
+    "verify_selected": ("核验所选", "Verify selected"),
+    "bulk_none": ("请先勾选要核验的记录。", "Select the completions to verify first."),
+    "bulk_results": ("核验结果", "What happened to the selected"),
+    "bulk_summary": (
+        "已核验 {ok} 条，转入待复核 {held} 条，未能核验 {refused} 条。",
+        "{ok} verified, {held} held for review, {refused} refused.",
+    ),
+    "outcome_verified": ("已核验", "verified"),
+    "outcome_held": ("超出限额，已转入待复核", "beyond a limit: held for review"),
+    "outcome_refused": ("未能核验", "refused"),
+    "bulk_kept": (
+        "未能核验的记录仍然勾选着，处理后可以再次提交。",
+        "The refused ones are still selected: deal with them and submit again.",
+    ),
 }
 
 
