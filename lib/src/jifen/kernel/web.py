@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -604,27 +604,35 @@ async def lifespan_noop(_: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-async def db_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """The request's connection from the service's pool.
+@asynccontextmanager
+async def pooled(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from the service's pool for as long as the block runs.
 
-    FastAPI closes this after the response has been sent. If PostgreSQL went away meanwhile
-    (a restart), returning the connection to the pool fails; raised there, the error could no
-    longer become a 503: the server would log it and drop the client's keep-alive connection,
-    so the client's *next* request would get no answer at all. The pool has already discarded
-    the connection; the answer stands; log and carry on."""
-    pool = request.app.state.pool
-    conn = await pool.acquire()  # an outage here is a 503 (nothing has been sent yet)
+    If PostgreSQL went away meanwhile (a restart), returning the connection to the pool fails;
+    the pool has already discarded the connection and what the block did stands (committed or
+    not, PostgreSQL decided), so that is logged, not raised: raised after the response has been
+    sent (``db_connection``), it could no longer become a 503 — the server would drop the
+    client's keep-alive connection, so the client's *next* request would get no answer at all.
+    An outage while acquiring is raised (nothing has been sent yet: a 503)."""
+    conn = await pool.acquire()
     try:
         yield conn
     finally:
         try:
             await pool.release(conn)
         except _API_DATABASE_UNAVAILABLE as exc:
-            import logging
-
             logging.getLogger("jifen.web").warning(
                 "connection lost on its way back to the pool (%r); the answer stands", exc
             )
+
+
+async def db_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """The request's connection from the service's pool, held until FastAPI closes this after
+    the response has been sent. A hot route that needs the connection for one statement takes
+    it with ``pooled(request.app.state.pool)`` around that statement instead, so the pool's
+    connections are not held while other requests' Python runs."""
+    async with pooled(request.app.state.pool) as conn:
+        yield conn
 
 
 # the request's pooled connection: ``async def endpoint(conn: Conn)``
