@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from jifen.kernel.auth import Principal, Role
 from jifen.kernel.i18n import Said
 from jifen.kernel.pages import Page, Paging
-from jifen.kernel.web import ParsedBodyRoute
+from jifen.kernel.web import ParsedBodyRoute, pooled
 from jifen.redeem import handlers
 from jifen.redeem.api.deps import (
     SMALL_BODY,
@@ -66,7 +66,6 @@ def _out(row: asyncpg.Record, who: Principal) -> RedemptionOut:
 )
 async def redeem(
     body: RedemptionIn,
-    conn: Conn,
     who: Member,
     key: IdempotencyKey,
     request: Request,
@@ -93,17 +92,20 @@ async def redeem(
         )
     else:
         account = body.account_id
-    row, created = await handlers.redeem(
-        conn,
-        queries_of(request),
-        contracts_of(request),
-        org=who.org,
-        account_id=account,
-        reward_id=body.reward_id,
-        by=who.subject,
-        idempotency_key=key,
-        community_id=body.community_id,
-    )
+    # the connection only for the one statement: held while this request's answer is built
+    # and sent, it would keep the next request waiting for the pool
+    async with pooled(request.app.state.pool) as conn:
+        row, created = await handlers.redeem(
+            conn,
+            queries_of(request),
+            contracts_of(request),
+            org=who.org,
+            account_id=account,
+            reward_id=body.reward_id,
+            by=who.subject,
+            idempotency_key=key,
+            community_id=body.community_id,
+        )
     if not created:
         response.status_code = 200
     return _out(row, who)
