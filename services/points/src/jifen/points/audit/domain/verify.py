@@ -55,6 +55,9 @@ _dumps = orjson.dumps
 _SORT = orjson.OPT_SORT_KEYS
 _MAX_GAP = 1 << 24  # positions, when the header says no end: 512 MiB of leaves to fill
 _sha256 = hashlib.sha256
+# a leaf's hasher with its domain byte already fed: a copy per leaf instead of concatenating
+# the byte onto ~640 bytes of content and starting a new hasher (~0.4 µs an entry, measured)
+_LEAF_HASHER = _sha256(b"\x00")
 
 
 # The typed export line of the fast path (``Verifier.feed_lines``): an entry line whose every
@@ -331,6 +334,7 @@ class Verifier:
         causes, refs, monthly = self.causes, self.refs, self.monthly
         legacy, cutover = self.legacy, self.cutover
         decode, encode, sha, content_of = _decode_line, _encode, _sha256, _content_of
+        leaf_hasher = _LEAF_HASHER.copy
         Content, ValidationError = _HashedContent, msgspec.ValidationError
         DecodeError = msgspec.DecodeError
         entries = 0
@@ -348,8 +352,9 @@ class Verifier:
                 else:
                     rec, line = item, None
                 e = rec.entry
-                leaf_data = encode(e)
-                leaf = sha(b"\x00" + leaf_data).digest()
+                h = leaf_hasher()
+                h.update(encode(e))
+                leaf = h.digest()
                 acct, seq, amount, after = e.account_id, e.account_seq, e.amount, e.balance_after
                 kind, eid, entry_hash = e.kind, e.entry_id, e.entry_hash
                 if (
