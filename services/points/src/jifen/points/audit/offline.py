@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from jifen.points.audit.domain.checkpoint import Checkpoint, public_key_from_raw, unb64
 from jifen.points.audit.domain.verify import EXPORT_FORMAT, Result, Verifier
+
+# below this much export per process the work is not split: forking and joining would cost more
+PARALLEL_MIN_CHUNK = 32_000_000
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 class AuditError(Exception):
@@ -95,22 +109,35 @@ def verify_files(
     checkpoints: Path | None = None,
     state: Path | None = None,
     on_progress: Callable[[int], Any] | None = None,
+    jobs: int = 1,
+    min_chunk_bytes: int = PARALLEL_MIN_CHUNK,
 ) -> Result:
-    """Verify; after a clean run keep the checkpoint (in ``checkpoints``) and the leaves."""
+    """Verify; after a clean run keep the checkpoint (in ``checkpoints``) and the leaves.
+
+    ``jobs`` > 1: one export is read in that many contiguous byte ranges by as many forked
+    processes (each at least ``min_chunk_bytes``), joined in order (domain/chunks.py); any
+    finding or doubt in any of them and it is verified again, sequentially, from the start, so
+    the result is always the sequential one."""
     previous = b""
     previous_cutover: int | None = None
     if state is not None and (state / "leaves.bin").exists():
         previous = (state / "leaves.bin").read_bytes()
     if state is not None and (state / "verified.json").exists():
         previous_cutover = json.loads((state / "verified.json").read_text()).get("legacy_cutover")
-    v = Verifier(keys, load_checkpoints(checkpoints), previous, previous_cutover)
+    saved = load_checkpoints(checkpoints)
+    v = Verifier(keys, saved, previous, previous_cutover)
     # the verifier makes millions of small objects and no cycles: the cyclic collector, which
     # would walk them again and again as they pile up, is off while it runs (a quarter of the
     # CPU of a million-entry run, measured)
     collecting = gc.isenabled()
     gc.disable()
     try:
-        result = _feed_and_finish(v, exports, on_progress)
+        result = None
+        if jobs > 1 and len(exports) == 1:
+            result = _in_parallel(v, exports[0], jobs, min_chunk_bytes, on_progress)
+        if result is None:
+            v = Verifier(keys, saved, previous, previous_cutover)
+            result = _feed_and_finish(v, exports, on_progress)
     finally:
         if collecting:
             gc.enable()
@@ -152,3 +179,76 @@ def _feed_and_finish(
                 if on_progress is not None:
                     on_progress(sum(map(len, chunk)))
     return v.finish()
+
+
+def _in_parallel(
+    v: Verifier,
+    path: Path,
+    jobs: int,
+    min_chunk_bytes: int,
+    on_progress: Callable[[int], Any] | None,
+) -> Result | None:
+    """The export verified in ``jobs`` byte ranges by forked processes and joined in order, or
+    None (nothing reported) when it is small, cannot be forked, or any range has doubt."""
+    from jifen.points.audit.domain import chunks as chunks_mod
+
+    if "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+        return None
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.readline()
+    header = _header(path, head)
+    body = size - len(head)
+    jobs = min(jobs, body // max(min_chunk_bytes, 1))
+    if jobs < 2:
+        return None
+    v.feed_header(header)
+    if v.findings:
+        return None
+    cuts = [len(head) + body * k // jobs for k in range(jobs)] + [size]
+    ranges = [(str(path), cuts[k], cuts[k + 1], v.cutover) for k in range(jobs)]
+    # forked: the workers share this process's modules and its hash key (chunks.py's hashes)
+    with multiprocessing.get_context("fork").Pool(jobs, _worker_started) as pool:
+        chunks = []
+        for (_, start, end, _), chunk in zip(ranges, pool.imap(_scan_range, ranges), strict=True):
+            if chunk is None:
+                return None
+            chunks.append(chunk)
+            if on_progress is not None:
+                on_progress(end - start + (len(head) if start == len(head) else 0))
+    if not chunks_mod.join_chunks(v, chunks):
+        return None
+    result = v.finish()
+    result.processes = jobs
+    return result
+
+
+def _worker_started() -> None:
+    # a worker is ended by its pool (SIGTERM) when a range had doubt: no handler of the parent's
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+def _scan_range(task: tuple[str, int, int, float]) -> Any:
+    """In a worker: the lines that start in bytes [start, end) of the export, scanned."""
+    from jifen.points.audit.domain.chunks import scan_chunk
+
+    path, start, end, cutover = task
+    gc.disable()  # as in the parent: millions of small objects, no cycles
+    with open(path, "rb") as f:
+        f.seek(start - 1)
+        if f.read(1) != b"\n":
+            f.readline()  # the line under way belongs to the range before
+        return scan_chunk(_lines(f, f.tell(), end), cutover)
+
+
+def _lines(f: Any, pos: int, end: int) -> Iterator[bytes]:
+    while pos < end:
+        batch = f.readlines(4_000_000)
+        if not batch:
+            return
+        for line in batch:
+            if pos >= end:
+                return
+            pos += len(line)
+            yield line

@@ -223,6 +223,8 @@ class Result:
     # one per fault, the entry it is about first (the forged, missing or moved one), its
     # consequences folded in (``also``); ``findings`` keeps every piece of evidence
     faults: list[Finding] = field(default_factory=list)
+    # how many processes verified the entries (more than one: runs joined, domain/chunks.py)
+    processes: int = 1
 
     @property
     def ok(self) -> bool:
@@ -285,6 +287,8 @@ class Verifier:
         # no line may claim a position at or past this (the export's end, within the signed
         # checkpoint); a gap up to it is filled, one past it is an edited line, not a gap
         self.bound: int | None = None
+        # the state was put together from runs verified apart (domain/chunks.py): no more lines
+        self.joined = False
 
     def _add(self, code: str, message: str, **where: Any) -> None:
         self.findings.append(Finding(code, message, **where))
@@ -315,6 +319,10 @@ class Verifier:
         """One export line after the header: an entry, a redacted leaf or a missing entry."""
         self.feed_many((rec,))
 
+    def _not_joined(self) -> None:
+        if self.joined:
+            raise RuntimeError("no line can be fed after runs verified apart were joined")
+
     def feed_lines(self, lines: Iterable[bytes]) -> None:
         """Export lines after the header, as the raw bytes of the file, in order; blank lines
         are skipped. Raises ``orjson.JSONDecodeError`` at a line that is not JSON (the lines
@@ -330,6 +338,7 @@ class Verifier:
         any entry a check would flag) is decoded by orjson (or turned back into the dict
         orjson gives for it) and goes through ``feed_many``, which names what is wrong.
         """
+        self._not_joined()
         leaves, entry_ids, accounts = self.leaves, self.entry_ids, self.accounts
         causes, refs, monthly = self.causes, self.refs, self.monthly
         legacy, cutover = self.legacy, self.cutover
@@ -445,6 +454,7 @@ class Verifier:
     def feed_many(self, records: Iterable[dict[str, Any]]) -> None:
         """Export lines after the header, in order. The hot path of a million-entry run: one
         flat loop over locals on purpose (no per-entry method calls or attribute lookups)."""
+        self._not_joined()
         leaves, entry_ids, accounts = self.leaves, self.entry_ids, self.accounts
         causes, refs, monthly, add = self.causes, self.refs, self.monthly, self._add
         legacy, cutover = self.legacy, self.cutover
