@@ -5,7 +5,8 @@ dev tools, ``jifen.devtools``, never in an image).
 
 Start-up imports only what the invoked command needs: ``jifen audit verify`` loads the audit
 group alone, not the kernel's token and key commands (which pull in FastAPI through
-``jifen.kernel.auth``) nor the other groups. ``app`` (the whole command, for tests and
+``jifen.kernel.auth``) nor the other groups, and a group's module may answer a command line
+itself without importing typer at all (``_direct``). ``app`` (the whole command, for tests and
 ``--help``) is built on first use."""
 
 # no `from __future__ import annotations`: typer reads the commands' annotations, and those
@@ -14,27 +15,41 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
-
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
+
+    import typer
+
+    # at run time Annotated[Path, typer.Option(...)], made when first needed (_keys_dir_type)
+    KeysDir = Path
 
 HELP = "Jifen: community volunteer points."
 # where the stack keeps its keys by default: var/keys in the checkout (jifen.kernel.settings'
 # REPO_ROOT, not imported here: pydantic is not needed to parse a command line)
 DEFAULT_KEYS_DIR = Path(__file__).resolve().parents[4] / "var" / "keys"
 
-KeysDir = Annotated[
-    Path, typer.Option(envvar="JIFEN_KEYS_DIR", help="Where the signing keys live.")
-]
+
+def _keys_dir_type() -> Any:
+    """``KeysDir``, the ``--keys-dir`` option's annotation (typer is imported when needed)."""
+    import typer
+
+    return Annotated[
+        Path, typer.Option(envvar="JIFEN_KEYS_DIR", help="Where the signing keys live.")
+    ]
 
 
-def _root() -> typer.Typer:
+def _root() -> "typer.Typer":
+    import typer
+
     return typer.Typer(help=HELP, no_args_is_help=True, pretty_exceptions_enable=False)
 
 
-def _kernel_app() -> typer.Typer:
+def _kernel_app() -> "typer.Typer":
     """The kernel's own groups, ``token`` and ``keys``, on a new root command."""
+    import typer
+
+    if "KeysDir" not in globals():  # the commands' annotations below read it
+        globals()["KeysDir"] = _keys_dir_type()
     from jifen.kernel.auth import (
         AUDIT_KEYS_SUBDIR,
         PROVISIONED_MARK,
@@ -190,7 +205,9 @@ def _plugins() -> list["EntryPoint"]:
     return list(entry_points(group="jifen.cli"))
 
 
-def _add(root: typer.Typer, ep: "EntryPoint") -> None:
+def _add(root: "typer.Typer", ep: "EntryPoint") -> None:
+    import typer
+
     plugin = ep.load()
     if isinstance(plugin, typer.Typer):
         root.add_typer(plugin, name=ep.name)
@@ -198,7 +215,7 @@ def _add(root: typer.Typer, ep: "EntryPoint") -> None:
         root.command(ep.name)(plugin)
 
 
-def _load_plugins(root: typer.Typer) -> None:
+def _load_plugins(root: "typer.Typer") -> None:
     """Services and the dev tools add their own commands through the ``jifen.cli`` entry-point
     group (a ``typer.Typer`` becomes a group, e.g. ``jifen audit``; a function a command, e.g.
     ``jifen demo``), so the kernel never imports a service or the dev tools."""
@@ -206,10 +223,12 @@ def _load_plugins(root: typer.Typer) -> None:
         _add(root, ep)
 
 
-def _app_for(argv: list[str]) -> typer.Typer:
+def _app_for(argv: list[str]) -> "typer.Typer":
     """The command ``argv`` invokes, built with only what it needs: a plugin's group on its
     own (``jifen audit …``), else the whole command (kernel groups and every plugin, as
     ``jifen --help`` lists them)."""
+    import typer
+
     name = argv[1] if len(argv) > 1 else ""
     if name and not name.startswith("-") and name not in ("token", "keys"):
         for ep in _plugins():
@@ -230,10 +249,33 @@ def __getattr__(name: str) -> Any:
     if name == "app":
         built = globals()["app"] = _kernel_app()
         return built
+    if name == "KeysDir":  # for the dev tools' commands
+        kind = globals()["KeysDir"] = _keys_dir_type()
+        return kind
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _direct(argv: list[str]) -> int | None:
+    """A plugin group's module may answer some of its command lines itself, without typer
+    (whose start-up builds a pydantic adapter per option, ~0.7 s): its ``direct(args)`` returns
+    the exit status, or None for typer to run the command (``--help``, a mistyped option, …).
+    Only the plugin's module is imported, not the group (``jifen audit verify`` uses this)."""
+    import importlib
+
+    name = argv[1] if len(argv) > 1 else ""
+    if not name or name.startswith("-") or name in ("token", "keys"):
+        return None
+    for ep in _plugins():
+        if ep.name == name:
+            direct = getattr(importlib.import_module(ep.module), "direct", None)
+            return direct(argv[2:]) if callable(direct) else None
+    return None
+
+
 def main() -> None:
+    code = _direct(sys.argv)
+    if code is not None:
+        sys.exit(code)
     _app_for(sys.argv)()
 
 
