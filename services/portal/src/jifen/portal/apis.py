@@ -39,6 +39,7 @@ class Apis:
         self._app_token: str | None = None
         self._app_token_until = 0.0
         self.org_id: str | None = None
+        self.app_id: str | None = None  # the portal's own (its credential's app id)
         self._lock = asyncio.Lock()
 
     async def close(self) -> None:
@@ -58,6 +59,7 @@ class Apis:
                 )
                 self._app_token = body["access_token"]
                 self.org_id = body["org_id"]
+                self.app_id = body["app_id"]
                 self._app_token_until = time.monotonic() + max(30, body["expires_in"] - 60)
             return self._app_token
 

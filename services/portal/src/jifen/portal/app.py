@@ -5,10 +5,12 @@ as a printable A4 poster, a QR code per job), its public figures for a month, a 
 in with a phone code: the volunteer claims, checks in with the code the officer's screen shows,
 reports the job done and sees their points and service record; the officer verifies or rejects
 completions, several at once, approves those an organisation limit held, and shows the
-rotating check-in code as a QR code. Operators read what the
-embedded SMS sender kept (``/ops``). Every call goes to the services' public APIs
-(``jifen.portal.apis``); an API's refusal is shown in the person's language above the form,
-with what they typed kept in it."""
+rotating check-in code as a QR code. The admin sets the organisation's limits, issues and
+revokes app credentials and proposes or, as the second admin, decides adjustments (``/admin``);
+the auditor checks the latest signed checkpoint and reads the points report (``/audit``; both
+in ``jifen.portal.staff``). Operators read what the embedded SMS sender kept (``/ops``). Every
+call goes to the services' public APIs (``jifen.portal.apis``); an API's refusal is shown in
+the person's language above the form, with what they typed kept in it."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from jifen.portal.figures import Figures, month_or, month_window
 from jifen.portal.figures import count as count_figures
 from jifen.portal.sessions import COOKIE, RoleToken, Session, Sessions
 from jifen.portal.settings import PortalSettings
+from jifen.portal.staff import add_staff_pages
 from jifen.portal.texts import Lang, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -1119,6 +1122,9 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
             "operator", "operator", token, time.time() + 3600
         )
         return pages.redirect(request, "/ops")
+
+    # -- the admin's and the auditor's pages (jifen.portal.staff) ------------------------
+    add_staff_pages(app, pages, page)
 
     # -- errors as pages ----------------------------------------------------------------
     @app.exception_handler(StarletteHTTPException)
