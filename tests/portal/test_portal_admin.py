@@ -255,7 +255,7 @@ async def test_admin_limits_credentials_adjustments_and_the_auditor(
         await pages.check(a, "admin-own-approval-refused-zh")
         # in English, the same refusal in English
         await a.get_by_role("link", name="English").click()
-        await a.goto(f"{portal}/admin")
+        await expect(a).to_have_url(re.compile(r"/admin$"))  # back to the page, not the POST
         item = a.get_by_test_id(f"adj-{proposed['id']}")
         await item.get_by_role("button", name=f"Approve {vol} +15").click()
         await expect(a.get_by_test_id(f"refused-adj-{proposed['id']}")).to_contain_text(
@@ -336,6 +336,7 @@ async def test_admin_limits_credentials_adjustments_and_the_auditor(
             await expect(auditor.get_by_test_id(f"rep-{k}")).to_have_text(str(report[field]))
         await pages.check(auditor, "audit-zh")
         await auditor.get_by_role("link", name="English").click()
+        await expect(auditor).to_have_url(re.compile(rf"/audit\?month={month}$"))
         await expect(auditor.get_by_role("heading", level=1)).to_have_text(
             "Audit: the checkpoint and the points report"
         )

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
@@ -136,6 +137,7 @@ def add_staff_pages(app: FastAPI, pages: Pages, page: Callable[[Handler], Handle
             request,
             "admin.html",
             status=status,
+            here="/admin",  # the language switch from a refusal (a POST's page) comes back here
             org=org,
             limits=LIMITS,
             optional=OPTIONAL_LIMITS,
@@ -336,6 +338,7 @@ def add_staff_pages(app: FastAPI, pages: Pages, page: Callable[[Handler], Handle
             request,
             "audit.html",
             status=status,
+            here=quote(f"/audit?month={month}", safe="/"),
             chk=check(latest, previous, keys, proof),
             report=report,
             flags=signals["flags"][:FLAGS_SHOWN],
