@@ -325,3 +325,28 @@ def test_no_line_can_be_fed_after_a_join() -> None:
     assert join_chunks(v, runs_of(data))
     with pytest.raises(RuntimeError):
         v.feed_lines([b"{}"])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 8, 9, 64, 100, 257])
+def test_the_runs_subtrees_make_the_same_tree_at_every_size(size: int) -> None:
+    """Wherever the runs are cut, the nodes they hashed are the nodes of the whole tree, and
+    the root at every size (the signed checkpoints') is the same."""
+    import hashlib
+    import itertools
+
+    from jifen.points.audit.domain.chunks import _subtrees
+
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(size)]
+    whole = Verifier(KEYS)
+    whole.leaves = list(leaves)
+    want = whole._levels()
+    rng = random.Random(size)
+    for _ in range(5):
+        cuts = sorted({0, size, *(rng.randrange(size + 1) for _ in range(rng.randrange(4)))})
+        split = Verifier(KEYS)
+        split.leaves = list(leaves)
+        for a, b in itertools.pairwise(cuts):
+            for level, piece in enumerate(_subtrees(a, leaves[a:b]), start=1):
+                split.subtrees.setdefault(level, []).append(piece)
+        assert split._levels() == want, cuts
+        assert all(split._root_at(want, n) == whole._root_at(want, n) for n in range(size + 1))

@@ -66,6 +66,8 @@ class ChunkSummary:
     causes: bytes  # array("q") of the causes' hashes
     refs: bytes  # array("q") of the references' hashes
     needs: list[tuple[str, str]]
+    # per level from 1: (index of the first complete node in the run, the nodes)
+    subtrees: list[tuple[int, bytes]]
 
 
 def scan_chunk(lines: Iterable[bytes], cutover: float) -> ChunkSummary | None:
@@ -160,8 +162,9 @@ def scan_chunk(lines: Iterable[bytes], cutover: float) -> ChunkSummary | None:
         causes.add(cause)
         if key is not None:
             refs.add(key)
+    start = 0 if first is None else first
     return ChunkSummary(
-        first_position=0 if first is None else first,
+        first_position=start,
         positions=len(leaves),
         leaves=b"".join(leaves),
         entry_ids=entry_ids.tobytes(),
@@ -171,7 +174,29 @@ def scan_chunk(lines: Iterable[bytes], cutover: float) -> ChunkSummary | None:
         causes=array("q", map(hash, causes)).tobytes(),
         refs=array("q", map(hash, refs)).tobytes(),
         needs=needs,
+        subtrees=_subtrees(start, leaves),
     )
+
+
+def _subtrees(first: int, leaves: list[bytes]) -> list[tuple[int, bytes]]:
+    """The complete subtrees of the tree over leaves ``first``.. that lie wholly in this run:
+    for each level from 1, the index of its first node here and the nodes (RFC 6962 hashing,
+    as ``Verifier._levels``); such a node is the same whatever the tree's size."""
+    out: list[tuple[int, bytes]] = []
+    sha = _sha256
+    level, at = leaves, first
+    while True:
+        up = (at + 1) // 2  # the first node whose two children are both here
+        end = (at + len(level)) // 2
+        if end <= up:
+            return out
+        skip = 2 * up - at
+        level = [
+            sha(b"\x01" + level[j] + level[j + 1]).digest()
+            for j in range(skip, skip + 2 * (end - up), 2)
+        ]
+        out.append((up, b"".join(level)))
+        at = up
 
 
 def _follows(run: list[Any], chain: AccountState) -> bool:
@@ -249,5 +274,7 @@ def join_chunks(v: Verifier, chunks: list[ChunkSummary]) -> bool:
         v.leaves.extend([leaves[i : i + 32] for i in range(0, len(leaves), 32)])
         v.entry_ids.frombytes(c.entry_ids)
         v.entries += c.positions
+        for level, piece in enumerate(c.subtrees, start=1):
+            v.subtrees.setdefault(level, []).append(piece)
     v.joined = True
     return True

@@ -289,6 +289,8 @@ class Verifier:
         self.bound: int | None = None
         # the state was put together from runs verified apart (domain/chunks.py): no more lines
         self.joined = False
+        # complete subtrees those runs hashed: per level, (index of the first node, the nodes)
+        self.subtrees: dict[int, list[tuple[int, bytes]]] = {}
 
     def _add(self, code: str, message: str, **where: Any) -> None:
         self.findings.append(Finding(code, message, **where))
@@ -968,13 +970,24 @@ class Verifier:
             )
 
     def _levels(self) -> list[list[bytes]]:
-        """Every level of the tree, bottom-up; complete subtree (l, i) is levels[l][i]."""
+        """Every level of the tree, bottom-up; complete subtree (l, i) is levels[l][i]. The
+        nodes runs verified apart already hashed (``subtrees``) are taken as they are."""
         levels = [self.leaves]
         level = self.leaves
         sha = _sha256
         while len(level) > 1:
-            nxt = [
-                sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+            nxt: list[bytes] = []
+            done = 0  # nodes of this level so far
+            for first, nodes in sorted(self.subtrees.get(len(levels), ())):
+                nxt += [
+                    sha(b"\x01" + level[2 * i] + level[2 * i + 1]).digest()
+                    for i in range(done, first)
+                ]
+                nxt += [nodes[j : j + 32] for j in range(0, len(nodes), 32)]
+                done = first + len(nodes) // 32
+            nxt += [
+                sha(b"\x01" + level[i] + level[i + 1]).digest()
+                for i in range(2 * done, len(level) - 1, 2)
             ]
             if len(level) % 2:
                 nxt.append(level[-1])  # carried up unchanged; never read as a complete subtree
