@@ -350,3 +350,37 @@ def test_the_runs_subtrees_make_the_same_tree_at_every_size(size: int) -> None:
                 split.subtrees.setdefault(level, []).append(piece)
         assert split._levels() == want, cuts
         assert all(split._root_at(want, n) == whole._root_at(want, n) for n in range(size + 1))
+
+
+def _dies_after_the_first_range(task: tuple[str, int, int, float]) -> Any:
+    """A worker's scan that dies on every range but the first (as when killed)."""
+    import os
+
+    from jifen.points.audit import offline
+
+    with open(task[0], "rb") as f:
+        first = task[1] == len(f.readline())
+    if not first:
+        os._exit(9)
+    return offline._scan_range(task)
+
+
+def test_a_worker_that_dies_leaves_the_verification_to_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed mid-run (out of memory, say) is never waited for forever: the export
+    is verified in one process and the result is the sequential one."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(export_bytes(ledger(), None))
+    one = verify_files([path], KEYS, jobs=1)
+    real_map = ProcessPoolExecutor.map
+
+    def map_dying(self: ProcessPoolExecutor, fn: Any, *its: Any, **kw: Any) -> Any:
+        return real_map(self, _dies_after_the_first_range, *its, **kw)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "map", map_dying)
+    many = verify_files([path], KEYS, jobs=JOBS, min_chunk_bytes=1)
+    assert one.ok and many.processes == 1
+    same(one, many)

@@ -207,20 +207,50 @@ def _in_parallel(
         return None
     cuts = [len(head) + body * k // jobs for k in range(jobs)] + [size]
     ranges = [(str(path), cuts[k], cuts[k + 1], v.cutover) for k in range(jobs)]
-    # forked: the workers share this process's modules and its hash key (chunks.py's hashes)
-    with multiprocessing.get_context("fork").Pool(jobs, _worker_started) as pool:
-        chunks = []
-        for (_, start, end, _), chunk in zip(ranges, pool.imap(_scan_range, ranges), strict=True):
-            if chunk is None:
-                return None
-            chunks.append(chunk)
-            if on_progress is not None:
-                on_progress(end - start + (len(head) if start == len(head) else 0))
+    chunks = _scan_ranges(ranges, len(head), on_progress)
+    if chunks is None:
+        return None
     if not chunks_mod.join_chunks(v, chunks):
         return None
     result = v.finish()
     result.processes = jobs
     return result
+
+
+def _scan_ranges(
+    ranges: list[tuple[str, int, int, float]],
+    head: int,
+    on_progress: Callable[[int], Any] | None,
+) -> list[Any] | None:
+    """Every range scanned by its own forked process, in order; None at the first range with
+    doubt, or when a process could not be started or died (the caller verifies in one)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    chunks = []
+    try:
+        # forked: the workers share this process's modules and its hash key (chunks.py's hashes)
+        pool = ProcessPoolExecutor(
+            len(ranges), multiprocessing.get_context("fork"), initializer=_worker_started
+        )
+    except OSError:  # pragma: no cover - no process to be had: one process will do
+        return None
+    try:
+        for (_, start, end, _), chunk in zip(ranges, pool.map(_scan_range, ranges), strict=True):
+            if chunk is None:
+                return None
+            chunks.append(chunk)
+            if on_progress is not None:
+                on_progress(end - start + (head if start == head else 0))
+    except (BrokenProcessPool, OSError):  # a worker killed (out of memory?) or not forked
+        return None
+    finally:
+        # a range with doubt: the others' work is of no use, end it rather than wait for it
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            if proc.is_alive():
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+    return chunks
 
 
 def _worker_started() -> None:
