@@ -162,6 +162,9 @@ async def test_admin_limits_credentials_adjustments_and_the_auditor(
         # -- the auditor signs a checkpoint of a tree of two entries at least (another account's
         # adjustments through the API), so the one after it is proved consistent by a real proof
         a_id, b_id = people["a"][0], people["b"][0]
+        # the organisation's month so far (other tests adjust its accounts too, either way)
+        month = datetime.now(UTC).strftime("%Y-%m")
+        earlier = await _get(services, "points", "/v1/reports/points", "auditor", month=month)
         for amount in (3, 4):
             await _adjust(services, a_id, f"vol-other-{tag}", amount, "补录", approver=b_id)
         await _sign_in(auditor, ops, site, people["auditor"][1])  # type: ignore[arg-type]
@@ -326,9 +329,9 @@ async def test_admin_limits_credentials_adjustments_and_the_auditor(
             f"✓ 与树大小 {previous} 的检查点一致：只追加，没有改写"
         )
         # the month's report as the points API gives it, in whole numbers
-        month = datetime.now(UTC).strftime("%Y-%m")
         report = await _get(services, "points", "/v1/reports/points", "auditor", month=month)
-        assert report["total"]["adjusted"] >= 15
+        # this test's adjustments, 3 + 4 + 15 approved (the 100 rejected), and nothing else
+        assert report["total"]["adjusted"] - earlier["total"]["adjusted"] == 22
         await expect(auditor.get_by_role("heading", name=f"{month} 积分报表")).to_be_visible()
         for k in ("issued", "reversed", "redeemed", "refunded", "adjusted"):
             await expect(auditor.get_by_test_id(f"rep-{k}")).to_have_text(str(report["total"][k]))
