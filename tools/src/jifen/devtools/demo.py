@@ -51,6 +51,8 @@ PEOPLE = [
     ("admin-chen", "13900000002", "admin", "陈管理员"),
     ("merchant-battery", "13900000003", "merchant", "电池店"),
     ("auditor-union", "13900000004", "auditor", "工会审计"),
+    # a second admin: an adjustment one admin proposes only another may approve
+    ("admin-wang", "13900000005", "admin", "王管理员"),
 ]
 
 
