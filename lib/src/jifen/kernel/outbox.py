@@ -45,12 +45,27 @@ async def enqueue(
     await conn.execute(
         "INSERT INTO outbox (topic, key, event_id, event_type, payload)"
         " VALUES ($1, $2, $3, $4, $5)",
+        *outbox_values(topic, key, event),
+    )
+    recorded(topic, event)
+
+
+def outbox_values(
+    topic: str, key: str | None, event: Mapping[str, Any]
+) -> tuple[str, bytes | None, uuid.UUID, str, bytes]:
+    """An outbox row's (topic, key, event_id, event_type, payload), for a statement that
+    writes it beside other rows (call :func:`recorded` once it is written)."""
+    return (
         topic,
         key.encode() if key is not None else None,
         uuid.UUID(str(event["id"])),
         event["type"],
         encode(event),
     )
+
+
+def recorded(topic: str, event: Mapping[str, Any]) -> None:
+    """Log an event written to the outbox inside an HTTP request (with both ids)."""
     if REQUEST_ID.get() is not None:
         log.info(
             "event %s recorded for publication on %s",

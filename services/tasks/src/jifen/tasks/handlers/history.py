@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -32,7 +33,22 @@ async def record_status(
 ) -> None:
     """Record a status change in the item's history, and its event in the outbox."""
     await conn.execute(q["record_status"], org, subject, subject_id, status, actor, reason, job_id)
-    event = contracts.new_event(
+    event = status_event(contracts, org, subject, subject_id, status, actor, reason, job_id)
+    await enqueue(conn, topics.TASKS_JOBS, str(subject_id), event)
+
+
+def status_event(
+    contracts: Contracts,
+    org: str,
+    subject: str,
+    subject_id: uuid.UUID,
+    status: str,
+    actor: str,
+    reason: str = "",
+    job_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """The event of a status change (published on ``tasks.jobs``, keyed by the item's id)."""
+    return contracts.new_event(
         "jifen.tasks.item.status_changed.v1",
         source=SOURCE,
         subject=str(subject_id),
@@ -47,4 +63,3 @@ async def record_status(
             "changed_at": isoformat(datetime.now(UTC)),
         },
     )
-    await enqueue(conn, topics.TASKS_JOBS, str(subject_id), event)

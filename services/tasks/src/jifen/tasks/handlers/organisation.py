@@ -31,15 +31,19 @@ async def check_member_anywhere(
 ) -> None:
     """The account is registered with some community of the organisation."""
     if not await conn.fetchval(q["is_member_anywhere"], org, account_id):
-        raise NotAMember(
-            Said(
-                f"账户 {account_id} 未在本组织任何社区报到；请先用"
-                " POST /v1/communities/{id}/members 报到",
-                f"{account_id} is registered with no community of your organisation; register "
-                "it first with POST /v1/communities/{id}/members",
-            ),
-            account_id=account_id,
-        )
+        raise _member_of_nothing(account_id)
+
+
+def _member_of_nothing(account_id: str) -> NotAMember:
+    return NotAMember(
+        Said(
+            f"账户 {account_id} 未在本组织任何社区报到；请先用"
+            " POST /v1/communities/{id}/members 报到",
+            f"{account_id} is registered with no community of your organisation; register "
+            "it first with POST /v1/communities/{id}/members",
+        ),
+        account_id=account_id,
+    )
 
 
 async def check_member(
@@ -52,18 +56,26 @@ async def check_member(
         await check_member_anywhere(conn, q, org, account_id)
         return
     if not await conn.fetchval(q["is_member"], org, job["community_id"], account_id):
-        raise NotAMember(
-            Said(
-                f"账户 {account_id} 未在岗位所属社区 {job['community_id']!r} 报到；请先用"
-                f" POST /v1/communities/{job['community_id']}/members 报到（或以 open_to_all"
-                " 发布岗位）",
-                f"{account_id} is not registered with community {job['community_id']!r}, the "
-                f"job's community; register it first with POST /v1/communities/"
-                f"{job['community_id']}/members (or publish the job with open_to_all)",
-            ),
-            account_id=account_id,
-            community_id=job["community_id"],
-        )
+        raise not_a_member(job, account_id)
+
+
+def not_a_member(job: asyncpg.Record, account_id: str) -> NotAMember:
+    """The refusal of an account that is not a member where ``job`` needs it to be (its
+    community, or any of the organisation's for an open job)."""
+    if job["open_to_all"]:
+        return _member_of_nothing(account_id)
+    return NotAMember(
+        Said(
+            f"账户 {account_id} 未在岗位所属社区 {job['community_id']!r} 报到；请先用"
+            f" POST /v1/communities/{job['community_id']}/members 报到（或以 open_to_all"
+            " 发布岗位）",
+            f"{account_id} is not registered with community {job['community_id']!r}, the "
+            f"job's community; register it first with POST /v1/communities/"
+            f"{job['community_id']}/members (or publish the job with open_to_all)",
+        ),
+        account_id=account_id,
+        community_id=job["community_id"],
+    )
 
 
 async def register_member(
