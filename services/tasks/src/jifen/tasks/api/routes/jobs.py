@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from jifen.kernel.i18n import Said
 from jifen.kernel.pages import Page, Paging
-from jifen.kernel.web import ParsedBodyRoute, Refusal
+from jifen.kernel.web import ParsedBodyRoute, Refusal, pooled
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
     REFUSALS,
@@ -128,27 +128,28 @@ async def claim(
 async def complete(
     job_id: UUID,
     body: CompletionIn,
-    conn: Conn,
     who: Actor,
     key: IdempotencyKey,
     request: Request,
     response: Response,
 ) -> CompletionOut:
-    # the hot path: queries and contracts read from the app, not solved as dependencies
+    # the hot path: queries and contracts read from the app, not solved as dependencies, and
+    # the connection held only around the transaction, not while the answer is built and sent
     acting_for(who, body.account_id)
     grace = timedelta(hours=request.app.state.settings.completion_grace_hours)
-    row, created = await handlers.complete_job(
-        conn,
-        queries_of(request),
-        contracts_of(request),
-        org=who.org,
-        job_id=job_id,
-        body=body.to_command(),
-        by=who.subject,
-        idempotency_key=key,
-        grace=grace,
-        checkin=checkin_rules(request),
-    )
+    async with pooled(request.app.state.pool) as conn:
+        row, created = await handlers.complete_job(
+            conn,
+            queries_of(request),
+            contracts_of(request),
+            org=who.org,
+            job_id=job_id,
+            body=body.to_command(),
+            by=who.subject,
+            idempotency_key=key,
+            grace=grace,
+            checkin=checkin_rules(request),
+        )
     if not created:
         response.status_code = 200
     return CompletionOut(**dict(row))
