@@ -13,7 +13,7 @@ from jifen.kernel import topics
 from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
 from jifen.kernel.i18n import Said
-from jifen.kernel.outbox import enqueue
+from jifen.kernel.outbox import enqueue, outbox_values, recorded
 from jifen.tasks.domain.checkin import CheckinRules
 from jifen.tasks.domain.commands import CompleteJob
 from jifen.tasks.domain.jobs import (
@@ -42,8 +42,8 @@ from jifen.tasks.domain.jobs import (
 from jifen.tasks.domain.limits import HoldLevel, may_approve
 from jifen.tasks.handlers.checkin import check_presence
 from jifen.tasks.handlers.credit import check_officer_budget, completion_data, decide
-from jifen.tasks.handlers.history import SOURCE, record_status
-from jifen.tasks.handlers.organisation import check_member
+from jifen.tasks.handlers.history import SOURCE, record_status, status_event
+from jifen.tasks.handlers.organisation import not_a_member
 
 _ALREADY_COMPLETED = Said("这次领取已有完成记录", "this claim already has a completion")
 
@@ -99,16 +99,22 @@ async def _complete_job(
     checkin: CheckinRules,
 ) -> tuple[asyncpg.Record, bool]:
     async with conn.transaction():
-        previous = await conn.fetchrow(q["completion_by_key"], org, by, idempotency_key)
-        if previous is not None:
-            return _same_request(previous, job_id, body.account_id), False
-        job = await conn.fetchrow(q["get_job"], job_id, org)
-        if job is None:
-            raise no_job(job_id)
+        # the job with every fact the checks need, in one round trip; a repeated key (or a
+        # claim already completed, or no such job) takes the long way, in the old order
+        job = await conn.fetchrow(
+            q["completion_context"], job_id, org, by, idempotency_key, body.account_id
+        )
+        if job is None or job["key_used"]:
+            previous = await conn.fetchrow(q["completion_by_key"], org, by, idempotency_key)
+            if previous is not None:
+                return _same_request(previous, job_id, body.account_id), False
+            if job is None:
+                raise no_job(job_id)
         check_not_creator(job["created_by"], body.account_id)
-        await check_member(conn, q, org, job, body.account_id)
-        claim = await conn.fetchrow(q["get_claim"], job_id, body.account_id)
-        if claim is None:
+        if not job["account_is_member"]:
+            raise not_a_member(job, body.account_id)
+        claim_id = job["live_claim_id"]
+        if claim_id is None:
             raise NoClaim(
                 Said(
                     f"{body.account_id} 没有领取岗位 {job_id}；请先领取",
@@ -119,19 +125,25 @@ async def _complete_job(
         check_window(Window(job["starts_at"], job["ends_at"]), now, grace)
         if job["verification"] == VerificationMode.CHECKIN.value:
             await check_presence(conn, q, job, body, checkin, now)
-        custom = {r["code"]: r["unit"] for r in await conn.fetch(q["list_categories"], org)}
+        custom = {job["category"]: job["custom_unit"]}
         unit = check_quantity(job["category"], unit_of(job["category"], custom), body.quantity)
-        done = await conn.fetchrow(q["completion_by_claim"], claim["id"])
-        if done is not None:
-            if done["submitted_by"] == by and done["idempotency_key"] == idempotency_key:
-                # the same request, committed by a concurrent retry after our key lookup
-                return _same_request(done, job_id, body.account_id), False
-            raise AlreadyCompleted(_ALREADY_COMPLETED, completion_id=str(done["id"]))
+        if job["claim_done"]:
+            done = await conn.fetchrow(q["completion_by_claim"], claim_id)
+            if done is not None:
+                if done["submitted_by"] == by and done["idempotency_key"] == idempotency_key:
+                    # the same request, committed by a concurrent retry after our key lookup
+                    return _same_request(done, job_id, body.account_id), False
+                raise AlreadyCompleted(_ALREADY_COMPLETED, completion_id=str(done["id"]))
+        # the completion, its history's first status and that status's event: one statement
+        completion_id = uuid.uuid4()
+        event = status_event(
+            contracts, org, "completion", completion_id, "submitted", by, "", job_id
+        )
         row = await conn.fetchrow(
-            q["insert_completion"],
-            uuid.uuid4(),
+            q["insert_submitted_completion"],
+            completion_id,
             job_id,
-            claim["id"],
+            claim_id,
             body.account_id,
             org,
             by,
@@ -139,11 +151,10 @@ async def _complete_job(
             dict(body.evidence),
             body.quantity,
             unit.value if unit is not None else None,
+            *outbox_values(topics.TASKS_JOBS, str(completion_id), event),
         )
         if row is not None:
-            await record_status(
-                conn, q, contracts, org, "completion", row["id"], "submitted", by, "", job_id
-            )
+            recorded(topics.TASKS_JOBS, event)
             mode = VerificationMode(job["verification"])
             if mode is not VerificationMode.OFFICER:
                 locked = await conn.fetchrow(q["lock_completion"], row["id"], org)

@@ -47,6 +47,50 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT DO NOTHING
 RETURNING *;
 
+-- name: completion_context
+-- what a new completion is checked against, in one round trip: the job ($1, of organisation
+-- $2), whether account $5 is registered with its community (with any of the organisation's,
+-- for an open job), the account's live claim, the unit of the job's category if the
+-- organisation added it, and whether submitter $3's key $4 or the claim already has a
+-- completion (then the handler takes the long way, which answers with that completion)
+SELECT j.*,
+       CASE WHEN j.open_to_all
+            THEN EXISTS (SELECT 1 FROM community_member m
+                         WHERE m.org_id = $2 AND m.account_id = $5)
+            ELSE EXISTS (SELECT 1 FROM community_member m
+                         WHERE m.org_id = $2 AND m.community_id = j.community_id
+                           AND m.account_id = $5)
+       END AS account_is_member,
+       cl.id AS live_claim_id,
+       (SELECT k.unit FROM job_category k WHERE k.org_id = $2 AND k.code = j.category)
+           AS custom_unit,
+       EXISTS (SELECT 1 FROM completion c
+               WHERE c.org_id = $2 AND c.submitted_by = $3 AND c.idempotency_key = $4)
+           AS key_used,
+       EXISTS (SELECT 1 FROM completion c WHERE c.claim_id = cl.id) AS claim_done
+FROM job j
+LEFT JOIN claim cl ON cl.job_id = j.id AND cl.account_id = $5 AND cl.withdrawn_at IS NULL
+WHERE j.id = $1 AND j.org_id = $2;
+
+-- name: insert_submitted_completion
+-- insert_completion, its 'submitted' status (actor: the submitter) and that status's event
+-- in the outbox ($11..$15: topic, key, event id, type, payload) in one statement; no row
+-- (and nothing written) when the key or the claim already has a completion
+WITH c AS (
+    INSERT INTO completion (id, job_id, claim_id, account_id, org_id, submitted_by,
+                            idempotency_key, evidence, quantity, unit)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), s AS (
+    INSERT INTO status_change (org_id, subject, subject_id, status, actor, reason, job_id)
+    SELECT org_id, 'completion', id, 'submitted', submitted_by, '', job_id FROM c
+), o AS (
+    INSERT INTO outbox (topic, key, event_id, event_type, payload)
+    SELECT $11, $12, $13, $14, $15 FROM c
+)
+SELECT * FROM c;
+
 -- name: get_completion
 SELECT c.*, j.points, j.category, j.community_id, j.created_by AS job_created_by, j.verification
 FROM completion c JOIN job j ON j.id = c.job_id
