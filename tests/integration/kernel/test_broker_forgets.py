@@ -235,13 +235,17 @@ async def test_consumer_re_creates_a_topic_the_broker_lost(
         await admin.delete_topics([TOPIC])
 
         async def back() -> bool:  # re-made by the consumer alone: the test never re-creates it
-            return (
-                CONSUMER_RESTARTS.labels(group)._value.get() > forgot
-                and TOPIC in await admin.list_topics()
-            )
+            if CONSUMER_RESTARTS.labels(group)._value.get() <= forgot:
+                return False
+            # one metadata request at a time, bounded: an answer lost while the topic is gone
+            # and back is asked again, not waited for for ever (a run once hung here or below)
+            try:
+                return TOPIC in await asyncio.wait_for(admin.list_topics(), 10)
+            except TimeoutError:
+                return False
 
         await eventually(back, timeout=90, what="the consumer re-creating its lost topic")
-        after = await _publish(broker.bootstrap, 20)
+        after = await asyncio.wait_for(_publish(broker.bootstrap, 20), 60)
         await eventually(
             lambda: _ready(applied, before + after), timeout=90, what="records after the loss"
         )
@@ -249,9 +253,11 @@ async def test_consumer_re_creates_a_topic_the_broker_lost(
     finally:
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await admin.close()
-        await producer.stop()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, 30)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(admin.close(), 10)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(producer.stop(), 30)
         await pool.close()
         broker.stop()
