@@ -188,6 +188,15 @@ async def test_made_up_and_foreign_accounts_are_never_credited(apis: dict[str, A
     assert r.status_code == 201 and r.json()["status"] == "verified", r.text
     _refused(await _claim(tasks, org, open_job, "vol-ghost-1"), 409, "not_a_member")
     _refused(await _claim(tasks, org, open_job, "vol-elsewhere"), 409, "not_a_member")
+    # nor completed by them (the open job's membership is checked at completion too)
+    _refused(await _complete(tasks, org, open_job, "vol-ghost-1"), 409, "not_a_member")
+    _refused(await _complete(tasks, org, open_job, "vol-elsewhere"), 409, "not_a_member")
+    for account in ("vol-ghost-1", "vol-elsewhere"):
+        r = await points.http.get(
+            f"/v1/accounts/{account}/balance",
+            headers=points.auth("volunteer", account, org=org),
+        )
+        assert r.status_code == 200 and r.json()["balance"] == 0, r.text
 
 
 async def test_communities_must_exist_in_the_callers_organisation(apis: dict[str, Api]) -> None:
