@@ -268,3 +268,73 @@ async def test_a_micro_wish_is_claimed_turned_into_a_job_and_done(apis: dict[str
         f"/v1/needs/{offer['id']}/close", headers=officer, json={"reason": "barber moved away"}
     )
     assert r.status_code == 200 and r.json()["status"] == "closed"
+
+
+async def test_a_list_page_shows_each_item_as_its_own_read_does(apis: dict[str, Api]) -> None:
+    """The lists read every item's history (and a wish's jobs) for the whole page at once;
+    each listed item is still exactly what reading it alone gives, across pages."""
+    tasks = apis["tasks"]
+    org = _org()
+    officer = tasks.auth("officer", "officer-li", org=org)
+    await ensure_community(tasks, org=org)
+    reporter = "vol-lister-1"
+    await register(tasks, reporter, org=org)
+    vol = tasks.auth("volunteer", reporter, org=org)
+
+    needs = []
+    for title in ("灯 Light", "椅子 Chairs", "门 Door"):
+        r = await tasks.http.post(
+            "/v1/needs",
+            headers=officer,
+            json={"community_id": "penglai-grid", "kind": "wish", "title": title},
+        )
+        assert r.status_code == 201, r.text
+        needs.append(r.json()["id"])
+    r = await tasks.http.post(
+        f"/v1/needs/{needs[0]}/job",
+        headers=officer,
+        json={"job": _job("换灯 Replace it", 8), "reason": "today"},
+    )
+    assert r.status_code == 200, r.text
+    r = await tasks.http.post(
+        f"/v1/needs/{needs[1]}/close", headers=officer, json={"reason": "already done"}
+    )
+    assert r.status_code == 200, r.text
+
+    hazards = []
+    for text in ("电线 loose wires", "积水 standing water"):
+        r = await tasks.http.post(
+            "/v1/hazards",
+            headers=vol,
+            json={
+                "account_id": reporter,
+                "community_id": "penglai-grid",
+                "kind": "fire_risk",
+                "text": text,
+            },
+        )
+        assert r.status_code == 201, r.text
+        hazards.append(r.json()["id"])
+    r = await tasks.http.post(
+        f"/v1/hazards/{hazards[0]}/triage",
+        headers=officer,
+        json={"job": _job("修电线 Fix the wires"), "reason": "now"},
+    )
+    assert r.status_code == 200, r.text
+
+    for path, made in (("/v1/needs", needs), ("/v1/hazards", hazards)):
+        listed: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 2}
+        while True:
+            r = await tasks.http.get(path, headers=officer, params=params)
+            assert r.status_code == 200, r.text
+            listed += r.json()["items"]
+            if not r.json()["next_cursor"]:
+                break
+            params["cursor"] = r.json()["next_cursor"]
+        assert [i["id"] for i in listed] == made
+        for item in listed:
+            r = await tasks.http.get(f"{path}/{item['id']}", headers=officer)
+            assert item == r.json()
+    # the histories are each item's own: the triaged and the closed carry two steps
+    assert any(len(i["history"]) > 1 for i in listed)

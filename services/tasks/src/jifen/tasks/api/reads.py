@@ -26,3 +26,15 @@ async def history_of(
     return [
         StatusChangeOut(**dict(r)) for r in await conn.fetch(q["history_of"], org, subject, sid)
     ]
+
+
+async def histories_of(
+    conn: asyncpg.Connection, q: Queries, org: str, subject: str, ids: list[UUID]
+) -> dict[UUID, list[StatusChangeOut]]:
+    """:func:`history_of` of each of ``ids`` (a list page's items) in one query."""
+    found: dict[UUID, list[StatusChangeOut]] = {i: [] for i in ids}
+    for r in await conn.fetch(q["histories_of"], org, subject, ids):
+        found[r["subject_id"]].append(
+            StatusChangeOut(**{k: v for k, v in dict(r).items() if k != "subject_id"})
+        )
+    return found

@@ -29,7 +29,7 @@ from jifen.tasks.api.deps import (
     Reader,
     acting_for,
 )
-from jifen.tasks.api.reads import history_of
+from jifen.tasks.api.reads import histories_of, history_of
 from jifen.tasks.api.schemas import (
     HazardIn,
     HazardOut,
@@ -93,7 +93,10 @@ async def list_hazards(
         *paging.after(datetime, UUID),
     )
     page, cursor = paging.cut(rows, lambda r: (r["created_at"], r["id"]))
-    return Page(items=[await _hazard_out(conn, q, r) for r in page], next_cursor=cursor)
+    history = await histories_of(conn, q, who.org, "hazard", [r["id"] for r in page])
+    return Page(
+        items=[HazardOut(**dict(r), history=history[r["id"]]) for r in page], next_cursor=cursor
+    )
 
 
 @hazards.get(
@@ -242,7 +245,15 @@ async def list_needs(
         *paging.after(datetime, UUID),
     )
     page, cursor = paging.cut(rows, lambda r: (r["created_at"], r["id"]))
-    return Page(items=[await _need_out(conn, q, r) for r in page], next_cursor=cursor)
+    ids = [r["id"] for r in page]
+    history = await histories_of(conn, q, who.org, "need", ids)
+    jobs: dict[UUID, list[UUID]] = {i: [] for i in ids}
+    for j in await conn.fetch(q["jobs_of_needs"], ids):
+        jobs[j["item_id"]].append(j["job_id"])
+    return Page(
+        items=[NeedOut(**dict(r), job_ids=jobs[r["id"]], history=history[r["id"]]) for r in page],
+        next_cursor=cursor,
+    )
 
 
 @needs.get("/{need_id}", response_model=NeedOut, summary="One wish or offer, with its history")

@@ -165,6 +165,12 @@ SELECT status, actor, reason, job_id, at FROM status_change
 WHERE org_id = $1 AND subject = $2 AND subject_id = $3
 ORDER BY id;
 
+-- name: histories_of
+-- the histories of a page of items in one round trip (a list's items, not one query each)
+SELECT subject_id, status, actor, reason, job_id, at FROM status_change
+WHERE org_id = $1 AND subject = $2 AND subject_id = ANY($3::uuid[])
+ORDER BY subject_id, id;
+
 -- name: insert_appeal
 INSERT INTO appeal (id, org_id, completion_id, account_id, kind, reason, filed_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
