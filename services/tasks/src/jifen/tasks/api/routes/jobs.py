@@ -40,6 +40,7 @@ from jifen.tasks.api.schemas import (
     JobIn,
     JobOut,
 )
+from jifen.tasks.api.schemas.common import MONTH_PATTERN
 from jifen.tasks.domain.checkin import current_code
 from jifen.tasks.domain.jobs import Category, month_window, no_job
 
@@ -63,9 +64,7 @@ async def list_jobs(
     who: Reader,
     paging: Paging,
     community_id: IdFilter = None,
-    month: Annotated[
-        str | None, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-11"])
-    ] = None,
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN, examples=["2026-11"])] = None,
     category: Annotated[
         str | None,
         Query(

@@ -15,6 +15,7 @@ from jifen.tasks import handlers
 from jifen.tasks.api.deps import ID_PATTERN, REFUSALS, Conn, Events, Officer, Q
 from jifen.tasks.api.reads import job_out
 from jifen.tasks.api.schemas import JobOut, MenuIn, ReasonIn, RollIn
+from jifen.tasks.api.schemas.common import MONTH_PATTERN
 from jifen.tasks.api.schemas.intake import MatchOut, MatchReason, MatchSide, MenuFromNeedsIn
 from jifen.tasks.api.schemas.jobs import SeriesEndOut
 from jifen.tasks.domain.intake import NeedKind
@@ -116,9 +117,7 @@ async def proposals(
     who: Officer,
     paging: Paging,
     community_id: Annotated[str, Query(pattern=ID_PATTERN)],
-    month: Annotated[
-        str | None, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-12"])
-    ] = None,
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN, examples=["2026-12"])] = None,
 ) -> Page[MatchOut]:
     start, end = month_window(month)
     wishes = await conn.fetch(q["open_items"], who.org, community_id, "wish", start, end)

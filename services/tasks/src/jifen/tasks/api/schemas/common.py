@@ -11,6 +11,9 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from jifen.tasks.domain import commands
 
+# a month as YYYY-MM (this century): the month of a menu, a report, a list
+MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
+
 IdStr = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", examples=["vol-0001"])]
 
 CategoryCode = Annotated[

@@ -8,7 +8,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from jifen.tasks.api.schemas.common import CategoryCode, IdStr, Place, StatusChangeOut, Text, When
+from jifen.tasks.api.schemas.common import (
+    MONTH_PATTERN,
+    CategoryCode,
+    IdStr,
+    Place,
+    StatusChangeOut,
+    Text,
+    When,
+)
 from jifen.tasks.api.schemas.jobs import MenuJob
 from jifen.tasks.domain import commands
 from jifen.tasks.domain.intake import HazardKind, NeedKind
@@ -261,7 +269,7 @@ class MenuFromNeedsIn(BaseModel):
         },
     )
     community_id: IdStr
-    month: Annotated[str, Field(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-12"])]
+    month: Annotated[str, Field(pattern=MONTH_PATTERN, examples=["2026-12"])]
     items: list[MenuFromNeedsItem] = Field(min_length=1, max_length=500)
 
     def to_command(self) -> commands.MenuFromNeeds:

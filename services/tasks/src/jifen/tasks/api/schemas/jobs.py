@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from jifen.tasks.api.schemas.common import CategoryCode, IdStr, Place, Text, When
+from jifen.tasks.api.schemas.common import MONTH_PATTERN, CategoryCode, IdStr, Place, Text, When
 from jifen.tasks.domain import commands
 from jifen.tasks.domain.jobs import Recurrence, VerificationMode
 
@@ -201,7 +201,7 @@ class MenuIn(BaseModel):
         },
     )
     community_id: IdStr
-    month: Annotated[str, Field(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2026-12"])]
+    month: Annotated[str, Field(pattern=MONTH_PATTERN, examples=["2026-12"])]
     jobs: list[MenuJob] = Field(min_length=1, max_length=500)
 
     def to_command(self) -> commands.PublishMenu:
@@ -218,7 +218,7 @@ class RollIn(BaseModel):
         json_schema_extra={"examples": [{"community_id": "penglai-grid", "month": "2027-01"}]},
     )
     community_id: IdStr
-    month: Annotated[str, Field(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$", examples=["2027-01"])]
+    month: Annotated[str, Field(pattern=MONTH_PATTERN, examples=["2027-01"])]
 
 
 def _job_fields(job: JobIn | MenuJob) -> dict[str, Any]:
