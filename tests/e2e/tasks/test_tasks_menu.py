@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -380,6 +381,27 @@ async def test_a_claim_is_withdrawn_before_the_window_and_the_place_released(
     r = await tasks.http.post(f"/v1/jobs/{running['id']}/claims/vol-w-1/withdraw", headers=app)
     assert r.status_code == 409 and r.json()["reason"] == "not_withdrawable"
     assert "before its window starts" in r.json()["detail"]
+    # the refusal a person reads says when on the organisation's clock (Asia/Shanghai until
+    # its admin sets another), the fact an app reads stays UTC
+    local = datetime.fromisoformat(running["starts_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"{local:%Y-%m-%d %H:%M} local time" in r.json()["detail"], r.text
+    assert datetime.fromisoformat(r.json()["starts_at"]) == datetime.fromisoformat(
+        running["starts_at"]
+    )
+
+    # a completion before the window: its start, on the clock the organisation now sets
+    r = await tasks.http.put(
+        "/v1/organisation", headers=tasks.auth("admin", org=org), json={"timezone": "Asia/Kolkata"}
+    )
+    assert r.status_code == 200, r.text
+    r = await tasks.http.post(  # vol-w-2 took the place vol-w-1 gave back
+        f"/v1/jobs/{later['id']}/completions",
+        headers={**app, "Idempotency-Key": f"k-{uuid.uuid4()}", "Accept-Language": "zh"},
+        json={"account_id": "vol-w-2", "evidence": {"note": "早到了 too early"}},
+    )
+    assert r.status_code == 409 and r.json()["reason"] == "outside_window", r.text
+    local = datetime.fromisoformat(later["starts_at"]).astimezone(ZoneInfo("Asia/Kolkata"))
+    assert f"岗位 {local:%Y-%m-%d %H:%M}（当地时间）才开始" in r.json()["detail"], r.text
 
 
 async def test_fifty_concurrent_claims_on_five_places(apis: dict[str, Api]) -> None:

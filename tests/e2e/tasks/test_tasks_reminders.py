@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -23,6 +24,13 @@ async def test_a_place_held_is_reminded_once_before_the_job_starts(apis: dict[st
     org = f"remind-{uuid.uuid4().hex[:8]}"
     officer, app = tasks.auth("officer", org=org), tasks.auth("app", org=org)
     await ensure_community(tasks, "grid-r", org=org)
+    # the reminder says when on the organisation's clock (not UTC, not always Shanghai)
+    r = await tasks.http.put(
+        "/v1/organisation",
+        headers=tasks.auth("admin", org=org),
+        json={"name": "蓬莱社区", "timezone": "Europe/Berlin"},
+    )
+    assert r.status_code == 200, r.text
     phones = {}
     for who in ("vol-soon", "vol-later", "vol-second"):
         phones[who] = f"137{uuid.uuid4().int % 10**8:08d}"
@@ -84,6 +92,9 @@ async def test_a_place_held_is_reminded_once_before_the_job_starts(apis: dict[st
     got = await eventually(lambda: reminded("vol-soon"), timeout=60, what="vol-soon's reminder")
     [text] = got[phones["vol-soon"]]
     assert "提醒" in text and "为独居老人送午餐" in text and "蓬莱路 3 号" in text, text
+    local = datetime.fromisoformat(soon["starts_at"]).astimezone(ZoneInfo("Europe/Berlin"))
+    assert text.startswith("【蓬莱社区】"), text
+    assert f"将于 {local:%m-%d %H:%M} 开始" in text and "UTC" not in text, text
     # another place taken later is reminded by a later pass: the first is not told again
     await claim(soon, "vol-second")
     got = await eventually(lambda: reminded("vol-second"), timeout=60, what="a second reminder")

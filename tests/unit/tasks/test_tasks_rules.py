@@ -173,8 +173,9 @@ def test_categories_are_built_in_or_the_organisations() -> None:
 def test_a_claim_is_withdrawn_only_before_the_window() -> None:
     now = datetime(2026, 11, 23, 8, tzinfo=UTC)
     check_withdrawal(Window(now + timedelta(minutes=1), now + timedelta(hours=1)), now)
-    with pytest.raises(NotWithdrawable):
-        check_withdrawal(Window(now, now + timedelta(hours=1)), now)
+    with pytest.raises(NotWithdrawable) as started:
+        check_withdrawal(Window(now, now + timedelta(hours=1), "Asia/Shanghai"), now)
+    assert "已于 2026-11-23 16:00（当地时间）开始" in started.value.zh  # 08:00 UTC
 
 
 def test_revocation_and_rejection_need_the_right_state_and_another_person() -> None:

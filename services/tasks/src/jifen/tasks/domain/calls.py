@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from jifen.kernel.i18n import Said
+from jifen.tasks.domain.clock import local_clock
 from jifen.tasks.domain.jobs import TasksRefusal
 
 HELP_EVERY = timedelta(minutes=10)  # one help request per volunteer in this time
@@ -26,13 +27,11 @@ class HelpTooSoon(TasksRefusal):
     status = 429
 
 
-def check_open(closes_at: datetime, now: datetime) -> None:
+def check_open(closes_at: datetime, now: datetime, timezone: str | None) -> None:
     if now >= closes_at:
+        at = local_clock(closes_at, timezone)
         raise CallClosed(
-            Said(
-                f"召集已于 {closes_at.isoformat()} 截止",
-                f"the call closed at {closes_at.isoformat()}",
-            ),
+            Said(f"召集已于 {at}（当地时间）截止", f"the call closed at {at} local time"),
             closes_at=closes_at.isoformat(),
         )
 
@@ -51,24 +50,29 @@ def check_help_allowed(last: datetime | None, now: datetime) -> None:
     )
 
 
-def mobilisation_text(org_name: str, message: str, closes_at: datetime) -> str:
-    """The message each volunteer of the community gets (Chinese first, English beside)."""
-    by = closes_at.strftime("%H:%M")
+def mobilisation_text(
+    org_name: str, message: str, closes_at: datetime, timezone: str | None
+) -> str:
+    """The message each volunteer of the community gets (Chinese first, English beside), the
+    time on the organisation's clock."""
+    by = local_clock(closes_at, timezone, "%H:%M")
     return (
-        f"【{org_name}紧急召集】{message} 请在应用中回复 可以/不行（{by} UTC 前）"
-        f" / Urgent call: answer available or not in the app by {by} UTC"
+        f"【{org_name}紧急召集】{message} 请在应用中回复 可以/不行（{by} 前）"
+        f" / Urgent call: answer available or not in the app by {by}"
     )
 
 
-def reminder_text(org_name: str, title: str, starts_at: datetime, place: str | None) -> str:
-    """The reminder a volunteer gets before a job they hold a place in (times in UTC, as the
-    other messages: the organisation's time zone is not kept)."""
-    at = starts_at.strftime("%m-%d %H:%M")
+def reminder_text(
+    org_name: str, title: str, starts_at: datetime, place: str | None, timezone: str | None
+) -> str:
+    """The reminder a volunteer gets before a job they hold a place in (the time on the
+    organisation's clock)."""
+    at = local_clock(starts_at, timezone, "%m-%d %H:%M")
     where_zh = f"，地点：{place}" if place else ""
     where_en = f" at {place}" if place else ""
     return (
-        f"【{org_name}】提醒：你报名的「{title[:60]}」将于 {at} UTC 开始{where_zh}。"
-        f" / Reminder: {title[:60]} starts {at} UTC{where_en}."
+        f"【{org_name}】提醒：你报名的「{title[:60]}」将于 {at} 开始{where_zh}。"
+        f" / Reminder: {title[:60]} starts {at}{where_en}."
     )
 
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from jifen.kernel.errors import DomainRefusal, NotFound
 from jifen.kernel.i18n import Said
+from jifen.tasks.domain.clock import DEFAULT_TIMEZONE, local_clock
 
 
 class Category(StrEnum):
@@ -166,15 +167,18 @@ class IdempotencyKeyReused(TasksRefusal):
 class Window:
     starts_at: datetime
     ends_at: datetime
+    # the organisation's clock, on which a refusal states the window's times
+    timezone: str = DEFAULT_TIMEZONE
 
 
 def check_window(window: Window, at: datetime, grace: timedelta) -> None:
     """A completion counts only inside the job's window, with a grace period after it."""
+    starts, ends = (local_clock(t, window.timezone) for t in (window.starts_at, window.ends_at))
     if at < window.starts_at:
         raise OutsideWindow(
             Said(
-                f"岗位 {window.starts_at.isoformat()} 才开始，开始前不能完成",
-                f"the job starts at {window.starts_at.isoformat()}; it cannot be completed before",
+                f"岗位 {starts}（当地时间）才开始，开始前不能完成",
+                f"the job starts at {starts} local time; it cannot be completed before",
             ),
             starts_at=window.starts_at.isoformat(),
             ends_at=window.ends_at.isoformat(),
@@ -182,8 +186,8 @@ def check_window(window: Window, at: datetime, grace: timedelta) -> None:
     if at > window.ends_at + grace:
         raise OutsideWindow(
             Said(
-                f"岗位已于 {window.ends_at.isoformat()} 结束，{grace} 的补报宽限也已过",
-                f"the job ended at {window.ends_at.isoformat()} and its grace of {grace} is over",
+                f"岗位已于 {ends}（当地时间）结束，{grace} 的补报宽限也已过",
+                f"the job ended at {ends} local time and its grace of {grace} is over",
             ),
             starts_at=window.starts_at.isoformat(),
             ends_at=window.ends_at.isoformat(),
@@ -303,10 +307,11 @@ def check_category(code: str, custom: set[str]) -> None:
 def check_withdrawal(window: Window, at: datetime) -> None:
     """A claim can be given back only before the job starts (the place goes to someone else)."""
     if at >= window.starts_at:
+        starts = local_clock(window.starts_at, window.timezone)
         raise NotWithdrawable(
             Said(
-                f"岗位已于 {window.starts_at.isoformat()} 开始；领取只能在岗位开始前撤回",
-                f"the job started at {window.starts_at.isoformat()}; a claim can be withdrawn "
+                f"岗位已于 {starts}（当地时间）开始；领取只能在岗位开始前撤回",
+                f"the job started at {starts} local time; a claim can be withdrawn "
                 "only before its window starts",
             ),
             starts_at=window.starts_at.isoformat(),
@@ -378,7 +383,7 @@ def occurrence_in(window: Window, month: str) -> Window:
     so every month has the day."""
     year, mon = map(int, month.split("-"))
     start = window.starts_at.replace(year=year, month=mon)
-    return Window(start, start + (window.ends_at - window.starts_at))
+    return Window(start, start + (window.ends_at - window.starts_at), window.timezone)
 
 
 def check_recurrence(recurrence: Recurrence | None, window: Window) -> None:

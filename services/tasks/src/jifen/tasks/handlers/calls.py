@@ -67,16 +67,17 @@ async def _open_call(
     by: str,
     closes_at: datetime,
     recipients: list[asyncpg.Record],
-    text: Callable[[str, datetime], str],
+    text: Callable[[str, datetime, str | None], str],
     key: str | None,
 ) -> asyncpg.Record:
-    """Store the call and tell each recipient ``text(organisation name, closes_at)``; the
+    """Store the call and tell each recipient ``text(organisation name, closes_at, its
+    timezone)``; the
     caller holds the transaction (and the lock on ``key``, checked by :func:`_sent_before`)."""
     call = await conn.fetchrow(
         q["insert_call"], uuid.uuid4(), org, kind, community_id, job_id, message, by, closes_at,
         key,
     )  # fmt: skip
-    name = await conn.fetchval(q["org_name"], org)
+    clock = await conn.fetchrow(q["org_clock"], org)
     await _fan_out(
         conn,
         q,
@@ -84,7 +85,7 @@ async def _open_call(
         org=org,
         call_id=call["id"],
         recipients=recipients,
-        text=text(name, call["closes_at"]),
+        text=text(clock["name"], call["closes_at"], clock["timezone"]),
     )
     return call
 
@@ -151,7 +152,8 @@ async def mobilise(
             conn, q, sender, org=org, kind="mobilisation", community_id=community_id,
             job_id=job_id, message=message, by=officer, closes_at=now + open_for,
             recipients=await conn.fetch(q["community_recipients"], org, community_id),
-            text=lambda name, closes_at: mobilisation_text(name, message, closes_at), key=key,
+            text=lambda name, closes_at, tz: mobilisation_text(name, message, closes_at, tz),
+            key=key,
         ), True  # fmt: skip
 
 
@@ -183,7 +185,7 @@ async def ask_for_help(
             conn, q, sender, org=org, kind="help", community_id=None, job_id=None,
             message=message, by=account_id, closes_at=now + open_for,
             recipients=await conn.fetch(q["help_recipients"], org, account_id),
-            text=lambda name, _closes_at: help_text(name, account_id, message), key=key,
+            text=lambda name, _closes_at, _tz: help_text(name, account_id, message), key=key,
         ), True  # fmt: skip
 
 
@@ -200,7 +202,8 @@ async def answer_call(
     call = await conn.fetchrow(q["get_call"], call_id, org)
     if call is None:
         raise no_call(call_id)
-    check_open(call["closes_at"], datetime.now(UTC))
+    clock = await conn.fetchrow(q["org_clock"], org)
+    check_open(call["closes_at"], datetime.now(UTC), clock["timezone"])
     row = await conn.fetchrow(q["answer_call"], call_id, account_id, answer.value, note)
     if row is None:  # not one of its recipients: as if there were no such call
         raise no_call(call_id)
@@ -215,14 +218,15 @@ async def remind_claims(
     record is marked reminded without a message (their app lists their claims)."""
     async with conn.transaction():
         due = await conn.fetch(q["claims_to_remind"], lead.total_seconds(), batch)
-        names: dict[str, str] = {}
+        clocks: dict[str, asyncpg.Record] = {}
         for c in due:
-            if c["org_id"] not in names:
-                names[c["org_id"]] = await conn.fetchval(q["org_name"], c["org_id"])
+            if c["org_id"] not in clocks:
+                clocks[c["org_id"]] = await conn.fetchrow(q["org_clock"], c["org_id"])
             phone = c["phone"]
             if phone is not None:
+                clock = clocks[c["org_id"]]
                 text = reminder_text(
-                    names[c["org_id"]], c["title"], c["starts_at"], c["place_address"]
+                    clock["name"], c["title"], c["starts_at"], c["place_address"], clock["timezone"]
                 )
                 try:
                     await sender.send(conn, q, org=c["org_id"], to=phone, text=text)

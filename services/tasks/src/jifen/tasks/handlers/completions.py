@@ -15,6 +15,7 @@ from jifen.kernel.db import Queries
 from jifen.kernel.i18n import Said
 from jifen.kernel.outbox import enqueue, outbox_values, recorded
 from jifen.tasks.domain.checkin import CheckinRules
+from jifen.tasks.domain.clock import DEFAULT_TIMEZONE
 from jifen.tasks.domain.commands import CompleteJob
 from jifen.tasks.domain.jobs import (
     AlreadyCompleted,
@@ -122,7 +123,8 @@ async def _complete_job(
                 )
             )
         now = datetime.now(UTC)
-        check_window(Window(job["starts_at"], job["ends_at"]), now, grace)
+        window = Window(job["starts_at"], job["ends_at"], job["org_timezone"] or DEFAULT_TIMEZONE)
+        check_window(window, now, grace)
         if job["verification"] == VerificationMode.CHECKIN.value:
             await check_presence(conn, q, job, body, checkin, now)
         custom = {job["category"]: job["custom_unit"]}

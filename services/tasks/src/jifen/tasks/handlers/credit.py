@@ -19,6 +19,7 @@ from jifen.kernel.contracts import Contracts, isoformat
 from jifen.kernel.db import Queries
 from jifen.kernel.i18n import Said
 from jifen.kernel.outbox import enqueue
+from jifen.tasks.domain.clock import DEFAULT_TIMEZONE
 from jifen.tasks.domain.jobs import (
     NeedsAdmin,
     SelfVerification,
@@ -98,7 +99,7 @@ async def limits_of(conn: asyncpg.Connection, q: Queries, org: str) -> tuple[Lim
     """The organisation's limits and timezone (the defaults until its admin sets them)."""
     o = await conn.fetchrow(q["get_organisation"], org)
     if o is None:
-        return DEFAULT_LIMITS, "Asia/Shanghai"
+        return DEFAULT_LIMITS, DEFAULT_TIMEZONE
     return (
         Limits(
             daily_points_officer=o["daily_points_officer"],

@@ -17,6 +17,7 @@ from jifen.kernel.errors import DomainRefusal, NotFound
 from jifen.kernel.i18n import Said
 from jifen.kernel.outbox import enqueue
 from jifen.tasks.domain.checkin import new_secret
+from jifen.tasks.domain.clock import DEFAULT_TIMEZONE
 from jifen.tasks.domain.commands import JobSpec, Place, PublishJob, PublishMenu
 from jifen.tasks.domain.jobs import (
     AlreadyClaimed,
@@ -293,7 +294,8 @@ async def withdraw_claim(
         claim = await conn.fetchrow(q["get_claim"], job_id, account_id)
         if claim is None:
             raise NoClaim(no_active_claim(account_id, job_id))
-        check_withdrawal(Window(job["starts_at"], job["ends_at"]), datetime.now(UTC))
+        timezone = (await conn.fetchrow(q["org_clock"], org))["timezone"] or DEFAULT_TIMEZONE
+        check_withdrawal(Window(job["starts_at"], job["ends_at"], timezone), datetime.now(UTC))
         claim = await conn.fetchrow(q["lock_claim"], claim["id"], job_id)
         row = await conn.fetchrow(q["withdraw_claim"], claim["id"], datetime.now(UTC), by)
         if row is None:  # a concurrent withdrawal won

@@ -55,6 +55,12 @@ LIMIT $5;
 -- name: org_name
 SELECT coalesce(nullif((SELECT name FROM organisation WHERE id = $1), ''), $1);
 
+-- name: org_clock
+-- the organisation's name (its id until it is named) and timezone (NULL until its admin sets
+-- one: the default clock then)
+SELECT coalesce(nullif(o.name, ''), x.id) AS name, o.timezone
+FROM (SELECT $1::text AS id) x LEFT JOIN organisation o ON o.id = x.id;
+
 -- name: claims_to_remind
 -- active claims of jobs starting within $1 seconds, not reminded, not yet completed; locked
 -- so that two workers never remind the same claim twice

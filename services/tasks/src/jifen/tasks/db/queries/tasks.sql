@@ -52,7 +52,8 @@ RETURNING *;
 -- $2), whether account $5 is registered with its community (with any of the organisation's,
 -- for an open job), the account's live claim, the unit of the job's category if the
 -- organisation added it, and whether submitter $3's key $4 or the claim already has a
--- completion (then the handler takes the long way, which answers with that completion)
+-- completion (then the handler takes the long way, which answers with that completion), and
+-- the organisation's timezone (a refusal states the job's window on its clock)
 SELECT j.*,
        CASE WHEN j.open_to_all
             THEN EXISTS (SELECT 1 FROM community_member m
@@ -67,7 +68,8 @@ SELECT j.*,
        EXISTS (SELECT 1 FROM completion c
                WHERE c.org_id = $2 AND c.submitted_by = $3 AND c.idempotency_key = $4)
            AS key_used,
-       EXISTS (SELECT 1 FROM completion c WHERE c.claim_id = cl.id) AS claim_done
+       EXISTS (SELECT 1 FROM completion c WHERE c.claim_id = cl.id) AS claim_done,
+       (SELECT o.timezone FROM organisation o WHERE o.id = $2) AS org_timezone
 FROM job j
 LEFT JOIN claim cl ON cl.job_id = j.id AND cl.account_id = $5 AND cl.withdrawn_at IS NULL
 WHERE j.id = $1 AND j.org_id = $2;
