@@ -189,6 +189,20 @@ class World:
         )
         self.ids["code"] = cert["code"]
         self.ids["credential_id"] = cred["id"]
+        # the volunteer on the records, and an invitation of them to revoke
+        await self.post(
+            t,
+            "/v1/people",
+            "admin",
+            {
+                "person_id": self.volunteer,
+                "phone": "136" + tag_digits(self.volunteer),
+                "role": "volunteer",
+                "display_name": "矩阵志愿者",
+            },
+        )
+        invitation = await self.post(t, "/v1/invitations", "officer", {"person_id": self.volunteer})
+        self.ids["invitation_id"] = invitation["id"]
 
         r = "redeem"
         await self.post(
@@ -264,6 +278,7 @@ class World:
                 "redemption_id",
                 "adjustment_id",
                 "credential_id",
+                "invitation_id",
             )
         ] + [self.home, self.volunteer, community]
 
@@ -312,6 +327,7 @@ CROSS_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/v1/partners/{partner_id}/members"): {"account_id": "{account_id}"},
     ("POST", "/v1/jobs/{job_id}/partner"): {"partner_id": "{partner_id}"},
     ("POST", "/v1/calls/{call_id}/answers"): {"account_id": "{account_id}", "answer": "available"},
+    ("POST", "/v1/invitations"): {"person_id": "{account_id}"},
     ("POST", "/v1/certificates"): {
         "account_id": "vol-nobody",  # not the caller's subject: it holds the home volunteer's id
         "from": "2026-01-01",
@@ -323,6 +339,11 @@ CROSS_BODY: dict[tuple[str, str], Any] = {
     ("POST", "/v1/adjustments/{adjustment_id}/approve"): {"note": "ok"},
     ("POST", "/v1/adjustments/{adjustment_id}/reject"): {"note": "no"},
 }
+
+
+def tag_digits(seed: str) -> str:
+    """Eight digits from ``seed``: a phone number of this run's own."""
+    return f"{int(uuid.uuid5(uuid.NAMESPACE_OID, seed)) % 10**8:08d}"
 
 
 def _fill(value: Any, ids: dict[str, str]) -> Any:

@@ -19,6 +19,7 @@ from jifen.tasks.api.routes import (
     completions,
     credentials,
     intake,
+    invitations,
     jobs,
     menus,
     organisation,
@@ -51,6 +52,9 @@ ROUTERS = (
     # the organisation's records of people, and signing in with a phone code (the portal)
     people.people,
     people.signin,
+    # invitation links from an officer, exchanged by the app like a phone code
+    invitations.router,
+    invitations.signin,
 )
 
 

@@ -10,8 +10,9 @@ token is never had without both an app credential and the person's phone."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -182,6 +183,11 @@ async def sign_in(body: SigninIn, request: Request, conn: Conn, q: Q, who: App) 
     held = await conn.fetch(q["people_by_phone"], who.org, body.phone)
     if not held:  # taken off the records since the code was sent
         raise rules.no_live_code()
+    return signed_in(request, who.org, held)
+
+
+def signed_in(request: Request, org: str, held: Sequence[Mapping[str, Any]]) -> SignedIn:
+    """One token per role the records hold (``people_by_phone`` rows), as any sign-in gives."""
     keys = request.app.state.settings.keys_dir
     sessions = [
         RoleSession(
@@ -191,7 +197,7 @@ async def sign_in(body: SigninIn, request: Request, conn: Conn, q: Q, who: App) 
                 keys,
                 subject=r["person_id"],
                 role=r["role"],
-                org=who.org,
+                org=org,
                 ttl_seconds=rules.SESSION_TTL_SECONDS,
             ),
             expires_in=rules.SESSION_TTL_SECONDS,
@@ -202,7 +208,7 @@ async def sign_in(body: SigninIn, request: Request, conn: Conn, q: Q, who: App) 
     return SignedIn(
         person_id=held[0]["person_id"],
         display_name=names[0] if names else "",
-        org_id=who.org,
+        org_id=org,
         sessions=sessions,
     )
 
