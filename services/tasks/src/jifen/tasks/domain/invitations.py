@@ -30,6 +30,9 @@ INVITABLE = {
     "admin": frozenset({"volunteer", "merchant", "officer"}),
 }
 
+# whose id an invitation by phone is listed under, when the number holds several roles
+NAMED_FIRST = ("volunteer", "merchant", "officer")
+
 
 class InvitationRefused(DomainRefusal):
     """The token was presented but gives no sessions: ``reason`` says why."""

@@ -51,6 +51,12 @@ def _out(row: Any) -> dict[str, Any]:
     return {**dict(row), "phone": mask(row["phone"])}
 
 
+def _named(held: list[dict[str, Any]]) -> str:
+    """The id an invitation by phone lists: the volunteer's, else the first role's."""
+    by_role = {r["role"]: r["person_id"] for r in held}
+    return next((by_role[r] for r in rules.NAMED_FIRST if r in by_role), held[0]["person_id"])
+
+
 def _not_on_record(what: str) -> NotFound:
     return NotFound(
         Said(
@@ -113,7 +119,7 @@ async def invite(body: InvitationIn, conn: Conn, q: Q, who: Officer) -> IssuedIn
         who.org,
         rules.token_hash(token),
         phone,
-        body.person_id or held[0]["person_id"],
+        body.person_id or _named(held),
         who.subject,
         who.role.value,
         datetime.now(UTC) + timedelta(seconds=rules.TTL_SECONDS),
