@@ -128,7 +128,7 @@ class _Observe:
             REQUEST_ID.reset(token)
 
     def _log(self, request: Request, status: int, seconds: float) -> None:
-        path = request.url.path
+        path = request.scope["path"]
         level = logging.DEBUG if path in _QUIET_PATHS and status < 400 else logging.INFO
         if not access_log.isEnabledFor(level):
             return
@@ -162,7 +162,7 @@ async def _refused_or_replay(request: Request) -> tuple[JSONResponse | None, Rec
     bound = body_bound(request)
     if length is not None and length.isdigit() and int(length) > bound:
         return _too_large(request, length, bound), request.receive
-    refused = await _unstorable_text(request)
+    refused = await _unstorable_text(request, bound)
     if refused is not None or not hasattr(request, "_body"):
         return refused, request.receive
     body: bytes = request._body
@@ -261,7 +261,7 @@ def body_bound(request: Request) -> int:
     )
     if bounds is None:
         bounds = request.app.state.body_bounds = list(_declared_bounds(request.app.routes))
-    path = request.url.path
+    path = request.scope["path"]  # what the router matches (request.url builds a whole URL)
     for regex, methods, n in bounds:
         if request.method in methods and regex.match(path):
             return n
@@ -288,17 +288,17 @@ def _declared_bounds(routes: Any, prefix: str = "") -> Any:
             )
 
 
-async def _unstorable_text(request: Request) -> JSONResponse | None:
+async def _unstorable_text(request: Request, bound: int) -> JSONResponse | None:
     """Refuse (413/422) a body over the bound even when sent without Content-Length, and NUL
     or lone surrogates in the body, query or path: they would reach the database driver and
     come back as a 500 instead of saying what was wrong."""
-    for name, value in [("path", request.url.path), *request.query_params.multi_items()]:
+    query = request.query_params.multi_items() if request.scope.get("query_string") else []
+    for name, value in [("path", request.scope["path"]), *query]:
         found = _bad_text(value, "path" if name == "path" else f"query.{name}")
         if found:
             return _unstorable(request, found)
     if request.method not in ("POST", "PUT", "PATCH"):
         return None
-    bound = body_bound(request)
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > bound:
         return _too_large(request, length, bound)
