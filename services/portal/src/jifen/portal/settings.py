@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jifen.kernel.settings import REPO_ROOT
+
 
 class PortalSettings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -34,6 +36,13 @@ class PortalSettings(BaseSettings):
     # header, which a client chooses
     public_url: str | None = None
     log_level: str = Field("INFO", validation_alias="JIFEN_LOG_LEVEL")
+    # what the portal keeps itself (the photos people attach, under photos/); unset: portal/ in
+    # the stack's folder, the one holding the keys (var/ for `make run`, a test stack's own)
+    data_dir: Path | None = None
+    keys_dir: Path = Field(REPO_ROOT / "var" / "keys", validation_alias="JIFEN_KEYS_DIR")
+
+    def data_path(self) -> Path:
+        return self.data_dir or self.keys_dir.parent / "portal"
 
     def base_url(self) -> str:
         """The portal's public address, without a trailing slash."""
