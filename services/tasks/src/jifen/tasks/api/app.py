@@ -18,6 +18,7 @@ from jifen.tasks.api.routes import (
     certificates,
     completions,
     credentials,
+    honour,
     intake,
     invitations,
     jobs,
@@ -55,6 +56,9 @@ ROUTERS = (
     # invitation links from an officer, exchanged by the app like a phone code
     invitations.router,
     invitations.signin,
+    # the opt-in honour roll: a volunteer's own consent, and each community's public roll
+    honour.me,
+    honour.public,
 )
 
 
