@@ -53,8 +53,9 @@ def _out(row: Any) -> dict[str, Any]:
 
 def _named(held: list[dict[str, Any]]) -> str:
     """The id an invitation by phone lists: the volunteer's, else the first role's."""
-    by_role = {r["role"]: r["person_id"] for r in held}
-    return next((by_role[r] for r in rules.NAMED_FIRST if r in by_role), held[0]["person_id"])
+    by_role: dict[str, str] = {r["role"]: r["person_id"] for r in held}
+    first: str = held[0]["person_id"]
+    return next((by_role[r] for r in rules.NAMED_FIRST if r in by_role), first)
 
 
 def _not_on_record(what: str) -> NotFound:
