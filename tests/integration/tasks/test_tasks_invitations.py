@@ -206,3 +206,32 @@ async def test_an_invitation_never_carries_more_than_its_issuer_may_hand_out(
     r = await _exchange(tasks, token)
     assert r.status_code == 403 and r.json()["reason"] == "invitation_beyond_issuer", r.text
     assert "access_token" not in r.text
+
+
+async def test_the_list_pages_one_at_a_time_to_what_one_page_gives(
+    services: DevStack,
+) -> None:
+    org = f"inv-list-{uuid.uuid4().hex[:6]}"
+    tasks = Api(services, "tasks", org=org)
+    try:
+        person = await _record(tasks, "volunteer", _phone())
+        made = [(await _invite(tasks, person_id=person)).json()["id"] for _ in range(3)]
+        whole = await tasks.http.get(
+            "/v1/invitations", headers=tasks.auth("officer"), params={"limit": 1000}
+        )
+        want = [i["id"] for i in whole.json()["items"]]
+        assert want == made[::-1]  # newest first
+        got, cursor = [], None
+        while True:
+            params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+            r = await tasks.http.get(
+                "/v1/invitations", headers=tasks.auth("officer"), params=params
+            )
+            assert r.status_code == 200, r.text
+            got += [i["id"] for i in r.json()["items"]]
+            cursor = r.json()["next_cursor"]
+            if not cursor:
+                break
+        assert got == want
+    finally:
+        await tasks.close()
