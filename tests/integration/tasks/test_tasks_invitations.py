@@ -79,6 +79,12 @@ async def test_an_invited_person_signs_in_once_with_the_roles_on_record(
     got = await tasks.http.get(f"/v1/completions?account_id={vol}", headers=own)
     assert got.status_code == 200, got.text
 
+    # the number learns its link was used, and by whose invitation (here: the embedded sender)
+    sent = await tasks.http.get("/v1/signin/messages", headers=tasks.auth("operator"))
+    texts = [m["body"] for m in sent.json()["items"] if m["recipient"] == phone]
+    assert len(texts) == 1 and "邀请链接" in texts[0] and "invitation link from" in texts[0]
+    assert token not in texts[0]
+
     # used once: the second exchange is refused, in the caller's language
     again = await _exchange(tasks, token, lang="zh-CN")
     assert again.status_code == 410 and again.json()["reason"] == "invitation_used", again.text

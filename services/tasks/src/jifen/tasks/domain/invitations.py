@@ -10,7 +10,9 @@ An invitation never carries more power than its issuer: an officer may invite on
 whose every recorded role is volunteer or merchant, an admin also officers. Admins and
 auditors sign in with their phone's code only, so nobody can hand themselves an admin's or an
 auditor's sessions (a second admin's approval, an independent auditor) by inviting them. The
-ceiling is checked again at the exchange, since the records may have changed in between.
+ceiling is checked again at the exchange, since the records may have changed in between. The
+number gets a text when its link is used, naming the issuer: whoever holds a live link signs
+in, so an issuer who kept one and used it is found out by the person it named.
 """
 
 from __future__ import annotations
@@ -115,4 +117,15 @@ def not_revocable() -> NotRevocable:
     return NotRevocable(
         zh="这个邀请链接已经用过了，无法撤销",
         en="this invitation was already used; nothing to revoke",
+    )
+
+
+def signed_in_message(org_name: str, issued_by: str) -> str:
+    """The text the invited number receives once the link is used: whoever used it, the person
+    learns of it (an issuer who kept the link and signed in with it is found out)."""
+    return (
+        f"【{org_name}】您的账号刚刚通过 {issued_by} 发出的邀请链接登录。如果不是您本人，"
+        "请立即告诉社区。"
+        f" Your account just signed in with an invitation link from {issued_by}; if that was "
+        "not you, tell your community now."
     )

@@ -9,6 +9,7 @@ exchange. A token lasts a week, is used once, and can be revoked until then."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -20,7 +21,7 @@ from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
 from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute, max_body
-from jifen.tasks.api.deps import Conn, Officer, Q
+from jifen.tasks.api.deps import Conn, Officer, Q, sender_of
 from jifen.tasks.api.routes.people import signed_in
 from jifen.tasks.api.schemas import SignedIn
 from jifen.tasks.api.schemas.invitations import (
@@ -31,6 +32,9 @@ from jifen.tasks.api.schemas.invitations import (
 )
 from jifen.tasks.domain import invitations as rules
 from jifen.tasks.domain.signin import mask
+from jifen.tasks.sender import SenderUnavailable
+
+log = logging.getLogger("jifen.tasks.invitations")
 
 router = APIRouter(prefix="/v1/invitations", tags=["sign-in"], route_class=ParsedBodyRoute)
 signin = APIRouter(prefix="/v1/signin", tags=["sign-in"], route_class=ParsedBodyRoute)
@@ -186,4 +190,20 @@ async def sign_in_invited(
             raise rules.unknown()
         # raised inside the transaction: the token is not spent by a refused exchange
         rules.check_ceiling(used["issuer_role"], [r["role"] for r in held])
+    await _tell_the_phone(request, conn, q, who.org, used["phone"], used["created_by"])
     return signed_in(request, who.org, held)
+
+
+async def _tell_the_phone(
+    request: Request, conn: Any, q: Any, org: str, phone: str, issued_by: str
+) -> None:
+    """The number learns that its link was used (after the commit: a gateway that is down
+    costs the notice, logged, not the sign-in)."""
+    found = await conn.fetchrow(q["get_organisation"], org)
+    name = (found["name"] if found and found["name"] else "") or "积分 Jifen"
+    try:
+        await sender_of(request).send(
+            conn, q, org=org, to=phone, text=rules.signed_in_message(name, issued_by)
+        )
+    except SenderUnavailable as exc:
+        log.warning("invitation used: the notice to %s was not sent: %s", mask(phone), exc)

@@ -68,7 +68,7 @@ ORDER BY created_at DESC, id DESC LIMIT $2;
 UPDATE invitation SET used_at = now(), used_by = $3
 WHERE token_sha256 = $1 AND org_id = $2
   AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
-RETURNING id, phone, issuer_role;
+RETURNING id, phone, issuer_role, created_by;
 
 -- name: find_invitation
 SELECT id, used_at, revoked_at, expires_at <= now() AS expired FROM invitation
