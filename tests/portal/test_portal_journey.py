@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+import segno
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, Response, expect
 
@@ -278,6 +280,7 @@ async def test_volunteer_officer_and_public_journeys(
     await expect(officer.locator("meta[http-equiv=refresh]")).to_have_count(0)
     assert re.fullmatch(r"[A-Z0-9]{4,16}", code), code
     await expect(officer.locator("figure.qr svg")).to_be_visible()
+    screen_qr = await officer.locator("figure.qr svg path").get_attribute("d") or ""
     await pages.check(officer, "checkin-zh")
     await officer.get_by_role("link", name="到点自动刷新（现场屏幕）").click()
     await expect(officer.locator("meta[http-equiv=refresh]")).to_have_count(1)
@@ -294,7 +297,13 @@ async def test_volunteer_officer_and_public_journeys(
     await expect(vol.get_by_role("alert")).to_contain_text("出错了")
     await expect(vol.get_by_label("说明")).to_have_value("修好 3 辆电动车")
     await pages.check(vol, "job-error-zh", axe=False)
-    await vol.get_by_label("现场签到码").fill(code)
+    # scanned instead of typed: the screen's QR code is this job's page with the code in it,
+    # so the phone's camera opens the form with the code filled in
+    scanned = f"{w.base}/jobs/{w.checkin_job['id']}?" + urlencode({"code": code})
+    assert _modules(screen_qr) == _drawn_for(scanned)
+    await vol.goto(scanned)
+    await expect(vol.get_by_label("现场签到码")).to_have_value(code)
+    await vol.get_by_label("说明").fill("修好 3 辆电动车")
     await vol.get_by_role("button", name="提交完成").click()
     await expect(vol).to_have_url(re.compile(r"/me\?done=completed$"))
     await expect(vol.get_by_role("cell", name="已核验")).to_be_visible()
@@ -367,11 +376,49 @@ async def test_volunteer_officer_and_public_journeys(
     await vol.reload()
     await expect(vol.get_by_test_id("voucher-status")).to_have_text("已领取")
 
+    # -- a second voucher handed over by scanning: its QR code holds the counter's address at
+    #    that voucher, so the merchant's phone camera opens it (through sign-in when signed
+    #    out) with the code filled in; opening it hands nothing over, the form's POST does
+    await vol.goto(f"{w.base}/shop?merchant={w.merchant}")
+    await vol.get_by_role("button", name=f"兑换 {w.reward['name_zh']}").click()
+    await expect(vol).to_have_url(re.compile(r"/vouchers/[0-9a-f-]+$"))
+    second_code = await eventually(voucher, timeout=60, what="the second voucher's code")
+    second_id = vol.url.rsplit("/", 1)[1]
+    scan = f"{w.base}/merchant/scan?" + urlencode({"r": second_id, "code": second_code})
+    drawn = await vol.locator("figure.qr svg path").get_attribute("d")
+    assert drawn is not None and _modules(drawn) == _drawn_for(scan)
+    assert _modules(drawn) != _drawn_for(second_code)  # not the bare code any more
+    for role in ("officer", "volunteer"):  # the counter is the merchant's alone
+        answer = await (officer if role == "officer" else vol).goto(scan)
+        assert answer is not None and answer.status == 403, role
+    signed_out = await contexts["public"].new_page()  # a phone not signed in: after sign-in,
+    await signed_out.goto(scan)  # back to this voucher, its query kept
+    next_page = parse_qs(urlsplit(signed_out.url).query)["next"]
+    assert urlsplit(signed_out.url).path == "/signin" and next_page == [scan.removeprefix(w.base)]
+    await signed_out.close()
+    scanner = await browser_with(contexts, "merchant")  # the merchant's phone, signed in
+    await scanner.goto(scan)
+    await expect(scanner.get_by_label("兑换码")).to_have_value(second_code)
+    await expect(scanner.get_by_test_id("scan-status")).to_have_text("待领取")
+    await pages.check(scanner, "merchant-scan-zh")
+    await scanner.get_by_role("link", name="English").click()  # the same voucher, in English
+    await expect(scanner.get_by_label("Voucher code")).to_have_value(second_code)
+    await pages.check(scanner, "merchant-scan-en")
+    await scanner.get_by_role("link", name="中文").click()
+    await vol.goto(f"{w.base}/vouchers/{second_id}")
+    await expect(vol.get_by_test_id("voucher-status")).to_have_text("待领取")
+    await scanner.get_by_role("button", name="核销").click()
+    await expect(scanner.get_by_role("status")).to_have_text("已核销。")
+    await expect(scanner.get_by_test_id(f"stock-{w.reward['id']}")).to_have_text("3")
+    await vol.reload()
+    await expect(vol.get_by_test_id("voucher-status")).to_have_text("已领取")
+    await scanner.context.close()
+
     async def spent() -> bool:
         await vol.goto(f"{w.base}/me")
-        return (await vol.get_by_test_id("balance").inner_text()).strip() == "30 分"
+        return (await vol.get_by_test_id("balance").inner_text()).strip() == "0 分"
 
-    await eventually(spent, timeout=60, what="30 points left after the redemption")
+    await eventually(spent, timeout=60, what="no points left after the two redemptions")
 
     # -- the public menu now shows the places taken
     await public.reload()
@@ -390,6 +437,18 @@ async def test_volunteer_officer_and_public_journeys(
     assert len(await css.body()) <= CSS_BUDGET_BYTES
     assert not pages.over_budget, pages.over_budget
     assert not pages.violations, "\n".join(pages.violations)
+
+
+def _modules(svg_path: str) -> str:
+    return re.sub(r"\s+", "", svg_path)
+
+
+def _drawn_for(text: str) -> str:
+    """The modules of the QR code segno draws for ``text`` as the voucher and check-in pages
+    do."""
+    found = re.search(r' d="([^"]+)"', segno.make(text, error="m").svg_inline(scale=6))
+    assert found is not None
+    return _modules(found.group(1))
 
 
 async def browser_with(contexts: dict[str, BrowserContext], whose: str) -> Page:

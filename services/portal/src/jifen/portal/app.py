@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import segno
@@ -35,8 +35,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jifen.portal.apis import ApiError, Apis
-from jifen.portal.figures import Figures, month_or, month_window
+from jifen.portal.board import add_board_pages
+from jifen.portal.figures import Figures, month_or, month_window, shift_month, this_month
 from jifen.portal.figures import count as count_figures
+from jifen.portal.honour import add_honour_pages, my_consent
+from jifen.portal.invite import add_invite_pages
+from jifen.portal.photos import PhotoRefused, add_photo_pages, photo_src
+from jifen.portal.publish import add_publish_pages
+from jifen.portal.records import add_record_pages
 from jifen.portal.sessions import COOKIE, RoleToken, Session, Sessions
 from jifen.portal.settings import PortalSettings
 from jifen.portal.staff import add_staff_pages
@@ -61,18 +67,6 @@ def lang_of(request: Request) -> Lang:
     return "en" if request.cookies.get("lang") == "en" else "zh"
 
 
-def this_month() -> str:
-    # the API's month filter is by UTC month; the times shown are local
-    return datetime.now(UTC).strftime("%Y-%m")
-
-
-def shift_month(month: str, by: int) -> str:
-    y, m = map(int, month.split("-"))
-    m += by
-    y, m = y + (m - 1) // 12, (m - 1) % 12 + 1
-    return f"{y:04d}-{m:02d}"
-
-
 def local_time(value: str | None) -> str:
     if not value:
         return ""
@@ -80,6 +74,7 @@ def local_time(value: str | None) -> str:
 
 
 templates.env.filters["local"] = local_time
+templates.env.filters["photo"] = photo_src  # a portal-photo/ reference -> /photos/<hex>.jpg
 
 
 class Pages:
@@ -129,13 +124,30 @@ class Pages:
                 "s": s,
                 "me": me,
                 "csrf": s.csrf,
-                "here": quote(request.url.path),
+                # the language switch comes back to this page, its query too (a month, a
+                # merchant, a scanned voucher)
+                "here": quote(
+                    request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                ),
                 "role_label": lambda r: t(f"role_{r}"),
                 **ctx,
             },
             status_code=status,
         )
         return self._cookie(request, response)
+
+    def signed_in(self, request: Request, signed: dict[str, Any]) -> None:
+        """Start the session of a sign-in's answer (a code's or an invitation's): a new id,
+        so nothing planted before it survives."""
+        s = self.sessions.renew(self.session(request))
+        until = time.time() + min(x["expires_in"] for x in signed["sessions"]) - 60
+        s.roles = {
+            x["role"]: RoleToken(x["role"], x["person_id"], x["access_token"], until)
+            for x in signed["sessions"]
+        }
+        s.name = signed["display_name"] or signed["person_id"]
+        s.role = next((r for r in ROLE_ORDER if r in s.roles), None)
+        request.state.session = s
 
     def redirect(self, request: Request, to: str) -> Response:
         return self._cookie(request, RedirectResponse(to, status_code=303))
@@ -150,8 +162,11 @@ class Pages:
 
     def need(self, request: Request, *roles: str) -> RoleToken:
         me = self.session(request).current
-        if me is None:
-            raise Redirect(f"/signin?next={quote(request.url.path)}")
+        if me is None:  # back to this page after sign-in, its query too (a scanned link's)
+            query = request.url.query
+            raise Redirect(
+                f"/signin?next={quote(request.url.path + ('?' + query if query else ''))}"
+            )
         if roles and me.role not in roles:
             raise ApiError(403, text(lang_of(request), "not_your_role"), "role")
         return me
@@ -438,8 +453,20 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
     async def _post_to(request: Request, what: CommunityList, community_id: str) -> Response:
         """A volunteer's post from the form beside the list; a refusal is shown with the list,
         what they typed kept."""
-        f = await pages.form(request)
+        lang = lang_of(request)
+        try:  # a form with a photo is multipart (jifen.portal.photos); CSRF first either way
+            f = await photos.form(request) if what.photo else await pages.form(request)
+        except PhotoRefused as e:  # too large to be read: nothing typed could be kept
+            return await _listed(request, what, community_id, error=e.says(lang), status=e.status)
         me = pages.need(request, "volunteer")
+        body = what.body(f, me.subject, community_id)
+        try:
+            if what.photo:
+                body["evidence_ref"] = await photos.keep(request, f, me.subject)
+        except PhotoRefused as e:
+            return await _listed(
+                request, what, community_id, error=e.says(lang), typed=f, status=e.status
+            )
         try:
             if what.report_in:  # reporting in to the community first (200 when already in)
                 await pages.call(
@@ -449,14 +476,13 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
                     f"/v1/communities/{quote(community_id)}/members",
                     json={"account_id": me.subject},
                 )
-            await pages.call(
-                request, "tasks", "POST", what.path, json=what.body(f, me.subject, community_id)
-            )
+            await pages.call(request, "tasks", "POST", what.path, json=body)
         except ApiError as e:
             if e.status >= 500:
                 raise
+            kept = {**f, "photo_kept": body.get("evidence_ref", "")}  # not asked for again
             return await _listed(
-                request, what, community_id, error=e.detail, typed=f, status=e.status
+                request, what, community_id, error=e.detail, typed=kept, status=e.status
             )
         return pages.redirect(request, f"/c/{quote(community_id)}/{what.slug}?done={what.done}")
 
@@ -534,8 +560,12 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse, summary="One job")
     @page
-    async def job_page(request: Request, job_id: uuid.UUID, done: str | None = None) -> Response:
-        return await _job(request, job_id, notice=done)
+    async def job_page(
+        request: Request, job_id: uuid.UUID, done: str | None = None, code: str | None = None
+    ) -> Response:
+        # ``code``: the check-in code, when the page was opened from the officer's screen's QR
+        typed = {"checkin_code": code} if code and _CHECKIN_CODE.fullmatch(code) else None
+        return await _job(request, job_id, notice=done, typed=typed)
 
     async def _job(
         request: Request,
@@ -547,11 +577,19 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         status: int = 200,
     ) -> Response:
         job = await pages.call(request, "tasks", "GET", f"/v1/jobs/{job_id}")
+        me = pages.session(request).current
+        mine: list[Any] = []  # the volunteer's completions of this job, their photos shown
+        if me is not None and me.role == "volunteer":
+            done = await pages.items(
+                request, "tasks", "/v1/completions", params={"account_id": me.subject, "limit": 50}
+            )
+            mine = [c for c in done if c["job_id"] == str(job_id)]
         return pages.render(
             request,
             "job.html",
             status=status,
             job=job,
+            mine=mine,
             notice=notice,
             error=error,
             typed=typed or {},
@@ -619,15 +657,7 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
                 sent_to="",
                 next=nxt,
             )
-        s = pages.sessions.renew(pages.session(request))  # a new id: nothing planted survives
-        until = time.time() + min(x["expires_in"] for x in signed["sessions"]) - 60
-        s.roles = {
-            x["role"]: RoleToken(x["role"], x["person_id"], x["access_token"], until)
-            for x in signed["sessions"]
-        }
-        s.name = signed["display_name"] or signed["person_id"]
-        s.role = next((r for r in ROLE_ORDER if r in s.roles), None)
-        request.state.session = s
+        pages.signed_in(request, signed)
         return pages.redirect(request, nxt)
 
     @app.post("/signout", summary="Sign out")
@@ -666,6 +696,7 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
                 request, "tasks", "/v1/completions", params={"account_id": me.subject, "limit": 50}
             )
             ctx["titles"] = await _titles(request)
+            ctx["honour"] = await my_consent(pages, request)  # listed on the honour roll?
             ctx["redemptions"] = await pages.items(
                 request, "redeem", "/v1/redemptions", params={"limit": 20}
             )
@@ -713,12 +744,18 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
     @app.post("/jobs/{job_id}/complete", summary="Report a job done (volunteer)")
     @page
     async def complete(request: Request, job_id: uuid.UUID) -> Response:
-        f = await pages.form(request)
+        lang = lang_of(request)
+        try:  # multipart, a photo optional (jifen.portal.photos); CSRF first
+            f = await photos.form(request)
+        except PhotoRefused as e:  # too large to be read: nothing typed could be kept
+            return await _job(request, job_id, error=e.says(lang), status=e.status)
         me = pages.need(request, "volunteer")
-        body: dict[str, Any] = {
-            "account_id": me.subject,
-            "evidence": {"note": f.get("note", "").strip()},
-        }
+        try:
+            photo = await photos.keep(request, f, me.subject)
+        except PhotoRefused as e:
+            return await _job(request, job_id, error=e.says(lang), typed=f, status=e.status)
+        evidence = {"note": f.get("note", "").strip(), **({"reference": photo} if photo else {})}
+        body: dict[str, Any] = {"account_id": me.subject, "evidence": evidence}
         if f.get("checkin_code", "").strip():
             body["checkin_code"] = f["checkin_code"].strip().upper()
         try:
@@ -733,7 +770,8 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         except ApiError as e:
             if e.status >= 500:
                 raise
-            return await _job(request, job_id, error=e.detail, typed=f, status=e.status)
+            kept = {**f, "photo_kept": photo}  # the photo is not asked for again
+            return await _job(request, job_id, error=e.detail, typed=kept, status=e.status)
         return pages.redirect(request, "/me?done=completed")
 
     @app.get("/officer/queue", response_class=HTMLResponse, summary="Completions to verify")
@@ -945,7 +983,10 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         code = await pages.call(request, "tasks", "GET", f"/v1/jobs/{job_id}/checkin-code")
         refresh_at = datetime.fromisoformat(code["refresh_at"])
         wait = max(5, int((refresh_at - datetime.now(UTC)).total_seconds()) + 1)
-        qr = segno.make(code["qr_payload"], error="m").svg_inline(scale=6, title=code["code"])
+        # the job's page with the code in it: a phone's camera opens the form filled in (the
+        # API's qr_payload is for apps that scan it themselves)
+        scanned = f"{settings.base_url()}/jobs/{job_id}?" + urlencode({"code": code["code"]})
+        qr = segno.make(scanned, error="m").svg_inline(scale=6, title=code["code"])
         return pages.render(
             request,
             "checkin.html",
@@ -1025,10 +1066,26 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         reward = await pages.call(request, "redeem", "GET", f"/v1/rewards/{r['reward_id']}")
         qr = None
         if r.get("voucher_code") and r["status"] == "confirmed":
-            qr = segno.make(r["voucher_code"], error="m").svg_inline(
-                scale=6, title=r["voucher_code"]
-            )
+            # the merchant's phone camera opens the counter at this voucher, its code filled in
+            scan = scan_url(settings.base_url(), r["id"], r["voucher_code"])
+            qr = segno.make(scan, error="m").svg_inline(scale=6, title=r["voucher_code"])
         return pages.render(request, "voucher.html", r=r, reward=reward, qr=qr)
+
+    @app.get("/merchant/scan", response_class=HTMLResponse, summary="A scanned voucher (merchant)")
+    @page
+    async def scanned(request: Request, r: uuid.UUID, code: str = "") -> Response:
+        """What a voucher's QR code opens on the merchant's phone: that one redemption, its
+        code filled in; handing it over is still the form's POST (a link never fulfils)."""
+        pages.need(request, "merchant")
+        found = await pages.call(request, "redeem", "GET", f"/v1/redemptions/{r}")
+        reward = await pages.call(request, "redeem", "GET", f"/v1/rewards/{found['reward_id']}")
+        return pages.render(
+            request,
+            "merchant_scan.html",
+            r=found,
+            reward=reward,
+            code=code.strip().upper()[:64],
+        )
 
     @app.get("/merchant", response_class=HTMLResponse, summary="The merchant's counter")
     @page
@@ -1125,6 +1182,12 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
 
     # -- the admin's and the auditor's pages (jifen.portal.staff) ------------------------
     add_staff_pages(app, pages, page)
+    add_record_pages(app, pages, page)
+    add_invite_pages(app, pages, page)  # an officer's invitation links; /invite/{token}
+    add_honour_pages(app, pages, page)  # /c/{id}/honour, and the volunteer's choice on /me
+    add_board_pages(app, pages, page)  # the officer acts on a hazard or wish
+    add_publish_pages(app, pages, page)  # the officer publishes the month's menu
+    photos = add_photo_pages(app, pages)  # GET /photos/<hex>.jpg; the forms above use it
 
     # -- errors as pages ----------------------------------------------------------------
     @app.exception_handler(StarletteHTTPException)
@@ -1195,6 +1258,7 @@ class CommunityList:
     shape: Callable[[list[dict[str, Any]]], dict[str, Any]]
     body: Callable[[dict[str, str], str, str], dict[str, Any]]
     report_in: bool = False  # the API takes it only from a member of a community
+    photo: bool = False  # the form takes a photo (multipart; evidence_ref)
 
 
 def _wish_body(f: dict[str, str], account: str, community_id: str) -> dict[str, Any]:
@@ -1259,6 +1323,7 @@ HAZARDS = CommunityList(
     shape=_hazards_shown,
     body=_hazard_body,
     report_in=True,
+    photo=True,
 )
 
 
@@ -1292,6 +1357,15 @@ def _is_month(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_CHECKIN_CODE = re.compile(r"[A-Za-z0-9]{1,16}")
+
+
+def scan_url(base: str, redemption_id: str, code: str) -> str:
+    """The address a voucher's QR code holds: the portal's counter at that voucher (``base``:
+    where people reach the portal, JIFEN_PORTAL_PUBLIC_URL)."""
+    return f"{base}/merchant/scan?{urlencode({'r': redemption_id, 'code': code})}"
 
 
 def _local(target: str) -> str:

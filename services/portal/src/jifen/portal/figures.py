@@ -20,6 +20,20 @@ def is_month(value: str | None) -> bool:
     return value is not None and MONTH.fullmatch(value) is not None
 
 
+def this_month() -> str:
+    """The UTC month now: the APIs' month filters are by UTC month (the times shown are
+    local)."""
+    return datetime.now(UTC).strftime("%Y-%m")
+
+
+def shift_month(month: str, by: int) -> str:
+    """``month`` (YYYY-MM) moved by ``by`` months."""
+    y, m = map(int, month.split("-"))
+    m += by
+    y, m = y + (m - 1) // 12, (m - 1) % 12 + 1
+    return f"{y:04d}-{m:02d}"
+
+
 def month_or(value: str | None, default: str) -> str:
     """``value`` when it is a month the APIs take, else ``default``."""
     return value if value is not None and MONTH.fullmatch(value) else default

@@ -19,14 +19,13 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from jifen.portal.apis import ApiError
-from jifen.portal.figures import month_or
+from jifen.portal.figures import month_or, shift_month, this_month
 from jifen.portal.ledger import check
 from jifen.portal.texts import Lang, text
 
@@ -69,17 +68,6 @@ def _cursor(value: str | None) -> str | None:
 def _integer(raw: str) -> int | None:
     raw = raw.strip()
     return int(raw) if _INT.fullmatch(raw) else None
-
-
-def _month() -> str:
-    return datetime.now(UTC).strftime("%Y-%m")
-
-
-def _shift(month: str, by: int) -> str:
-    y, m = map(int, month.split("-"))
-    m += by
-    y, m = y + (m - 1) // 12, (m - 1) % 12 + 1
-    return f"{y:04d}-{m:02d}"
 
 
 def add_staff_pages(app: FastAPI, pages: Pages, page: Callable[[Handler], Handler]) -> None:
@@ -292,7 +280,7 @@ def add_staff_pages(app: FastAPI, pages: Pages, page: Callable[[Handler], Handle
         request: Request, month: str | None = None, done: str | None = None
     ) -> Response:
         pages.need(request, "auditor")
-        return await _audit(request, month_or(month, _month()), notice=done)
+        return await _audit(request, month_or(month, this_month()), notice=done)
 
     async def _audit(
         request: Request,
@@ -344,8 +332,8 @@ def add_staff_pages(app: FastAPI, pages: Pages, page: Callable[[Handler], Handle
             flags=signals["flags"][:FLAGS_SHOWN],
             flags_more=max(0, len(signals["flags"]) - FLAGS_SHOWN),
             month=month,
-            prev=_shift(month, -1),
-            next=_shift(month, 1),
+            prev=shift_month(month, -1),
+            next=shift_month(month, 1),
             notice=notice,
             error=error,
         )
@@ -358,5 +346,5 @@ def add_staff_pages(app: FastAPI, pages: Pages, page: Callable[[Handler], Handle
         try:
             await pages.call(request, "points", "POST", "/v1/audit/checkpoints")
         except ApiError as e:
-            return await _audit(request, _month(), error=_refused(e), status=e.status)
+            return await _audit(request, this_month(), error=_refused(e), status=e.status)
         return pages.redirect(request, "/audit?done=signed")

@@ -121,6 +121,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "voucher_hint": ("会员出示的兑换码", "The code the member shows you"),
     "fulfil": ("核销", "Hand it over"),
     "fulfilled_one": ("已核销。", "Handed over."),
+    # a voucher's QR code, scanned by the merchant's phone camera
+    "scanned": ("扫码核销", "Scanned voucher"),
+    "scan_hint": (
+        "兑换码已从二维码填入；核对会员后点击核销",
+        "The code came from the QR code; check the member, then hand it over",
+    ),
+    "scan_not_waiting": (
+        "这张券不是待领取状态，无需核销。",
+        "This voucher is not waiting to be collected.",
+    ),
     "my_rewards": ("我的商品与库存", "My rewards and stock"),
     "reward": ("商品", "Reward"),
     "member": ("会员", "Member"),
@@ -433,6 +443,267 @@ TEXTS: dict[str, tuple[str, str]] = {
     "flag_subject": ("对象", "About"),
     "flag_value": ("数值 / 阈值", "Value / threshold"),
     "flags_more": ("另有 {n} 条未列出。", "{n} more not listed."),
+    # -- photos with a completion or a hazard report (jifen.portal.photos) ---------------
+    "photo": ("照片（可选）", "Photo (optional)"),
+    "photo_hint": (
+        "拍一张现场照片：JPEG、PNG 或 WebP，不超过 8 MB。保存前会去掉照片里的位置等信息，"
+        "只有社区工作人员和你本人能看到。",
+        "A photo of the place: JPEG, PNG or WebP, up to 8 MB. Its location and other details "
+        "are removed before it is kept; only officers and you can see it.",
+    ),
+    "photo_kept": (
+        "刚才上传的照片已保留，不用再选；选一张新的会替换它。",
+        "The photo you uploaded is kept; no need to choose it again (a new one replaces it).",
+    ),
+    "photo_kept_alt": ("刚才上传的照片", "The photo you uploaded"),
+    "photo_mine": ("我提交的照片", "My photo"),
+    "photo_of": ("{volunteer} 提交的照片", "Photo sent by {volunteer}"),
+    "photo_of_hazard": ("隐患现场照片", "Photo of the hazard"),
+    "photo_not_image": (
+        "所选文件不是能识别的照片（只收 JPEG、PNG、WebP）。填写的文字已保留；"
+        "浏览器不能替你保留所选文件，请重新选择照片。",
+        "The file chosen is not a photo we can read (JPEG, PNG or WebP only). What you typed "
+        "is kept; a browser cannot keep the file chosen, so please choose the photo again.",
+    ),
+    "photo_too_large": (
+        "照片太大：最多 {mb} MB。填写的文字已保留；浏览器不能替你保留所选文件，"
+        "请重新选择一张较小的照片。",
+        "The photo is too large: {mb} MB at most. What you typed is kept; a browser cannot keep "
+        "the file chosen, so please choose a smaller photo.",
+    ),
+    "photo_too_many_pixels": (
+        "照片像素太多：最多 {megapixels}00 万像素。填写的文字已保留；浏览器不能替你保留所选文件，"
+        "请重新选择照片（可先缩小）。",
+        "The photo has too many pixels: {megapixels} megapixels at most. What you typed is "
+        "kept; a browser cannot keep the file chosen, so please choose the photo again "
+        "(smaller).",
+    ),
+    "photo_form_too_large": (
+        "提交的内容超过 {body_mb} MB，没有读取，填写的文字也未能保留。请换一张较小的照片"
+        "（最多 {mb} MB）重新填写提交。",
+        "What was sent is over {body_mb} MB and was not read, so what you typed could not be "
+        "kept. Please fill in the form again with a smaller photo ({mb} MB at most).",
+    ),
+    "photo_form_unreadable": (
+        "提交的表单无法读取（最多一张照片）。请重新填写提交。",
+        "The form sent could not be read (one photo at most). Please fill it in again.",
+    ),
+    "photo_unsized": (
+        "提交的内容没有注明大小，没有读取。请重新提交。",
+        "What was sent did not say its size and was not read. Please send the form again.",
+    ),
+    "photo_forbidden": (
+        "请先登录：只有社区工作人员和上传者本人可以查看这张照片。",
+        "Sign in first: only officers and the person who uploaded it may see this photo.",
+    ),
+    # -- the officer's board: acting on a hazard or a wish (jifen.portal.board) -----------
+    "bd_hazard": ("隐患报告", "Hazard report"),
+    "bd_need": ("需求与资源", "Need or resource"),
+    "bd_history": ("处理经过", "What has happened"),
+    "bd_at": ("时间", "When"),
+    "bd_by": ("操作人", "By"),
+    "bd_reported_by": ("上报人", "Reported by"),
+    "bd_posted_by": ("提出人", "Asked by"),
+    "bd_claimed_by": (
+        "认领人（志愿者或合作方账号）",
+        "Taken up by (a volunteer's or partner's id)",
+    ),
+    "bd_claimed_by_hint": ("例如：vol-0001", "e.g. vol-0001"),
+    "bd_quantity": ("数量", "How many"),
+    "bd_see_job": ("查看服务", "See the job"),
+    "bd_duplicate_of": ("与这条重复", "A duplicate of"),
+    "bd_photo_alt": ("上报时附的现场照片", "The photo sent with the report"),
+    "bd_nothing_to_do": ("这一项已处理完毕，无需再操作。", "Nothing more to do here."),
+    "bd_triage": ("转为服务任务", "Make it a job"),
+    "bd_to_job": ("转为服务任务", "Make it a job"),
+    "bd_claim": ("代为认领", "Take it up for someone"),
+    "bd_merge": ("合并为重复报告", "Merge as a duplicate"),
+    "bd_no_others": (
+        "本社区没有可合并进去的其他报告。",
+        "No other report of the community to merge into.",
+    ),
+    "bd_close": ("关闭", "Close it"),
+    "bd_close_reason": ("关闭理由", "Reason for closing"),
+    "bd_close_hint": ("例如：已修好；不属于本社区", "e.g. fixed already; not this community's"),
+    "bd_note": ("备注（可选）", "Note (optional)"),
+    "bd_done_triaged": ("已转为服务任务。", "It is a job now."),
+    "bd_done_merged": ("已合并为重复报告。", "Merged as a duplicate."),
+    "bd_done_closed": ("已关闭。", "Closed."),
+    "bd_done_claimed": ("已认领。", "Taken up."),
+    "bd_done_job": ("已转为服务任务。", "It is a job now."),
+    # -- the officer publishes the month's menu (jifen.portal.publish) ---------------------
+    "pub_nav": ("发布服务菜单", "Publish the menu"),
+    "pub_heading": ("发布本月服务菜单", "Publish the month's service menu"),
+    "pub_lead": (
+        "每行一项服务，最多 {rows} 行，空行不发布。时间按本组织的当地时间（{tz}）填写。"
+        "全部通过才会发布。",
+        "One job a row, up to {rows} rows; empty rows are left out. Times are the "
+        "organisation's local time ({tz}). All of them are published, or none.",
+    ),
+    "pub_month_hint": (
+        "菜单的月份按协调世界时计算：本月从当地时间 {opens} 开始。",
+        "A menu's month is counted in UTC: this one begins at {opens} local time.",
+    ),
+    "pub_row": ("第 {row} 项", "Job {row}"),
+    "pub_row_field": ("第 {row} 项 · {field}", "job {row} · {field}"),
+    "pub_title": ("名称", "Title"),
+    "pub_category": ("类别", "Category"),
+    "pub_place": ("地点", "Place"),
+    "pub_starts": ("开始时间", "Starts"),
+    "pub_ends": ("结束时间", "Ends"),
+    "pub_points": ("积分", "Points"),
+    "pub_capacity": ("名额", "Places"),
+    "pub_verification": ("核验方式", "Verified by"),
+    "pub_missing": ("{field}：请填写", "{field}: please fill it in"),
+    "pub_not_whole": (
+        "{field}：请填写大于 0 的整数",
+        "{field}: please give a whole number above 0",
+    ),
+    "pub_bad_time": (
+        "{field}：请按“年-月-日 时:分”填写当地时间（如 2026-12-05 09:00）",
+        "{field}: please give a local date and time as YYYY-MM-DD HH:MM (e.g. 2026-12-05 09:00)",
+    ),
+    "pub_end_before_start": ("{field}：必须晚于开始时间", "{field}: must be after the start"),
+    "pub_outside_month": (
+        "{field}：不在 {month} 的菜单之内（按协调世界时计，当地时间 {opens} 至 {closes}）",
+        "{field}: outside the menu of {month} (counted in UTC: {opens} to {closes} local time)",
+    ),
+    "pub_too_long": ("{field}：最多 {n} 个字", "{field}: {n} characters at most"),
+    "pub_no_rows": ("请至少填写一项服务。", "Please fill in at least one job."),
+    "pub_kept": (
+        "填写的内容已保留，改正后再提交。",
+        "What you typed is kept: correct it and send again.",
+    ),
+    "pub_publish": ("发布", "Publish"),
+    "pub_done": ("已发布 {n} 项服务。", "{n} jobs published."),
+    "pub_see_menu": ("查看公开的服务菜单", "See the public menu"),
+    # -- invitation links from an officer (jifen.portal.invite) ------------------------------
+    "inv_title": ("社区邀请登录", "Sign in by invitation"),
+    "inv_lead": (
+        "社区干部邀请您登录积分家园。请确认是您本人，然后点击下面的按钮。",
+        "A community officer has invited you to sign in. If this invitation is for you, "
+        "press the button below.",
+    ),
+    "inv_confirm": ("确认，登录", "Yes, sign me in"),
+    "inv_not_you": (
+        "如果这不是给您的邀请，请关闭本页。链接只能用一次。",
+        "If this invitation is not for you, close this page. The link works once.",
+    ),
+    "inv_what_next": (
+        "您可以用手机验证码登录，或向社区干部要一个新的邀请链接。",
+        "You can sign in with a code sent to your phone, or ask an officer for a new link.",
+    ),
+    "inv_use_code": ("用手机验证码登录", "Sign in with a phone code"),
+    "inv_not_a_link": (
+        "这不是一个有效的邀请链接，请检查是否完整复制。",
+        "This is not a valid invitation link: check that it was copied in full.",
+    ),
+    "inv_officer_title": ("邀请登录链接", "Invitation links"),
+    "inv_officer_lead": (
+        "为已在本组织登记的人生成一个登录链接（7 天内有效，只能用一次）。"
+        "他们的角色以登记记录为准。",
+        "Make a sign-in link for a person already on the organisation's records (valid 7 "
+        "days, works once). Their roles are the ones on the records.",
+    ),
+    "inv_new": ("新邀请", "New invitation"),
+    "inv_person_id": ("人员编号", "Person id"),
+    "inv_who_hint": (
+        "填写手机号或人员编号，二选一",
+        "Give the phone number or the person id, one of them",
+    ),
+    "inv_make": ("生成邀请链接", "Make the link"),
+    "inv_one_of": (
+        "请填写手机号或人员编号（只填一项）",
+        "Please give the phone number or the person id (one of them)",
+    ),
+    "inv_bad_input": (
+        "手机号应为 6–15 位数字；人员编号只含字母、数字和 . _ : -",
+        "A phone number is 6 to 15 digits; a person id has letters, digits and . _ : - only",
+    ),
+    "inv_issued": (
+        "已为 {who}（{phone}）生成邀请，{until} 前有效。",
+        "Invitation made for {who} ({phone}), valid until {until}.",
+    ),
+    "inv_roles": ("登录后的角色：", "Roles on signing in: "),
+    "inv_qr": ("邀请链接二维码", "QR code of the invitation link"),
+    "inv_once": (
+        "链接和二维码只显示这一次，请现在交给本人（让他们用手机扫码）。",
+        "The link and its QR code are shown this once: hand them to the person now (they "
+        "scan it with their phone).",
+    ),
+    "inv_revoked": ("邀请已撤销。", "Invitation revoked."),
+    "inv_recent": ("最近的邀请", "Recent invitations"),
+    "inv_expires": ("有效期至", "Valid until"),
+    "inv_used_at": ("已于 {at} 使用", "used {at}"),
+    "inv_revoked_at": ("已于 {at} 撤销", "revoked {at}"),
+    "inv_revoke": ("撤销", "Revoke"),
+    "inv_revoke_of": ("撤销给 {who} 的邀请", "Revoke the invitation of {who}"),
+    "inv_none": ("还没有邀请。", "No invitations yet."),
+    "inv_menu": ("邀请登录", "Invite"),
+    # -- the opt-in honour roll (jifen.portal.honour) ---------------------------------------
+    "hon_of": ("{community} · {month} 光荣榜", "{community} · honour roll for {month}"),
+    "hon_lead": (
+        "本月服务经核验的志愿者中，自愿上榜的人按所得积分排列。没有选择上榜的人不会出现在这里。",
+        "Volunteers whose services were verified this month and who chose to be listed, by "
+        "the points they earned. Nobody who has not chosen to be listed appears here.",
+    ),
+    "hon_caption": ("{month} 光荣榜", "Honour roll, {month}"),
+    "hon_rank": ("名次", "Rank"),
+    "hon_name": ("志愿者", "Volunteer"),
+    "hon_services": ("核验的服务", "Verified services"),
+    "hon_points": ("所得积分", "Points earned"),
+    "hon_none": ("这个月还没有人上榜。", "Nobody is on the roll for this month yet."),
+    "hon_how": (
+        "志愿者可以在“我的”页面选择上榜或退出。月份按协调世界时（UTC）计算。",
+        "Volunteers choose to be listed, or not, on their “Mine” page (months are UTC months).",
+    ),
+    "hon_mine": ("光荣榜", "Honour roll"),
+    "hon_state_on": (
+        "您已选择上榜：社区光荣榜以“{name}”列出您的服务和积分。",
+        "You are listed: your communities' honour rolls show your services and points as “{name}”.",
+    ),
+    "hon_state_off": (
+        "您没有上榜。选择上榜后，社区光荣榜会以“{name}”列出您本月的服务和积分（不显示手机号）。",
+        "You are not listed. If you join, your communities' honour rolls show this month's "
+        "services and points as “{name}” (never your phone number).",
+    ),
+    "hon_join": ("加入光荣榜", "List me on the honour roll"),
+    "hon_leave": ("退出光荣榜", "Take me off the honour roll"),
+    "honour_on": ("已加入光荣榜。", "You are on the honour roll now."),
+    "honour_off": ("已退出光荣榜。", "You are off the honour roll."),
+    # the volunteer's statement and the officer's report-in list (records.py)
+    "stmt_title": ("积分明细", "Points statement"),
+    "stmt_of": ("{month} 积分明细", "Points statement for {month}"),
+    "stmt_months": ("月份", "Months"),
+    "stmt_opening": ("月初积分", "Opening balance"),
+    "stmt_closing": ("月末积分", "Closing balance"),
+    "stmt_adjustments": ("调整", "Adjustments"),
+    "stmt_earned": ("本月获得（按服务类别）", "Earned this month, by category"),
+    "stmt_spent": ("本月兑换（按商品）", "Spent this month, by reward"),
+    "stmt_none_earned": ("本月没有获得积分。", "No points earned this month."),
+    "stmt_none_spent": ("本月没有兑换。", "Nothing redeemed this month."),
+    "stmt_entries": ("账本记录", "Ledger entries"),
+    "stmt_entries_lead": (
+        "每一笔积分变动，最新的在前（按记账时间）。",
+        "Every change to your points, newest first (when the ledger recorded it).",
+    ),
+    "stmt_when": ("记账时间", "Recorded"),
+    "stmt_what": ("事项", "What"),
+    "stmt_after": ("余额", "Balance after"),
+    "stmt_older": ("更早的记录", "Older entries"),
+    "stmt_no_entries": ("还没有积分记录。", "No entries yet."),
+    "stmt_link": ("积分明细", "Statement"),
+    "entry_credit": ("服务积分", "Service credited"),
+    "entry_reversal": ("冲正", "Reversed"),
+    "entry_debit": ("兑换", "Redeemed"),
+    "entry_refund": ("兑换退回", "Redemption refunded"),
+    "entry_adjustment": ("调整", "Adjustment"),
+    "mem_title": ("报到名单", "Members who reported in"),
+    "mem_when": ("报到时间", "Reported in"),
+    "mem_by": ("登记人", "Registered by"),
+    "mem_more": ("更多", "More"),
+    "mem_no_community": ("本组织没有这个社区。", "Your organisation has no such community."),
+    "mem_none": ("这个社区还没有人报到。", "Nobody has reported in to this community yet."),
 }
 
 
