@@ -124,6 +124,9 @@ def test_run_prints_urls_and_tokens_stops_clean_and_keeps_data(home: Path) -> No
         assert portal in text
         assert httpx.get(f"{portal}/readyz", timeout=5).status_code == 200
         assert "蓬莱路网格" in httpx.get(portal, timeout=5).text
+        # the demo gives the public honour roll a volunteer who chose to be on it, and only them
+        roll = httpx.get(f"{portal}/c/penglai-grid/honour", timeout=10).text
+        assert "王师傅（骑手）" in roll and "李师傅" not in roll
         for role in ("officer", "app", "volunteer", "merchant", "auditor", "operator", "admin"):
             assert any(line.strip().startswith(role) and "eyJ" in line for line in lines), role
         tokens = (home / "dev-tokens.sh").read_text()

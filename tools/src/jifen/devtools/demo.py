@@ -210,6 +210,14 @@ def seed(stack: DevStack) -> None:
                     f"{stack.url('tasks')}/v1/completions/{done['id']}/verify", headers=officer
                 )
             )
+        # one of them chose to be on the public honour roll (the others did not: not listed)
+        _ok(
+            http.put(
+                f"{stack.url('tasks')}/v1/me/honour-roll",
+                headers={"Authorization": f"Bearer {stack.token('volunteer', 'vol-0002')}"},
+                json={"listed": True},
+            )
+        )
         deadline = time.monotonic() + 60
         auditor = {"Authorization": f"Bearer {stack.token('auditor')}"}
         for vol in volunteers:

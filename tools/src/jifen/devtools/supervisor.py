@@ -86,8 +86,8 @@ def run(home: Path | None = None) -> int:
         print(f"starting jifen (embedded: own PostgreSQL, {broker}, 3 services)", flush=True)
         stack.start_infra()
         stack.start_services()
+        seed_people(stack)  # first: the demo's volunteer on the honour roll must be on record
         seed(stack)
-        seed_people(stack)
         stack.start_portal()
         stack.start_prometheus()
         _print_ready(stack)
