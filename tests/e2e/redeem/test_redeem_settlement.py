@@ -111,6 +111,25 @@ async def test_a_merchants_month_counts_what_it_handed_over_in_money_and_points(
     assert 1 <= total["members"] <= sum(m["members"] for m in report["merchants"])
     r = await redeem.http.get("/v1/reports/redemptions", headers=redeem.auth("merchant", shop))
     assert r.status_code == 403, r.text  # a merchant reads its own statement, not the scheme's
+    # the public figure a community app shows: the same totals, to any role, apps included,
+    # and nothing of any member or merchant
+    r = await redeem.http.get("/v1/reports/redemptions/figure", headers=redeem.auth("app"))
+    assert r.status_code == 200, r.text
+    figure = r.json()
+    assert (figure["fulfilled"], figure["points"]) == (total["fulfilled"], total["points"])
+    assert figure["month"] == month and set(figure) == {
+        "org_id", "month", "starts_at", "ends_at", "fulfilled", "points"
+    }  # fmt: skip
+    r = await redeem.http.get(
+        "/v1/reports/redemptions/figure", headers=redeem.auth("app", org="org-elsewhere")
+    )
+    assert (r.json()["org_id"], r.json()["fulfilled"]) == ("org-elsewhere", 0)  # its own only
+    r = await redeem.http.get(
+        "/v1/reports/redemptions/figure", headers=redeem.auth("app"), params={"month": "2020-01"}
+    )
+    assert (r.json()["fulfilled"], r.json()["points"]) == (0, 0)
+    r = await redeem.http.get("/v1/reports/redemptions/figure", params={"month": "2020-13"})
+    assert r.status_code in (401, 422), r.text
     # another month has nothing
     r = await redeem.http.get(
         f"/v1/merchants/{shop}/settlements/2020-01", headers=redeem.auth("merchant", shop)

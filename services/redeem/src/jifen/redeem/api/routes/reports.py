@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from jifen.kernel.tables import XLSX, Format, table_response
 from jifen.kernel.web import ParsedBodyRoute
-from jifen.redeem.api.deps import Conn, Q, ReportReader
+from jifen.redeem.api.deps import Anyone, Conn, Q, ReportReader
 from jifen.redeem.domain.settlement import MONTH, month_window
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], route_class=ParsedBodyRoute)
@@ -104,4 +104,44 @@ async def redemptions_report(
         ends_at=ends_at,
         merchants=merchants,
         total=total,
+    )
+
+
+class RedeemedFigure(BaseModel):
+    """What the organisation's members took home in a month, as a public figure: totals only,
+    nothing of any member or merchant."""
+
+    org_id: str
+    month: str
+    starts_at: datetime
+    ends_at: datetime
+    fulfilled: int = Field(description="Redemptions handed over in the month")
+    points: int = Field(description="The points they took")
+
+
+@router.get(
+    "/redemptions/figure",
+    response_model=RedeemedFigure,
+    summary="The month's points redeemed in all, as a public figure (any role, apps too)",
+    description="兑换积分（公开数字）The redemptions handed over in the calendar month (UTC; "
+    "the current one when not given) and their points, in all: what a community app shows "
+    "beside the points issued. Points are spent anywhere in the organisation, so the figure "
+    "is the organisation's, not a community's; nothing per member or merchant.",
+)
+async def redeemed_figure(
+    conn: Conn,
+    q: Q,
+    who: Anyone,
+    month: Annotated[str | None, Query(pattern=MONTH.pattern, examples=["2026-11"])] = None,
+) -> RedeemedFigure:
+    month = month or datetime.now(UTC).strftime("%Y-%m")
+    starts_at, ends_at = month_window(month)
+    row = await conn.fetchrow(q["redeemed_figure"], who.org, starts_at, ends_at)
+    return RedeemedFigure(
+        org_id=who.org,
+        month=month,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        fulfilled=row["fulfilled"],
+        points=row["points"],
     )

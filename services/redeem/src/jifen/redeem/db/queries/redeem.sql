@@ -240,6 +240,12 @@ SELECT
 -- name: record_voucher_failure
 INSERT INTO voucher_attempt (org_id, merchant_id, redemption_id) VALUES ($1, $2, $3);
 
+-- name: redeemed_figure
+-- the organisation's redemptions handed over in [$2, $3), in all: how many, their points
+SELECT count(*)::int AS fulfilled, coalesce(sum(points), 0)::bigint AS points
+FROM redemption
+WHERE org_id = $1 AND status = 'fulfilled' AND fulfilled_at >= $2 AND fulfilled_at < $3;
+
 -- name: redemptions_report
 -- the organisation's redemptions handed over in [$2, $3), per merchant: how many, to how
 -- many members, the points they took and their money value (rewards with one)
