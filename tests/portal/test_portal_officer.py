@@ -367,7 +367,15 @@ async def test_bulk_verification_held_completions_and_the_public_figures(
             "attendances": "3",
             "volunteers": "2",
         }
-        await expect(public.get_by_test_id("fig-redeemed")).to_contain_text("不作估算")
+        # points redeemed: the organisation's month, as the redeem service's public figure says
+        async with httpx.AsyncClient(base_url=services.url("redeem"), timeout=10) as http:
+            r = await http.get(
+                "/v1/reports/redemptions/figure",
+                headers={"Authorization": f"Bearer {services.token('app')}"},
+            )
+            assert r.status_code == 200, r.text
+        await expect(public.get_by_test_id("fig-redeemed")).to_have_text(str(r.json()["points"]))
+        await expect(public.get_by_text("积分在全组织通用")).to_be_visible()
         await pages.check(public, "figures-zh")
         # the month picker: last month had none of it
         await public.get_by_label("月份").fill(_last_month())

@@ -14,6 +14,7 @@ the person's language above the form, with what they typed kept in it."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -402,7 +403,14 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         for job_id in {c["job_id"] for c in verified} - set(points_of):
             job = await pages.apis.as_app("tasks", "GET", f"/v1/jobs/{job_id}", lang)
             points_of[job_id] = int(job["points"])
-        figures = count_figures(month, verified, points_of, menu, complete=complete)
+        redeemed = await pages.apis.as_app(
+            "redeem", "GET", "/v1/reports/redemptions/figure", lang, params={"month": month}
+        )
+        figures = dataclasses.replace(
+            count_figures(month, verified, points_of, menu, complete=complete),
+            redeemed_points=int(redeemed["points"]),
+            redemptions=int(redeemed["fulfilled"]),
+        )
         if len(figures_kept) > 1000:
             figures_kept.clear()
         figures_kept[key] = (time.monotonic() + FIGURES_KEPT_SECONDS, figures)

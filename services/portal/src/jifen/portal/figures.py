@@ -55,6 +55,10 @@ class Figures:
     jobs_on_menu: int  # jobs of the month's menu (published, starting in the month)
     places_claimed: int  # places taken on them
     complete: bool  # False: the walk stopped at its bound, the counts are of what was read
+    # the organisation's, not the community's (points are spent anywhere in it): the redeem
+    # service's public figure for the month (None: not read)
+    redeemed_points: int | None = None
+    redemptions: int | None = None
 
 
 def count(

@@ -257,10 +257,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "本月菜单上有 {jobs} 项服务，已报名 {claimed} 人次。",
         "{jobs} jobs on the month's menu, {claimed} places taken.",
     ),
-    "fig_redeemed_gap": (
-        "兑换积分：积分在全组织通用，目前没有按社区公开的兑换数据，这里不作估算。",
-        "Points redeemed: points are spent anywhere in the organisation and no per-community "
-        "figure is published yet, so none is estimated here.",
+    "fig_redeemed": ("兑换积分（全组织）", "Points redeemed (whole organisation)"),
+    "fig_redeemed_hint": (
+        "本月全组织核销 {n} 次；积分在全组织通用，不按社区拆分",
+        "{n} handed over this month in the whole organisation; points are spent anywhere in "
+        "it, so they are not split by community",
     ),
     "fig_partial": (
         "记录过多：以上只统计了读到的部分记录，实际更多。",
