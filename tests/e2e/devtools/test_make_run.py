@@ -127,6 +127,9 @@ def test_run_prints_urls_and_tokens_stops_clean_and_keeps_data(home: Path) -> No
         # the demo gives the public honour roll a volunteer who chose to be on it, and only them
         roll = httpx.get(f"{portal}/c/penglai-grid/honour", timeout=10).text
         assert "王师傅（骑手）" in roll and "李师傅" not in roll
+        # and the wish wall and the hazards their first items, the officer's board with them
+        assert "修好 5 号楼楼道灯" in httpx.get(f"{portal}/c/penglai-grid/wishes", timeout=10).text
+        assert "路口井盖松动" in httpx.get(f"{portal}/c/penglai-grid/hazards", timeout=10).text
         for role in ("officer", "app", "volunteer", "merchant", "auditor", "operator", "admin"):
             assert any(line.strip().startswith(role) and "eyJ" in line for line in lines), role
         tokens = (home / "dev-tokens.sh").read_text()
@@ -137,6 +140,15 @@ def test_run_prints_urls_and_tokens_stops_clean_and_keeps_data(home: Path) -> No
             headers={"Authorization": f"Bearer {officer}"},
         ).json()["items"]
         assert len(jobs) > 20, "a month of demo jobs"
+        # a voucher waiting at the demo merchant's counter (redeemed once the wallet knew)
+        merchant = next(t.split("=", 1)[1] for t in tokens.splitlines() if "MERCHANT=" in t)
+        waiting = httpx.get(
+            f"http://127.0.0.1:{ports['redeem']}/v1/redemptions",
+            timeout=5,
+            params={"limit": 10},
+            headers={"Authorization": f"Bearer {merchant}"},
+        ).json()["items"]
+        assert [r["account_id"] for r in waiting] == ["vol-0001"], waiting
 
         # a service process that dies is started again by the supervisor, like an orchestrator
         worker = f"http://127.0.0.1:{ports['points_worker']}"

@@ -229,3 +229,102 @@ def seed(stack: DevStack) -> None:
                     raise RuntimeError(f"demo credit for {vol} did not reach the ledger in 60s")
                 time.sleep(0.2)
         stack.say(f"  credited 60 points each to {', '.join(volunteers)} through the ledger")
+        _seed_board(http, stack)
+        _seed_voucher(http, stack)
+
+
+def _seed_board(http: httpx.Client, stack: DevStack) -> None:
+    """Wishes and hazards for the public wall and the officer's board: one of each still open,
+    one of each already taken up (a wish claimed, a hazard triaged into a job)."""
+    tasks = stack.url("tasks")
+    officer = {"Authorization": f"Bearer {stack.token('officer')}"}
+    rider = {"Authorization": f"Bearer {stack.token('volunteer', 'vol-0001')}"}
+    now = datetime.now(UTC)
+    for title, place in (
+        ("修好 5 号楼楼道灯 Fix the stairwell light of building 5", "蓬莱路 5 号"),
+        ("给独居的张奶奶装扶手 A handrail for Granny Zhang, who lives alone", "蓬莱路 9 号"),
+    ):
+        wish = _ok(
+            http.post(
+                f"{tasks}/v1/needs",
+                headers=officer,
+                json={"community_id": COMMUNITIES[0], "kind": "wish", "title": title,
+                      "place": place, "source": "visit"},
+            )
+        )  # fmt: skip
+    _ok(
+        http.post(
+            f"{tasks}/v1/needs/{wish['id']}/claim", headers=officer, json={"claimed_by": "vol-0002"}
+        )
+    )
+    hazards = [
+        _ok(
+            http.post(
+                f"{tasks}/v1/hazards",
+                headers=rider,
+                json={
+                    "account_id": "vol-0001",
+                    "community_id": COMMUNITIES[0],
+                    "kind": kind,
+                    "text": text,
+                    "place": {"address": address},
+                },
+            )
+        )
+        for kind, text, address in (
+            (
+                "fire_risk",
+                "楼道里有电动车在充电 An e-bike charging in the stairwell",
+                "蓬莱路 3 号",
+            ),
+            (
+                "traffic_hazard",
+                "路口井盖松动 A loose manhole cover at the crossing",
+                "蓬莱路与海滨路口",
+            ),
+        )
+    ]
+    _ok(
+        http.post(
+            f"{tasks}/v1/hazards/{hazards[0]['id']}/triage",
+            headers=officer,
+            json={
+                "reason": "今天处理 today",
+                "job": {
+                    "title": "清理楼道充电 Clear the stairwell charging",
+                    "category": "hazard_patrol",
+                    "points": 15,
+                    "capacity": 2,
+                    "starts_at": now.isoformat(),
+                    "ends_at": (now + timedelta(hours=4)).isoformat(),
+                },
+            },
+        )
+    )
+    stack.say("  seeded 2 wishes and 2 hazard reports (one of each taken up)")
+
+
+def _seed_voucher(http: httpx.Client, stack: DevStack) -> None:
+    """A voucher waiting at the demo merchant's counter: vol-0001 redeems a battery swap once
+    the redeem service's wallet has learned the credit (a minute at most; else said, not
+    fatal: the demo works without it)."""
+    redeem = stack.url("redeem")
+    rider = {"Authorization": f"Bearer {stack.token('volunteer', 'vol-0001')}"}
+    rewards = _ok(
+        http.get(f"{redeem}/v1/rewards", headers=rider, params={"merchant_id": "merchant-battery"})
+    )["items"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        wallet = http.get(f"{redeem}/v1/wallets/vol-0001", headers=rider)
+        if wallet.status_code == 200 and wallet.json()["spendable"] >= rewards[0]["points"]:
+            break
+        time.sleep(0.2)  # polling the deadline above
+    r = http.post(
+        f"{redeem}/v1/redemptions",
+        headers={**rider, "Idempotency-Key": f"seed-{uuid.uuid4()}"},
+        json={"reward_id": rewards[0]["id"]},
+    )
+    if r.status_code >= 400:
+        stack.say(f"  no demo voucher: {r.status_code} {r.text[:200]}")
+        return
+    stack.say("  vol-0001 redeemed a battery swap: a voucher waits at merchant-battery's counter")
