@@ -101,10 +101,10 @@ lint: deps
 	@$(MAKE) --no-print-directory audit-deps
 
 typecheck: deps
-	@echo "mypy (strict on the domain code)"
+	@echo "mypy (strict on the domain code and the portal)"
 	@$(VENV)/bin/mypy lib/src/jifen/kernel tools/src/jifen/devtools services/points/src/jifen/points/domain \
 		services/tasks/src/jifen/tasks/domain services/redeem/src/jifen/redeem/domain \
-		services/points/src/jifen/points/audit
+		services/points/src/jifen/points/audit services/portal/src/jifen/portal
 
 # known vulnerabilities in the locked requirements (pip-audit); says so plainly, without
 # failing, when the advisory database cannot be reached from this machine

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from jifen.portal.apis import ApiError
-from jifen.portal.figures import month_or
+from jifen.portal.figures import month_or, shift_month, this_month
 
 if TYPE_CHECKING:
     from jifen.portal.app import Pages
@@ -38,8 +38,7 @@ async def my_consent(pages: Pages, request: Request) -> dict[str, Any] | None:
 
 
 def add_honour_pages(app: FastAPI, pages: Pages, page: Callable[[Handler], Handler]) -> None:
-    # the month helpers of the portal's other month pages (imported here: app imports this)
-    from jifen.portal.app import lang_of, shift_month, this_month
+    from jifen.portal.app import lang_of  # here: app imports this module
 
     @app.get(
         "/c/{community_id}/honour",

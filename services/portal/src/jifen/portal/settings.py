@@ -22,9 +22,15 @@ class PortalSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8004
-    tasks_url: str = Field("http://127.0.0.1:8001", validation_alias="JIFEN_PORTAL_TASKS_URL")
-    points_url: str = Field("http://127.0.0.1:8002", validation_alias="JIFEN_PORTAL_POINTS_URL")
-    redeem_url: str = Field("http://127.0.0.1:8003", validation_alias="JIFEN_PORTAL_REDEEM_URL")
+    tasks_url: str = Field(
+        default="http://127.0.0.1:8001", validation_alias="JIFEN_PORTAL_TASKS_URL"
+    )
+    points_url: str = Field(
+        default="http://127.0.0.1:8002", validation_alias="JIFEN_PORTAL_POINTS_URL"
+    )
+    redeem_url: str = Field(
+        default="http://127.0.0.1:8003", validation_alias="JIFEN_PORTAL_REDEEM_URL"
+    )
     app_credential: str | None = None
     app_credential_file: Path | None = None
     # a session unused this long is forgotten (its tokens live 12 h at most anyway)
@@ -35,11 +41,11 @@ class PortalSettings(BaseSettings):
     # printed poster's QR codes carry; unset, http://{host}:{port}. Never the request's Host
     # header, which a client chooses
     public_url: str | None = None
-    log_level: str = Field("INFO", validation_alias="JIFEN_LOG_LEVEL")
+    log_level: str = Field(default="INFO", validation_alias="JIFEN_LOG_LEVEL")
     # what the portal keeps itself (the photos people attach, under photos/); unset: portal/ in
     # the stack's folder, the one holding the keys (var/ for `make run`, a test stack's own)
     data_dir: Path | None = None
-    keys_dir: Path = Field(REPO_ROOT / "var" / "keys", validation_alias="JIFEN_KEYS_DIR")
+    keys_dir: Path = Field(default=REPO_ROOT / "var" / "keys", validation_alias="JIFEN_KEYS_DIR")
 
     def data_path(self) -> Path:
         return self.data_dir or self.keys_dir.parent / "portal"
