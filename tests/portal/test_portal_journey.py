@@ -405,6 +405,34 @@ async def test_volunteer_officer_and_public_journeys(
     await expect(scanner.get_by_label("Voucher code")).to_have_value(second_code)
     await pages.check(scanner, "merchant-scan-en")
     await scanner.get_by_role("link", name="中文").click()
+    # another merchant with the link and the code: the voucher is not theirs to open or to
+    # hand over (the redeem API's 404 and 403 as pages); nothing changes
+    rival, rival_phone = f"merchant-rival-{w.tag}", _phone()
+    async with httpx.AsyncClient(timeout=20) as http:
+        r = await http.post(
+            f"{services.url('tasks')}/v1/people",
+            headers={"Authorization": f"Bearer {services.token('admin')}"},
+            json={"person_id": rival, "phone": rival_phone, "role": "merchant"},
+        )
+        assert r.status_code == 201, r.text
+        r = await http.post(
+            f"{services.url('redeem')}/v1/merchants",
+            headers={"Authorization": f"Bearer {services.token('officer')}"},
+            json={"id": rival, "name_zh": f"对面小店{w.tag}", "name_en": f"Shop opposite {w.tag}"},
+        )
+        assert r.status_code == 201, r.text
+    other = await browser_with(contexts, "public")
+    await _sign_in(other, ops, w, rival_phone)
+    answer = await other.goto(scan)
+    assert answer is not None and answer.status == 404
+    csrf = await other.locator("input[name=csrf]").first.get_attribute("value")
+    forged = await other.context.request.post(
+        f"{w.base}/merchant/redemptions/{second_id}/fulfil",
+        form={"csrf": csrf or "", "voucher_code": second_code},
+        max_redirects=0,
+    )
+    assert forged.status in (403, 404), await forged.text()
+    await other.context.close()
     await vol.goto(f"{w.base}/vouchers/{second_id}")
     await expect(vol.get_by_test_id("voucher-status")).to_have_text("待领取")
     await scanner.get_by_role("button", name="核销").click()
