@@ -30,11 +30,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now and not handed out before by this process.
+
+    The kernel may give the same ephemeral port to two binds in a row once the first socket is
+    closed, so ports picked one after another for one stack could collide (CI saw the points
+    and redeem workers both given one port); remembering what was handed out rules that out.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
