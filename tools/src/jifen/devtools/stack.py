@@ -40,13 +40,14 @@ def free_port() -> int:
     closed, so ports picked one after another for one stack could collide (CI saw the points
     and redeem workers both given one port); remembering what was handed out rules that out.
     """
-    while True:
+    for _ in range(100):  # bounded: a long run could in principle hand out the whole range
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
         if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+            break
+    _handed_out.add(port)
+    return port
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
