@@ -332,13 +332,27 @@ def _unauthorized(detail: Said) -> HTTPException:
 
 
 def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    if credentials is None:
+    return _principal_of_token(request, None if credentials is None else credentials.credentials)
+
+
+def _principal_of_token(request: Request, token: str | None) -> Principal:
+    if token is None:
         raise _unauthorized(Said("缺少 Bearer 令牌", "missing bearer token"))
     verifier: TokenVerifier = request.app.state.verifier
     try:
-        return verifier.verify(credentials.credentials)
+        return verifier.verify(token)
     except InvalidToken as exc:
         raise _unauthorized(Said(f"令牌无效（{exc}）", f"invalid token: {exc}")) from None
+
+
+def bearer_token(request: Request) -> str | None:
+    """The Authorization header's bearer token, as :data:`_bearer` (``auto_error=False``)
+    reads it: None when the header is missing, empty or of another scheme."""
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    token = token.strip()
+    if not scheme or not token or scheme.lower() != "bearer":
+        return None
+    return token
 
 
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -357,23 +371,30 @@ def require(*roles: Role) -> Any:
     allowed = frozenset(roles)
 
     async def dependency(request: Request, credentials: Bearer) -> Principal:
-        principal = _principal(request, credentials)
-        if principal.role not in allowed:
-            names = sorted(allowed)
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail=Said(
-                    f"{ROLE_ZH[principal.role]}（{principal.role.value}）不能做这件事；可以做的是："
-                    + "、".join(f"{ROLE_ZH[r]}（{r.value}）" for r in names),
-                    f"role {principal.role.value!r} may not do this; allowed: "
-                    + ", ".join(r.value for r in names),
-                ),
-            )
-        if request.method in WRITE_METHODS:
-            _limit_writes(request, principal)
-        return principal
+        return admit(request, None if credentials is None else credentials.credentials, allowed)
 
     return Depends(dependency)
+
+
+def admit(request: Request, token: str | None, allowed: frozenset[Role]) -> Principal:
+    """The principal of ``token`` if its role is one of ``allowed`` and its writes are within
+    their rate; else the 401, 403 or 429 :func:`require` answers (the one check, used by the
+    dependency and by a fast lane, :mod:`jifen.kernel.lane`)."""
+    principal = _principal_of_token(request, token)
+    if principal.role not in allowed:
+        names = sorted(allowed)
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=Said(
+                f"{ROLE_ZH[principal.role]}（{principal.role.value}）不能做这件事；可以做的是："
+                + "、".join(f"{ROLE_ZH[r]}（{r.value}）" for r in names),
+                f"role {principal.role.value!r} may not do this; allowed: "
+                + ", ".join(r.value for r in names),
+            ),
+        )
+    if request.method in WRITE_METHODS:
+        _limit_writes(request, principal)
+    return principal
 
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
