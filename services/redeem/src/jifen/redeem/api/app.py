@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from jifen.kernel.deps import service_lifespan
+from jifen.kernel.lane import add_lane
 from jifen.kernel.ratelimit import retry_after_header
 from jifen.kernel.web import create_app, localized
 from jifen.redeem.api.middleware import NoStore
@@ -40,6 +41,8 @@ def build_app(settings: RedeemSettings | None = None) -> FastAPI:
     )
     for module in ROUTERS:
         app.include_router(module.router)
+    # the hot POST answered ahead of FastAPI's general path (same checks, same answers)
+    add_lane(app, "POST", "/v1/redemptions", redemptions.redeem_lane)
 
     @app.exception_handler(VoucherAttemptsExceeded)
     async def _too_many(request: Request, exc: VoucherAttemptsExceeded) -> JSONResponse:

@@ -3,6 +3,7 @@ service's settings, who may call each route, and the bounds every write shares."
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -13,6 +14,8 @@ from jifen.kernel.web import max_body
 from jifen.redeem.settings import RedeemSettings
 
 __all__ = [
+    "IDEMPOTENCY_KEY",
+    "MEMBER_ROLES",
     "SMALL_BODY",
     "Anyone",
     "Auditor",
@@ -44,7 +47,8 @@ Settings = Annotated[RedeemSettings, Depends(get_settings)]
 
 # who may call: one alias per set of roles a route admits
 Lister = Annotated[Principal, require(Role.MERCHANT, Role.OFFICER, Role.ADMIN)]
-Member = Annotated[Principal, require(Role.VOLUNTEER, Role.APP)]
+MEMBER_ROLES = frozenset({Role.VOLUNTEER, Role.APP})
+Member = Annotated[Principal, require(*MEMBER_ROLES)]
 Anyone = Annotated[
     Principal,
     require(Role.VOLUNTEER, Role.APP, Role.MERCHANT, Role.OFFICER, Role.ADMIN, Role.AUDITOR),
@@ -59,13 +63,15 @@ Auditor = Annotated[Principal, require(Role.AUDITOR)]
 ReportReader = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.AUDITOR)]
 WalletReader = Annotated[Principal, require(Role.VOLUNTEER, Role.APP, Role.OFFICER, Role.ADMIN)]
 
+# what an Idempotency-Key may hold, 8 to 128 of them (the fast lanes check the same)
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]+")
 IdempotencyKey = Annotated[
     str,
     Header(
         alias="Idempotency-Key",
         min_length=8,
         max_length=128,
-        pattern=r"^[A-Za-z0-9._:-]+$",
+        pattern=rf"^{IDEMPOTENCY_KEY.pattern}$",
         description="Unique per redemption attempt; repeating it returns the original.",
     ),
 ]

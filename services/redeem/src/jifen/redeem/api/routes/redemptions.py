@@ -11,13 +11,18 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import ValidationError
+from starlette.responses import Response as StarletteResponse
 
-from jifen.kernel.auth import Principal, Role
+from jifen.kernel.auth import Principal, Role, admit, bearer_token
 from jifen.kernel.i18n import Said
+from jifen.kernel.lane import answer, json_body
 from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute, pooled
 from jifen.redeem import handlers
 from jifen.redeem.api.deps import (
+    IDEMPOTENCY_KEY,
+    MEMBER_ROLES,
     SMALL_BODY,
     Anyone,
     Canceller,
@@ -71,7 +76,37 @@ async def redeem(
     request: Request,
     response: Response,
 ) -> RedemptionOut:
-    # the hot path: queries and contracts read from the app, not solved as dependencies
+    # the hot path: answered by redeem_lane below; this route is the OpenAPI document's and
+    # the answer to every request the lane leaves to it (a bad header or body)
+    out, created = await _place(request, who, body, key)
+    if not created:
+        response.status_code = 200
+    return out
+
+
+async def redeem_lane(request: Request) -> StarletteResponse | None:
+    """``POST /v1/redemptions`` in the fast lane (jifen.kernel.lane): what :func:`redeem`
+    does, without FastAPI's dependency solving; None (the declared route answers) for a
+    request whose Idempotency-Key or body the declared route would refuse."""
+    key = request.headers.get("idempotency-key")
+    parsed = json_body(request)
+    if key is None or not 8 <= len(key) <= 128 or not IDEMPOTENCY_KEY.fullmatch(key):
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    try:
+        body = RedemptionIn.model_validate(parsed)
+    except ValidationError:
+        return None
+    who = admit(request, bearer_token(request), MEMBER_ROLES)
+    out, created = await _place(request, who, body, key)
+    return answer(out, 201 if created else 200)
+
+
+async def _place(
+    request: Request, who: Principal, body: RedemptionIn, key: str
+) -> tuple[RedemptionOut, bool]:
+    # queries and contracts read from the app, not solved as dependencies
     if who.role == Role.VOLUNTEER:
         if body.account_id not in (None, who.subject):
             raise HTTPException(
@@ -106,9 +141,7 @@ async def redeem(
             idempotency_key=key,
             community_id=body.community_id,
         )
-    if not created:
-        response.status_code = 200
-    return _out(row, who)
+    return _out(row, who), created
 
 
 @router.get("", response_model=Page[RedemptionOut], summary="Redemptions, newest first")
