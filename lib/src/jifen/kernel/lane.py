@@ -16,13 +16,14 @@ refusal, the database gone) is answered by the app's exception handlers, as a ro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jifen.kernel.web import PARSED_BODY
@@ -31,6 +32,10 @@ LaneEndpoint = Callable[[Request], Awaitable[Response | None]]
 
 JSON = "application/json"
 
+# what an Idempotency-Key may hold, 8 to 128 of them: the services' IdempotencyKey headers
+# declare this pattern, and a lane checks it with idempotency_key()
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]+")
+
 
 class _Lane(BaseRoute):
     def __init__(self, router: ASGIApp, method: str, path: str, endpoint: LaneEndpoint) -> None:
@@ -38,7 +43,8 @@ class _Lane(BaseRoute):
         self.path = path  # the declared route's template: the metrics and the access log read it
         self.method = method
         self.endpoint = endpoint
-        self._child: Scope = {"route": self, "path_params": {}}
+        # the template's parameters as the router reads them (strings: the endpoint validates)
+        self._regex, _, self._convertors = compile_path(path)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] == "http" and scope["method"] == self.method and _PASSED not in scope:
@@ -46,8 +52,10 @@ class _Lane(BaseRoute):
             root = scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root) :]
-            if path == self.path:
-                return Match.FULL, self._child
+            found = self._regex.match(path)
+            if found is not None:
+                params = {k: self._convertors[k].convert(v) for k, v in found.groupdict().items()}
+                return Match.FULL, {"route": self, "path_params": params}
         return Match.NONE, {}
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
@@ -105,3 +113,11 @@ def json_body(request: Request) -> Any:
 def answer(model: BaseModel, status_code: int) -> Response:
     """``model`` as the declared route's JSON answer (same fields, aliases and order)."""
     return Response(model.model_dump_json(by_alias=True), status_code, media_type=JSON)
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key if the declared header would take it, else None."""
+    key = request.headers.get("idempotency-key")
+    if key is None or not 8 <= len(key) <= 128 or not IDEMPOTENCY_KEY.fullmatch(key):
+        return None
+    return key

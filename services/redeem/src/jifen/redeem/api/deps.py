@@ -3,18 +3,17 @@ service's settings, who may call each route, and the bounds every write shares."
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.deps import Conn, Events, Q, contracts_of, queries_of
+from jifen.kernel.lane import IDEMPOTENCY_KEY
 from jifen.kernel.web import max_body
 from jifen.redeem.settings import RedeemSettings
 
 __all__ = [
-    "IDEMPOTENCY_KEY",
     "MEMBER_ROLES",
     "SMALL_BODY",
     "Anyone",
@@ -63,8 +62,6 @@ Auditor = Annotated[Principal, require(Role.AUDITOR)]
 ReportReader = Annotated[Principal, require(Role.OFFICER, Role.ADMIN, Role.AUDITOR)]
 WalletReader = Annotated[Principal, require(Role.VOLUNTEER, Role.APP, Role.OFFICER, Role.ADMIN)]
 
-# what an Idempotency-Key may hold, 8 to 128 of them (the fast lanes check the same)
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]+")
 IdempotencyKey = Annotated[
     str,
     Header(

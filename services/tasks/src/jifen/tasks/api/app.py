@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from jifen.kernel.deps import service_lifespan
+from jifen.kernel.lane import add_lane
 from jifen.kernel.web import create_app
 from jifen.tasks.api.routes import (
     appeals,
@@ -82,4 +83,6 @@ def build_app(settings: TasksSettings | None = None) -> FastAPI:
     # answers 429 in the caller's language with Retry-After from its retry_after fact
     for router in ROUTERS:
         app.include_router(router)
+    # the hot POST answered ahead of FastAPI's general path (same checks, same answers)
+    add_lane(app, "POST", "/v1/jobs/{job_id}/completions", jobs.complete_lane)
     return app

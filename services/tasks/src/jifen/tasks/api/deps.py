@@ -16,11 +16,13 @@ from fastapi import Header, HTTPException, Path, Query, Request
 from jifen.kernel.auth import Principal, Role, require
 from jifen.kernel.deps import Conn, Events, Q, contracts_of, queries_of
 from jifen.kernel.i18n import Said
+from jifen.kernel.lane import IDEMPOTENCY_KEY
 from jifen.tasks.domain.checkin import CheckinRules
 from jifen.tasks.sender import Sender, make_sender
 from jifen.tasks.settings import TasksSettings
 
 __all__ = [
+    "ACTOR_ROLES",
     "REFUSALS",
     "Actor",
     "Admin",
@@ -43,7 +45,8 @@ __all__ = [
 ]
 
 Officer = Annotated[Principal, require(Role.OFFICER, Role.ADMIN)]
-Actor = Annotated[Principal, require(Role.APP, Role.VOLUNTEER)]
+ACTOR_ROLES = frozenset({Role.APP, Role.VOLUNTEER})
+Actor = Annotated[Principal, require(*ACTOR_ROLES)]
 Reader = Annotated[
     Principal, require(Role.OFFICER, Role.ADMIN, Role.APP, Role.VOLUNTEER, Role.AUDITOR)
 ]
@@ -68,7 +71,7 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=8,
         max_length=128,
-        pattern=r"^[A-Za-z0-9._:-]+$",
+        pattern=rf"^{IDEMPOTENCY_KEY.pattern}$",
         description="Unique per completion attempt; repeating it returns the original result.",
     ),
 ]

@@ -16,12 +16,11 @@ from starlette.responses import Response as StarletteResponse
 
 from jifen.kernel.auth import Principal, Role, admit, bearer_token
 from jifen.kernel.i18n import Said
-from jifen.kernel.lane import answer, json_body
+from jifen.kernel.lane import answer, idempotency_key, json_body
 from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute, pooled
 from jifen.redeem import handlers
 from jifen.redeem.api.deps import (
-    IDEMPOTENCY_KEY,
     MEMBER_ROLES,
     SMALL_BODY,
     Anyone,
@@ -88,11 +87,9 @@ async def redeem_lane(request: Request) -> StarletteResponse | None:
     """``POST /v1/redemptions`` in the fast lane (jifen.kernel.lane): what :func:`redeem`
     does, without FastAPI's dependency solving; None (the declared route answers) for a
     request whose Idempotency-Key or body the declared route would refuse."""
-    key = request.headers.get("idempotency-key")
+    key = idempotency_key(request)
     parsed = json_body(request)
-    if key is None or not 8 <= len(key) <= 128 or not IDEMPOTENCY_KEY.fullmatch(key):
-        return None
-    if not isinstance(parsed, dict):
+    if key is None or not isinstance(parsed, dict):
         return None
     try:
         body = RedemptionIn.model_validate(parsed)

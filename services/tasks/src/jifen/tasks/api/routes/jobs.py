@@ -8,12 +8,17 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import TypeAdapter, ValidationError
+from starlette.responses import Response as StarletteResponse
 
+from jifen.kernel.auth import Principal, admit, bearer_token
 from jifen.kernel.i18n import Said
+from jifen.kernel.lane import answer, idempotency_key, json_body
 from jifen.kernel.pages import Page, Paging
 from jifen.kernel.web import ParsedBodyRoute, Refusal, pooled
 from jifen.tasks import handlers
 from jifen.tasks.api.deps import (
+    ACTOR_ROLES,
     REFUSALS,
     Actor,
     Conn,
@@ -132,8 +137,40 @@ async def complete(
     request: Request,
     response: Response,
 ) -> CompletionOut:
-    # the hot path: queries and contracts read from the app, not solved as dependencies, and
-    # the connection held only around the transaction, not while the answer is built and sent
+    # the hot path: answered by complete_lane below; this route is the OpenAPI document's and
+    # the answer to every request the lane leaves to it (a bad path, header or body)
+    out, created = await _complete(request, job_id, body, who, key)
+    if not created:
+        response.status_code = 200
+    return out
+
+
+_JOB_ID: TypeAdapter[UUID] = TypeAdapter(UUID)
+
+
+async def complete_lane(request: Request) -> StarletteResponse | None:
+    """``POST /v1/jobs/{job_id}/completions`` in the fast lane (jifen.kernel.lane): what
+    :func:`complete` does, without FastAPI's dependency solving; None (the declared route
+    answers) for a request whose job id, Idempotency-Key or body it would refuse."""
+    key = idempotency_key(request)
+    parsed = json_body(request)
+    if key is None or not isinstance(parsed, dict):
+        return None
+    try:
+        job_id = _JOB_ID.validate_python(request.path_params["job_id"])
+        body = CompletionIn.model_validate(parsed)
+    except ValidationError:
+        return None
+    who = admit(request, bearer_token(request), ACTOR_ROLES)
+    out, created = await _complete(request, job_id, body, who, key)
+    return answer(out, 201 if created else 200)
+
+
+async def _complete(
+    request: Request, job_id: UUID, body: CompletionIn, who: Principal, key: str
+) -> tuple[CompletionOut, bool]:
+    # queries and contracts read from the app, not solved as dependencies, and the connection
+    # held only around the transaction, not while the answer is built and sent
     acting_for(who, body.account_id)
     grace = timedelta(hours=request.app.state.settings.completion_grace_hours)
     async with pooled(request.app.state.pool) as conn:
@@ -149,9 +186,7 @@ async def complete(
             grace=grace,
             checkin=checkin_rules(request),
         )
-    if not created:
-        response.status_code = 200
-    return CompletionOut(**dict(row))
+    return CompletionOut(**dict(row)), created
 
 
 @router.get(
