@@ -5,48 +5,19 @@ the lane and one without. And the lane really answers the hot path."""
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-from fastapi import FastAPI
-
 from jifen.kernel.auth import issue_token
-from jifen.kernel.lane import _Lane
 from jifen.tasks.api.app import build_app
 from jifen.tasks.db import MIGRATIONS
 from jifen.tasks.settings import TasksSettings
+from tests.lanes import Asked, Counted, ask, assert_same, serving
 
 ORG = "org-lane"
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
-_KEPT_HEADERS = ("content-type", "content-language", "cache-control", "www-authenticate")
-
-
-def _same_shape(r: httpx.Response) -> tuple[int, str, dict[str, str | None]]:
-    return (
-        r.status_code,
-        _TIME.sub("T", _UUID.sub("U", r.text)),
-        {h: r.headers.get(h) for h in _KEPT_HEADERS},
-    )
-
-
-@asynccontextmanager
-async def _tasks_app(dsn: str, keys: Path, lane: bool) -> AsyncIterator[tuple[FastAPI, Any]]:
-    app = build_app(TasksSettings(database_url=dsn, keys_dir=keys))
-    if not lane:
-        app.router.routes[:] = [r for r in app.router.routes if not isinstance(r, _Lane)]
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://tasks", timeout=30
-        ) as http:
-            yield app, http
 
 
 class World:
@@ -92,7 +63,7 @@ class World:
         return str(job["id"])
 
 
-def _requests(w: World, job: str) -> list[tuple[str, str, dict[str, str], Any]]:
+def _requests(w: World, job: str) -> list[Asked]:
     def k(n: int, **more: str) -> dict[str, str]:
         return {"Idempotency-Key": f"lane-done-{n:04d}", **more}
 
@@ -128,41 +99,22 @@ async def test_the_lane_answers_what_the_declared_route_answers(
 ) -> None:
     keys = tmp_path / "keys"
     issue_token(keys, subject="warm-up", role="admin", org=ORG)  # makes the signing key
-    answers: dict[bool, list[tuple[str, Any]]] = {}
-    lane_answered = 0
+    answers: dict[bool, Any] = {}
+    counted: Counted | None = None
     for lane in (True, False):
         dsn = await fresh_db(MIGRATIONS)
-        async with _tasks_app(dsn, keys, lane) as (app, http):
+        app = build_app(TasksSettings(database_url=dsn, keys_dir=keys))
+        async with serving(app, lane) as http:
             w = World(http, keys)
             job = await w.build()
             if lane:
-                (only,) = [r for r in app.router.routes if isinstance(r, _Lane)]
-
-                async def counted(request: Any, endpoint: Any = only.endpoint) -> Any:
-                    nonlocal lane_answered
-                    try:
-                        out = await endpoint(request)
-                    except Exception:
-                        lane_answered += 1  # a refusal, answered by the app's handlers
-                        raise
-                    lane_answered += out is not None
-                    return out
-
-                only.endpoint = counted
-            got = []
-            for what, path, headers, body in _requests(w, job):
-                if headers.get("Content-Type") == "text/plain":
-                    r = await http.post(path, headers=headers, content=json.dumps(body))
-                else:
-                    r = await http.post(path, headers=headers, json=body)
-                got.append((what, _same_shape(r)))
-            answers[lane] = got
-    for (what, with_lane), (_, without) in zip(answers[True], answers[False], strict=True):
-        assert with_lane == without, what
+                counted = Counted(app)
+            answers[lane] = await ask(http, _requests(w, job))
+    assert_same(answers[True], answers[False])
     statuses = {what: shape[0] for what, shape in answers[True]}
     assert statuses["posted"] == 201 and statuses["replayed"] == 200
     assert statuses["by the volunteer"] == 201 and statuses["not claimed"] == 409
     assert statuses["no such job"] == 404 and statuses["an officer"] == 403
     assert statuses["no token"] == 401 and statuses["a short key"] == 422
     # the lane answered the first eleven itself; a bad path, header or body went on
-    assert lane_answered == 11
+    assert counted is not None and counted.answered == 11
