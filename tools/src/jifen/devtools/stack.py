@@ -24,6 +24,7 @@ import socket
 import stat
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -695,7 +696,26 @@ class PrometheusServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        deadline = time.monotonic() + timeout
         wait_port(self.port, timeout=timeout, what="prometheus", proc=self.proc)
+        self._wait_ready(deadline)
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Until /-/ready answers 200: Prometheus listens before its storage is open, and
+        answers every query 503 until it is (a loaded machine saw the queries refused)."""
+        url = f"http://{self.host}:{self.port}/-/ready"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:  # HTTPError 503 included: not ready yet
+                pass
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"prometheus exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"prometheus on :{self.port} not ready in time")
+            time.sleep(0.1)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
