@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute, Match, NoMatchFound, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jifen.kernel.i18n import Said
 from jifen.kernel.web import PARSED_BODY
 
 LaneEndpoint = Callable[[Request], Awaitable[Response | None]]
@@ -95,7 +96,12 @@ def add_lane(app: FastAPI, method: str, path: str, endpoint: LaneEndpoint) -> No
         r for p, r in _declared(app.router.routes) if p == path and method in (r.methods or ())
     ]
     if len(declared) != 1:
-        raise LookupError(f"no single declared route {method} {path} to put a lane before")
+        raise LookupError(
+            Said(
+                f"快车道 {method} {path} 前面没有唯一的已声明路由",
+                f"no single declared route {method} {path} to put a lane before",
+            )
+        )
     app.router.routes.insert(0, _Lane(app.router, method, path, endpoint))
 
 
