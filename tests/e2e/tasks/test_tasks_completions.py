@@ -515,3 +515,50 @@ async def test_auditors_list_every_verified_completion_oldest_first(apis: dict[s
     assert r.json() == {"items": [], "next_cursor": None}
     r = await tasks.http.get("/v1/audit/completions", headers=auditor, params={"cursor": "abc"})
     assert r.status_code == 422 and "cursor" in r.json()["detail"]
+
+
+async def test_completions_listed_by_job_only_that_jobs_and_only_ones_own(
+    apis: dict[str, Api],
+) -> None:
+    """``job_id`` narrows the list to one job's completions (the portal's job page asks for
+    the volunteer's own there); a volunteer still sees only their own, another organisation's
+    job lists nothing, and an id that is not one is refused."""
+    tasks, org = apis["tasks"], _org()
+    me, other = _account(), _account()
+    first = await _submit(tasks, org, me)
+    await _submit(tasks, org, me)  # on another job
+    app = tasks.auth("app", org=org)
+    await register(tasks, other, org=org)
+    r = await tasks.http.post(
+        f"/v1/jobs/{first['job_id']}/claims", headers=app, json={"account_id": other}
+    )
+    assert r.status_code == 201, r.text
+    r = await tasks.http.post(
+        f"/v1/jobs/{first['job_id']}/completions",
+        headers={**app, "Idempotency-Key": f"k-{uuid.uuid4()}"},
+        json={"account_id": other},
+    )
+    assert r.status_code == 201, r.text
+
+    async def listed(role: str, subject: str | None = None, **params: Any) -> Any:
+        headers = tasks.auth(role, subject, org=org)
+        return await tasks.http.get("/v1/completions", headers=headers, params=params)
+
+    r = await listed("officer", job_id=first["job_id"])
+    assert r.status_code == 200, r.text
+    assert sorted(c["account_id"] for c in r.json()["items"]) == sorted([me, other])
+    assert {c["job_id"] for c in r.json()["items"]} == {first["job_id"]}
+    # the volunteer, asking for the job: their own completion of it, not the other's
+    r = await listed("volunteer", me, job_id=first["job_id"])
+    assert [c["id"] for c in r.json()["items"]] == [first["id"]]
+    r = await listed("volunteer", me)
+    assert len(r.json()["items"]) == 2  # without the filter: both of their jobs
+    # another organisation's officer asking for this job: nothing of it
+    r = await tasks.http.get(
+        "/v1/completions",
+        headers=tasks.auth("officer", org=_org()),
+        params={"job_id": first["job_id"]},
+    )
+    assert r.status_code == 200 and r.json()["items"] == []
+    r = await listed("officer", job_id="not-a-job")
+    assert r.status_code == 422 and "job_id" in r.text

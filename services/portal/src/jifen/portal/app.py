@@ -588,10 +588,12 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
         me = pages.session(request).current
         mine: list[Any] = []  # the volunteer's completions of this job, their photos shown
         if me is not None and me.role == "volunteer":
-            done = await pages.items(
-                request, "tasks", "/v1/completions", params={"account_id": me.subject, "limit": 50}
+            mine = await pages.items(
+                request,
+                "tasks",
+                "/v1/completions",
+                params={"account_id": me.subject, "job_id": str(job_id), "limit": 10},
             )
-            mine = [c for c in done if c["job_id"] == str(job_id)]
         return pages.render(
             request,
             "job.html",

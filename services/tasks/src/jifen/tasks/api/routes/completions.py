@@ -61,6 +61,7 @@ async def list_completions(
     hold_level: Annotated[str | None, Query(pattern=r"^(officer|admin)$")] = None,
     account_id: IdFilter = None,
     community_id: IdFilter = None,
+    job_id: Annotated[UUID | None, Query(description="Only this job's completions")] = None,
 ) -> Page[CompletionOut]:
     if who.role == Role.VOLUNTEER:
         if account_id not in (None, who.subject):
@@ -81,6 +82,7 @@ async def list_completions(
         paging.fetch,
         community_id,
         *paging.after(datetime, UUID),
+        job_id,
     )
     return paging.page(
         rows, lambda r: (r["submitted_at"], r["id"]), lambda r: CompletionOut(**dict(r))

@@ -136,6 +136,7 @@ WHERE c.org_id = $1
   AND ($3::text IS NULL OR c.account_id = $3)
   AND ($4::text IS NULL OR c.hold_level = $4)
   AND ($6::text IS NULL OR j.community_id = $6)
+  AND ($9::uuid IS NULL OR c.job_id = $9)
   AND ($7::timestamptz IS NULL OR (c.submitted_at, c.id) > ($7, $8::uuid))
 ORDER BY c.submitted_at, c.id
 LIMIT $5;
