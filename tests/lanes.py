@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -78,3 +79,26 @@ async def ask(http: httpx.AsyncClient, requests: list[Asked]) -> list[tuple[str,
 def assert_same(with_lane: list[tuple[str, Shape]], without: list[tuple[str, Shape]]) -> None:
     for (what, a), (_, b) in zip(with_lane, without, strict=True):
         assert a == b, what
+
+
+async def side_by_side(
+    fresh_db: Callable[[Path], Awaitable[str]],
+    migrations: Path,
+    build: Callable[[str], FastAPI],
+    prepare: Callable[[str, httpx.AsyncClient], Awaitable[list[Asked]]],
+) -> tuple[dict[str, int], Counted]:
+    """The same world made twice (``prepare`` on a fresh database and its app, returning the
+    requests to ask), asked once with the lane and once without; the answers must be the same.
+    Returns each request's status (with the lane) and the lane's count."""
+    answers: dict[bool, list[tuple[str, Shape]]] = {}
+    counted: Counted | None = None
+    for lane in (True, False):
+        dsn = await fresh_db(migrations)
+        app = build(dsn)
+        if lane:
+            counted = Counted(app)
+        async with serving(app, lane) as http:
+            answers[lane] = await ask(http, await prepare(dsn, http))
+    assert_same(answers[True], answers[False])
+    assert counted is not None
+    return {what: shape[0] for what, shape in answers[True]}, counted

@@ -18,7 +18,7 @@ from jifen.redeem.api.app import build_app
 from jifen.redeem.db import MIGRATIONS, queries
 from jifen.redeem.settings import RedeemSettings
 from tests.integration.redeem.test_redeem_wallet import ORG, Ledger, reward
-from tests.lanes import Asked, Counted, ask, assert_same, serving
+from tests.lanes import Asked, side_by_side
 
 
 async def _world(dsn: str) -> tuple[uuid.UUID, uuid.UUID]:
@@ -71,21 +71,20 @@ async def test_the_lane_answers_what_the_declared_route_answers(
 ) -> None:
     keys = tmp_path / "keys"
     issue_token(keys, subject="warm-up", role="admin", org=ORG)  # makes the signing key
-    answers: dict[bool, Any] = {}
-    counted: Counted | None = None
-    for lane in (True, False):
-        dsn = await fresh_db(MIGRATIONS)
+
+    async def prepare(dsn: str, _: Any) -> list[Asked]:
         cheap, dear = await _world(dsn)
-        app = build_app(RedeemSettings(database_url=dsn, keys_dir=keys))
-        if lane:
-            counted = Counted(app)
-        async with serving(app, lane) as http:
-            answers[lane] = await ask(http, _requests(keys, str(cheap), str(dear)))
-    assert_same(answers[True], answers[False])
-    statuses = {what: shape[0] for what, shape in answers[True]}
+        return _requests(keys, str(cheap), str(dear))
+
+    statuses, counted = await side_by_side(
+        fresh_db,
+        MIGRATIONS,
+        lambda dsn: build_app(RedeemSettings(database_url=dsn, keys_dir=keys)),
+        prepare,
+    )
     assert statuses["placed"] == 201 and statuses["replayed"] == 200
     assert statuses["too dear"] == 409 and statuses["no token"] == 401
     assert statuses["an officer"] == 403 and statuses["a short key"] == 422
     # the lane itself answered the placed, the replayed, the refused and the unauthorised ones;
     # only the requests with a bad header or body went on to the declared route
-    assert counted is not None and counted.answered == 13
+    assert counted.answered == 13

@@ -15,7 +15,7 @@ from jifen.kernel.auth import issue_token
 from jifen.tasks.api.app import build_app
 from jifen.tasks.db import MIGRATIONS
 from jifen.tasks.settings import TasksSettings
-from tests.lanes import Asked, Counted, ask, assert_same, serving
+from tests.lanes import Asked, side_by_side
 
 ORG = "org-lane"
 
@@ -99,22 +99,20 @@ async def test_the_lane_answers_what_the_declared_route_answers(
 ) -> None:
     keys = tmp_path / "keys"
     issue_token(keys, subject="warm-up", role="admin", org=ORG)  # makes the signing key
-    answers: dict[bool, Any] = {}
-    counted: Counted | None = None
-    for lane in (True, False):
-        dsn = await fresh_db(MIGRATIONS)
-        app = build_app(TasksSettings(database_url=dsn, keys_dir=keys))
-        async with serving(app, lane) as http:
-            w = World(http, keys)
-            job = await w.build()
-            if lane:
-                counted = Counted(app)
-            answers[lane] = await ask(http, _requests(w, job))
-    assert_same(answers[True], answers[False])
-    statuses = {what: shape[0] for what, shape in answers[True]}
+
+    async def prepare(_: str, http: Any) -> list[Asked]:
+        w = World(http, keys)
+        return _requests(w, await w.build())
+
+    statuses, counted = await side_by_side(
+        fresh_db,
+        MIGRATIONS,
+        lambda dsn: build_app(TasksSettings(database_url=dsn, keys_dir=keys)),
+        prepare,
+    )
     assert statuses["posted"] == 201 and statuses["replayed"] == 200
     assert statuses["by the volunteer"] == 201 and statuses["not claimed"] == 409
     assert statuses["no such job"] == 404 and statuses["an officer"] == 403
     assert statuses["no token"] == 401 and statuses["a short key"] == 422
     # the lane answered the first eleven itself; a bad path, header or body went on
-    assert counted is not None and counted.answered == 11
+    assert counted.answered == 11
