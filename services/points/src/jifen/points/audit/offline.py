@@ -245,16 +245,17 @@ def _scan_ranges(
     except (BrokenProcessPool, OSError):  # a worker killed (out of memory?) or not forked
         return None
     finally:
-        # a range with doubt: the others' work is of no use, end it rather than wait for it
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            if proc.is_alive():
-                proc.terminate()
+        # a range with doubt: the others' work is of no use, but they are let finish rather
+        # than terminated — a worker killed while writing its (large) result leaves half a
+        # message in the pool's result pipe, and the pool's manager thread then waits for the
+        # rest for ever (seen: a test hung in this shutdown). Waiting costs at most one range.
         pool.shutdown(wait=True, cancel_futures=True)
     return chunks
 
 
 def _worker_started() -> None:
-    # a worker is ended by its pool (SIGTERM) when a range had doubt: no handler of the parent's
+    # a worker ended by a signal (the pool's own, or an operator's) ends: no handler of the
+    # parent's
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
