@@ -562,3 +562,25 @@ async def test_completions_listed_by_job_only_that_jobs_and_only_ones_own(
     assert r.status_code == 200 and r.json()["items"] == []
     r = await listed("officer", job_id="not-a-job")
     assert r.status_code == 422 and "job_id" in r.text
+
+
+async def test_completions_newest_first_page_by_page(apis: dict[str, Api]) -> None:
+    """``order=newest`` lists a volunteer's record latest first, and its cursor goes on to
+    older ones (the portal's home page shows the latest work); the default stays oldest first
+    (the review queue's order); another order is refused."""
+    tasks, org, me = apis["tasks"], _org(), _account()
+    done = [(await _submit(tasks, org, me))["id"] for _ in range(3)]
+    mine = tasks.auth("volunteer", me, org=org)
+
+    async def page(**params: Any) -> Any:
+        r = await tasks.http.get("/v1/completions", headers=mine, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = await page(order="newest", limit=2)
+    assert [c["id"] for c in first["items"]] == done[:0:-1]  # the third, then the second
+    rest = await page(order="newest", limit=2, cursor=first["next_cursor"])
+    assert [c["id"] for c in rest["items"]] == done[:1] and rest["next_cursor"] is None
+    assert [c["id"] for c in (await page())["items"]] == done
+    r = await tasks.http.get("/v1/completions", headers=mine, params={"order": "random"})
+    assert r.status_code == 422, r.text

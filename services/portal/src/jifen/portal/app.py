@@ -702,8 +702,11 @@ def build_app(settings: PortalSettings | None = None) -> FastAPI:
                 if e.status != 404:  # no entry yet
                     raise
                 ctx["balance"] = {"balance": 0, "earned": 0, "spent": 0}
-            ctx["record"] = await pages.items(
-                request, "tasks", "/v1/completions", params={"account_id": me.subject, "limit": 50}
+            ctx["record"] = await pages.items(  # their latest work first
+                request,
+                "tasks",
+                "/v1/completions",
+                params={"account_id": me.subject, "order": "newest", "limit": 50},
             )
             ctx["titles"] = await _titles(request)
             ctx["honour"] = await my_consent(pages, request)  # listed on the honour roll?

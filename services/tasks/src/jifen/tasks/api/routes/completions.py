@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query
@@ -62,6 +62,10 @@ async def list_completions(
     account_id: IdFilter = None,
     community_id: IdFilter = None,
     job_id: Annotated[UUID | None, Query(description="Only this job's completions")] = None,
+    order: Annotated[
+        Literal["oldest", "newest"],
+        Query(description="oldest first (a queue's order, the default) or newest first"),
+    ] = "oldest",
 ) -> Page[CompletionOut]:
     if who.role == Role.VOLUNTEER:
         if account_id not in (None, who.subject):
@@ -74,7 +78,7 @@ async def list_completions(
             )
         account_id = who.subject
     rows = await conn.fetch(
-        q["list_completions"],
+        q["list_completions_newest" if order == "newest" else "list_completions"],
         who.org,
         status.value if status else None,
         account_id,

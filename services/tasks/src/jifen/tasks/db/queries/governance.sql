@@ -141,6 +141,20 @@ WHERE c.org_id = $1
 ORDER BY c.submitted_at, c.id
 LIMIT $5;
 
+-- name: list_completions_newest
+-- as list_completions, newest first (a volunteer's own record)
+SELECT c.*, j.points, j.category, j.community_id
+FROM completion c JOIN job j ON j.id = c.job_id
+WHERE c.org_id = $1
+  AND ($2::text IS NULL OR c.status = $2)
+  AND ($3::text IS NULL OR c.account_id = $3)
+  AND ($4::text IS NULL OR c.hold_level = $4)
+  AND ($6::text IS NULL OR j.community_id = $6)
+  AND ($9::uuid IS NULL OR c.job_id = $9)
+  AND ($7::timestamptz IS NULL OR (c.submitted_at, c.id) < ($7, $8::uuid))
+ORDER BY c.submitted_at DESC, c.id DESC
+LIMIT $5;
+
 -- name: audit_completions
 SELECT c.id, c.account_id, c.job_id, j.points, c.status, c.verified_seq,
        c.verified_event ->> 'id' AS verified_event_id,
