@@ -114,7 +114,11 @@ def isoformat(ts: datetime) -> str:
     """RFC 3339 in UTC with a ``Z`` and microseconds, the only time format on the wire."""
     if ts.tzinfo is None:
         raise ValueError("naive datetime: Jifen keeps UTC timestamps only")
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = ts.astimezone(UTC)
+    if utc.year < 1000:  # strftime's %Y does not pad such a year; kept as it always wrote it
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # the same text as that strftime, a fifth of its cost (the ledger formats every event time)
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(value: str) -> datetime:

@@ -9,7 +9,7 @@ the worker); it never stops the events after it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from jifen.kernel.contracts import isoformat
 from jifen.kernel.errors import NotFound
 from jifen.kernel.i18n import Said
-from jifen.points.domain.chain import GENESIS, entry_hash
+from jifen.points.domain.chain import GENESIS, hash_of_canonical
 
 
 class Kind(StrEnum):
@@ -250,7 +250,7 @@ def append(head: Head, posting: Posting) -> tuple[Head, Entry]:
         raise ImpossibleEvent(f"balance of {posting.account_id} would overflow")
     seq = head.seq + 1
     content = canonical_content(posting, seq, balance, head.hash)
-    digest = entry_hash(content)
+    digest = hash_of_canonical(content)
     entry = Entry(posting, seq, balance, head.hash, digest, content)
     earned = (
         head.earned + posting.amount
@@ -258,7 +258,8 @@ def append(head: Head, posting: Posting) -> tuple[Head, Entry]:
         else head.earned
     )
     spent = head.spent - posting.amount if posting.kind in (Kind.DEBIT, Kind.REFUND) else head.spent
-    return replace(head, seq=seq, balance=balance, earned=earned, spent=spent, hash=digest), entry
+    # the constructor, not dataclasses.replace: a third of this function's cost
+    return Head(head.account_id, seq, balance, earned, spent, digest, head.org_id), entry
 
 
 @dataclass
