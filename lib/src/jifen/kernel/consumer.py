@@ -215,6 +215,8 @@ class EventConsumer:
                     in_flight = None
                     await guard.commit(offsets)
                     if lag is None or lag.done():
+                        if lag is not None and not lag.cancelled() and lag.exception():
+                            log.warning("%s: lag not observed: %r", self.service, lag.exception())
                         lag = asyncio.create_task(observe_lag(consumer, self.group_id))
                 elif not records:
                     await guard.idle()

@@ -41,6 +41,6 @@ def entry_hash(content: dict[str, Any]) -> str:
 
 def hash_of_canonical(content: dict[str, Any]) -> str:
     """``entry_hash`` of a content that has exactly ``CANONICAL_FIELDS`` as its keys (what
-    ``ledger.canonical_content`` makes; tests/unit/points/test_chain.py holds them together):
-    no check and no copy, for the worker's hot path."""
+    ``ledger.canonical_content`` makes; tests/unit/points/test_chain_fast_hash.py holds them
+    together): no check and no copy, for the worker's hot path."""
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
